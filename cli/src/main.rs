@@ -1,0 +1,71 @@
+//! `hookvault`: sign, verify and send webhooks in the schemes hookvault-core supports.
+//!
+//! Exit codes: 0 success, 1 refused (verification failed, non-2xx answer), 2 usage error.
+#![deny(clippy::all)]
+#![warn(missing_docs)]
+
+mod body;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hookvault_core::Scheme;
+
+const SCHEMES_HELP: &str = "\
+Schemes (all HMAC-SHA256):
+  skytells  header `x-skytells-signature: sha256=<64 lowercase hex>`, HMAC of the raw body
+            keyed with the secret's bytes (the reference provider).
+  github    header `X-Hub-Signature-256: sha256=<64 lowercase hex>`, HMAC of the raw body;
+            `X-GitHub-Delivery` carries the delivery id (--id).
+  standard  Standard Webhooks: `webhook-id`, `webhook-timestamp` (Unix seconds, within
+            ±tolerance) and `webhook-signature: v1,<base64> [v1,<base64> …]`, HMAC of
+            `{id}.{timestamp}.{body}` keyed with the base64-decoded `whsec_…` secret.
+  stripe    header `Stripe-Signature: t=<Unix seconds>,v1=<hex>[,v1=<hex>…]`, HMAC of
+            `{t}.{body}` keyed with the whole `whsec_…` string; timestamps older (or
+            further ahead) than the tolerance are refused.
+
+Secrets may also come from the environment (HOOKVAULT_SECRET) so they stay out of the
+shell history and the process list.";
+
+#[derive(Parser, Debug)]
+#[command(name = "hookvault", version, about = "Sign, verify and send webhooks.", after_help = SCHEMES_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the header lines a sender adds for a body (from FILE or stdin).
+    #[command(after_help = SCHEMES_HELP)]
+    Sign(commands::SignArgs),
+    /// Verify a request's headers against a body (from FILE or stdin); exit 0 and name the
+    /// key that matched, or exit 1 with the reason.
+    #[command(after_help = SCHEMES_HELP)]
+    Verify(commands::VerifyArgs),
+    /// POST a body (from FILE or stdin), signed, to URL and print the status.
+    #[command(after_help = SCHEMES_HELP)]
+    Send(commands::SendArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sign(a) => commands::sign(a),
+        Command::Verify(a) => commands::verify(a),
+        Command::Send(a) => commands::send(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hookvault: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Parses a scheme name for clap.
+fn parse_scheme(s: &str) -> Result<Scheme, String> {
+    s.parse::<Scheme>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,243 @@
+//! The `hookvault` binary, run as a user would.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use hookvault_core::corpus::{bad_inputs, sample_body};
+use hookvault_core::scheme::ALL_SCHEMES;
+use hookvault_core::{KeyRing, Scheme, VerifyOptions};
+
+const NOW: i64 = 1_800_000_000;
+
+fn hookvault(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookvault"))
+        .args(args)
+        .env_remove("HOOKVAULT_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A child that exits before reading (usage errors) closes the pipe: not a failure.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn secret(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        _ => "cli-secret",
+    }
+}
+
+fn header_args(headers: &[(String, String)]) -> Vec<String> {
+    headers
+        .iter()
+        .flat_map(|(k, v)| ["--header".to_owned(), format!("{k}: {v}")])
+        .collect()
+}
+
+#[test]
+fn sign_output_verifies_for_every_scheme() {
+    for scheme in ALL_SCHEMES {
+        let body = sample_body();
+        let ts = NOW.to_string();
+        let out = hookvault(
+            &[
+                "sign",
+                "--scheme",
+                scheme.name(),
+                "--secret",
+                secret(scheme),
+                "--timestamp",
+                &ts,
+            ],
+            &body,
+        );
+        assert!(
+            out.status.success(),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let headers: Vec<(String, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        let mut args = vec![
+            "verify".to_owned(),
+            "--scheme".into(),
+            scheme.name().into(),
+            "--secret".into(),
+            "old-secret".into(),
+            "--secret".into(),
+            secret(scheme).into(),
+            "--now".into(),
+            ts.clone(),
+        ];
+        if scheme == Scheme::Standard {
+            args[4] = "whsec_b2xkLXNlY3JldA==".into();
+        }
+        args.extend(header_args(&headers));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = hookvault(&args, &body);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{scheme}: {stdout}");
+        assert!(
+            stdout.contains("verified: key secret-2 (previous)"),
+            "{scheme}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn verify_accepts_the_published_github_vector_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("hookvault-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("body");
+    std::fs::write(&file, "Hello, World!").unwrap();
+    let out = hookvault(
+        &["verify", "--scheme", "github", "--secret", "It's a Secret to Everybody", "-H",
+          "X-Hub-Signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+          file.to_str().unwrap()],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn verify_refuses_every_corpus_case_with_its_reason() {
+    for scheme in ALL_SCHEMES {
+        for case in bad_inputs(scheme, secret(scheme), NOW) {
+            let mut args = vec![
+                "verify".to_owned(),
+                "--scheme".into(),
+                scheme.name().into(),
+                "--secret".into(),
+                secret(scheme).into(),
+                "--now".into(),
+                NOW.to_string(),
+            ];
+            args.extend(header_args(&case.headers));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = hookvault(&args, &case.body);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{}: {stdout}", case.name);
+            assert!(
+                stdout.contains(&format!("{} {}", case.status, case.code)),
+                "{}: {stdout}",
+                case.name
+            );
+            assert!(!stdout.contains(secret(scheme)));
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["verify", "--scheme", "svix", "--secret", "x"][..],
+        &[
+            "verify", "--scheme", "skytells", "--secret", "x", "-H", "no colon",
+        ],
+        &["verify", "--scheme", "skytells"],
+        &["sign", "--scheme", "standard", "--secret", "whsec_!!!"],
+        &["frobnicate"],
+    ] {
+        let out = hookvault(args, b"{}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_explains_each_scheme() {
+    let out = hookvault(&["verify", "--help"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "x-skytells-signature",
+        "X-Hub-Signature-256",
+        "webhook-signature",
+        "Stripe-Signature",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+}
+
+/// `send` POSTs a request that the core verifies, and reports the server's status.
+#[test]
+fn send_posts_a_signed_request_and_prints_the_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        let ring = KeyRing::single(Scheme::Skytells, "send-secret").unwrap();
+        let ok = Scheme::Skytells
+            .verify(&ring, &headers, &body, &VerifyOptions::at(NOW))
+            .is_ok();
+        let answer = if ok {
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 13\r\n\r\n{\"queued\":1}\n"
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n"
+        };
+        let mut stream = stream;
+        stream.write_all(answer.as_bytes()).unwrap();
+        ok
+    });
+    let url = format!("http://{addr}/webhooks/skytells");
+    let out = hookvault(
+        &[
+            "send",
+            &url,
+            "--scheme",
+            "skytells",
+            "--secret",
+            "send-secret",
+        ],
+        &sample_body(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        server.join().unwrap(),
+        "the server did not verify the request"
+    );
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("HTTP 202"), "{stdout}");
+}

@@ -1,0 +1,173 @@
+//! The archive's S3 key layout.
+//!
+//! ```text
+//! predictions/{id}/{index}{ext}     one object per output, ext from the URL path, .bin if none
+//! predictions/{id}/manifest.json    written last: its presence means "archived"
+//! predictions/{id}/failure.json     a failed or cancelled prediction, or an expired output
+//! rejected/{message id}.json        a queue message that could not be read
+//! ```
+//! Ids and URLs come from the network: an id that is not a plain token is refused (no
+//! `/`, no `..`, no control characters), and an extension is at most 10 ASCII
+//! alphanumerics, so no key can escape its prediction's folder.
+
+/// The folder every prediction's objects live under.
+pub const PREDICTIONS_PREFIX: &str = "predictions/";
+/// The folder unreadable queue messages are kept under.
+pub const REJECTED_PREFIX: &str = "rejected/";
+/// The longest prediction id accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why a key could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// The prediction id is not a safe token.
+    #[error("prediction id is not 1 to 128 characters of [A-Za-z0-9_.-] starting with a letter or digit")]
+    BadId,
+}
+
+/// Checks that a prediction id is safe to use as a folder name.
+pub fn check_id(id: &str) -> Result<&str, LayoutError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(id)
+    } else {
+        Err(LayoutError::BadId)
+    }
+}
+
+/// `predictions/{id}/`.
+pub fn prediction_prefix(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{PREDICTIONS_PREFIX}{}/", check_id(id)?))
+}
+
+/// `predictions/{id}/{index}{ext}`.
+pub fn output_key(id: &str, index: usize, url: &str) -> Result<String, LayoutError> {
+    Ok(format!(
+        "{}{index}{}",
+        prediction_prefix(id)?,
+        extension(url)
+    ))
+}
+
+/// `predictions/{id}/manifest.json`.
+pub fn manifest_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}manifest.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/failure.json`.
+pub fn failure_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}failure.json", prediction_prefix(id)?))
+}
+
+/// `rejected/{message id}.json`, with anything but `[A-Za-z0-9_-]` in the id replaced.
+pub fn rejected_key(message_id: &str) -> String {
+    let safe: String = message_id
+        .chars()
+        .take(MAX_ID_LEN)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{REJECTED_PREFIX}{}.json",
+        if safe.is_empty() { "unnamed" } else { &safe }
+    )
+}
+
+/// The extension of the URL path's last segment, lowercased, with its dot: `.mp4`; `.bin`
+/// when there is none or it is not 1 to 10 ASCII alphanumerics.
+pub fn extension(url: &str) -> String {
+    let path = url::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match last.rfind('.') {
+        Some(dot) if dot > 0 => {
+            let ext = &last[dot + 1..];
+            if (1..=10).contains(&ext.len()) && ext.bytes().all(|c| c.is_ascii_alphanumeric()) {
+                format!(".{}", ext.to_ascii_lowercase())
+            } else {
+                ".bin".to_owned()
+            }
+        }
+        _ => ".bin".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_layout() {
+        assert_eq!(
+            output_key("pred_1", 0, "https://cdn.x/a/b/video.MP4?sig=1#f").unwrap(),
+            "predictions/pred_1/0.mp4"
+        );
+        assert_eq!(
+            output_key("pred_1", 3, "https://cdn.x/a/b/noext").unwrap(),
+            "predictions/pred_1/3.bin"
+        );
+        assert_eq!(
+            manifest_key("pred_1").unwrap(),
+            "predictions/pred_1/manifest.json"
+        );
+        assert_eq!(
+            failure_key("pred_1").unwrap(),
+            "predictions/pred_1/failure.json"
+        );
+    }
+
+    #[test]
+    fn extensions_are_taken_only_from_the_last_path_segment() {
+        for (url, ext) in [
+            ("https://c/x.png", ".png"),
+            ("https://c/x.tar.gz", ".gz"),
+            ("https://c/.hidden", ".bin"),
+            ("https://c/dir.d/file", ".bin"),
+            ("https://c/x.", ".bin"),
+            ("https://c/x.a%2F..%2Fb", ".bin"),
+            ("https://c/x.verylongextension", ".bin"),
+            ("https://c/x.png/", ".bin"),
+            ("not a url", ".bin"),
+            ("https://c/x.p%00g", ".bin"),
+        ] {
+            assert_eq!(extension(url), ext, "{url}");
+        }
+    }
+
+    #[test]
+    fn hostile_ids_are_refused() {
+        for id in [
+            "",
+            "..",
+            ".",
+            "../etc",
+            "a/b",
+            "a\\b",
+            ".hidden",
+            "a b",
+            "a\nb",
+            "é",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(
+                output_key(id, 0, "https://c/x.png"),
+                Err(LayoutError::BadId),
+                "{id:?}"
+            );
+        }
+        assert!(check_id("pred_ABC-1.2").is_ok());
+        assert_eq!(rejected_key("../../a b"), "rejected/______a_b.json");
+        assert_eq!(rejected_key(""), "rejected/unnamed.json");
+    }
+}

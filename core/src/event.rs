@@ -1,0 +1,230 @@
+//! The provider's webhook payload: the Prediction object.
+//!
+//! The seed's handler reads `event["data"]`, while its prose says the provider POSTs "the
+//! full Prediction Object"; [`WebhookEvent::parse`] accepts both shapes. Unknown fields are
+//! kept in `extra`, never refused.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// Where a prediction stands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PredictionStatus {
+    /// Queued, not yet running.
+    Starting,
+    /// Running.
+    Processing,
+    /// Finished; `output` holds the result URLs.
+    Succeeded,
+    /// Finished with an error (`error_id`, `error_message`).
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+    /// A status this version does not know, kept as sent.
+    Other(String),
+}
+
+impl PredictionStatus {
+    /// The status as the provider writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PredictionStatus::Starting => "starting",
+            PredictionStatus::Processing => "processing",
+            PredictionStatus::Succeeded => "succeeded",
+            PredictionStatus::Failed => "failed",
+            PredictionStatus::Cancelled => "cancelled",
+            PredictionStatus::Other(s) => s,
+        }
+    }
+
+    /// True for `succeeded`, `failed` and `cancelled`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            PredictionStatus::Succeeded | PredictionStatus::Failed | PredictionStatus::Cancelled
+        )
+    }
+}
+
+impl From<&str> for PredictionStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "starting" => PredictionStatus::Starting,
+            "processing" => PredictionStatus::Processing,
+            "succeeded" => PredictionStatus::Succeeded,
+            "failed" => PredictionStatus::Failed,
+            "cancelled" | "canceled" => PredictionStatus::Cancelled,
+            other => PredictionStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for PredictionStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PredictionStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(PredictionStatus::from(s.as_ref()))
+    }
+}
+
+/// The Prediction object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The prediction's id, e.g. `pred_abc123`.
+    pub id: String,
+    /// Where it stands.
+    pub status: PredictionStatus,
+    /// The model, where the payload names it (`model` or `model_id`).
+    #[serde(default, alias = "model_id", skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Output URLs (temporary CDN links, valid 24 hours). A single string is taken as a
+    /// list of one; `null` or absent as none.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub output: Vec<String>,
+    /// Prediction API error code, when failed.
+    #[serde(default)]
+    pub error_id: Option<String>,
+    /// Prediction API error message, when failed.
+    #[serde(default)]
+    pub error_message: Option<String>,
+    /// An Inference-style nested error object, when present.
+    #[serde(default)]
+    pub error: Option<Value>,
+    /// Every other field, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// A webhook as received: the prediction, and the event type when the payload is wrapped
+/// as `{"type": …, "data": {…}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// `type` (or `event`) of a wrapped payload, e.g. `prediction.completed`.
+    pub event_type: Option<String>,
+    /// The prediction.
+    pub prediction: Prediction,
+}
+
+/// Why a body is not a provider webhook.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or not the Prediction object's shape.
+    #[error("body is not a prediction webhook: {0}")]
+    Shape(String),
+}
+
+impl WebhookEvent {
+    /// Parses a webhook body, bare or wrapped in `data`.
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| EventError::Shape(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// As [`WebhookEvent::parse`], from an already-parsed value.
+    pub fn from_value(mut value: Value) -> Result<Self, EventError> {
+        let Some(obj) = value.as_object_mut() else {
+            return Err(EventError::Shape("expected a JSON object".into()));
+        };
+        let (event_type, inner) = if obj.get("data").is_some_and(Value::is_object) {
+            let event_type = obj
+                .get("type")
+                .or_else(|| obj.get("event"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (event_type, obj.remove("data").unwrap_or_default())
+        } else {
+            (None, value)
+        };
+        let prediction: Prediction =
+            serde_json::from_value(inner).map_err(|e| EventError::Shape(e.to_string()))?;
+        if prediction.id.is_empty() {
+            return Err(EventError::Shape("empty prediction id".into()));
+        }
+        Ok(WebhookEvent {
+            event_type,
+            prediction,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bare_and_wrapped_payloads() {
+        let bare = br#"{"id":"pred_1","status":"succeeded","output":["https://a/x.png"],"created_at":"2026-01-01","metrics":{"t":1}}"#;
+        let ev = WebhookEvent::parse(bare).unwrap();
+        assert_eq!(ev.prediction.status, PredictionStatus::Succeeded);
+        assert_eq!(ev.prediction.output, vec!["https://a/x.png"]);
+        assert!(ev.prediction.extra.contains_key("metrics"));
+        assert_eq!(ev.event_type, None);
+
+        let wrapped = br#"{"type":"prediction.failed","data":{"id":"pred_2","status":"failed","error_id":"INSUFFICIENT_CREDITS","error_message":"out","output":null}}"#;
+        let ev = WebhookEvent::parse(wrapped).unwrap();
+        assert_eq!(ev.event_type.as_deref(), Some("prediction.failed"));
+        assert_eq!(
+            ev.prediction.error_id.as_deref(),
+            Some("INSUFFICIENT_CREDITS")
+        );
+        assert!(ev.prediction.output.is_empty());
+    }
+
+    #[test]
+    fn keeps_unknown_statuses_and_single_outputs() {
+        let ev = WebhookEvent::parse(
+            br#"{"id":"p","status":"paused","output":"https://a/b","model_id":"m"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ev.prediction.status,
+            PredictionStatus::Other("paused".into())
+        );
+        assert!(!ev.prediction.status.is_terminal());
+        assert_eq!(ev.prediction.output.len(), 1);
+        assert_eq!(ev.prediction.model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_prediction() {
+        for body in [
+            &b"[]"[..],
+            b"{}",
+            b"{\"id\":\"\",\"status\":\"failed\"}",
+            b"\xff",
+            b"{\"id\":1,\"status\":\"x\"}",
+        ] {
+            assert!(WebhookEvent::parse(body).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_every_field() {
+        let body = br#"{"id":"p","status":"canceled","output":[],"error_id":null,"error_message":null,"error":null,"urls":{"get":"x"}}"#;
+        let ev = WebhookEvent::parse(body).unwrap();
+        let again: Prediction =
+            serde_json::from_str(&serde_json::to_string(&ev.prediction).unwrap()).unwrap();
+        assert_eq!(again, ev.prediction);
+        assert_eq!(again.status, PredictionStatus::Cancelled);
+    }
+}

@@ -1,0 +1,37 @@
+//! # hookvault-core
+//!
+//! Everything hookvault's deployables share, with no I/O and no async runtime, so that it
+//! builds for `wasm32-unknown-unknown` (the edge Worker) and native (the Lambdas, the CLI).
+//! Time is always passed in as Unix seconds: `SystemTime::now()` panics inside a Worker.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`scheme`] | the four signature schemes (Skytells, GitHub, Standard Webhooks, Stripe): sign and verify |
+//! | [`keyring`] | several active secrets at once (current, pending, previous with a not-after time) |
+//! | [`headers`] | case-insensitive header lookup over any list of name/value pairs |
+//! | [`event`] | the provider's webhook payload (the Prediction object), tolerant of unknown fields |
+//! | [`envelope`] | the versioned message the edge puts on the queue |
+//! | [`provider_error`] | both provider error formats mapped to one error type |
+//! | [`retry`] | exponential back-off with jitter, `Retry-After` in both forms |
+//! | [`archive`] | the S3 key layout, safe against hostile ids and URLs |
+//! | [`url_guard`] | the SSRF guard every download goes through |
+#![deny(clippy::all)]
+#![warn(missing_docs)]
+
+pub mod archive;
+pub mod corpus;
+pub mod envelope;
+pub mod event;
+pub mod headers;
+pub mod keyring;
+pub mod provider_error;
+pub mod retry;
+pub mod scheme;
+pub mod url_guard;
+
+mod ct;
+mod httpdate;
+
+pub use headers::Headers;
+pub use keyring::{Key, KeyRing, KeySlot};
+pub use scheme::{Scheme, Verified, VerifyError, VerifyOptions};
