@@ -51,4 +51,18 @@ fn verify(c: &mut Criterion) {
 }
 
 criterion_group!(benches, verify);
-criterion_main!(benches);
+criterion_main!(benches, floor_benches);
+
+fn floor(c: &mut Criterion) {
+    use hmac::{Hmac, Mac};
+    let body = body(1024);
+    let mac = Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret-0123456789abcdef").unwrap();
+    c.bench_function("floor/hmac/1KiB", |b| {
+        b.iter(|| {
+            let mut m = mac.clone();
+            m.update(black_box(&body));
+            m.finalize().into_bytes()
+        })
+    });
+}
+criterion_group!(floor_benches, floor);

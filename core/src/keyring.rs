@@ -99,7 +99,7 @@ impl Key {
     /// HMAC-SHA256 of `parts` concatenated, under this key.
     pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.mac.clone();
-        for p in parts {
+        for p in parts.iter().filter(|p| !p.is_empty()) {
             mac.update(p);
         }
         mac.finalize().into_bytes().into()

@@ -455,11 +455,20 @@ pub(crate) fn parse_timestamp(raw: &[u8], header: &'static str) -> Result<i64, V
 
 /// Decodes exactly 64 lowercase hex digits.
 pub(crate) fn decode_lower_hex32(s: &[u8]) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if s.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Some(out)
 }
 
