@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# hookvault's demo command. Today it runs what exists: the CLI signs a sample webhook the
-# way the provider does, verifies it, refuses a tampered copy, and shows a key rotation.
-# Later stages extend it to the whole local pipeline (moto, workerd, cargo-lambda).
+# hookvault's demo command. Part 1: the CLI signs a sample webhook the way the provider
+# does, verifies it, refuses a tampered copy, and shows a key rotation. Part 2: the local
+# pipeline — moto (SQS) and the edge Worker in the real workerd runtime — receives signed
+# webhooks and queues them. Later stages add the Lambdas (cargo-lambda) and S3.
+# Pass --serve to keep the stack up at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
+hv_edge_tools
+hv_moto
 
 hv_log "building the hookvault CLI"
 cargo build --quiet --locked -p hookvault-cli
@@ -46,4 +50,8 @@ if "$hv" verify --scheme standard --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS
   echo "stale webhook accepted: this is a bug" >&2; exit 1
 fi
 
-printf '\n\033[1;32mdemo finished\033[0m: the local pipeline (edge in workerd, SQS/S3 in moto, Lambdas under cargo-lambda) joins this demo as it lands.\n'
+scripts/build-edge.sh
+cargo build --quiet --locked -p hookvault-localstack --bin hookvault-dev
+target/debug/hookvault-dev demo "$@"
+
+printf '\n\033[1;32mdemo finished\033[0m (the archiver, rotator and api Lambdas join this demo as they land)\n'

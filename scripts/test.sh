@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # hookvault's test command: everything CI checks, from a fresh machine.
-# Installs what it needs (rust target and components, into the tools folder), idempotently.
+# Installs what it needs into the git-ignored tools folder, idempotently (the first run
+# compiles worker-build and wasm-bindgen-cli: allow ~25 minutes; later runs skip them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
 hv_rust_component clippy rustfmt
-hv_rust_target wasm32-unknown-unknown
+hv_edge_tools
+hv_moto
 
 hv_log "cargo fmt --check"
 cargo fmt --all --check
 
-hv_log "clippy (all targets, warnings are errors)"
+hv_log "clippy (all targets, warnings are errors; the edge also as wasm32)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p hookvault-edge --target wasm32-unknown-unknown --locked -- -D warnings
 
 hv_log "hookvault-core for wasm32-unknown-unknown"
 cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
-hv_log "tests"
+scripts/build-edge.sh
+
+hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked

@@ -26,10 +26,7 @@ fn hookvault(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn secret(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        _ => "cli-secret",
-    }
+    hookvault_core::corpus::example_secret(scheme)
 }
 
 fn header_args(headers: &[(String, String)]) -> Vec<String> {

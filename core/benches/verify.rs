@@ -54,7 +54,7 @@ criterion_group!(benches, verify);
 criterion_main!(benches, floor_benches);
 
 fn floor(c: &mut Criterion) {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let body = body(1024);
     let mac = Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret-0123456789abcdef").unwrap();
     c.bench_function("floor/hmac/1KiB", |b| {

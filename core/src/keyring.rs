@@ -5,7 +5,7 @@
 //! covers the provider's retry window. Verification tries every key that is still valid
 //! and reports which one matched.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 

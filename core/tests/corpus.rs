@@ -9,10 +9,7 @@ use hookvault_core::{KeyRing, Scheme, VerifyOptions};
 const NOW: i64 = 1_800_000_000;
 
 fn secret(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        _ => "corpus-secret",
-    }
+    hookvault_core::corpus::example_secret(scheme)
 }
 
 #[test]

@@ -57,14 +57,18 @@ hv_pip() {
   fi
 }
 
-# A binary crate at an exact version, into .tools/cargo (cargo install --locked).
+# A binary crate at an exact version, into .tools/cargo. Tries the crate's own lockfile
+# first (--locked); when that lockfile names a version crates.io no longer serves (a
+# yanked dependency), falls back to a fresh resolution.
 # hv_cargo_tool BIN VERSION [CRATE]
 hv_cargo_tool() {
   local bin="$1" version="$2" crate="${3:-$1}"
   local stamp="$HV_TOOLS/stamps/cargo-$crate-$version"
   if [ ! -f "$stamp" ] || [ ! -x "$HV_TOOLS/cargo/bin/$bin" ]; then
     hv_log "cargo install $crate@$version (once; this can take minutes)"
-    cargo install --quiet --locked --root "$HV_TOOLS/cargo" --version "=$version" "$crate" >&2
+    cargo install --quiet --locked --root "$HV_TOOLS/cargo" --version "=$version" "$crate" >&2 \
+      || { hv_log "$crate@$version: its lockfile does not resolve; installing with a fresh resolution"
+           cargo install --quiet --root "$HV_TOOLS/cargo" --version "=$version" "$crate" >&2; }
     touch "$stamp"
   fi
 }
@@ -78,4 +82,27 @@ hv_npm() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
     touch "$stamp"
   fi
+}
+
+# The version of a package in Cargo.lock.
+hv_lock_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$HV_ROOT/Cargo.lock"
+}
+
+# Everything the edge build and its local runtime need: the wasm32 target, worker-build,
+# wasm-bindgen-cli at exactly the version in Cargo.lock, and edge/'s npm packages
+# (workerd, esbuild, wrangler). Exports the *_BIN variables worker-build reads.
+hv_edge_tools() {
+  hv_rust_target wasm32-unknown-unknown
+  hv_cargo_tool worker-build 0.8.7
+  hv_cargo_tool wasm-bindgen "$(hv_lock_version wasm-bindgen)" wasm-bindgen-cli
+  hv_npm edge
+  export WASM_BINDGEN_BIN="$HV_TOOLS/cargo/bin/wasm-bindgen"
+  export ESBUILD_BIN="$HV_ROOT/edge/node_modules/.bin/esbuild"
+  export WORKERD_BIN="$HV_ROOT/edge/node_modules/.bin/workerd"
+}
+
+# moto server (S3, SQS, Secrets Manager) in the tools venv.
+hv_moto() {
+  hv_pip 'moto[server]==5.2.5'
 }

@@ -1,7 +1,7 @@
 //! `sha256=<hex>` over the raw body: Skytells (`x-skytells-signature`) and GitHub
 //! (`X-Hub-Signature-256`) share this form.
 
-use super::{decode_lower_hex32, required, Candidates, Parsed, Prefix, VerifyError};
+use super::{decode_lower_hex32, required_unmerged, Candidates, Parsed, Prefix, VerifyError};
 use crate::headers::Headers;
 
 pub(crate) const SKYTELLS_HEADER: &str = "x-skytells-signature";
@@ -12,7 +12,7 @@ pub(crate) fn parse<'a, H: Headers + ?Sized>(
     headers: &'a H,
     header: &'static str,
 ) -> Result<Parsed<'a>, VerifyError> {
-    let value = required(headers, header)?;
+    let value = required_unmerged(headers, header)?;
     let hex = value
         .strip_prefix(b"sha256=")
         .ok_or(VerifyError::MalformedHeader {

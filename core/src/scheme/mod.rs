@@ -472,6 +472,20 @@ pub(crate) fn decode_lower_hex32(s: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// As [`required`], for a header whose form never contains `", "`: such a value is two
+/// headers merged (the Fetch API, and so a Worker, joins repeated headers with `", "`),
+/// and is refused as duplicated.
+pub(crate) fn required_unmerged<'a, H: Headers + ?Sized>(
+    headers: &'a H,
+    name: &'static str,
+) -> Result<&'a [u8], VerifyError> {
+    let v = required(headers, name)?;
+    if v.windows(2).any(|w| w == b", ") {
+        return Err(VerifyError::DuplicateHeader(name));
+    }
+    Ok(v)
+}
+
 /// Looks up a header that must appear exactly once and be at most
 /// [`MAX_SIGNATURE_HEADER_LEN`] bytes; trims surrounding whitespace.
 pub(crate) fn required<'a, H: Headers + ?Sized>(

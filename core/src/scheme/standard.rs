@@ -4,7 +4,9 @@
 
 use base64::Engine as _;
 
-use super::{parse_timestamp, required, Candidates, Parsed, Prefix, VerifyError};
+use super::{
+    parse_timestamp, required, required_unmerged, Candidates, Parsed, Prefix, VerifyError,
+};
 use crate::headers::Headers;
 
 pub(crate) const ID_HEADER: &str = "webhook-id";
@@ -18,7 +20,7 @@ pub(crate) fn valid_id(id: &[u8]) -> bool {
 }
 
 pub(crate) fn parse<H: Headers + ?Sized>(headers: &H) -> Result<Parsed<'_>, VerifyError> {
-    let sig_header = required(headers, SIGNATURE_HEADER)?;
+    let sig_header = required_unmerged(headers, SIGNATURE_HEADER)?;
     let id = required(headers, ID_HEADER)?;
     let ts_raw = required(headers, TIMESTAMP_HEADER)?;
     if !valid_id(id) {

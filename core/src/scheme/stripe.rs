@@ -23,7 +23,9 @@ pub(crate) fn parse<H: Headers + ?Sized>(headers: &H) -> Result<Parsed<'_>, Veri
         };
         let (k, v) = (&item[..eq], &item[eq + 1..]);
         match k {
-            b"t" if ts_raw.is_some() => return Err(malformed("t= appears more than once")),
+            // Two t= items: two headers merged into one (see `required_unmerged`), or a
+            // forged one; either way ambiguous.
+            b"t" if ts_raw.is_some() => return Err(VerifyError::DuplicateHeader(HEADER)),
             b"t" => ts_raw = Some(v),
             // Stripe's own libraries skip v1 values that cannot match; so do we.
             b"v1" => {

@@ -1,0 +1,211 @@
+//! What the edge answers, decided without I/O.
+//!
+//! The Worker glue calls [`check_declared_length`] before reading the body,
+//! [`accept_webhook`] or [`accept_probe`] once it has it, and [`queue_failure`] when SQS
+//! does not take the message.
+
+use hookvault_core::envelope::{Envelope, EnvelopeError};
+use hookvault_core::{Verified, VerifyOptions};
+use serde::Serialize;
+
+use crate::config::{EdgeConfig, Provider};
+use crate::sqs::SqsError;
+
+/// A refusal: status, stable code, message, and `Retry-After` for 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// For people; never a secret or an expected signature.
+    pub message: String,
+    /// Seconds, for 503.
+    pub retry_after: Option<u32>,
+    /// The `Allow` header, for 405.
+    pub allow: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl Rejection {
+    /// A refusal without `Retry-After`.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// The JSON body: `{"error": code, "message": …}`.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&ErrorBody {
+            error: self.code,
+            message: &self.message,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// 404 for a path the edge does not serve.
+pub fn not_found() -> Rejection {
+    Rejection::new(
+        404,
+        "not_found",
+        "no such route; webhooks go to POST /webhooks/{provider}",
+    )
+}
+
+/// 405 for a known path with another method.
+pub fn method_not_allowed(allow: &'static str) -> Rejection {
+    Rejection {
+        allow: Some(allow),
+        ..Rejection::new(405, "method_not_allowed", format!("use {allow}"))
+    }
+}
+
+/// 503 for a configuration the edge cannot run with (logged in full, answered briefly:
+/// the provider retries, and operators read the log).
+pub fn misconfigured(retry_after: u32) -> Rejection {
+    Rejection {
+        retry_after: Some(retry_after),
+        ..Rejection::new(
+            503,
+            "edge_misconfigured",
+            "the edge is misconfigured; retry later",
+        )
+    }
+}
+
+/// Refuses a body whose declared `Content-Length` is over the cap, before reading it.
+pub fn check_declared_length(content_length: Option<&str>, max: usize) -> Result<(), Rejection> {
+    let Some(raw) = content_length else {
+        return Ok(());
+    };
+    let n: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| Rejection::new(400, "bad_content_length", "Content-Length is not a number"))?;
+    if n > max as u64 {
+        return Err(too_large(max));
+    }
+    Ok(())
+}
+
+/// 413 for a body over the cap.
+pub fn too_large(max: usize) -> Rejection {
+    Rejection::new(
+        413,
+        "body_too_large",
+        format!("body is larger than {max} bytes"),
+    )
+}
+
+fn provider<'c>(cfg: &'c EdgeConfig, name: &str) -> Result<&'c Provider, Rejection> {
+    cfg.provider(name).ok_or_else(|| {
+        Rejection::new(
+            404,
+            "unknown_provider",
+            format!("no provider {name:?} is configured"),
+        )
+    })
+}
+
+fn verify(
+    p: &Provider,
+    headers: &[(String, String)],
+    body: &[u8],
+    cfg: &EdgeConfig,
+    now_ms: u64,
+) -> Result<Verified, Rejection> {
+    let opts = VerifyOptions {
+        now: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
+        tolerance: cfg.tolerance,
+    };
+    p.scheme
+        .verify(&p.ring, headers, body, &opts)
+        .map_err(|e| Rejection::new(e.status(), e.code(), e.to_string()))
+}
+
+/// Verifies a webhook and builds its envelope.
+pub fn accept_webhook(
+    cfg: &EdgeConfig,
+    provider_name: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now_ms: u64,
+) -> Result<(Verified, Envelope), Rejection> {
+    let p = provider(cfg, provider_name)?;
+    if body.len() > cfg.max_body {
+        return Err(too_large(cfg.max_body));
+    }
+    let verified = verify(p, headers, body, cfg, now_ms)?;
+    let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    let envelope =
+        Envelope::new(&p.name, p.scheme, &verified, body, received_at).map_err(|e| match e {
+            EnvelopeError::BodyNotJson(_) | EnvelopeError::Event(_) => {
+                Rejection::new(400, "invalid_body", e.to_string())
+            }
+            other => Rejection::new(400, "invalid_body", other.to_string()),
+        })?;
+    Ok((verified, envelope))
+}
+
+/// Verifies a probe (the rotator's proof that the edge accepts a key). Nothing is queued.
+/// Without a provider in the path, the only configured provider is meant.
+pub fn accept_probe(
+    cfg: &EdgeConfig,
+    provider_name: Option<&str>,
+    headers: &[(String, String)],
+    body: &[u8],
+    now_ms: u64,
+) -> Result<Verified, Rejection> {
+    let p = match provider_name {
+        Some(name) => provider(cfg, name)?,
+        None => match cfg.providers.as_slice() {
+            [only] => only,
+            _ => {
+                return Err(Rejection::new(
+                    404,
+                    "unknown_provider",
+                    "several providers are configured: probe /_hookvault/probe/{provider}",
+                ))
+            }
+        },
+    };
+    if body.len() > cfg.max_body {
+        return Err(too_large(cfg.max_body));
+    }
+    verify(p, headers, body, cfg, now_ms)
+}
+
+/// 503 when SQS does not take the message (413 when it is too large for the queue).
+pub fn queue_failure(err: &SqsError, retry_after: u32) -> Rejection {
+    match err {
+        SqsError::TooLarge { .. } => Rejection::new(413, "body_too_large", err.to_string()),
+        _ => Rejection {
+            retry_after: Some(retry_after),
+            ..Rejection::new(
+                503,
+                "queue_unavailable",
+                "the event could not be queued; retry later",
+            )
+        },
+    }
+}
+
+/// The 202 body.
+pub fn accepted_body(event_id: &str, message_id: &str) -> String {
+    serde_json::json!({ "status": "queued", "event_id": event_id, "message_id": message_id })
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests;

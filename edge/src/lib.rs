@@ -1,0 +1,28 @@
+//! # hookvault-edge
+//!
+//! The Cloudflare Worker the provider talks to. It verifies the webhook's signature in
+//! constant time against the key ring (current, pending and previous secrets), refuses
+//! everything else with a precise status, and forwards each valid event to SQS with a
+//! SigV4-signed `SendMessage`, answering 202 only once SQS has accepted it.
+//!
+//! The request logic is plain Rust, tested natively: [`route`], [`handler`], [`sqs`],
+//! [`config`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only) reads
+//! the request and the environment, performs the one `fetch` to SQS, and writes the log.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /webhooks/{provider}` | 202 `{"event_id", "message_id"}` once queued; 400/401/404/413/503 otherwise |
+//! | `POST /_hookvault/probe[/{provider}]` | 204 if the signature verifies (nothing queued), with the matching key in `x-hookvault-key` |
+//! | `GET /healthz` | 200 `{"ok":true}` |
+//! | other paths / methods | 404 / 405 |
+#![deny(clippy::all)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod handler;
+pub mod log;
+pub mod route;
+pub mod sqs;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_entry;

@@ -1,0 +1,159 @@
+use super::*;
+use hookvault_core::keyring::KeySlot;
+use hookvault_core::{Scheme, Verified};
+
+fn target(queue_url: &str) -> SqsTarget {
+    SqsTarget {
+        queue_url: queue_url.to_owned(),
+        endpoint: "http://127.0.0.1:4566/".to_owned(),
+        region: "us-east-1".to_owned(),
+        access_key_id: "AKIDEXAMPLE".to_owned(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+        session_token: None,
+    }
+}
+
+fn envelope() -> Envelope {
+    let verified = Verified {
+        key_id: "k1".into(),
+        slot: KeySlot::Current,
+        delivery_id: None,
+        timestamp: None,
+    };
+    let body = br#"{"id":"pred_1","status":"succeeded","output":["https://cdn/x.png"]}"#;
+    Envelope::new(
+        "skytells",
+        Scheme::Skytells,
+        &verified,
+        body,
+        1_440_938_160_000,
+    )
+    .unwrap()
+}
+
+/// AWS's SigV4 test suite, `post-vanilla` (aws-sig-v4-test-suite, as shipped with the AWS
+/// SDKs' signers, e.g. smithy-rs `aws/rust-runtime/aws-sigv4/aws-sig-v4-test-suite/`):
+/// POST https://example.amazonaws.com/ at 20150830T123600Z, region us-east-1, service
+/// `service`, no body.
+#[test]
+fn signs_the_published_post_vanilla_vector() {
+    let t = target("unused");
+    let headers = sign_v4(
+        &t,
+        "service",
+        "https://example.amazonaws.com/",
+        &[],
+        b"",
+        1_440_938_160_000,
+    )
+    .unwrap();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("x-amz-date"), Some("20150830T123600Z"));
+    assert_eq!(
+        get("authorization"),
+        Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b")
+    );
+}
+
+#[test]
+fn standard_queue_message_carries_the_event_id_as_an_attribute() {
+    let env = envelope();
+    let req = send_message(
+        &target("http://127.0.0.1:4566/000000000000/events"),
+        &env,
+        262_144,
+        1_440_938_160_000,
+    )
+    .unwrap();
+    let body: Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(
+        body["QueueUrl"],
+        "http://127.0.0.1:4566/000000000000/events"
+    );
+    assert_eq!(
+        body["MessageAttributes"]["event_id"]["StringValue"],
+        "skytells:pred_1:succeeded"
+    );
+    assert!(body.get("MessageGroupId").is_none());
+    let back = Envelope::from_json(body["MessageBody"].as_str().unwrap()).unwrap();
+    assert_eq!(back.payload.get(), env.payload.get());
+    let names: Vec<&str> = req.headers.iter().map(|(k, _)| k.as_str()).collect();
+    for h in [
+        "content-type",
+        "x-amz-target",
+        "x-amz-date",
+        "authorization",
+    ] {
+        assert!(names.contains(&h), "{h} missing from {names:?}");
+    }
+    let auth = &req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .unwrap()
+        .1;
+    assert!(auth.contains("/us-east-1/sqs/aws4_request"), "{auth}");
+    assert!(
+        auth.contains("content-type;host;x-amz-date;x-amz-target"),
+        "{auth}"
+    );
+    assert!(
+        !auth.contains("wJalrXUtnFEMI"),
+        "the secret key must never be sent"
+    );
+}
+
+#[test]
+fn fifo_queue_message_gets_group_and_deduplication_ids() {
+    let req = send_message(
+        &target("https://sqs.us-east-1.amazonaws.com/1/events.fifo"),
+        &envelope(),
+        262_144,
+        0,
+    )
+    .unwrap();
+    let body: Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(body["MessageGroupId"], "skytells:pred_1:succeeded");
+    assert_eq!(body["MessageDeduplicationId"], "skytells:pred_1:succeeded");
+}
+
+#[test]
+fn refuses_envelopes_over_the_limit() {
+    assert!(matches!(
+        send_message(&target("q"), &envelope(), 100, 0),
+        Err(SqsError::TooLarge { max: 100, .. })
+    ));
+}
+
+#[test]
+fn checks_the_answer_and_its_md5() {
+    let req = send_message(&target("q"), &envelope(), 262_144, 0).unwrap();
+    let message: Value = serde_json::from_str(&req.body).unwrap();
+    let md5 = hex::encode(Md5::digest(
+        message["MessageBody"].as_str().unwrap().as_bytes(),
+    ));
+    let ok = format!(r#"{{"MD5OfMessageBody":"{md5}","MessageId":"m-1"}}"#);
+    assert_eq!(parse_response(200, &ok, &req), Ok("m-1".to_owned()));
+    let bad = r#"{"MD5OfMessageBody":"00000000000000000000000000000000","MessageId":"m-1"}"#;
+    assert_eq!(parse_response(200, bad, &req), Err(SqsError::Md5Mismatch));
+    assert_eq!(
+        parse_response(200, "<html/>", &req),
+        Err(SqsError::BadResponse)
+    );
+    assert_eq!(
+        parse_response(
+            400,
+            r#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"x"}"#,
+            &req
+        ),
+        Err(SqsError::Refused {
+            status: 400,
+            kind: "com.amazonaws.sqs#QueueDoesNotExist".into()
+        })
+    );
+}

@@ -1,0 +1,164 @@
+//! `hookvault-dev`: the local pipeline for the README's demo command.
+//!
+//! `hookvault-dev demo` starts moto (SQS) and the edge in workerd, sends signed webhooks
+//! through the edge the way the provider does, and shows what reached the queue.
+//! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hookvault_core::envelope::Envelope;
+use hookvault_core::scheme::SignParams;
+use hookvault_core::Scheme;
+use hookvault_localstack::moto::Moto;
+use hookvault_localstack::workerd::Edge;
+use hookvault_localstack::{sqs, StackError};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn step(s: &str) {
+    println!("\n\x1b[1m== {s}\x1b[0m");
+}
+
+fn sign(secret: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    Scheme::Skytells
+        .sign(secret.as_bytes(), body, &SignParams::default())
+        .unwrap_or_default()
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<(u16, String), StackError> {
+    let mut req = http.post(url).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| StackError::Start(e.to_string()))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
+async fn demo(serve: bool) -> Result<(), StackError> {
+    step("Starting the local stack: moto (SQS) and the edge in workerd");
+    let moto = Moto::start(None).await?;
+    let client = sqs::client(&moto.endpoint);
+    let queue = sqs::create_queue(&client, "hookvault-events").await?;
+    let t = now();
+    let ring = serde_json::json!([
+        { "id": "2026-11", "secret": "demo-current-secret", "slot": "current" },
+        { "id": "2026-08", "secret": "demo-previous-secret", "slot": "previous", "not_after": t + 600 },
+    ]);
+    let bindings: Vec<(String, String)> = [
+        ("WEBHOOK_SECRETS", ring.to_string()),
+        ("SQS_QUEUE_URL", queue.clone()),
+        ("SQS_ENDPOINT", format!("{}/", moto.endpoint)),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let edge = Edge::start(&bindings, None).await?;
+    println!(
+        "moto:  {}\nqueue: {queue}\nedge:  {}",
+        moto.endpoint, edge.url
+    );
+    let http = reqwest::Client::new();
+    let hook = format!("{}/webhooks/skytells", edge.url);
+    let body = br#"{"type":"prediction.completed","data":{"id":"pred_demo_1","status":"succeeded","model":"stable-video-6s","output":["https://cdn.skytells.ai/out/pred_demo_1/video.mp4"]}}"#;
+
+    step("1. The provider POSTs a signed webhook: the edge verifies it and queues it (202 only once SQS took it)");
+    let (status, text) = post(&http, &hook, &sign("demo-current-secret", body), body).await?;
+    println!("HTTP {status} {text}");
+
+    step("2. On the queue: the versioned envelope, payload byte for byte");
+    for m in sqs::drain(&client, &queue).await? {
+        let raw = m.body.unwrap_or_default();
+        match Envelope::from_json(&raw) {
+            Ok(env) => println!(
+                "event_id={} key={} ({}) payload={}",
+                env.event_id,
+                env.key_id,
+                env.key_slot.as_str(),
+                env.payload.get()
+            ),
+            Err(e) => println!("unreadable message: {e}"),
+        }
+    }
+
+    step("3. A forged webhook (wrong secret) and a tampered body are refused; nothing is queued");
+    let (status, text) = post(&http, &hook, &sign("attacker-guess", body), body).await?;
+    println!("HTTP {status} {text}");
+    let mut tampered = body.to_vec();
+    tampered.extend_from_slice(b" ");
+    let (status, text) = post(&http, &hook, &sign("demo-current-secret", body), &tampered).await?;
+    println!("HTTP {status} {text}");
+    println!(
+        "queued: {} message(s)",
+        sqs::drain(&client, &queue).await?.len()
+    );
+
+    step("4. Mid-rotation, the previous secret is still accepted until its not-after time");
+    let (status, text) = post(&http, &hook, &sign("demo-previous-secret", body), body).await?;
+    println!("HTTP {status} {text}");
+    sqs::drain(&client, &queue).await?;
+
+    step("5. The rotator's probe: proves a key is accepted without queueing anything");
+    let probe = format!("{}/_hookvault/probe", edge.url);
+    let (status, _) = post(
+        &http,
+        &probe,
+        &sign("demo-current-secret", b"probe"),
+        b"probe",
+    )
+    .await?;
+    println!("HTTP {status}");
+
+    step("6. The edge's log: one JSON line per request, no secrets");
+    for line in edge
+        .logs()
+        .lines()
+        .filter(|l| l.contains(r#""msg":"request""#) && !l.contains("/healthz"))
+    {
+        println!("{}", line.find('{').map(|i| &line[i..]).unwrap_or(line));
+    }
+
+    if serve {
+        step("The stack stays up; Ctrl-C stops it");
+        println!("try: cargo run -p hookvault-cli -- send {hook} --scheme skytells --secret demo-current-secret FILE");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let serve = args.iter().any(|a| a == "--serve");
+    match args.first().map(String::as_str) {
+        Some("demo") => match demo(serve).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookvault-dev: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("usage: hookvault-dev demo [--serve]");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # hookvault-localstack
+//!
+//! Starts hookvault's local stack from the tools folder, for the demo (`hookvault-dev`)
+//! and the end-to-end tests (`tests/it`): moto server for SQS (and later S3 and Secrets
+//! Manager), and the edge Worker in the real workerd runtime with a generated config.
+//! Every process is killed when its handle is dropped.
+//!
+//! Nothing here installs anything: `scripts/test.sh` and `scripts/demo.sh` install the
+//! tools and build the edge first; a missing piece is reported with that hint.
+#![deny(clippy::all)]
+#![warn(missing_docs)]
+
+pub mod moto;
+pub mod paths;
+pub mod process;
+pub mod sqs;
+pub mod workerd;
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A tool or build output is missing.
+    #[error("{what} not found at {path}: run scripts/test.sh (or scripts/demo.sh), which installs the tools and builds the edge")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// Where it was looked for.
+        path: String,
+    },
+    /// A process did not start or did not become ready.
+    #[error("{0}")]
+    Start(String),
+    /// File system trouble.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,49 @@
+//! Where the repository, the tools folder and the edge build are.
+
+use std::path::PathBuf;
+
+use crate::StackError;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The tools folder (`HV_TOOLS`, default `.tools/`).
+pub fn tools() -> PathBuf {
+    std::env::var_os("HV_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".tools"))
+}
+
+fn existing(what: &'static str, path: PathBuf) -> Result<PathBuf, StackError> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(StackError::Missing {
+            what,
+            path: path.display().to_string(),
+        })
+    }
+}
+
+/// moto's server script in the tools venv.
+pub fn moto_server() -> Result<PathBuf, StackError> {
+    existing("moto_server", tools().join("venv/bin/moto_server"))
+}
+
+/// The workerd binary from edge/'s npm packages.
+pub fn workerd() -> Result<PathBuf, StackError> {
+    existing("workerd", root().join("edge/node_modules/.bin/workerd"))
+}
+
+/// The built edge (`edge/build/`, with `index.js` and `index_bg.wasm`).
+pub fn edge_build() -> Result<PathBuf, StackError> {
+    let dir = root().join("edge/build");
+    existing("the edge build (index_bg.wasm)", dir.join("index_bg.wasm"))?;
+    existing("the edge build (index.js)", dir.join("index.js"))?;
+    Ok(dir)
+}

@@ -1,0 +1,109 @@
+//! Child processes that die with their handle, and readiness checks.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::StackError;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, StackError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running service: killed when dropped. Its output goes to `log`.
+#[derive(Debug)]
+pub struct Service {
+    child: Option<Child>,
+    /// The file the process's stdout and stderr go to.
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Spawns `cmd` with its output in `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Result<Self, StackError> {
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| StackError::Start(format!("cannot start {cmd:?}: {e}")))?;
+        Ok(Service {
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// The output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the process and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Waits until `url` answers any HTTP status, or fails after `timeout` with the log.
+    pub async fn wait_http(&mut self, url: &str, timeout: Duration) -> Result<(), StackError> {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            if client
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(StackError::Start(format!(
+                        "exited with {status} before {url} answered:\n{}",
+                        self.output()
+                    )));
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(StackError::Start(format!(
+                    "{url} did not answer within {timeout:?}:\n{}",
+                    self.output()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A fresh temporary directory under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates one, named after `prefix`.
+    pub fn new(prefix: &str) -> Result<Self, StackError> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("hookvault-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,78 @@
+//! An SQS client for the local stack, and helpers to read what the edge queued.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::Client;
+
+use crate::StackError;
+
+/// A client for `endpoint` (moto), with moto's test credentials.
+pub fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "localstack",
+        ))
+        .build();
+    Client::from_conf(config)
+}
+
+fn err(e: impl std::fmt::Display) -> StackError {
+    StackError::Start(format!("sqs: {e}"))
+}
+
+/// Creates a queue (FIFO when `name` ends in `.fifo`) and returns its URL.
+pub async fn create_queue(sqs: &Client, name: &str) -> Result<String, StackError> {
+    let mut req = sqs.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        req = req.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let out = req.send().await.map_err(err)?;
+    out.queue_url.ok_or_else(|| err("no queue URL"))
+}
+
+/// Receives every message now on the queue, deleting each, until a receive comes back
+/// empty twice.
+pub async fn drain(sqs: &Client, queue_url: &str) -> Result<Vec<Message>, StackError> {
+    let mut out = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .wait_time_seconds(0)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .map_err(err)?;
+        let msgs = resp.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            empty += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        for m in &msgs {
+            if let Some(h) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        out.extend(msgs);
+    }
+    Ok(out)
+}

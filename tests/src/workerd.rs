@@ -1,0 +1,122 @@
+//! The edge Worker in workerd, the runtime Cloudflare runs, with a generated config.
+
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::process::{free_port, Service, TempDir};
+use crate::{paths, StackError};
+
+/// The compatibility date the edge is written against (as in `edge/wrangler.toml`).
+pub const COMPATIBILITY_DATE: &str = "2025-09-23";
+
+/// A running edge.
+#[derive(Debug)]
+pub struct Edge {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    service: Service,
+    _dir: TempDir,
+}
+
+/// A string as a Cap'n Proto text literal.
+fn capnp_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The workerd config for the edge on `port` with `bindings` (vars and secrets, all as
+/// text bindings), allowing outbound requests to loopback and private addresses (the
+/// default network service only reaches public ones).
+pub fn config(port: u16, bindings: &[(String, String)]) -> String {
+    let bindings: Vec<String> = bindings
+        .iter()
+        .map(|(k, v)| format!("    (name = {}, text = {}),", capnp_str(k), capnp_str(v)))
+        .collect();
+    format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .edge),
+    (name = "internet", network = (allow = ["public", "private", "local"], tlsOptions = (trustBrowserCas = true))),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+);
+
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "{COMPATIBILITY_DATE}",
+  bindings = [
+{bindings}
+  ],
+  globalOutbound = "internet",
+);
+"#,
+        bindings = bindings.join("\n")
+    )
+}
+
+impl Edge {
+    /// Starts the built edge in workerd with `bindings`, on a free port (or `port`).
+    pub async fn start(
+        bindings: &[(String, String)],
+        port: Option<u16>,
+    ) -> Result<Self, StackError> {
+        let workerd = paths::workerd()?;
+        let build = paths::edge_build()?;
+        let dir = TempDir::new("edge")?;
+        for f in ["index.js", "index_bg.wasm"] {
+            std::fs::copy(build.join(f), dir.0.join(f))?;
+        }
+        let port = match port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let conf = dir.0.join("edge.capnp");
+        std::fs::write(&conf, config(port, bindings))?;
+        let mut cmd = Command::new(workerd);
+        cmd.arg("serve").arg(&conf).arg("--verbose");
+        let mut service = Service::spawn(cmd, dir.0.join("workerd.log"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        service
+            .wait_http(&format!("{url}/healthz"), Duration::from_secs(20))
+            .await?;
+        Ok(Edge {
+            url,
+            service,
+            _dir: dir,
+        })
+    }
+
+    /// What workerd printed (the edge's log lines among it).
+    pub fn logs(&self) -> String {
+        self.service.output()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_bindings_are_escaped() {
+        let c = super::config(8787, &[("A".into(), r#"{"x":"a\b"}"#.into())]);
+        assert!(
+            c.contains(r#"(name = "A", text = "{\"x\":\"a\\b\"}"),"#),
+            "{c}"
+        );
+        assert!(c.contains("127.0.0.1:8787"));
+    }
+}

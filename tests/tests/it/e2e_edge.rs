@@ -1,0 +1,508 @@
+//! The edge in workerd, against moto's SQS.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hookvault_core::corpus::bad_inputs;
+use hookvault_core::envelope::Envelope;
+use hookvault_core::scheme::ALL_SCHEMES;
+use hookvault_core::Scheme;
+use serde_json::{json, Value};
+
+use crate::utils::{now, prediction, secret, sign, Stack};
+
+fn all_schemes_config() -> Vec<(&'static str, String)> {
+    let providers: serde_json::Map<String, Value> = ALL_SCHEMES
+        .iter()
+        .map(|s| (s.name().to_owned(), s.name().into()))
+        .collect();
+    let secrets: serde_json::Map<String, Value> = ALL_SCHEMES
+        .iter()
+        .map(|s| {
+            (
+                s.name().to_owned(),
+                json!([{ "id": format!("{s}-1"), "secret": secret(*s) }]),
+            )
+        })
+        .collect();
+    vec![
+        ("PROVIDERS", Value::Object(providers).to_string()),
+        ("WEBHOOK_SECRETS", Value::Object(secrets).to_string()),
+        ("MAX_BODY_BYTES", "8192".to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_of_every_scheme_are_queued_once_with_their_envelope() {
+    let stack = Stack::start("events", &all_schemes_config()).await;
+    let mut sent = Vec::new();
+    for scheme in ALL_SCHEMES {
+        let body = prediction(&format!("pred_{scheme}"));
+        let (status, _, text) = stack
+            .post(
+                &format!("/webhooks/{scheme}"),
+                &sign(scheme, secret(scheme), &body, now()),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(status, 202, "{scheme}: {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            answer["message_id"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
+        sent.push((
+            scheme,
+            body,
+            answer["event_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let messages = stack.drain().await;
+    assert_eq!(messages.len(), sent.len(), "each webhook exactly once");
+    for (scheme, body, event_id) in sent {
+        let m = messages
+            .iter()
+            .find(|m| {
+                m.message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get("event_id"))
+                    .and_then(|v| v.string_value.as_deref())
+                    == Some(&event_id)
+            })
+            .unwrap_or_else(|| panic!("{scheme}: no message for {event_id}"));
+        let env = Envelope::from_json(m.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            env.payload.get().as_bytes(),
+            body.as_slice(),
+            "{scheme}: payload bytes"
+        );
+        assert_eq!(
+            (env.provider.as_str(), env.scheme, env.key_id.clone()),
+            (scheme.name(), scheme, format!("{scheme}-1"))
+        );
+        assert_eq!(env.event_id, event_id);
+        assert!((env.received_at_ms / 1000 - now()).abs() < 60);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_queues_deduplicate_a_repeated_webhook() {
+    let stack = Stack::start(
+        "events.fifo",
+        &[("WEBHOOK_SECRETS", "fifo-secret".to_owned())],
+    )
+    .await;
+    let body = prediction("pred_dup");
+    for _ in 0..3 {
+        let (status, _, text) = stack
+            .post(
+                "/webhooks/skytells",
+                &sign(Scheme::Skytells, "fifo-secret", &body, now()),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(status, 202, "{text}");
+    }
+    let messages = stack.drain().await;
+    assert_eq!(
+        messages.len(),
+        1,
+        "the provider's retries of one event are one message"
+    );
+    let attrs = messages[0].attributes.as_ref().unwrap();
+    let group = attrs
+        .iter()
+        .find(|(k, _)| k.as_str() == "MessageGroupId")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(group, Some("skytells:pred_dup:succeeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_gets_its_documented_status_and_nothing_is_queued() {
+    let stack = Stack::start("events", &all_schemes_config()).await;
+    let t = now();
+    for scheme in ALL_SCHEMES {
+        for case in bad_inputs(scheme, secret(scheme), t) {
+            let (status, headers, text) = stack
+                .post(
+                    &format!("/webhooks/{scheme}"),
+                    &case.headers,
+                    case.body.clone(),
+                )
+                .await;
+            assert_eq!(status, case.status, "{}: {text}", case.name);
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{}: not JSON: {text}", case.name));
+            assert_eq!(body["error"], case.code, "{}", case.name);
+            assert_eq!(headers.get("content-type").unwrap(), "application/json");
+            assert!(
+                !text.contains(secret(scheme)),
+                "{}: echoes the secret",
+                case.name
+            );
+        }
+    }
+    // Edge-level refusals.
+    let signed_skytells = |body: &[u8]| sign(Scheme::Skytells, secret(Scheme::Skytells), body, t);
+    let big = vec![b'x'; 8193];
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(String, String)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "over the cap",
+            "/webhooks/skytells",
+            signed_skytells(&big),
+            big.clone(),
+            413,
+            "body_too_large",
+        ),
+        (
+            "not JSON",
+            "/webhooks/skytells",
+            signed_skytells(b"hello"),
+            b"hello".to_vec(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "JSON, not a prediction",
+            "/webhooks/skytells",
+            signed_skytells(br#"{"a":1}"#),
+            br#"{"a":1}"#.to_vec(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "unknown provider",
+            "/webhooks/acme",
+            signed_skytells(&prediction("p")),
+            prediction("p"),
+            404,
+            "unknown_provider",
+        ),
+        (
+            "unknown path",
+            "/hooks",
+            vec![],
+            prediction("p"),
+            404,
+            "not_found",
+        ),
+    ];
+    for (name, path, headers, body, status, code) in cases {
+        let (got, _, text) = stack.post(path, &headers, body).await;
+        assert_eq!(
+            (
+                got,
+                serde_json::from_str::<Value>(&text).unwrap()["error"]
+                    .as_str()
+                    .unwrap()
+            ),
+            (status, code),
+            "{name}: {text}"
+        );
+    }
+    // A chunked body (no Content-Length) over the cap is cut off while streaming.
+    assert_eq!(
+        chunked_post(&stack.edge.url, "/webhooks/skytells", 9, 1024).await,
+        413
+    );
+    let resp = stack
+        .http
+        .get(format!("{}/webhooks/skytells", stack.edge.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    assert!(
+        stack.drain().await.is_empty(),
+        "a refused request must never reach the queue"
+    );
+}
+
+/// POSTs `chunks` chunks of `size` bytes with chunked transfer encoding (no
+/// Content-Length) over a raw connection; returns the status.
+async fn chunked_post(base: &str, path: &str, chunks: usize, size: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..chunks {
+        // The edge may answer 413 and close before every chunk is written.
+        if conn
+            .write_all(format!("{size:x}\r\n{}\r\n", " ".repeat(size)).as_bytes())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_overlap_accepts_pending_current_and_previous_and_refuses_the_expired() {
+    let t = now();
+    let ring = json!([
+        { "id": "k3", "secret": "pending-secret", "slot": "pending" },
+        { "id": "k2", "secret": "current-secret", "slot": "current" },
+        { "id": "k1", "secret": "previous-secret", "slot": "previous", "not_after": t + 3600 },
+        { "id": "k0", "secret": "expired-secret", "slot": "previous", "not_after": t - 10 },
+    ]);
+    let stack = Stack::start("events", &[("WEBHOOK_SECRETS", ring.to_string())]).await;
+    for (secret, id, slot) in [
+        ("pending-secret", "k3", "pending"),
+        ("current-secret", "k2", "current"),
+        ("previous-secret", "k1", "previous"),
+    ] {
+        // The probe proves the key is accepted, without queueing anything.
+        let (status, headers, _) = stack
+            .post(
+                "/_hookvault/probe",
+                &sign(Scheme::Skytells, secret, b"probe", t),
+                b"probe".to_vec(),
+            )
+            .await;
+        assert_eq!(status, 204, "{id}");
+        assert_eq!(headers.get("x-hookvault-key").unwrap(), id);
+        assert_eq!(headers.get("x-hookvault-key-slot").unwrap(), slot);
+        assert!(
+            stack.drain().await.is_empty(),
+            "a probe must not queue anything"
+        );
+        let body = prediction(&format!("pred_{id}"));
+        let (status, _, text) = stack
+            .post(
+                "/webhooks/skytells",
+                &sign(Scheme::Skytells, secret, &body, t),
+                body,
+            )
+            .await;
+        assert_eq!(status, 202, "{id}: {text}");
+        let messages = stack.drain().await;
+        assert_eq!(messages.len(), 1);
+        let env = Envelope::from_json(messages[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!((env.key_id.as_str(), env.key_slot.as_str()), (id, slot));
+    }
+    let body = prediction("pred_k0");
+    let (status, _, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "expired-secret", &body, t),
+            body,
+        )
+        .await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("key_expired"), "{text}");
+    let (status, _, _) = stack
+        .post(
+            "/_hookvault/probe",
+            &sign(Scheme::Skytells, "expired-secret", b"probe", t),
+            b"probe".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(stack.drain().await.is_empty());
+}
+
+async fn assert_unavailable(stack: &Stack, what: &str) {
+    let body = prediction("pred_outage");
+    let (status, headers, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "outage-secret", &body, now()),
+            body,
+        )
+        .await;
+    assert_eq!(status, 503, "{what}: {text}");
+    assert_eq!(headers.get("retry-after").unwrap(), "7", "{what}");
+    assert!(text.contains("queue_unavailable"), "{what}: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_outages_answer_503_and_nothing_is_acknowledged() {
+    let secrets = ("WEBHOOK_SECRETS", "outage-secret".to_owned());
+    // SQS answers with an error: the queue does not exist.
+    let stack = Stack::start(
+        "events",
+        &[
+            secrets.clone(),
+            (
+                "SQS_QUEUE_URL",
+                "http://127.0.0.1:1/000000000000/missing".to_owned(),
+            ),
+        ],
+    )
+    .await;
+    assert_unavailable(&stack, "queue does not exist").await;
+    drop(stack);
+
+    // SQS hangs: a listener that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            open.push(c);
+        }
+    });
+    let stack = Stack::start(
+        "events",
+        &[
+            secrets.clone(),
+            ("SQS_ENDPOINT", silent_url),
+            ("SQS_TIMEOUT_MS", "500".to_owned()),
+        ],
+    )
+    .await;
+    assert_unavailable(&stack, "SQS does not answer").await;
+    held.abort();
+    drop(stack);
+
+    // SQS goes down while the edge runs, and comes back.
+    let mut stack = Stack::start("events", &[secrets]).await;
+    let body = prediction("pred_before");
+    let (status, _, _) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "outage-secret", &body, now()),
+            body,
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(stack.drain().await.len(), 1);
+    stack.moto.stop().await;
+    assert_unavailable(&stack, "moto stopped").await;
+}
+
+/// 500 webhooks at once, 100 in flight. The sender behaves as the provider does: a 503
+/// (SQS slow or down) is retried. Every event must end accepted and on the queue; a 503
+/// whose message SQS had in fact taken may leave a duplicate, which the archiver absorbs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_500_concurrent_webhooks_is_queued_without_loss() {
+    let stack = Arc::new(
+        Stack::start(
+            "events",
+            &[
+                ("WEBHOOK_SECRETS", "burst-secret".to_owned()),
+                ("SQS_TIMEOUT_MS", "10000".to_owned()),
+            ],
+        )
+        .await,
+    );
+    let limit = Arc::new(tokio::sync::Semaphore::new(100));
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let (stack, limit) = (Arc::clone(&stack), Arc::clone(&limit));
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.unwrap();
+            let body = prediction(&format!("pred_burst_{i}"));
+            let mut retries = 0;
+            loop {
+                let headers = sign(Scheme::Skytells, "burst-secret", &body, now());
+                let (status, _, text) = stack
+                    .post("/webhooks/skytells", &headers, body.clone())
+                    .await;
+                match status {
+                    202 => return retries,
+                    503 if retries < 5 => retries += 1,
+                    other => panic!("pred_burst_{i}: HTTP {other} after {retries} retries: {text}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }));
+    }
+    let mut retried = 0;
+    for t in tasks {
+        retried += t.await.unwrap();
+    }
+    let messages = stack.drain().await;
+    let ids: HashSet<String> = messages
+        .iter()
+        .map(|m| {
+            Envelope::from_json(m.body.as_deref().unwrap())
+                .unwrap()
+                .event_id
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        500,
+        "every accepted webhook is on the queue ({retried} 503s retried)"
+    );
+    assert!(
+        messages.len() <= 500 + retried,
+        "duplicates only from retried requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_json_log_line_per_request_and_never_a_secret() {
+    let stack = Stack::start(
+        "events",
+        &[("WEBHOOK_SECRETS", "log-scan-secret".to_owned())],
+    )
+    .await;
+    let body = prediction("pred_log");
+    let good = sign(Scheme::Skytells, "log-scan-secret", &body, now());
+    let signature = good[0].1.clone();
+    stack.post("/webhooks/skytells", &good, body.clone()).await;
+    stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "wrong-secret", &body, now()),
+            body,
+        )
+        .await;
+    stack
+        .http
+        .get(format!("{}/nowhere", stack.edge.url))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = stack.edge.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "request" && v["path"] != "/healthz")
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per request:\n{logs}");
+    assert_eq!(
+        (lines[0]["status"].as_u64(), lines[0]["key_slot"].as_str()),
+        (Some(202), Some("current"))
+    );
+    assert!(lines[0]["event_id"].as_str().is_some() && lines[0]["latency_ms"].is_u64());
+    assert_eq!(
+        (lines[1]["status"].as_u64(), lines[1]["error"].as_str()),
+        (Some(401), Some("bad_signature"))
+    );
+    assert_eq!(lines[2]["status"].as_u64(), Some(404));
+    for needle in [
+        "log-scan-secret",
+        "aws-secret-e2e",
+        signature.as_str(),
+        signature.trim_start_matches("sha256="),
+    ] {
+        assert!(!logs.contains(needle), "the log contains {needle:?}");
+    }
+}

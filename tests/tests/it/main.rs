@@ -1,0 +1,7 @@
+//! End-to-end tests over the local stack: moto and the edge in workerd, for real.
+//!
+//! Run by `scripts/test.sh`, which installs the tools and builds the edge first.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod e2e_edge;
+mod utils;

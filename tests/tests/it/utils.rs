@@ -1,0 +1,101 @@
+//! A stack per test: its own moto, queue and edge, so tests run in parallel.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hookvault_core::Scheme;
+use hookvault_localstack::moto::Moto;
+use hookvault_localstack::sqs;
+use hookvault_localstack::workerd::Edge;
+
+pub struct Stack {
+    pub moto: Moto,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub edge: Edge,
+    pub http: reqwest::Client,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub use hookvault_core::corpus::example_secret as secret;
+
+/// The edge's vars for moto at `endpoint` and `queue_url`, plus `extra` (which win).
+pub fn bindings(
+    endpoint: &str,
+    queue_url: &str,
+    extra: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let mut b: Vec<(String, String)> = [
+        ("SQS_QUEUE_URL", queue_url.to_owned()),
+        ("SQS_ENDPOINT", format!("{endpoint}/")),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret-e2e".to_owned()),
+        ("SQS_TIMEOUT_MS", "2000".to_owned()),
+        ("RETRY_AFTER_SECS", "7".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        b.retain(|(x, _)| x != k);
+        b.push(((*k).to_owned(), v.clone()));
+    }
+    b
+}
+
+impl Stack {
+    /// moto, a queue named `queue`, and the edge configured with `extra`.
+    pub async fn start(queue: &str, extra: &[(&str, String)]) -> Stack {
+        let moto = Moto::start(None).await.unwrap();
+        let sqs = sqs::client(&moto.endpoint);
+        let queue_url = sqs::create_queue(&sqs, queue).await.unwrap();
+        let edge = Edge::start(&bindings(&moto.endpoint, &queue_url, extra), None)
+            .await
+            .unwrap();
+        Stack {
+            moto,
+            sqs,
+            queue_url,
+            edge,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.edge.url))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    pub async fn drain(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        sqs::drain(&self.sqs, &self.queue_url).await.unwrap()
+    }
+}
+
+/// Headers signing `body` with `secret` (in the scheme's format) at `ts`.
+pub fn sign(scheme: Scheme, secret: &str, body: &[u8], ts: i64) -> Vec<(String, String)> {
+    hookvault_core::corpus::signed(scheme, secret, body, ts).unwrap()
+}
+
+pub fn prediction(id: &str) -> Vec<u8> {
+    format!(r#"{{"id":"{id}","status":"succeeded","model":"m","output":["https://cdn.skytells.ai/{id}/0.png"]}}"#).into_bytes()
+}
