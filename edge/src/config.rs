@@ -69,24 +69,6 @@ pub enum ConfigError {
     },
 }
 
-/// The names [`EdgeConfig::from_vars`] reads, in a fixed order (the glue hashes their
-/// values to know when to parse again).
-pub const VARS: [&str; 13] = [
-    "WEBHOOK_SECRETS",
-    "PROVIDERS",
-    "SQS_QUEUE_URL",
-    "AWS_REGION",
-    "SQS_ENDPOINT",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "MAX_BODY_BYTES",
-    "SQS_MAX_MESSAGE_BYTES",
-    "SIGNATURE_TOLERANCE_SECS",
-    "SQS_TIMEOUT_MS",
-    "RETRY_AFTER_SECS",
-];
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Secrets {

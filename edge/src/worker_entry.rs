@@ -2,8 +2,6 @@
 //! one SQS request, answer, log. Only compiled for wasm32.
 
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
@@ -12,16 +10,17 @@ use worker::{
     RequestInit, Response, Result,
 };
 
-use crate::config::{EdgeConfig, VARS};
+use crate::config::EdgeConfig;
 use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
 use crate::route::{route, Route};
 use crate::sqs::{self, SqsError};
 
 thread_local! {
-    /// The parsed configuration, kept for the isolate's life and parsed again only when a
-    /// var or secret changes (keyed by a hash of their values).
-    static CONFIG: RefCell<Option<(u64, Rc<EdgeConfig>)>> = const { RefCell::new(None) };
+    /// The parsed configuration, kept for the isolate's life: vars and secrets cannot
+    /// change under a running isolate (a new value means a new deployment, hence new
+    /// isolates), so they are read and parsed once, not on every request.
+    static CONFIG: RefCell<Option<Rc<EdgeConfig>>> = const { RefCell::new(None) };
 }
 
 fn read_var(env: &Env, name: &str) -> Option<String> {
@@ -32,25 +31,12 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 }
 
 fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, String> {
-    let values: Vec<Option<String>> = VARS.iter().map(|n| read_var(env, n)).collect();
-    let mut h = DefaultHasher::new();
-    values.hash(&mut h);
-    let key = h.finish();
-    if let Some(cfg) = CONFIG.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, c)| Rc::clone(c))
-    }) {
+    if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(cfg);
     }
-    let get = |name: &str| {
-        VARS.iter()
-            .position(|n| *n == name)
-            .and_then(|i| values[i].clone())
-    };
-    let cfg = Rc::new(EdgeConfig::from_vars(&get).map_err(|e| e.to_string())?);
-    CONFIG.with(|c| *c.borrow_mut() = Some((key, Rc::clone(&cfg))));
+    let cfg =
+        Rc::new(EdgeConfig::from_vars(&|name| read_var(env, name)).map_err(|e| e.to_string())?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(Rc::clone(&cfg)));
     Ok(cfg)
 }
 
@@ -74,8 +60,24 @@ fn json(status: u16, body: String) -> Result<Response> {
         .with_headers(headers))
 }
 
-/// Reads the body, refusing it as soon as it passes `max` bytes.
-async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>, Rejection> {
+/// Reads the body, refusing it as soon as it passes `max` bytes. With a declared length
+/// (already checked against the cap) the body is taken in one piece; without one it is
+/// streamed and cut off at the cap.
+async fn read_body(
+    req: &mut Request,
+    declared: bool,
+    max: usize,
+) -> std::result::Result<Vec<u8>, Rejection> {
+    let unreadable =
+        |_| Rejection::new(400, "unreadable_body", "the request body could not be read");
+    if declared {
+        let body = req.bytes().await.map_err(unreadable)?;
+        return if body.len() > max {
+            Err(handler::too_large(max))
+        } else {
+            Ok(body)
+        };
+    }
     let mut out = Vec::new();
     let Ok(mut stream) = req.stream() else {
         return Ok(out); // no body
@@ -92,8 +94,14 @@ async fn read_body(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>
     Ok(out)
 }
 
-fn header_list(req: &Request) -> Vec<(String, String)> {
-    req.headers().entries().collect()
+/// The headers `names` lists (the scheme's), each value as the runtime gives it. One
+/// lookup per name: cheaper than copying every header across the JS boundary.
+fn header_list(req: &Request, names: &[&str]) -> Vec<(String, String)> {
+    let headers = req.headers();
+    names
+        .iter()
+        .filter_map(|n| headers.get(n).ok().flatten().map(|v| ((*n).to_owned(), v)))
+        .collect()
 }
 
 async fn enqueue(
@@ -150,8 +158,14 @@ async fn handle(
     })?;
     let content_length = req.headers().get("content-length").ok().flatten();
     handler::check_declared_length(content_length.as_deref(), cfg.max_body)?;
-    let headers = header_list(req);
-    let body = read_body(req, cfg.max_body).await?;
+    let names = match route {
+        Route::Webhook(p) => cfg.provider(p).map(|p| p.scheme.header_names()),
+        Route::Probe(Some(p)) => cfg.provider(p).map(|p| p.scheme.header_names()),
+        _ => cfg.providers.first().map(|p| p.scheme.header_names()),
+    }
+    .unwrap_or_default();
+    let headers = header_list(req, names);
+    let body = read_body(req, content_length.is_some(), cfg.max_body).await?;
     match route {
         Route::Webhook(provider) => {
             log.provider = Some(provider.to_owned());

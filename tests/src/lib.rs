@@ -10,6 +10,7 @@
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
+pub mod edge_bench;
 pub mod moto;
 pub mod paths;
 pub mod process;

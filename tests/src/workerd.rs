@@ -35,10 +35,14 @@ fn capnp_str(s: &str) -> String {
     out
 }
 
-/// The workerd config for the edge on `port` with `bindings` (vars and secrets, all as
-/// text bindings), allowing outbound requests to loopback and private addresses (the
-/// default network service only reaches public ones).
-pub fn config(port: u16, bindings: &[(String, String)]) -> String {
+/// The modules of the Rust edge as worker-build emits them: the main module first.
+pub const RUST_EDGE_MODULES: &[(&str, &str)] =
+    &[("index.js", "esModule"), ("index_bg.wasm", "wasm")];
+
+/// The workerd config for a worker made of `modules` (file name, module kind) on `port`
+/// with `bindings` (vars and secrets, all as text bindings), allowing outbound requests to
+/// loopback and private addresses (the default network service only reaches public ones).
+pub fn config(port: u16, modules: &[(&str, &str)], bindings: &[(String, String)]) -> String {
     let bindings: Vec<String> = bindings
         .iter()
         .map(|(k, v)| format!("    (name = {}, text = {}),", capnp_str(k), capnp_str(v)))
@@ -56,8 +60,7 @@ const config :Workerd.Config = (
 
 const edge :Workerd.Worker = (
   modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+{modules}
   ],
   compatibilityDate = "{COMPATIBILITY_DATE}",
   bindings = [
@@ -66,7 +69,16 @@ const edge :Workerd.Worker = (
   globalOutbound = "internet",
 );
 "#,
-        bindings = bindings.join("\n")
+        bindings = bindings.join("\n"),
+        modules = modules
+            .iter()
+            .map(|(name, kind)| format!(
+                "    (name = {}, {kind} = embed {}),",
+                capnp_str(name),
+                capnp_str(name)
+            ))
+            .collect::<Vec<_>>()
+            .join("\n"),
     )
 }
 
@@ -76,18 +88,28 @@ impl Edge {
         bindings: &[(String, String)],
         port: Option<u16>,
     ) -> Result<Self, StackError> {
+        Self::start_modules(&paths::edge_build()?, RUST_EDGE_MODULES, bindings, port).await
+    }
+
+    /// Starts any worker whose `modules` (file name, kind) are files in `from`; the first
+    /// is the main module. Ready once it answers HTTP at all.
+    pub async fn start_modules(
+        from: &std::path::Path,
+        modules: &[(&str, &str)],
+        bindings: &[(String, String)],
+        port: Option<u16>,
+    ) -> Result<Self, StackError> {
         let workerd = paths::workerd()?;
-        let build = paths::edge_build()?;
         let dir = TempDir::new("edge")?;
-        for f in ["index.js", "index_bg.wasm"] {
-            std::fs::copy(build.join(f), dir.0.join(f))?;
+        for (f, _) in modules {
+            std::fs::copy(from.join(f), dir.0.join(f))?;
         }
         let port = match port {
             Some(p) => p,
             None => free_port()?,
         };
         let conf = dir.0.join("edge.capnp");
-        std::fs::write(&conf, config(port, bindings))?;
+        std::fs::write(&conf, config(port, modules, bindings))?;
         let mut cmd = Command::new(workerd);
         cmd.arg("serve").arg(&conf).arg("--verbose");
         let mut service = Service::spawn(cmd, dir.0.join("workerd.log"))?;
@@ -112,7 +134,15 @@ impl Edge {
 mod tests {
     #[test]
     fn text_bindings_are_escaped() {
-        let c = super::config(8787, &[("A".into(), r#"{"x":"a\b"}"#.into())]);
+        let c = super::config(
+            8787,
+            super::RUST_EDGE_MODULES,
+            &[("A".into(), r#"{"x":"a\b"}"#.into())],
+        );
+        assert!(
+            c.contains(r#"(name = "index_bg.wasm", wasm = embed "index_bg.wasm"),"#),
+            "{c}"
+        );
         assert!(
             c.contains(r#"(name = "A", text = "{\"x\":\"a\\b\"}"),"#),
             "{c}"

@@ -280,6 +280,24 @@ impl Scheme {
         }
     }
 
+    /// Every header verification reads: a runtime that pays per header lookup (a Worker)
+    /// passes only these.
+    pub fn header_names(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Skytells => &[hex_prefixed::SKYTELLS_HEADER],
+            Scheme::GitHub => &[
+                hex_prefixed::GITHUB_HEADER,
+                hex_prefixed::GITHUB_DELIVERY_HEADER,
+            ],
+            Scheme::Standard => &[
+                standard::ID_HEADER,
+                standard::TIMESTAMP_HEADER,
+                standard::SIGNATURE_HEADER,
+            ],
+            Scheme::Stripe => &[stripe::HEADER],
+        }
+    }
+
     /// A one-paragraph explanation of the scheme, for `--help`.
     pub fn describe(self) -> &'static str {
         match self {

@@ -277,6 +277,56 @@ fn keys_never_show_their_material() {
 }
 
 #[test]
+fn header_names_cover_everything_verification_reads() {
+    // Signing produces exactly the headers a verifier reads; filtering a request to
+    // header_names() must not change the verdict.
+    for scheme in ALL_SCHEMES {
+        let params = SignParams {
+            id: Some("msg_1".into()),
+            timestamp: Some(1),
+        };
+        let mut headers: Vec<(String, String)> = scheme
+            .sign(b"k", b"{}", &params)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        headers.push(("user-agent".into(), "x".into()));
+        let kept: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| {
+                scheme
+                    .header_names()
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(k))
+            })
+            .cloned()
+            .collect();
+        let ring = KeyRing::from_specs(
+            scheme,
+            &[KeySpec {
+                id: None,
+                secret: if scheme == Scheme::Standard {
+                    "aw==".into()
+                } else {
+                    "k".into()
+                },
+                slot: None,
+                not_after: None,
+            }],
+        )
+        .unwrap();
+        assert_eq!(kept.len(), headers.len() - 1, "{scheme}");
+        assert!(
+            scheme
+                .verify(&ring, &kept, b"{}", &VerifyOptions::at(1))
+                .is_ok(),
+            "{scheme}"
+        );
+    }
+}
+
+#[test]
 fn scheme_names_parse_case_insensitively() {
     for s in ALL_SCHEMES {
         assert_eq!(s.name().to_uppercase().parse::<Scheme>(), Ok(s));

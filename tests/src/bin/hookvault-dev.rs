@@ -3,6 +3,7 @@
 //! `hookvault-dev demo` starts moto (SQS) and the edge in workerd, sends signed webhooks
 //! through the edge the way the provider does, and shows what reached the queue.
 //! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
+//! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`).
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -156,8 +157,34 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("bench-edge") => {
+            let num = |flag: &str, default: u32| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            match hookvault_localstack::edge_bench::run(
+                num("--seconds", 10),
+                num("--connections", 50),
+            )
+            .await
+            {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookvault-dev: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
-            eprintln!("usage: hookvault-dev demo [--serve]");
+            eprintln!(
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N]"
+            );
             ExitCode::from(2)
         }
     }

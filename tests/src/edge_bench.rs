@@ -1,0 +1,214 @@
+//! The edge's load benchmark: the Rust Worker and the JavaScript/WebCrypto baseline
+//! (`edge/bench/js-worker.mjs`) in the same workerd build, side by side in one run, under
+//! `wrk` on loopback with signed 4 KiB webhooks.
+//!
+//! Two routes each: the probe (verification alone, nothing queued) and the full webhook
+//! path (verify, envelope, SigV4 `SendMessage` to moto's SQS, 202). The second is bounded
+//! by moto, a Python server, for both Workers alike; the first shows the Workers' own cost.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::process::Command;
+
+use crate::moto::Moto;
+use crate::process::TempDir;
+use crate::workerd::Edge;
+use crate::{paths, sqs, StackError};
+
+/// One wrk run's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency as wrk prints it.
+    pub p50: String,
+    /// 99th percentile latency as wrk prints it.
+    pub p99: String,
+    /// Non-2xx answers.
+    pub non_2xx: u64,
+    /// Requests in all.
+    pub requests: u64,
+}
+
+/// Parses wrk's summary.
+pub fn parse_wrk(out: &str) -> Option<Figures> {
+    let rps = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let percentile = |p: &str| {
+        out.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(p))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let (p50, p99) = (percentile("50%"), percentile("99%"));
+    let non_2xx = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let requests = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some(Figures {
+        rps,
+        p50,
+        p99,
+        non_2xx,
+        requests,
+    })
+}
+
+fn lua_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// A signed 4 KiB Skytells webhook body and its signature header value.
+pub fn webhook_4k(secret: &str) -> (Vec<u8>, String) {
+    let head = r#"{"id":"pred_bench","status":"succeeded","model":"m","output":["https://cdn.skytells.ai/pred_bench/0.png"],"padding":""#;
+    let mut body = head.to_owned();
+    while body.len() < 4096 - 2 {
+        body.push('x');
+    }
+    body.push_str("\"}");
+    let headers = hookvault_core::Scheme::Skytells
+        .sign(secret.as_bytes(), body.as_bytes(), &Default::default())
+        .unwrap_or_default();
+    let sig = headers
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    (body.into_bytes(), sig)
+}
+
+async fn wrk(
+    url: &str,
+    script: &std::path::Path,
+    seconds: u32,
+    connections: u32,
+) -> Result<Figures, StackError> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .await
+        .map_err(|e| StackError::Start(format!("wrk: {e} (scripts/bench-edge.sh installs it)")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_wrk(&text).ok_or_else(|| StackError::Start(format!("unreadable wrk output:\n{text}")))
+}
+
+/// Runs the benchmark; returns a Markdown table.
+pub async fn run(seconds: u32, connections: u32) -> Result<String, StackError> {
+    let secret = "bench-webhook-secret";
+    let moto = Moto::start(None).await?;
+    let client = sqs::client(&moto.endpoint);
+    let queue = sqs::create_queue(&client, "bench").await?;
+    let bindings: Vec<(String, String)> = [
+        ("WEBHOOK_SECRETS", secret.to_owned()),
+        ("SQS_QUEUE_URL", queue),
+        ("SQS_ENDPOINT", format!("{}/", moto.endpoint)),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let rust = Edge::start(&bindings, None).await?;
+    let js = Edge::start_modules(
+        &paths::root().join("edge/bench"),
+        &[("js-worker.mjs", "esModule")],
+        &bindings,
+        None,
+    )
+    .await?;
+
+    let dir = TempDir::new("bench")?;
+    let (body, sig) = webhook_4k(secret);
+    let script = dir.0.join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"content-type\"] = \"application/json\"\nwrk.headers[\"x-skytells-signature\"] = {}\n",
+            lua_str(&String::from_utf8_lossy(&body)),
+            lua_str(&sig)
+        ),
+    )?;
+
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut table = format!(
+        "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp})\n\n| route | Worker | req/s | p50 | p99 | non-2xx | requests | Rust / JS |\n|---|---|---|---|---|---|---|---|\n",
+        crate::workerd::COMPATIBILITY_DATE
+    );
+    for (route, path) in [
+        ("probe (verify only)", "/_hookvault/probe"),
+        ("webhook (verify + SQS)", "/webhooks/skytells"),
+    ] {
+        let r = wrk(
+            &format!("{}{path}", rust.url),
+            &script,
+            seconds,
+            connections,
+        )
+        .await?;
+        let j = wrk(&format!("{}{path}", js.url), &script, seconds, connections).await?;
+        let ratio = format!("**{:.2}×**", r.rps / j.rps);
+        for (name, f, ratio) in [
+            ("Rust (hookvault-edge)", &r, ratio.as_str()),
+            ("JavaScript (WebCrypto)", &j, ""),
+        ] {
+            let _ = writeln!(
+                table,
+                "| {route} | {name} | {:.0} | {} | {} | {} | {} | {ratio} |",
+                f.rps, f.p50, f.p99, f.non_2xx, f.requests
+            );
+        }
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let out = "Running 10s test @ http://127.0.0.1:1/\n  2 threads and 50 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     3.10ms    1.00ms  20.00ms   90.00%\n  Latency Distribution\n     50%    2.90ms\n     75%    3.50ms\n     90%    4.00ms\n     99%    9.10ms\n  160000 requests in 10.00s, 20.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:  16000.50\nTransfer/sec:      2.00MB\n";
+        let f = parse_wrk(out).unwrap();
+        let want = Figures {
+            rps: 16000.5,
+            p50: "2.90ms".into(),
+            p99: "9.10ms".into(),
+            non_2xx: 3,
+            requests: 160000,
+        };
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn the_bench_body_is_4_kib_and_signed() {
+        let (body, sig) = webhook_4k("s");
+        assert_eq!(body.len(), 4096);
+        assert!(hookvault_core::event::WebhookEvent::parse(&body).is_ok());
+        assert!(sig.starts_with("sha256=") && sig.len() == 71);
+    }
+}
