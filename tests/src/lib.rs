@@ -14,6 +14,8 @@ pub mod edge_bench;
 pub mod moto;
 pub mod paths;
 pub mod process;
+pub mod provider;
+pub mod s3;
 pub mod sqs;
 pub mod workerd;
 

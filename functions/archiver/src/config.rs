@@ -1,0 +1,85 @@
+//! The archiver's settings, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ARCHIVE_BUCKET` | — | the bucket |
+//! | `DOWNLOAD_ALLOWED_HOSTS` | — | comma-separated hosts outputs may come from (`cdn.example.com`, `*.example.com`) |
+//! | `DOWNLOAD_ALLOW_INSECURE_LOOPBACK` | `false` | local stack only: allow `http` and loopback hosts on the list |
+//! | `DOWNLOAD_MAX_BYTES` | 5 GiB | an output larger than this is refused |
+//! | `DOWNLOAD_CONNECT_TIMEOUT_MS` | 5000 | connect timeout |
+//! | `DOWNLOAD_READ_TIMEOUT_MS` | 30000 | longest silence while reading |
+//! | `UPLOAD_PART_BYTES` | 8 MiB | multipart part size (≥ 5 MiB, S3's minimum) |
+//! | `UPLOAD_PARTS_IN_FLIGHT` | 2 | parts uploading at once, per output |
+//! | `OUTPUTS_IN_FLIGHT` | 2 | outputs of one prediction archived at once |
+//!
+//! Peak memory is about `(UPLOAD_PARTS_IN_FLIGHT + 1) × UPLOAD_PART_BYTES ×
+//! OUTPUTS_IN_FLIGHT` plus the runtime: 48 MiB with the defaults.
+
+use hookvault_aws::env::{self, EnvError};
+use hookvault_core::url_guard::UrlGuard;
+
+/// S3's smallest part (all but the last).
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// The archiver's settings.
+#[derive(Debug, Clone)]
+pub struct ArchiverConfig {
+    /// The archive bucket.
+    pub bucket: String,
+    /// Where outputs may be downloaded from.
+    pub guard: UrlGuard,
+    /// Largest output accepted, bytes.
+    pub max_output_bytes: u64,
+    /// Connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Read timeout, milliseconds.
+    pub read_timeout_ms: u64,
+    /// Multipart part size, bytes.
+    pub part_bytes: usize,
+    /// Parts in flight per output.
+    pub parts_in_flight: usize,
+    /// Outputs in flight per prediction.
+    pub outputs_in_flight: usize,
+}
+
+impl ArchiverConfig {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, EnvError> {
+        let insecure = env::flag("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", false)?;
+        let part_bytes = env::number("UPLOAD_PART_BYTES", 8 * 1024 * 1024)?;
+        if part_bytes < MIN_PART_BYTES {
+            return Err(EnvError::Invalid {
+                name: "UPLOAD_PART_BYTES".into(),
+                expected: "at least 5242880 (S3's minimum part size)",
+            });
+        }
+        let at_least_one = |name: &str, v: usize| {
+            if v == 0 {
+                Err(EnvError::Invalid {
+                    name: name.to_owned(),
+                    expected: "a number of at least 1",
+                })
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(ArchiverConfig {
+            bucket: env::required("ARCHIVE_BUCKET")?,
+            guard: UrlGuard::from_list(&env::required("DOWNLOAD_ALLOWED_HOSTS")?)
+                .allow_http(insecure)
+                .allow_loopback(insecure),
+            max_output_bytes: env::number("DOWNLOAD_MAX_BYTES", 5 * 1024 * 1024 * 1024)?,
+            connect_timeout_ms: env::number("DOWNLOAD_CONNECT_TIMEOUT_MS", 5_000)?,
+            read_timeout_ms: env::number("DOWNLOAD_READ_TIMEOUT_MS", 30_000)?,
+            part_bytes,
+            parts_in_flight: at_least_one(
+                "UPLOAD_PARTS_IN_FLIGHT",
+                env::number("UPLOAD_PARTS_IN_FLIGHT", 2)?,
+            )?,
+            outputs_in_flight: at_least_one(
+                "OUTPUTS_IN_FLIGHT",
+                env::number("OUTPUTS_IN_FLIGHT", 2)?,
+            )?,
+        })
+    }
+}

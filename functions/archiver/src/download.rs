@@ -1,0 +1,324 @@
+//! Guarded downloads: every URL and every redirect through the core's URL guard, every
+//! resolved address checked too (no DNS trick reaches 169.254.169.254), timeouts, a size
+//! cap, and retries of 429/5xx with the core's policy within the Lambda's time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hookvault_core::retry::{Decision, Failure, GiveUp, RetryPolicy};
+use hookvault_core::url_guard::{GuardError, UrlGuard};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::config::ArchiverConfig;
+
+/// How many redirects one download may follow.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why an output could not be downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// 403, 404 or 410: the 24-hour link has expired (or never existed). Permanent.
+    #[error("the output link has expired (HTTP {0})")]
+    Expired(u16),
+    /// The URL, a redirect or a resolved address is not allowed. Permanent.
+    #[error("download refused: {0}")]
+    Refused(GuardError),
+    /// Larger than the configured cap. Permanent.
+    #[error("the output is larger than the {0}-byte cap")]
+    TooLarge(u64),
+    /// Another status a retry cannot fix. Permanent.
+    #[error("the CDN answered HTTP {0}")]
+    Status(u16),
+    /// Redirects without end. Permanent.
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    /// The CDN did not deliver, after the retries the time allowed. Transient: SQS
+    /// redelivers the message later.
+    #[error("the CDN is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl DownloadError {
+    /// True when a later redelivery may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DownloadError::Unavailable(_))
+    }
+
+    /// The `error_id` written to `failure.json` for a permanent error.
+    pub fn error_id(&self) -> &'static str {
+        match self {
+            DownloadError::Expired(_) => "OUTPUT_EXPIRED",
+            DownloadError::Refused(_) => "OUTPUT_URL_REFUSED",
+            DownloadError::TooLarge(_) => "OUTPUT_TOO_LARGE",
+            DownloadError::Status(_) | DownloadError::TooManyRedirects => "OUTPUT_DOWNLOAD_FAILED",
+            DownloadError::Unavailable(_) => "OUTPUT_UNAVAILABLE",
+        }
+    }
+}
+
+/// A resolver that refuses a name if any address it resolves to is not public.
+#[derive(Debug, Clone)]
+struct GuardedResolver {
+    guard: Arc<UrlGuard>,
+}
+
+/// The resolver's refusal, found again in reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ResolveRefused(GuardError);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = Arc::clone(&self.guard);
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            for a in &addrs {
+                guard.check_ip(a.ip()).map_err(ResolveRefused)?;
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+fn refused_by_resolver(e: &reqwest::Error) -> Option<GuardError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<ResolveRefused>() {
+            return Some(r.0.clone());
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// A response ready to stream.
+#[derive(Debug)]
+pub struct Download {
+    /// The response (status 2xx).
+    pub response: reqwest::Response,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
+}
+
+/// Downloads outputs through the guard.
+#[derive(Debug, Clone)]
+pub struct Downloader {
+    client: reqwest::Client,
+    guard: Arc<UrlGuard>,
+    policy: RetryPolicy,
+    max_bytes: u64,
+}
+
+impl Downloader {
+    /// A downloader for `cfg`.
+    pub fn new(cfg: &ArchiverConfig) -> Result<Self, reqwest::Error> {
+        let guard = Arc::new(cfg.guard.clone());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::clone(&guard),
+            }))
+            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .read_timeout(Duration::from_millis(cfg.read_timeout_ms))
+            .user_agent(concat!("hookvault-archiver/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Downloader {
+            client,
+            guard,
+            policy: RetryPolicy::downloads(),
+            max_bytes: cfg.max_output_bytes,
+        })
+    }
+
+    /// A downloader with another retry policy (tests make the back-off short).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The size cap.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Opens `url`: follows redirects through the guard, retries what can be retried
+    /// before `deadline`.
+    pub async fn open(
+        &self,
+        url: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Download, DownloadError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let failure = match self.attempt(url).await? {
+                Ok(download) => return Ok(download),
+                Err(f) => f,
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let (status, retry_after) = match &failure {
+                Attempt::Status(s, ra) => (Some(*s), ra.clone()),
+                Attempt::Transport(_) => (None, None),
+            };
+            let f = match status {
+                Some(status) => Failure::Status {
+                    status,
+                    retry_after: retry_after.as_deref(),
+                },
+                None => Failure::Transport,
+            };
+            match self.policy.decide(attempts, f, now, remaining, &mut jitter) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(url = %redact(url), attempt = attempts, wait_ms = wait.as_millis() as u64, reason = %failure, "download failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Decision::GiveUp(GiveUp::NotRetryable(s)) => return Err(DownloadError::Status(s)),
+                Decision::GiveUp(why) => {
+                    return Err(DownloadError::Unavailable(format!("{failure}; {why}")))
+                }
+            }
+        }
+    }
+
+    /// One attempt, redirects included. `Err` is final; `Ok(Err)` may be retried.
+    async fn attempt(&self, url: &str) -> Result<Result<Download, Attempt>, DownloadError> {
+        let mut current = self.guard.check(url).map_err(DownloadError::Refused)?;
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = match self.client.get(current.clone()).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(g) = refused_by_resolver(&e) {
+                        return Err(DownloadError::Refused(g));
+                    }
+                    return Ok(Err(Attempt::Transport(e.without_url().to_string())));
+                }
+            };
+            let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or(DownloadError::Status(status))?;
+                let next = current
+                    .join(location)
+                    .map_err(|_| DownloadError::Refused(GuardError::Unparseable))?;
+                current = self
+                    .guard
+                    .check(next.as_str())
+                    .map_err(DownloadError::Refused)?;
+                continue;
+            }
+            return match status {
+                200..=299 => {
+                    if resp.content_length().is_some_and(|n| n > self.max_bytes) {
+                        return Err(DownloadError::TooLarge(self.max_bytes));
+                    }
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    Ok(Ok(Download {
+                        response: resp,
+                        content_type,
+                    }))
+                }
+                403 | 404 | 410 => Err(DownloadError::Expired(status)),
+                _ => {
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    Ok(Err(Attempt::Status(status, retry_after)))
+                }
+            };
+        }
+        Err(DownloadError::TooManyRedirects)
+    }
+}
+
+/// A failed attempt that the retry policy judges.
+#[derive(Debug)]
+enum Attempt {
+    Status(u16, Option<String>),
+    Transport(String),
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Status(s, _) => write!(f, "HTTP {s}"),
+            Attempt::Transport(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A number in [0, 1) for the back-off's jitter.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let h = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A URL without its query string, for logs: CDN links carry their signature there.
+pub fn redact(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// A name on the allow-list that resolves to a loopback address (here `localhost`,
+    /// which /etc/hosts always has) is refused at resolution, not only by its spelling.
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_resolve_to_non_public_addresses() {
+        let resolver = GuardedResolver {
+            guard: Arc::new(UrlGuard::new(["localhost"])),
+        };
+        let err = resolver
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.downcast_ref::<ResolveRefused>().is_some(), "{err}");
+        let open = GuardedResolver {
+            guard: Arc::new(UrlGuard::new(["localhost"]).allow_loopback(true)),
+        };
+        assert!(open
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .is_ok());
+    }
+
+    #[test]
+    fn permanent_and_transient_errors_are_told_apart() {
+        assert!(DownloadError::Unavailable("x".into()).is_transient());
+        for e in [
+            DownloadError::Expired(410),
+            DownloadError::Refused(GuardError::NoHost),
+            DownloadError::TooLarge(1),
+            DownloadError::Status(400),
+            DownloadError::TooManyRedirects,
+        ] {
+            assert!(!e.is_transient(), "{e}");
+        }
+        assert_eq!(DownloadError::Expired(403).error_id(), "OUTPUT_EXPIRED");
+        assert_eq!(
+            redact("https://cdn/x.png?X-Amz-Signature=abc#f"),
+            "https://cdn/x.png"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Settings from the environment.
+
+use std::str::FromStr;
+
+/// A setting is missing or does not parse. Names the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// Not set, or empty.
+    #[error("environment variable {0} is not set")]
+    Missing(String),
+    /// Set, but not of the expected form.
+    #[error("environment variable {name} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable.
+        name: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+/// A required variable.
+pub fn required(name: &str) -> Result<String, EnvError> {
+    optional(name).ok_or_else(|| EnvError::Missing(name.to_owned()))
+}
+
+/// An optional variable; empty counts as unset.
+pub fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A number, or `default` when unset.
+pub fn number<T: FromStr>(name: &str, default: T) -> Result<T, EnvError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| EnvError::Invalid {
+            name: name.to_owned(),
+            expected: "a number",
+        }),
+    }
+}
+
+/// A boolean (`true`/`false`/`1`/`0`), or `default` when unset.
+pub fn flag(name: &str, default: bool) -> Result<bool, EnvError> {
+    match optional(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(EnvError::Invalid {
+            name: name.to_owned(),
+            expected: "true or false",
+        }),
+    }
+}
+
+/// The region (`AWS_REGION`, which Lambda sets).
+pub fn region() -> Result<String, EnvError> {
+    required("AWS_REGION")
+}
+
+/// The endpoint override (`AWS_ENDPOINT_URL`): the local stack's moto. Unset in AWS.
+pub fn endpoint_url() -> Option<String> {
+    optional("AWS_ENDPOINT_URL")
+}
