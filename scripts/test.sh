@@ -9,6 +9,7 @@ source scripts/lib/tools.sh
 hv_rust_component clippy rustfmt
 hv_edge_tools
 hv_moto
+hv_cargo_lambda
 
 hv_log "cargo fmt --check"
 cargo fmt --all --check

@@ -4,6 +4,7 @@
 //                            crypto.subtle.verify), build the envelope, SigV4-sign an SQS
 //                            SendMessage (JSON protocol), answer 202 once SQS took it.
 //   POST /_hookvault/probe   verify only, 204.
+//   GET /healthz             200 {"ok":true}: the runtime's floor, no work at all.
 // Same env as the Rust edge: WEBHOOK_SECRETS (one bare secret here), SQS_QUEUE_URL,
 // SQS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 // Not for production: it exists to be measured against (scripts/bench-edge.sh).
@@ -68,6 +69,9 @@ async function sigv4(env, url, headers, body, now) {
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
+    if (url.pathname === "/healthz" && request.method === "GET") {
+      return new Response('{"ok":true}', { headers: { "content-type": "application/json" } });
+    }
     if (request.method !== "POST") return error(405, "method_not_allowed", "use POST");
     const body = await request.arrayBuffer();
     if (body.byteLength > 200000) return error(413, "body_too_large", "body is larger than 200000 bytes");

@@ -106,3 +106,9 @@ hv_edge_tools() {
 hv_moto() {
   hv_pip 'moto[server]==5.2.5'
 }
+
+# cargo-lambda (and ziglang, its dependency) in the tools venv: the Lambda runtime
+# emulator (`cargo lambda watch`) and the Lambda builds.
+hv_cargo_lambda() {
+  hv_pip 'cargo-lambda==1.9.2'
+}

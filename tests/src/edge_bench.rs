@@ -92,23 +92,24 @@ pub fn webhook_4k(secret: &str) -> (Vec<u8>, String) {
 
 async fn wrk(
     url: &str,
-    script: &std::path::Path,
+    script: Option<&std::path::Path>,
     seconds: u32,
     connections: u32,
 ) -> Result<Figures, StackError> {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(script)
-        .arg(url)
-        .output()
-        .await
-        .map_err(|e| StackError::Start(format!("wrk: {e} (scripts/bench-edge.sh installs it)")))?;
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out =
+        cmd.arg(url).output().await.map_err(|e| {
+            StackError::Start(format!("wrk: {e} (scripts/bench-edge.sh installs it)"))
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     parse_wrk(&text).ok_or_else(|| StackError::Start(format!("unreadable wrk output:\n{text}")))
 }
@@ -159,18 +160,21 @@ pub async fn run(seconds: u32, connections: u32) -> Result<String, StackError> {
         "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp})\n\n| route | Worker | req/s | p50 | p99 | non-2xx | requests | Rust / JS |\n|---|---|---|---|---|---|---|---|\n",
         crate::workerd::COMPATIBILITY_DATE
     );
-    for (route, path) in [
-        ("probe (verify only)", "/_hookvault/probe"),
-        ("webhook (verify + SQS)", "/webhooks/skytells"),
+    for (route, path, script) in [
+        ("GET /healthz (runtime floor)", "/healthz", None),
+        (
+            "probe (verify only)",
+            "/_hookvault/probe",
+            Some(script.as_path()),
+        ),
+        (
+            "webhook (verify + SQS)",
+            "/webhooks/skytells",
+            Some(script.as_path()),
+        ),
     ] {
-        let r = wrk(
-            &format!("{}{path}", rust.url),
-            &script,
-            seconds,
-            connections,
-        )
-        .await?;
-        let j = wrk(&format!("{}{path}", js.url), &script, seconds, connections).await?;
+        let r = wrk(&format!("{}{path}", rust.url), script, seconds, connections).await?;
+        let j = wrk(&format!("{}{path}", js.url), script, seconds, connections).await?;
         let ratio = format!("**{:.2}×**", r.rps / j.rps);
         for (name, f, ratio) in [
             ("Rust (hookvault-edge)", &r, ratio.as_str()),

@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod edge_bench;
+pub mod lambda;
 pub mod moto;
 pub mod paths;
+pub mod poller;
 pub mod process;
 pub mod provider;
 pub mod s3;

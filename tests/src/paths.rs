@@ -47,3 +47,17 @@ pub fn edge_build() -> Result<PathBuf, StackError> {
     existing("the edge build (index.js)", dir.join("index.js"))?;
     Ok(dir)
 }
+
+/// cargo-lambda in the tools venv.
+pub fn cargo_lambda() -> Result<PathBuf, StackError> {
+    existing("cargo-lambda", tools().join("venv/bin/cargo-lambda"))
+}
+
+/// `PATH` with the tools venv first (cargo-lambda finds zig through the venv's python).
+pub fn tool_path() -> std::ffi::OsString {
+    let mut parts = vec![tools().join("venv/bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        parts.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(parts).unwrap_or_default()
+}

@@ -65,6 +65,17 @@ impl Rig {
         }
     }
 
+    /// Processes one record with this message id and body.
+    async fn one(
+        &self,
+        message_id: &str,
+        body: String,
+    ) -> Result<Outcome, hookvault_archiver::handler::Transient> {
+        self.archiver
+            .process(&event(&[(message_id, body)]).records[0], None)
+            .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.cdn.url)
     }
@@ -181,18 +192,10 @@ async fn every_output_is_stored_byte_for_byte_with_its_sha256_and_the_manifest_l
 async fn duplicates_and_redeliveries_archive_exactly_once() {
     let rig = Rig::start().await;
     let body = succeeded("pred_dup", &[rig.url("/files/once.png?size=2048")]);
-    let first = rig
-        .archiver
-        .process(&event(&[("m1", body.clone())]).records[0], None)
-        .await
-        .unwrap();
+    let first = rig.one("m1", body.clone()).await.unwrap();
     assert_eq!(first, Outcome::Archived { outputs: 1 });
     for id in ["m1", "m2", "m3"] {
-        let again = rig
-            .archiver
-            .process(&event(&[(id, body.clone())]).records[0], None)
-            .await
-            .unwrap();
+        let again = rig.one(id, body.clone()).await.unwrap();
         assert_eq!(again, Outcome::AlreadyArchived, "{id}");
     }
     assert_eq!(rig.cdn.hits("/files/once.png"), 1, "downloaded once");
@@ -263,14 +266,9 @@ async fn expired_links_are_recorded_not_retried() {
         ("pred_x410", "/gone/a.png", "410"),
     ] {
         let out = rig
-            .archiver
-            .process(
-                &event(&[(
-                    "m",
-                    succeeded(id, &[rig.url("/files/ok.png?size=10"), rig.url(path)]),
-                )])
-                .records[0],
-                None,
+            .one(
+                "m",
+                succeeded(id, &[rig.url("/files/ok.png?size=10"), rig.url(path)]),
             )
             .await
             .unwrap();
@@ -311,11 +309,7 @@ async fn the_guard_refuses_the_metadata_redirect_and_unlisted_hosts() {
         ),
     ] {
         let out = rig
-            .archiver
-            .process(
-                &event(&[("m", succeeded(id, std::slice::from_ref(&url)))]).records[0],
-                None,
-            )
+            .one("m", succeeded(id, std::slice::from_ref(&url)))
             .await
             .unwrap();
         assert_eq!(
@@ -334,14 +328,9 @@ async fn the_guard_refuses_the_metadata_redirect_and_unlisted_hosts() {
     assert_eq!(rig.cdn.hits("/redirect/metadata"), 1);
     // A redirect to an allowed place is followed.
     let out = rig
-        .archiver
-        .process(
-            &event(&[(
-                "m",
-                succeeded("pred_redir", &[rig.url("/redirect/to/r.png?size=99")]),
-            )])
-            .records[0],
-            None,
+        .one(
+            "m",
+            succeeded("pred_redir", &[rig.url("/redirect/to/r.png?size=99")]),
         )
         .await
         .unwrap();
@@ -353,14 +342,9 @@ async fn rate_limits_and_server_errors_are_retried_with_back_off() {
     let rig = Rig::start().await;
     let started = Instant::now();
     let out = rig
-        .archiver
-        .process(
-            &event(&[(
-                "m",
-                succeeded("pred_429", &[rig.url("/flaky/429/1/a.png?size=500")]),
-            )])
-            .records[0],
-            None,
+        .one(
+            "m",
+            succeeded("pred_429", &[rig.url("/flaky/429/1/a.png?size=500")]),
         )
         .await
         .unwrap();
@@ -371,14 +355,9 @@ async fn rate_limits_and_server_errors_are_retried_with_back_off() {
         "Retry-After: 1 was honoured"
     );
     let out = rig
-        .archiver
-        .process(
-            &event(&[(
-                "m",
-                succeeded("pred_500", &[rig.url("/flaky/500/2/b.png?size=500")]),
-            )])
-            .records[0],
-            None,
+        .one(
+            "m",
+            succeeded("pred_500", &[rig.url("/flaky/500/2/b.png?size=500")]),
         )
         .await
         .unwrap();
@@ -386,14 +365,9 @@ async fn rate_limits_and_server_errors_are_retried_with_back_off() {
     assert_eq!(rig.cdn.hits("/flaky/500/2/b.png"), 3);
     // Past the attempts allowed: transient, for SQS to redeliver later.
     let err = rig
-        .archiver
-        .process(
-            &event(&[(
-                "m",
-                succeeded("pred_503", &[rig.url("/flaky/503/100/c.png")]),
-            )])
-            .records[0],
-            None,
+        .one(
+            "m",
+            succeeded("pred_503", &[rig.url("/flaky/503/100/c.png")]),
         )
         .await
         .unwrap_err();

@@ -5,4 +5,5 @@
 
 mod e2e_archiver;
 mod e2e_edge;
+mod e2e_pipeline;
 mod utils;

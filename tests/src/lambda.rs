@@ -1,0 +1,92 @@
+//! A Lambda function under cargo-lambda's runtime emulator (`cargo lambda watch`), and
+//! invoking it over the emulator's Lambda invoke API.
+
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::process::{free_port, Service, TempDir};
+use crate::{paths, StackError};
+
+/// A function running under `cargo lambda watch`.
+#[derive(Debug)]
+pub struct LambdaFunction {
+    /// `http://127.0.0.1:PORT/2015-03-31/functions/{name}/invocations`.
+    pub invoke_url: String,
+    service: Service,
+    _dir: TempDir,
+}
+
+impl LambdaFunction {
+    /// Starts the binary `bin` of the crate in `crate_dir` (relative to the repository)
+    /// with `env`, and waits until the emulator answers.
+    pub async fn start(
+        crate_dir: &str,
+        bin: &str,
+        env: &[(String, String)],
+    ) -> Result<Self, StackError> {
+        let cargo_lambda = paths::cargo_lambda()?;
+        let dir = TempDir::new("lambda")?;
+        // An env file, not --env-var: values may contain commas (host lists).
+        let env_file = dir.0.join("function.env");
+        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(&env_file, lines.join("\n") + "\n")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(cargo_lambda);
+        cmd.current_dir(paths::root().join(crate_dir))
+            .args([
+                "lambda",
+                "watch",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(["--ignore-changes", "--bin", bin])
+            .env("DO_NOT_TRACK", "1")
+            .env("PATH", paths::tool_path());
+        let mut service = Service::spawn(cmd, dir.0.join("cargo-lambda.log"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        service
+            .wait_http(&format!("{base}/"), Duration::from_secs(60))
+            .await?;
+        Ok(LambdaFunction {
+            invoke_url: format!("{base}/2015-03-31/functions/{bin}/invocations"),
+            service,
+            _dir: dir,
+        })
+    }
+
+    /// Invokes the function with `payload`; returns its JSON answer. The first call waits
+    /// for the emulator to build and start the function.
+    pub async fn invoke(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, StackError> {
+        let resp = reqwest::Client::new()
+            .post(&self.invoke_url)
+            .header("content-type", "application/json")
+            .body(payload.to_string())
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| StackError::Start(format!("invoke: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(StackError::Start(format!(
+                "invoke answered {status}: {text}\n{}",
+                self.logs()
+            )));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| StackError::Start(format!("invoke answer is not JSON ({e}): {text}")))
+    }
+
+    /// What the emulator and the function printed.
+    pub fn logs(&self) -> String {
+        self.service.output()
+    }
+}

@@ -1,0 +1,154 @@
+//! The local stand-in for Lambda's SQS event-source mapping: receive a batch, invoke the
+//! function with an SQS event, delete what succeeded, leave the `batchItemFailures` to
+//! come back after the visibility timeout. The queue's own redrive policy (set by
+//! [`create_with_dlq`]) moves a message to the DLQ after `maxReceiveCount` receives, as
+//! in AWS.
+
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
+use serde_json::{json, Value};
+
+use crate::lambda::LambdaFunction;
+use crate::StackError;
+
+fn err(e: impl std::fmt::Display) -> StackError {
+    StackError::Start(format!("poller: {e}"))
+}
+
+/// Creates `name` with a dead-letter queue `{name}-dlq` after `max_receives` receives;
+/// returns (queue URL, DLQ URL).
+pub async fn create_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receives: u32,
+) -> Result<(String, String), StackError> {
+    let dlq = crate::sqs::create_queue(sqs, &format!("{name}-dlq")).await?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(err)?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| err("no DLQ ARN"))?;
+    let policy = json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string() })
+        .to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .send()
+        .await
+        .map_err(err)?
+        .queue_url
+        .ok_or_else(|| err("no queue URL"))?;
+    Ok((queue, dlq))
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// Messages delivered to the function.
+    pub delivered: usize,
+    /// Messages deleted (succeeded).
+    pub deleted: usize,
+    /// Messages the function reported as failed (left for redelivery).
+    pub failed: usize,
+}
+
+/// The event-source mapping's settings.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    /// The queue.
+    pub queue_url: String,
+    /// Records per invocation (Lambda's `BatchSize`).
+    pub batch_size: i32,
+    /// Seconds a received message stays invisible (the queue's visibility timeout).
+    pub visibility_timeout: i32,
+}
+
+impl Poller {
+    /// Receives one batch (waiting up to 1 s) and delivers it.
+    pub async fn poll(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        function: &LambdaFunction,
+    ) -> Result<Poll, StackError> {
+        let resp = sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size)
+            .visibility_timeout(self.visibility_timeout)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(err)?;
+        let messages = resp.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(Poll::default());
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                    .collect();
+                json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "md5OfBody": m.md5_of_body,
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local",
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        // A function error (a crash) leaves the whole batch for redelivery, as in AWS.
+        let answer = function.invoke(&json!({ "Records": records })).await?;
+        let failed: Vec<&str> = answer
+            .get("batchItemFailures")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.get("itemIdentifier").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id.as_deref().unwrap_or_default()))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let deleted = done.len();
+        if !done.is_empty() {
+            sqs.delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+                .map_err(err)?;
+        }
+        Ok(Poll {
+            delivered: messages.len(),
+            deleted,
+            failed: failed.len(),
+        })
+    }
+}
