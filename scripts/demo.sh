@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 hv_edge_tools
 hv_moto
+hv_cargo_lambda
 
 hv_log "building the hookvault CLI"
 cargo build --quiet --locked -p hookvault-cli
@@ -54,4 +55,4 @@ scripts/build-edge.sh
 cargo build --quiet --locked -p hookvault-localstack --bin hookvault-dev
 target/debug/hookvault-dev demo "$@"
 
-printf '\n\033[1;32mdemo finished\033[0m (the archiver, rotator and api Lambdas join this demo as they land)\n'
+printf '\n\033[1;32mdemo finished\033[0m (the rotator and api Lambdas join this demo as they land)\n'

@@ -12,9 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hookvault_core::envelope::Envelope;
 use hookvault_core::scheme::SignParams;
 use hookvault_core::Scheme;
+use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
+use hookvault_localstack::poller::Poller;
+use hookvault_localstack::provider::Provider;
 use hookvault_localstack::workerd::Edge;
-use hookvault_localstack::{sqs, StackError};
+use hookvault_localstack::{s3, sqs, StackError};
 
 fn now() -> i64 {
     SystemTime::now()
@@ -52,7 +55,7 @@ async fn post(
 }
 
 async fn demo(serve: bool) -> Result<(), StackError> {
-    step("Starting the local stack: moto (SQS) and the edge in workerd");
+    step("Starting the local stack: moto (SQS, S3) and the edge in workerd");
     let moto = Moto::start(None).await?;
     let client = sqs::client(&moto.endpoint);
     let queue = sqs::create_queue(&client, "hookvault-events").await?;
@@ -136,6 +139,71 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     {
         println!("{}", line.find('{').map(|i| &line[i..]).unwrap_or(line));
     }
+
+    step("7. The archiver Lambda, under cargo-lambda's runtime emulator, takes the queue: outputs from the CDN into S3, manifest last");
+    let cdn = Provider::start().await?;
+    let store = s3::client(&moto.endpoint);
+    s3::create_bucket(&store, "hookvault-archive").await?;
+    let env: Vec<(String, String)> = [
+        ("ARCHIVE_BUCKET", "hookvault-archive".to_owned()),
+        ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1".to_owned()),
+        ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true".to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    println!("starting `cargo lambda watch` for functions/archiver (the first run compiles it)…");
+    let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
+    let body2 = format!(
+        r#"{{"id":"pred_demo_2","status":"succeeded","model":"stable-video-6s","output":["{0}/files/video.mp4?size=12582912","{0}/files/poster.png?size=40000"]}}"#,
+        cdn.url
+    );
+    let (status, text) = post(
+        &http,
+        &hook,
+        &sign("demo-current-secret", body2.as_bytes()),
+        body2.as_bytes(),
+    )
+    .await?;
+    println!("edge: HTTP {status} {text}");
+    let poller = Poller {
+        queue_url: queue.clone(),
+        batch_size: 10,
+        visibility_timeout: 30,
+    };
+    let started = std::time::Instant::now();
+    let manifest = loop {
+        let poll = poller.poll(&client, &archiver).await?;
+        if poll.delivered > 0 {
+            println!(
+                "poller: delivered {}, deleted {}, failed {}",
+                poll.delivered, poll.deleted, poll.failed
+            );
+        }
+        if let Some((bytes, _)) = s3::get(
+            &store,
+            "hookvault-archive",
+            "predictions/pred_demo_2/manifest.json",
+        )
+        .await?
+        {
+            break String::from_utf8_lossy(&bytes).into_owned();
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            return Err(StackError::Start(format!(
+                "not archived in time:\n{}",
+                archiver.logs()
+            )));
+        }
+    };
+    for key in s3::keys(&store, "hookvault-archive", "predictions/pred_demo_2/").await? {
+        println!("s3://hookvault-archive/{key}");
+    }
+    println!("{manifest}");
 
     if serve {
         step("The stack stays up; Ctrl-C stops it");
