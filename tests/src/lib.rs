@@ -10,6 +10,7 @@
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
+pub mod archiver_bench;
 pub mod edge_bench;
 pub mod lambda;
 pub mod moto;

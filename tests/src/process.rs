@@ -86,6 +86,26 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Waits until something listens on 127.0.0.1:`port`, or fails after `timeout`.
+    pub async fn wait_port(&mut self, port: u16, timeout: Duration) -> Result<(), StackError> {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if start.elapsed() > timeout {
+                return Err(StackError::Start(format!(
+                    "nothing listens on port {port} after {timeout:?}:\n{}",
+                    self.output()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
 /// A fresh temporary directory under the system's temp dir, removed on drop.
 #[derive(Debug)]
 pub struct TempDir(pub PathBuf);

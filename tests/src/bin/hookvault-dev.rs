@@ -3,7 +3,8 @@
 //! `hookvault-dev demo` starts moto (SQS) and the edge in workerd, sends signed webhooks
 //! through the edge the way the provider does, and shows what reached the queue.
 //! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
-//! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`).
+//! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
+//! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`).
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -225,6 +226,24 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("bench-archiver") => {
+            let mib: u64 = args
+                .iter()
+                .position(|a| a == "--mib")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1024);
+            match hookvault_localstack::archiver_bench::run(mib * 1024 * 1024).await {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookvault-dev: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("bench-edge") => {
             let num = |flag: &str, default: u32| {
                 args.iter()
@@ -251,7 +270,7 @@ async fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N]"
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] | bench-archiver [--mib N]"
             );
             ExitCode::from(2)
         }
