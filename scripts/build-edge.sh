@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 hv_edge_tools
-hv_log "building the edge (worker-build --release)"
-(cd edge && worker-build --release --no-opt >&2)
+hv_log "building the edge (worker-build --profile edge)"
+(cd edge && worker-build --profile edge --no-opt >&2)
 hv_log "edge/build: $(du -b edge/build/index.js edge/build/index_bg.wasm | awk '{s+=$1} END {print s}') bytes, $(cat edge/build/index.js edge/build/index_bg.wasm | gzip -9 | wc -c) gzip'd"
