@@ -33,8 +33,9 @@ impl CliError {
     }
 }
 
+/// What signing a request takes, shared by `sign` and `send`.
 #[derive(Args, Debug)]
-pub struct SignArgs {
+pub struct Signing {
     /// skytells, github, standard or stripe.
     #[arg(long, value_parser = crate::parse_scheme)]
     scheme: Scheme,
@@ -47,6 +48,12 @@ pub struct SignArgs {
     /// Unix seconds to sign with (standard, stripe). Now if absent.
     #[arg(long, allow_hyphen_values = true)]
     timestamp: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    #[command(flatten)]
+    signing: Signing,
     /// The body; stdin if absent or `-`.
     file: Option<PathBuf>,
 }
@@ -84,18 +91,8 @@ pub struct VerifyArgs {
 pub struct SendArgs {
     /// Where to POST.
     url: String,
-    /// skytells, github, standard or stripe.
-    #[arg(long, value_parser = crate::parse_scheme)]
-    scheme: Scheme,
-    /// The secret, in the scheme's format.
-    #[arg(long, env = "HOOKVAULT_SECRET", hide_env_values = true)]
-    secret: String,
-    /// Delivery id (standard, github). Random if absent.
-    #[arg(long)]
-    id: Option<String>,
-    /// Unix seconds to sign with (standard, stripe). Now if absent.
-    #[arg(long, allow_hyphen_values = true)]
-    timestamp: Option<i64>,
+    #[command(flatten)]
+    signing: Signing,
     /// An extra header, `Name: value`; repeat for each.
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     headers: Vec<(String, String)>,
@@ -136,21 +133,17 @@ fn read_body(file: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
 }
 
 /// The headers a sender adds.
-fn signed_headers(
-    scheme: Scheme,
-    secret: &str,
-    id: Option<String>,
-    timestamp: Option<i64>,
-    body: &[u8],
-) -> Result<Vec<(&'static str, String)>, CliError> {
-    let key = scheme
-        .decode_secret(secret)
+fn signed_headers(signing: Signing, body: &[u8]) -> Result<Vec<(&'static str, String)>, CliError> {
+    let key = signing
+        .scheme
+        .decode_secret(&signing.secret)
         .map_err(|e| CliError::Usage(format!("--secret: {e}")))?;
     let params = SignParams {
-        id: Some(id.unwrap_or_else(random_id)),
-        timestamp: Some(timestamp.unwrap_or_else(now)),
+        id: Some(signing.id.unwrap_or_else(random_id)),
+        timestamp: Some(signing.timestamp.unwrap_or_else(now)),
     };
-    scheme
+    signing
+        .scheme
         .sign(&key, body, &params)
         .map_err(|e| CliError::Usage(e.to_string()))
 }
@@ -158,7 +151,7 @@ fn signed_headers(
 /// `hookvault sign`.
 pub fn sign(a: SignArgs) -> Result<ExitCode, CliError> {
     let body = read_body(a.file.as_deref())?;
-    for (name, value) in signed_headers(a.scheme, &a.secret, a.id, a.timestamp, &body)? {
+    for (name, value) in signed_headers(a.signing, &body)? {
         println!("{name}: {value}");
     }
     Ok(ExitCode::SUCCESS)
@@ -223,7 +216,7 @@ pub fn verify(a: VerifyArgs) -> Result<ExitCode, CliError> {
 /// `hookvault send`.
 pub fn send(a: SendArgs) -> Result<ExitCode, CliError> {
     let body = read_body(a.file.as_deref())?;
-    let signed = signed_headers(a.scheme, &a.secret, a.id, a.timestamp, &body)?;
+    let signed = signed_headers(a.signing, &body)?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(a.timeout))
         .build()

@@ -107,14 +107,8 @@ pub async fn run(size: u64) -> Result<String, StackError> {
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{port}/.rt"),
         )
-        .env("ARCHIVE_BUCKET", "bench")
-        .env("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1")
-        .env("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true")
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .envs(crate::lambda::archiver_env(&moto.endpoint, "bench", &[]));
     // The upload knobs pass through, to measure their effect.
     for knob in ["UPLOAD_PART_BYTES", "UPLOAD_PARTS_IN_FLIGHT"] {
         if let Ok(v) = std::env::var(knob) {

@@ -120,17 +120,11 @@ pub async fn run(seconds: u32, connections: u32) -> Result<String, StackError> {
     let moto = Moto::start(None).await?;
     let client = sqs::client(&moto.endpoint);
     let queue = sqs::create_queue(&client, "bench").await?;
-    let bindings: Vec<(String, String)> = [
-        ("WEBHOOK_SECRETS", secret.to_owned()),
-        ("SQS_QUEUE_URL", queue),
-        ("SQS_ENDPOINT", format!("{}/", moto.endpoint)),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let bindings = crate::workerd::local_bindings(
+        &moto.endpoint,
+        &queue,
+        &[("WEBHOOK_SECRETS", secret.to_owned())],
+    );
     let rust = Edge::start(&bindings, None).await?;
     let js = Edge::start_modules(
         &paths::root().join("edge/bench"),

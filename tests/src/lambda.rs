@@ -8,6 +8,32 @@ use tokio::process::Command;
 use crate::process::{free_port, Service, TempDir};
 use crate::{paths, StackError};
 
+/// The archiver's environment for the local stack: moto at `moto_endpoint`, the bucket,
+/// the stand-in CDN on 127.0.0.1 allowed over http, with `extra` added or replacing.
+pub fn archiver_env(
+    moto_endpoint: &str,
+    bucket: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("ARCHIVE_BUCKET", bucket),
+        ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1"),
+        ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true"),
+        ("AWS_ENDPOINT_URL", moto_endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", crate::workerd::LOCAL_AWS_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.retain(|(x, _)| x != k);
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    env
+}
+
 /// A function running under `cargo lambda watch`.
 #[derive(Debug)]
 pub struct LambdaFunction {

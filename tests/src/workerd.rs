@@ -82,6 +82,34 @@ const edge :Workerd.Worker = (
     )
 }
 
+/// The AWS secret key the local stack's components use with moto (which accepts any).
+/// A test can look for it in logs: it must never appear.
+pub const LOCAL_AWS_SECRET: &str = "local-aws-secret-key";
+
+/// The edge's vars for moto at `moto_endpoint` and the queue `queue_url`, with `extra`
+/// added or replacing the defaults (`WEBHOOK_SECRETS` has none: pass it).
+pub fn local_bindings(
+    moto_endpoint: &str,
+    queue_url: &str,
+    extra: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let mut b: Vec<(String, String)> = [
+        ("SQS_QUEUE_URL", queue_url.to_owned()),
+        ("SQS_ENDPOINT", format!("{moto_endpoint}/")),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", LOCAL_AWS_SECRET.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        b.retain(|(x, _)| x != k);
+        b.push(((*k).to_owned(), v.clone()));
+    }
+    b
+}
+
 impl Edge {
     /// Starts the built edge in workerd with `bindings`, on a free port (or `port`).
     pub async fn start(

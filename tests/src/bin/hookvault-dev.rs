@@ -65,17 +65,11 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         { "id": "2026-11", "secret": "demo-current-secret", "slot": "current" },
         { "id": "2026-08", "secret": "demo-previous-secret", "slot": "previous", "not_after": t + 600 },
     ]);
-    let bindings: Vec<(String, String)> = [
-        ("WEBHOOK_SECRETS", ring.to_string()),
-        ("SQS_QUEUE_URL", queue.clone()),
-        ("SQS_ENDPOINT", format!("{}/", moto.endpoint)),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let bindings = hookvault_localstack::workerd::local_bindings(
+        &moto.endpoint,
+        &queue,
+        &[("WEBHOOK_SECRETS", ring.to_string())],
+    );
     let edge = Edge::start(&bindings, None).await?;
     println!(
         "moto:  {}\nqueue: {queue}\nedge:  {}",
@@ -145,18 +139,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let cdn = Provider::start().await?;
     let store = s3::client(&moto.endpoint);
     s3::create_bucket(&store, "hookvault-archive").await?;
-    let env: Vec<(String, String)> = [
-        ("ARCHIVE_BUCKET", "hookvault-archive".to_owned()),
-        ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1".to_owned()),
-        ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true".to_owned()),
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, "hookvault-archive", &[]);
     println!("starting `cargo lambda watch` for functions/archiver (the first run compiles it)…");
     let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
     let body2 = format!(

@@ -499,7 +499,7 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
     assert_eq!(lines[2]["status"].as_u64(), Some(404));
     for needle in [
         "log-scan-secret",
-        "aws-secret-e2e",
+        hookvault_localstack::workerd::LOCAL_AWS_SECRET,
         signature.as_str(),
         signature.trim_start_matches("sha256="),
     ] {

@@ -32,23 +32,15 @@ async fn a_signed_webhook_ends_archived_and_a_poison_message_ends_in_the_dlq() {
     )
     .await
     .unwrap();
-    let env: Vec<(String, String)> = [
-        ("ARCHIVE_BUCKET", "archive".to_owned()),
-        (
-            "DOWNLOAD_ALLOWED_HOSTS",
-            "127.0.0.1,cdn.skytells.ai".to_owned(),
-        ),
-        ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true".to_owned()),
-        ("UPLOAD_PART_BYTES", "5242880".to_owned()),
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("DOWNLOAD_READ_TIMEOUT_MS", "2000".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = hookvault_localstack::lambda::archiver_env(
+        &moto.endpoint,
+        "archive",
+        &[
+            ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1,cdn.skytells.ai"),
+            ("UPLOAD_PART_BYTES", "5242880"),
+            ("DOWNLOAD_READ_TIMEOUT_MS", "2000"),
+        ],
+    );
     let archiver = LambdaFunction::start("functions/archiver", "archiver", &env)
         .await
         .unwrap();

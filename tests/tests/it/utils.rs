@@ -24,29 +24,19 @@ pub fn now() -> i64 {
 
 pub use hookvault_core::corpus::example_secret as secret;
 
-/// The edge's vars for moto at `endpoint` and `queue_url`, plus `extra` (which win).
+/// The edge's vars for the tests: the library's, with a short SQS timeout and a
+/// recognisable Retry-After.
 pub fn bindings(
     endpoint: &str,
     queue_url: &str,
     extra: &[(&str, String)],
 ) -> Vec<(String, String)> {
-    let mut b: Vec<(String, String)> = [
-        ("SQS_QUEUE_URL", queue_url.to_owned()),
-        ("SQS_ENDPOINT", format!("{endpoint}/")),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "aws-secret-e2e".to_owned()),
+    let mut all = vec![
         ("SQS_TIMEOUT_MS", "2000".to_owned()),
         ("RETRY_AFTER_SECS", "7".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (k, v) in extra {
-        b.retain(|(x, _)| x != k);
-        b.push(((*k).to_owned(), v.clone()));
-    }
-    b
+    ];
+    all.extend(extra.iter().cloned());
+    hookvault_localstack::workerd::local_bindings(endpoint, queue_url, &all)
 }
 
 impl Stack {
