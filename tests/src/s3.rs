@@ -81,3 +81,20 @@ pub async fn open_uploads(s3: &Client, bucket: &str) -> Result<usize, StackError
         .map_err(|e| err(aws_sdk_s3::error::DisplayErrorContext(e)))?;
     Ok(out.uploads.unwrap_or_default().len())
 }
+
+/// A Secrets Manager client for `endpoint` (moto), with moto's test credentials.
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "localstack",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}

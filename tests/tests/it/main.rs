@@ -6,4 +6,5 @@
 mod e2e_archiver;
 mod e2e_edge;
 mod e2e_pipeline;
+mod e2e_secrets;
 mod utils;
