@@ -52,6 +52,8 @@ if "$hv" verify --scheme standard --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS
 fi
 
 scripts/build-edge.sh
+hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
+cargo build --locked -p hookvault-archiver --bin archiver
 cargo build --quiet --locked -p hookvault-localstack --bin hookvault-dev
 target/debug/hookvault-dev demo "$@"
 

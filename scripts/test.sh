@@ -22,6 +22,8 @@ hv_log "hookvault-core for wasm32-unknown-unknown"
 cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
+hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
+cargo build --locked -p hookvault-archiver --bin archiver
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked

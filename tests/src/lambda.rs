@@ -75,9 +75,9 @@ impl LambdaFunction {
             .env("PATH", paths::tool_path());
         let mut service = Service::spawn(cmd, dir.0.join("cargo-lambda.log"))?;
         let base = format!("http://127.0.0.1:{port}");
-        service
-            .wait_http(&format!("{base}/"), Duration::from_secs(60))
-            .await?;
+        // Ready once it listens: the emulator answers invokes only after the function is
+        // built, which on a cold machine takes minutes (the first invoke waits for it).
+        service.wait_port(port, Duration::from_secs(60)).await?;
         Ok(LambdaFunction {
             invoke_url: format!("{base}/2015-03-31/functions/{bin}/invocations"),
             service,
