@@ -83,9 +83,7 @@ async fn read_body(
         return Ok(out); // no body
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            Rejection::new(400, "unreadable_body", "the request body could not be read")
-        })?;
+        let chunk = chunk.map_err(unreadable)?;
         if out.len() + chunk.len() > max {
             return Err(handler::too_large(max));
         }

@@ -181,6 +181,26 @@ pub async fn run(seconds: u32, connections: u32) -> Result<String, StackError> {
             );
         }
     }
+    // Where the floor comes from: the cheapest JavaScript Worker, and the same one behind
+    // the class-and-Proxy pattern of worker-build's shim.
+    let _ = writeln!(
+        table,
+        "\n| floor probe (GET, no work) | req/s | p50 | p99 |\n|---|---|---|---|"
+    );
+    for (name, file) in [
+        ("plain JS module", "floor-plain.mjs"),
+        ("JS behind worker-build's shim pattern", "floor-shim.mjs"),
+    ] {
+        let w = Edge::start_modules(
+            &paths::root().join("edge/bench"),
+            &[(file, "esModule")],
+            &[],
+            None,
+        )
+        .await?;
+        let f = wrk(&format!("{}/", w.url), None, seconds, connections).await?;
+        let _ = writeln!(table, "| {name} | {:.0} | {} | {} |", f.rps, f.p50, f.p99);
+    }
     Ok(table)
 }
 
