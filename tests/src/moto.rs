@@ -54,3 +54,16 @@ impl Moto {
         Ok(())
     }
 }
+
+/// The SDK configuration every local client shares: moto at `endpoint`, `us-east-1`,
+/// moto's test credentials.
+pub fn sdk_config(endpoint: &str) -> aws_types::SdkConfig {
+    aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_types::region::Region::new("us-east-1"))
+        .credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "localstack"),
+        ))
+        .build()
+}

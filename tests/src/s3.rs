@@ -1,24 +1,13 @@
 //! An S3 client for the local stack (moto), and helpers to read what the archiver wrote.
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::Client;
 
 use crate::StackError;
 
 /// A client for `endpoint` (moto), path-style, with moto's test credentials.
 pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
+    let config = aws_sdk_s3::config::Builder::from(&crate::moto::sdk_config(endpoint))
         .force_path_style(true)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "localstack",
-        ))
         .build();
     Client::from_conf(config)
 }
@@ -84,17 +73,5 @@ pub async fn open_uploads(s3: &Client, bucket: &str) -> Result<usize, StackError
 
 /// A Secrets Manager client for `endpoint` (moto), with moto's test credentials.
 pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "localstack",
-        ))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+    aws_sdk_secretsmanager::Client::new(&crate::moto::sdk_config(endpoint))
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
@@ -10,19 +9,7 @@ use crate::StackError;
 
 /// A client for `endpoint` (moto), with moto's test credentials.
 pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "localstack",
-        ))
-        .build();
-    Client::from_conf(config)
+    Client::new(&crate::moto::sdk_config(endpoint))
 }
 
 fn err(e: impl std::fmt::Display) -> StackError {
