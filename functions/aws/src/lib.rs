@@ -11,7 +11,6 @@
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
-#[cfg(any(feature = "s3", feature = "secretsmanager"))]
 pub mod clients;
 pub mod credentials;
 pub mod env;
