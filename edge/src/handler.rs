@@ -4,7 +4,7 @@
 //! [`accept_webhook`] or [`accept_probe`] once it has it, and [`queue_failure`] when SQS
 //! does not take the message.
 
-use hookvault_core::envelope::{Envelope, EnvelopeError};
+use hookvault_core::envelope::Envelope;
 use hookvault_core::{Verified, VerifyOptions};
 use serde::Serialize;
 
@@ -108,14 +108,26 @@ pub fn too_large(max: usize) -> Rejection {
     )
 }
 
-fn provider<'c>(cfg: &'c EdgeConfig, name: &str) -> Result<&'c Provider, Rejection> {
-    cfg.provider(name).ok_or_else(|| {
-        Rejection::new(
-            404,
-            "unknown_provider",
-            format!("no provider {name:?} is configured"),
-        )
-    })
+/// The provider a request names: `name` from the path, or, when the path names none (the
+/// probe), the only one configured.
+pub fn target<'c>(cfg: &'c EdgeConfig, name: Option<&str>) -> Result<&'c Provider, Rejection> {
+    match name {
+        Some(name) => cfg.provider(name).ok_or_else(|| {
+            Rejection::new(
+                404,
+                "unknown_provider",
+                format!("no provider {name:?} is configured"),
+            )
+        }),
+        None => match cfg.providers.as_slice() {
+            [only] => Ok(only),
+            _ => Err(Rejection::new(
+                404,
+                "unknown_provider",
+                "several providers are configured: probe /_hookvault/probe/{provider}",
+            )),
+        },
+    }
 }
 
 fn verify(
@@ -142,19 +154,14 @@ pub fn accept_webhook(
     body: &[u8],
     now_ms: u64,
 ) -> Result<(Verified, Envelope), Rejection> {
-    let p = provider(cfg, provider_name)?;
+    let p = target(cfg, Some(provider_name))?;
     if body.len() > cfg.max_body {
         return Err(too_large(cfg.max_body));
     }
     let verified = verify(p, headers, body, cfg, now_ms)?;
     let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    let envelope =
-        Envelope::new(&p.name, p.scheme, &verified, body, received_at).map_err(|e| match e {
-            EnvelopeError::BodyNotJson(_) | EnvelopeError::Event(_) => {
-                Rejection::new(400, "invalid_body", e.to_string())
-            }
-            other => Rejection::new(400, "invalid_body", other.to_string()),
-        })?;
+    let envelope = Envelope::new(&p.name, p.scheme, &verified, body, received_at)
+        .map_err(|e| Rejection::new(400, "invalid_body", e.to_string()))?;
     Ok((verified, envelope))
 }
 
@@ -167,19 +174,7 @@ pub fn accept_probe(
     body: &[u8],
     now_ms: u64,
 ) -> Result<Verified, Rejection> {
-    let p = match provider_name {
-        Some(name) => provider(cfg, name)?,
-        None => match cfg.providers.as_slice() {
-            [only] => only,
-            _ => {
-                return Err(Rejection::new(
-                    404,
-                    "unknown_provider",
-                    "several providers are configured: probe /_hookvault/probe/{provider}",
-                ))
-            }
-        },
-    };
+    let p = target(cfg, provider_name)?;
     if body.len() > cfg.max_body {
         return Err(too_large(cfg.max_body));
     }

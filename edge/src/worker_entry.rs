@@ -156,12 +156,16 @@ async fn handle(
     })?;
     let content_length = req.headers().get("content-length").ok().flatten();
     handler::check_declared_length(content_length.as_deref(), cfg.max_body)?;
-    let names = match route {
-        Route::Webhook(p) => cfg.provider(p).map(|p| p.scheme.header_names()),
-        Route::Probe(Some(p)) => cfg.provider(p).map(|p| p.scheme.header_names()),
-        _ => cfg.providers.first().map(|p| p.scheme.header_names()),
-    }
-    .unwrap_or_default();
+    // Only the headers the provider's scheme reads; an unknown provider is refused by
+    // accept_* once the body is read, as for any other bad request.
+    let provider = match route {
+        Route::Webhook(p) => Some(p),
+        Route::Probe(p) => p,
+        _ => None,
+    };
+    let names = handler::target(&cfg, provider)
+        .map(|p| p.scheme.header_names())
+        .unwrap_or_default();
     let headers = header_list(req, names);
     let body = read_body(req, content_length.is_some(), cfg.max_body).await?;
     match route {
