@@ -52,6 +52,16 @@ impl UploadError {
     }
 }
 
+/// An SDK error of `op`, with its full context (the service's code and message).
+fn sdk_err<E: std::error::Error + 'static>(
+    op: &'static str,
+) -> impl Fn(aws_sdk_s3::error::SdkError<E>) -> UploadError {
+    move |e| UploadError::S3 {
+        op,
+        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 fn s3_err(op: &'static str) -> impl Fn(String) -> UploadError {
     move |message| UploadError::S3 { op, message }
 }
@@ -145,25 +155,20 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
             .body(ByteStream::from(first))
             .send()
             .await
-            .map_err(|e| {
-                s3_err("PutObject")(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(sdk_err("PutObject"))?;
         return Ok(Stored {
             bytes: reader.total,
             sha256: hex::encode(reader.hasher.finalize()),
         });
     }
-    let created = t
-        .s3
-        .create_multipart_upload()
-        .bucket(t.bucket)
-        .key(t.key)
-        .content_type(t.content_type)
-        .send()
-        .await
-        .map_err(|e| {
-            s3_err("CreateMultipartUpload")(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-        })?;
+    let created =
+        t.s3.create_multipart_upload()
+            .bucket(t.bucket)
+            .key(t.key)
+            .content_type(t.content_type)
+            .send()
+            .await
+            .map_err(sdk_err("CreateMultipartUpload"))?;
     let upload_id = created.upload_id.unwrap_or_default();
     match multipart(&mut reader, first, t, &upload_id).await {
         Ok(parts) => {
@@ -178,11 +183,7 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
                 )
                 .send()
                 .await
-                .map_err(|e| {
-                    s3_err("CompleteMultipartUpload")(
-                        aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-                    )
-                })?;
+                .map_err(sdk_err("CompleteMultipartUpload"))?;
             Ok(Stored {
                 bytes: reader.total,
                 sha256: hex::encode(reader.hasher.finalize()),
@@ -231,9 +232,7 @@ async fn multipart(
                 .part_number(number)
                 .body(ByteStream::from(part));
         tasks.spawn(async move {
-            let out = req.send().await.map_err(|e| {
-                s3_err("UploadPart")(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
+            let out = req.send().await.map_err(sdk_err("UploadPart"))?;
             drop(permit);
             Ok(CompletedPart::builder()
                 .part_number(number)
