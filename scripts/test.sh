@@ -18,12 +18,15 @@ hv_log "clippy (all targets, warnings are errors; the edge also as wasm32)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p hookvault-edge --target wasm32-unknown-unknown --locked -- -D warnings
 
+hv_log "the SAM template: cfn-lint, sam validate --lint, our own rules (offline)"
+scripts/check-infra.sh
+
 hv_log "hookvault-core for wasm32-unknown-unknown"
 cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
-cargo build --locked -p hookvault-archiver --bin archiver
+cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked

@@ -60,18 +60,7 @@ fn to_unix(year: i64, month: &str, day: i64, time: &str) -> Option<i64> {
     if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    Some(days_from_civil(year, m, day) * 86_400 + h * 3600 + mi * 60 + s)
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    Some(crate::time::days_from_civil(year, m, day) * 86_400 + h * 3600 + mi * 60 + s)
 }
 
 #[cfg(test)]

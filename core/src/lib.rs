@@ -27,6 +27,7 @@ pub mod keyring;
 pub mod provider_error;
 pub mod retry;
 pub mod scheme;
+pub mod time;
 pub mod url_guard;
 
 mod ct;

@@ -112,3 +112,25 @@ hv_moto() {
 hv_cargo_lambda() {
   hv_pip 'cargo-lambda==1.9.2'
 }
+
+# The template checkers: aws-sam-cli (`sam validate --lint`) and cfn-lint, pinned, in a
+# venv of their own (.tools/venv-sam), because aws-sam-cli pins boto3/botocore exactly and
+# moto's pins in .tools/venv must not move. That venv is NOT put on PATH: call its binaries
+# by path ("$HV_SAM_BIN/sam", "$HV_SAM_BIN/cfn-lint", "$HV_SAM_BIN/python"). cfn-lint's
+# pin is the newest that aws-sam-cli 1.170.0 accepts (cfn-lint<1.59,>=1.52.0).
+hv_sam() {
+  local venv="$HV_TOOLS/venv-sam"
+  local reqs=('aws-sam-cli==1.170.0' 'cfn-lint==1.58.0')
+  local stamp="$HV_TOOLS/stamps/sam-$(printf '%s\n' "${reqs[@]}" | sha256sum | cut -c1-16)"
+  export HV_SAM_BIN="$venv/bin"
+  if [ ! -f "$stamp" ] || [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
+    if [ ! -x "$venv/bin/python" ]; then
+      hv_log "creating python venv in .tools/venv-sam"
+      python3 -m venv "$venv" >&2
+      "$venv/bin/pip" install --quiet --upgrade pip >&2
+    fi
+    hv_log "pip install ${reqs[*]} (into .tools/venv-sam)"
+    "$venv/bin/pip" install --quiet "${reqs[@]}" >&2
+    touch "$stamp"
+  fi
+}

@@ -85,12 +85,24 @@ impl LambdaFunction {
         })
     }
 
-    /// Invokes the function with `payload`; returns its JSON answer. The first call waits
-    /// for the emulator to build and start the function.
+    /// Invokes the function with `payload`; returns its JSON answer, and fails with the
+    /// emulator's log when the function failed. The first call waits for the emulator to
+    /// build and start the function.
     pub async fn invoke(
         &self,
         payload: &serde_json::Value,
     ) -> Result<serde_json::Value, StackError> {
+        self.invoke_result(payload)
+            .await
+            .map_err(|e| StackError::Start(format!("invoke failed: {e}\n{}", self.logs())))
+    }
+
+    /// Invokes the function with `payload`: `Ok(answer)`, or `Err(errorMessage)` when the
+    /// function returned an error (other failures are reported as `Err` too).
+    pub async fn invoke_result(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         let resp = reqwest::Client::new()
             .post(&self.invoke_url)
             .header("content-type", "application/json")
@@ -98,17 +110,18 @@ impl LambdaFunction {
             .timeout(Duration::from_secs(600))
             .send()
             .await
-            .map_err(|e| StackError::Start(format!("invoke: {e}")))?;
-        let status = resp.status();
+            .map_err(|e| format!("invoke: {e}"))?;
         let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(StackError::Start(format!(
-                "invoke answered {status}: {text}\n{}",
-                self.logs()
-            )));
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("invoke answer is not JSON ({e}): {text}"))?;
+        match v.get("errorType") {
+            Some(_) => Err(v
+                .get("errorMessage")
+                .and_then(|m| m.as_str())
+                .unwrap_or(&text)
+                .to_owned()),
+            None => Ok(v),
         }
-        serde_json::from_str(&text)
-            .map_err(|e| StackError::Start(format!("invoke answer is not JSON ({e}): {text}")))
     }
 
     /// What the emulator and the function printed.

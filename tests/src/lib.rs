@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod archiver_bench;
+pub mod cloudflare;
 pub mod edge_bench;
 pub mod lambda;
 pub mod moto;
@@ -18,6 +19,7 @@ pub mod paths;
 pub mod poller;
 pub mod process;
 pub mod provider;
+pub mod rotation;
 pub mod s3;
 pub mod sqs;
 pub mod workerd;

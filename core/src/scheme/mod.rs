@@ -308,6 +308,19 @@ impl Scheme {
         }
     }
 
+    /// A new secret in the scheme's format from 32 random bytes (the rotator's
+    /// `createSecret`): `whsec_` + base64 for Standard Webhooks and Stripe, 64 lowercase
+    /// hex characters for the others. [`Scheme::decode_secret`] accepts what this makes.
+    pub fn format_secret(self, random: &[u8; 32]) -> String {
+        match self {
+            Scheme::Standard | Scheme::Stripe => format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(random)
+            ),
+            Scheme::Skytells | Scheme::GitHub => hex::encode(random),
+        }
+    }
+
     /// The key bytes of a secret written in the scheme's format.
     pub fn decode_secret(self, secret: &str) -> Result<Vec<u8>, KeyError> {
         let bytes = match self {

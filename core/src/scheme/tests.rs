@@ -333,3 +333,34 @@ fn scheme_names_parse_case_insensitively() {
     }
     assert!("svix".parse::<Scheme>().is_err());
 }
+
+#[test]
+fn formatted_secrets_decode_to_the_random_bytes_or_sign_round_trip() {
+    let random = [7u8; 32];
+    for scheme in ALL_SCHEMES {
+        let secret = scheme.format_secret(&random);
+        let key = scheme.decode_secret(&secret).unwrap();
+        match scheme {
+            Scheme::Standard => {
+                assert!(secret.starts_with("whsec_"));
+                assert_eq!(key, random);
+            }
+            Scheme::Stripe => assert!(secret.starts_with("whsec_")),
+            Scheme::Skytells | Scheme::GitHub => assert_eq!(secret, "07".repeat(32)),
+        }
+        let params = SignParams {
+            id: Some("msg_1".into()),
+            timestamp: Some(1_700_000_000),
+        };
+        let headers = scheme.sign(&key, b"{}", &params).unwrap();
+        let ring = ring(scheme, &secret);
+        scheme
+            .verify(
+                &ring,
+                headers.as_slice(),
+                b"{}",
+                &VerifyOptions::at(1_700_000_000),
+            )
+            .unwrap();
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hookvault_core::retry::{Decision, Failure, GiveUp, RetryPolicy};
 use hookvault_core::url_guard::{GuardError, UrlGuard};
@@ -158,10 +158,7 @@ impl Downloader {
                 Ok(download) => return Ok(download),
                 Err(f) => f,
             };
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            let now = hookvault_core::time::unix_now();
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let (status, retry_after) = match &failure {
                 Attempt::Status(s, ra) => (Some(*s), ra.clone()),
@@ -174,7 +171,10 @@ impl Downloader {
                 },
                 None => Failure::Transport,
             };
-            match self.policy.decide(attempts, f, now, remaining, &mut jitter) {
+            match self
+                .policy
+                .decide(attempts, f, now, remaining, &mut hookvault_aws::jitter)
+            {
                 Decision::Retry(wait) => {
                     tracing::warn!(url = %redact(url), attempt = attempts, wait_ms = wait.as_millis() as u64, reason = %failure, "download failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -260,15 +260,6 @@ impl std::fmt::Display for Attempt {
             Attempt::Transport(e) => write!(f, "{e}"),
         }
     }
-}
-
-/// A number in [0, 1) for the back-off's jitter.
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let h = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A URL without its query string, for logs: CDN links carry their signature there.

@@ -6,5 +6,6 @@
 mod e2e_archiver;
 mod e2e_edge;
 mod e2e_pipeline;
+mod e2e_rotation;
 mod e2e_secrets;
 mod utils;

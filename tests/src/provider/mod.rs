@@ -1,5 +1,7 @@
-//! The stand-in provider: there is no local Skytells, so this server plays its CDN (and,
-//! in later stages, its key and webhook APIs).
+//! The stand-in provider: there is no local Skytells, so this server plays its CDN, its
+//! key management API and its webhook sender ([`keys`]).
+//!
+//! CDN paths:
 //!
 //! | path | answer |
 //! |---|---|
@@ -13,6 +15,8 @@
 //! | `GET /stall-once/{name}?size=N` | the first time half the file then silence, after that the file |
 //!
 //! Every request is counted per path ([`Provider::hits`]).
+
+pub mod keys;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -47,15 +51,31 @@ pub fn content_sha256(size: u64) -> String {
     hex::encode(h.finalize())
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// A running stand-in provider.
 #[derive(Debug)]
 pub struct Provider {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    hits: Arc<Mutex<HashMap<String, u32>>>,
+    state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What the stand-in remembers.
+#[derive(Debug, Default)]
+pub struct State {
+    hits: HashMap<String, u32>,
+    /// The key API's state.
+    pub keys: keys::KeyState,
+}
+
+/// Locks the state, also after a panic elsewhere (the state stays usable).
+pub(crate) fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    }
 }
 
 impl Drop for Provider {
@@ -65,19 +85,22 @@ impl Drop for Provider {
 }
 
 impl Provider {
-    /// Starts on a free port.
+    /// Starts on a free port, signing webhooks with [`keys::INITIAL_WEBHOOK_SECRET`].
     pub async fn start() -> Result<Self, StackError> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
-        let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let h = Arc::clone(&hits);
+        let state = Arc::new(Mutex::new(State {
+            hits: HashMap::new(),
+            keys: keys::KeyState::new(),
+        }));
+        let h = Arc::clone(&state);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let h = Arc::clone(&h);
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let h = Arc::clone(&h);
-                        async move { Ok::<_, Infallible>(route(req, &h)) }
+                        async move { Ok::<_, Infallible>(route(req, &h).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -87,21 +110,23 @@ impl Provider {
         });
         Ok(Provider {
             url: format!("http://127.0.0.1:{}", addr.port()),
-            hits,
+            state,
             task,
         })
     }
 
     /// How many requests `path` has had.
     pub fn hits(&self, path: &str) -> u32 {
-        self.hits
-            .lock()
-            .map(|m| m.get(path).copied().unwrap_or(0))
-            .unwrap_or(0)
+        lock(&self.state).hits.get(path).copied().unwrap_or(0)
+    }
+
+    /// Reads or changes the state (keys, faults).
+    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut lock(&self.state))
     }
 }
 
-fn status(code: u16, headers: &[(&str, String)]) -> Response<Body> {
+pub(crate) fn status(code: u16, headers: &[(&str, String)]) -> Response<Body> {
     let mut b = Response::builder().status(code);
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
@@ -146,8 +171,11 @@ fn file(name: &str, size: u64, stall_after: Option<u64>) -> Response<Body> {
         .unwrap_or_default()
 }
 
-fn route(req: Request<Incoming>, hits: &Mutex<HashMap<String, u32>>) -> Response<Body> {
+async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if path.starts_with("/v1/") {
+        return keys::route(req, state).await;
+    }
     let size: u64 = req
         .uri()
         .query()
@@ -155,11 +183,8 @@ fn route(req: Request<Incoming>, hits: &Mutex<HashMap<String, u32>>) -> Response
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let n = {
-        let mut m = match hits.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        let c = m.entry(path.clone()).or_insert(0);
+        let mut s = lock(state);
+        let c = s.hits.entry(path.clone()).or_insert(0);
         *c += 1;
         *c
     };

@@ -1,0 +1,179 @@
+//! Calls to HTTP APIs (the provider's, Cloudflare's) with the core's retry policy:
+//! 429/5xx and transport errors retried with back-off and `Retry-After`, everything else
+//! answered at once. Bodies are read up to a cap: an API never makes a Lambda buffer
+//! without bound.
+
+use std::time::{Duration, Instant};
+
+use hookvault_core::retry::{Decision, Failure, GiveUp, RetryPolicy};
+
+/// Largest response body read from an API.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An API's answer, read whole (up to [`MAX_BODY_BYTES`]).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<String>,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+}
+
+impl Answer {
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON, if it is.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// No answer at all. Names the call (`what`), never a header or body sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Connection refused, reset or timed out on every attempt.
+    #[error("{what}: no answer after {attempts} attempts ({reason})")]
+    Unreachable {
+        /// The call.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last transport error.
+        reason: String,
+    },
+    /// The answer's body is larger than [`MAX_BODY_BYTES`].
+    #[error("{what}: the answer is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge {
+        /// The call.
+        what: String,
+    },
+}
+
+/// Sends the request `make` builds, again after each retryable failure as `policy`
+/// decides, until `deadline`. Returns the last answer: a success, a status that is not
+/// retried, or the last retryable one when the policy gives up.
+pub async fn send(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    what: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, HttpError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = match make().send().await {
+            Ok(resp) => Ok(read(resp, what, attempts).await?),
+            Err(e) => Err(HttpError::Unreachable {
+                what: what.to_owned(),
+                attempts,
+                reason: e.without_url().to_string(),
+            }),
+        };
+        let failure = match &result {
+            Ok(a) if a.is_success() => None,
+            Ok(a) => Some(Failure::Status {
+                status: a.status,
+                retry_after: a.retry_after.as_deref(),
+            }),
+            Err(_) => Some(Failure::Transport),
+        };
+        let Some(failure) = failure else {
+            return result;
+        };
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match policy.decide(
+            attempts,
+            failure,
+            hookvault_core::time::unix_now(),
+            remaining,
+            &mut crate::jitter,
+        ) {
+            Decision::Retry(wait) => {
+                let status = result.as_ref().ok().map(|a| a.status);
+                tracing::warn!(
+                    call = what,
+                    attempt = attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    ?status,
+                    "retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Decision::GiveUp(GiveUp::NotRetryable(_)) => return result,
+            Decision::GiveUp(why) => {
+                tracing::warn!(call = what, attempts, reason = %why, "giving up");
+                return result;
+            }
+        }
+    }
+}
+
+async fn read(resp: reqwest::Response, what: &str, attempts: u32) -> Result<Answer, HttpError> {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let headers = resp.headers().clone();
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(HttpError::TooLarge {
+            what: what.to_owned(),
+        });
+    }
+    let mut body = Vec::new();
+    let mut resp = resp;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(HttpError::TooLarge {
+                        what: what.to_owned(),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            // A body cut short still carries its status; what was read is kept.
+            Err(_) => break,
+        }
+    }
+    Ok(Answer {
+        status,
+        retry_after,
+        headers,
+        body,
+        attempts,
+    })
+}
+
+/// A client for API calls: `timeout` per attempt, no redirects (an API that redirects is
+/// misconfigured, and a redirect could carry the key elsewhere).
+pub fn client(timeout: Duration) -> reqwest::Client {
+    client_builder(timeout).build().unwrap_or_default()
+}
+
+/// The builder behind [`client`], for a caller that changes one thing.
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+}

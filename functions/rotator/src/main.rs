@@ -1,0 +1,22 @@
+//! The rotator Lambda's entry point: a rotation step or a scheduled event in, a JSON
+//! summary out; an error fails the invocation (Secrets Manager then retries the step, and
+//! the rotator's error alarm fires).
+
+use hookvault_rotator::event::Input;
+use hookvault_rotator::{Rotator, RotatorConfig};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hookvault_aws::logging::init();
+    let cfg = RotatorConfig::from_env()?;
+    let rotator = Rotator::from_config(hookvault_aws::clients::secrets_manager()?, cfg);
+    let rotator = &rotator;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let input = Input::parse(event.payload)?;
+            Ok::<_, Error>(rotator.handle(input).await?)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,174 @@
+//! The provider's key management. The seed does not document these endpoints, so their
+//! paths are settings ([`crate::config::ProviderConfig`]); the shapes are:
+//!
+//! | call | request | answer |
+//! |---|---|---|
+//! | mint | `POST {keys}` with `Idempotency-Key: {token}`, body `{"name": …}` | 200/201 `{"id": …, "key": …}`; the same key again for the same idempotency key |
+//! | revoke | `DELETE {keys}/{id}` | 2xx, or 404 when already gone |
+//! | webhook secret | `PUT {webhook_secret}` body `{"secret": …}` | 2xx |
+//! | check | `GET {auth_check}` | 2xx when the key works |
+//!
+//! Every call authenticates with `x-api-key`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hookvault_aws::http;
+use hookvault_core::retry::RetryPolicy;
+
+use crate::config::ProviderConfig;
+use crate::error::RotationError;
+
+/// A key the provider minted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MintedKey {
+    /// The provider's id for it.
+    pub id: String,
+    /// The key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for MintedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The provider's key management, as the rotator needs it.
+pub trait ProviderKeys {
+    /// Mints a key, authenticated by `auth`; the same `idempotency_key` must return the
+    /// same key (a retried `createSecret` must not mint twice).
+    fn mint_key(
+        &self,
+        auth: &str,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<MintedKey, RotationError>> + Send;
+    /// Revokes key `key_id`; an unknown key counts as revoked.
+    fn revoke_key(
+        &self,
+        auth: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<(), RotationError>> + Send;
+    /// Makes `secret` the secret the provider signs webhooks with.
+    fn set_webhook_secret(
+        &self,
+        auth: &str,
+        secret: &str,
+    ) -> impl Future<Output = Result<(), RotationError>> + Send;
+    /// A cheap authenticated call: `Ok` when `key` works.
+    fn check_key(&self, key: &str) -> impl Future<Output = Result<(), RotationError>> + Send;
+}
+
+/// The provider over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpProvider {
+    http: reqwest::Client,
+    cfg: ProviderConfig,
+}
+
+impl HttpProvider {
+    /// A client for `cfg`.
+    pub fn new(cfg: ProviderConfig, timeout: Duration) -> Self {
+        HttpProvider {
+            http: http::client(timeout),
+            cfg,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.cfg.api_url)
+    }
+
+    async fn call(
+        &self,
+        what: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<http::Answer, RotationError> {
+        Ok(http::send(&RetryPolicy::provider_api(), None, what, make).await?)
+    }
+}
+
+impl ProviderKeys for HttpProvider {
+    async fn mint_key(
+        &self,
+        auth: &str,
+        idempotency_key: &str,
+    ) -> Result<MintedKey, RotationError> {
+        let url = self.url(&self.cfg.keys_path);
+        let body = serde_json::json!({"name": format!("hookvault-{idempotency_key}")}).to_string();
+        let call = "provider: mint API key";
+        let a = self
+            .call(call, || {
+                self.http
+                    .post(&url)
+                    .header("x-api-key", auth)
+                    .header("idempotency-key", idempotency_key)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        if !a.is_success() {
+            return Err(RotationError::refused(call, &a));
+        }
+        let v = a.json().unwrap_or_default();
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty());
+        match (field("id"), field("key")) {
+            (Some(id), Some(key)) => Ok(MintedKey {
+                id: id.to_owned(),
+                key: key.to_owned(),
+            }),
+            _ => Err(RotationError::BadAnswer {
+                call: call.into(),
+                reason: "no \"id\" and \"key\" in the answer".into(),
+            }),
+        }
+    }
+
+    async fn revoke_key(&self, auth: &str, key_id: &str) -> Result<(), RotationError> {
+        let url = format!("{}/{key_id}", self.url(&self.cfg.keys_path));
+        let call = format!("provider: revoke API key {key_id}");
+        let a = self
+            .call(&call, || self.http.delete(&url).header("x-api-key", auth))
+            .await?;
+        if a.is_success() || a.status == 404 {
+            Ok(())
+        } else {
+            Err(RotationError::refused(&call, &a))
+        }
+    }
+
+    async fn set_webhook_secret(&self, auth: &str, secret: &str) -> Result<(), RotationError> {
+        let url = self.url(&self.cfg.webhook_secret_path);
+        let body = serde_json::json!({ "secret": secret }).to_string();
+        let call = "provider: set webhook secret";
+        let a = self
+            .call(call, || {
+                self.http
+                    .put(&url)
+                    .header("x-api-key", auth)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        if a.is_success() {
+            Ok(())
+        } else {
+            Err(RotationError::refused(call, &a))
+        }
+    }
+
+    async fn check_key(&self, key: &str) -> Result<(), RotationError> {
+        let url = self.url(&self.cfg.auth_check_path);
+        let call = "provider: authenticated check";
+        let a = self
+            .call(call, || self.http.get(&url).header("x-api-key", key))
+            .await?;
+        if a.is_success() {
+            Ok(())
+        } else {
+            Err(RotationError::refused(call, &a))
+        }
+    }
+}

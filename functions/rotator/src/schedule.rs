@@ -1,0 +1,92 @@
+//! The EventBridge schedule (daily in the template). For each secret of
+//! `MANAGED_SECRET_IDS`:
+//!
+//! 1. revokes old API keys whose grace has passed;
+//! 2. reports a rotation **stuck** with `AWSPENDING` on a version that is not
+//!    `AWSCURRENT` for longer than `ROTATION_STUCK_AFTER_SECS` (the invocation then fails,
+//!    so the rotator's error alarm fires), with how to resume or cancel it; a younger one
+//!    is a rotation in progress and left alone;
+//! 3. calls `RotateSecret` when the last rotation (or the creation) is
+//!    `ROTATION_INTERVAL_DAYS` old. Secrets Manager's own `RotationSchedule` normally gets
+//!    there first; this is the safety net and what makes the interval a single setting.
+
+use serde_json::json;
+
+use crate::edge::EdgeSecrets;
+use crate::error::RotationError;
+use crate::provider::ProviderKeys;
+use crate::steps::Rotator;
+use crate::store::{CURRENT, PENDING};
+
+/// Looks after every managed secret; fails if any is stuck or could not be checked.
+pub async fn run<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
+    r: &Rotator<E, P>,
+) -> Result<serde_json::Value, RotationError> {
+    let mut report = Vec::new();
+    let mut problems = Vec::new();
+    for id in &r.cfg.managed_secret_ids {
+        match one(r, id, crate::unix_now()).await {
+            Ok(action) => {
+                tracing::info!(secret = %id, action = %action, "scheduled check");
+                report.push(json!({"secret": id, "action": action}));
+            }
+            Err(e) => {
+                tracing::error!(secret = %id, error = %e, "scheduled check failed");
+                problems.push(format!("{id}: {e}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(json!({ "secrets": report }))
+    } else {
+        Err(RotationError::Stuck(problems.join("; ")))
+    }
+}
+
+async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
+    r: &Rotator<E, P>,
+    id: &str,
+    now: i64,
+) -> Result<String, RotationError> {
+    let d = r.store.describe(id).await?;
+    let mut done = Vec::new();
+    let revoked = crate::api_key::revoke_deferred(r, &d, now).await?;
+    if revoked > 0 {
+        done.push(format!("{revoked} old API key(s) revoked"));
+    }
+    let current = d.version_with(CURRENT);
+    if let Some(pending) = d.version_with(PENDING).filter(|p| Some(*p) != current) {
+        let created = r.store.version_dates(&d.arn).await?.get(pending).copied();
+        let age = created.map(|c| now - c);
+        if age.is_none_or(|a| a >= r.cfg.stuck_after_secs) {
+            return Err(RotationError::Stuck(format!(
+                "rotation stuck: AWSPENDING is on version {pending}, not on the AWSCURRENT version {}, for {} s. \
+                 Resume it by invoking the rotator with {{\"SecretId\":\"{}\",\"ClientRequestToken\":\"{pending}\",\"Step\":…}} \
+                 for createSecret, setSecret, testSecret and finishSecret in turn (each step is safe to repeat), \
+                 or cancel it with `aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING --remove-from-version-id {pending}`",
+                current.unwrap_or("(none)"),
+                age.map_or_else(|| "an unknown time".to_owned(), |a| a.to_string()),
+                d.arn,
+                d.arn,
+            )));
+        }
+        done.push(format!("rotation to version {pending} in progress"));
+        return Ok(done.join("; "));
+    }
+    if !d.rotation_enabled {
+        done.push("rotation is not enabled: nothing started".into());
+        return Ok(done.join("; "));
+    }
+    let since = d.last_rotated.or(d.created).unwrap_or(0);
+    let due_at = since + r.cfg.rotation_interval_days * 86_400;
+    if due_at <= now {
+        let version = r.store.rotate(&d.arn).await?;
+        done.push(format!(
+            "rotation started (version {})",
+            version.as_deref().unwrap_or("?")
+        ));
+    } else {
+        done.push(format!("next rotation due in {} s", due_at - now));
+    }
+    Ok(done.join("; "))
+}

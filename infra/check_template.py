@@ -1,0 +1,599 @@
+#!/usr/bin/env python3
+"""hookvault's own rules for infra/template.yaml, on top of cfn-lint and `sam validate`.
+
+    .tools/venv-sam/bin/python infra/check_template.py [TEMPLATE]    # exit 0, or 1 + problems
+
+Runs under the venv that scripts/lib/tools.sh's hv_sam installs, for cfn-lint's YAML decoder
+(`cfnlint.decode`, which reads !Ref, !Sub, !GetAtt, !If ... as {"Ref": ...} and so on).
+Every problem names the resource it is about. The rules:
+
+1. Least privilege. No Allow statement in an IAM role, user, group or policy, in a SAM
+   function's Policies, or in a bucket, queue, topic, secret or key policy may have an
+   action with a wildcard (`*`, `s3:*`, `s3:Get*`), NotAction, Resource `*`, NotResource, or
+   (resource policies) Principal `*`. Roles may not attach managed policies (their
+   statements are not in the template to check). A SAM function must name its own Role:
+   SAM's generated role always attaches AWSLambdaBasicExecutionRole (logs on Resource `*`),
+   and only the narrow SAM policy templates in NARROW_SAM_POLICY_TEMPLATES are accepted.
+   EXCEPTIONS lists the statements allowed to break this rule, each with its reason.
+2. SQS event sources. The queue must have a RedrivePolicy to a DLQ in this template, a
+   VisibilityTimeout of at least 6x the function's Timeout (plus its batching window), and
+   the event source must report partial batch failures (ReportBatchItemFailures). Queues
+   must refuse plain HTTP (a QueuePolicy denying aws:SecureTransport false).
+3. Rotation. Every rotated secret (WebhookSecret, ProviderApiKeySecret, any secret a
+   RotationSchedule targets and any secret in a function's MANAGED_SECRET_IDS) must exist
+   and have exactly one RotationSchedule, every 90 days (`rate(90 days)` or
+   AutomaticallyAfterDays 90), on a rotation function of this template whose invoke
+   permission for secretsmanager.amazonaws.com the schedule DependsOn. A function's
+   ROTATION_INTERVAL_DAYS must say 90 too, and the API key grace must exceed the api's
+   key cache TTL.
+4. Buckets: the full public access block, default encryption, a whole-bucket rule aborting
+   incomplete multipart uploads, and a bucket policy denying aws:SecureTransport false.
+5. No local-stack-only setting (DOWNLOAD_ALLOW_INSECURE_LOOPBACK, AWS_ENDPOINT_URL) in a
+   deployed function's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+
+#: The rotation period every rotated secret must have, in days.
+ROTATION_DAYS = 90
+#: AWS's rule: an SQS event source's queue visibility timeout >= 6x the function timeout.
+VISIBILITY_FACTOR = 6
+#: Secrets that must be rotated whatever else the template says.
+REQUIRED_ROTATED = ("WebhookSecret", "ProviderApiKeySecret")
+#: SAM policy templates narrow enough to use (each grants a fixed list of actions on one
+#: named resource).
+NARROW_SAM_POLICY_TEMPLATES = {"SQSPollerPolicy", "SQSSendMessagePolicy"}
+#: Settings only the local stack may use.
+LOCAL_ONLY_ENV = ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "AWS_ENDPOINT_URL")
+
+#: Statements allowed to break rule 1, keyed by (resource logical id, statement Sid), each
+#: with the reason it cannot be narrower. Empty: nothing in the template needs one. An
+#: example of a truly unavoidable one would be secretsmanager:GetRandomPassword, which
+#: IAM only knows on Resource "*" (the rotator generates secrets itself instead).
+EXCEPTIONS: dict[tuple[str, str], str] = {}
+
+TYPES_WITH_INLINE_POLICIES = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
+RESOURCE_POLICY_KEYS = {
+    "AWS::S3::BucketPolicy": "PolicyDocument",
+    "AWS::SQS::QueuePolicy": "PolicyDocument",
+    "AWS::SNS::TopicPolicy": "PolicyDocument",
+    "AWS::SecretsManager::ResourcePolicy": "ResourcePolicy",
+    "AWS::KMS::Key": "KeyPolicy",
+}
+SSE_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}
+
+
+# --------------------------------------------------------------------------------------
+# Reading the template
+# --------------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> dict:
+    """The template as plain data, intrinsic functions as {"Ref": ...} dicts."""
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(path))
+    if matches or not isinstance(template, dict):
+        raise SystemExit(f"{path}: cannot be read: " + "; ".join(str(m) for m in matches))
+    return template
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def branches(value) -> list:
+    """Every value `value` can take: both sides of each Fn::If, flattened."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        args = value["Fn::If"]
+        if isinstance(args, list) and len(args) == 3:
+            return branches(args[1]) + branches(args[2])
+    return [value]
+
+
+def leaves(value) -> list:
+    """The items of a list-or-scalar, each Fn::If expanded, AWS::NoValue dropped."""
+    out = []
+    for item in branches(value):
+        for x in as_list(item):
+            for y in branches(x):
+                if y == {"Ref": "AWS::NoValue"}:
+                    continue
+                out.extend(as_list(y))
+    return out
+
+
+def target(value) -> str | None:
+    """The logical id a Ref / GetAtt points at (None for anything else)."""
+    if isinstance(value, dict) and len(value) == 1:
+        if "Ref" in value and isinstance(value["Ref"], str):
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            if isinstance(att, list) and att:
+                return att[0]
+            if isinstance(att, str):
+                return att.split(".", 1)[0]
+    return None
+
+
+def sub_targets(value) -> list[str]:
+    """The logical ids a Ref, GetAtt or Fn::Sub mentions (`${X}`, `${X.Attr}`)."""
+    t = target(value)
+    if t:
+        return [t]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text = sub[0] if isinstance(sub, list) else sub
+        if isinstance(text, str):
+            names = re.findall(r"\$\{([A-Za-z0-9.:]+)\}", text)
+            return [n.split(".", 1)[0] for n in names if not n.startswith("AWS::")]
+    return []
+
+
+def literal_int(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+        return int(value)
+    return None
+
+
+def truthy(value) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def describe(value) -> str:
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+class Template:
+    def __init__(self, data: dict):
+        self.data = data
+        self.resources: dict = data.get("Resources") or {}
+        self.parameters: dict = data.get("Parameters") or {}
+        self.function_globals: dict = (data.get("Globals") or {}).get("Function") or {}
+
+    def of_type(self, *types: str):
+        for lid, res in self.resources.items():
+            if isinstance(res, dict) and res.get("Type") in types:
+                yield lid, res, res.get("Properties") or {}
+
+    def type_of(self, lid: str | None) -> str | None:
+        res = self.resources.get(lid) if lid else None
+        return res.get("Type") if isinstance(res, dict) else None
+
+    def props(self, lid: str) -> dict:
+        return (self.resources.get(lid) or {}).get("Properties") or {}
+
+    def function_setting(self, lid: str, key: str, default=None):
+        props = self.props(lid)
+        if key in props:
+            return props[key]
+        if self.type_of(lid) == "AWS::Serverless::Function":
+            return self.function_globals.get(key, default)
+        return default
+
+    def environment(self, lid: str) -> dict:
+        env = ((self.props(lid).get("Environment") or {}).get("Variables")) or {}
+        if self.type_of(lid) == "AWS::Serverless::Function":
+            glob = ((self.function_globals.get("Environment") or {}).get("Variables")) or {}
+            env = {**glob, **env}
+        return env
+
+    def functions(self):
+        yield from self.of_type("AWS::Serverless::Function", "AWS::Lambda::Function")
+
+
+# --------------------------------------------------------------------------------------
+# Rule 1: least privilege
+# --------------------------------------------------------------------------------------
+
+
+def policy_documents(t: Template):
+    """(logical id, where, document, is_resource_policy) for every policy in the template."""
+    for lid, _res, props in t.of_type(*TYPES_WITH_INLINE_POLICIES):
+        for i, pol in enumerate(as_list(props.get("Policies"))):
+            if isinstance(pol, dict):
+                name = pol.get("PolicyName", f"#{i}")
+                yield lid, f"policy {describe(name)}", pol.get("PolicyDocument"), False
+    for lid, _res, props in t.of_type("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        yield lid, "PolicyDocument", props.get("PolicyDocument"), False
+    for lid, res, props in t.of_type(*RESOURCE_POLICY_KEYS):
+        key = RESOURCE_POLICY_KEYS[res["Type"]]
+        yield lid, key, props.get(key), True
+    for lid, _res, props in t.of_type("AWS::Serverless::Function"):
+        for i, pol in enumerate(as_list(props.get("Policies"))):
+            if isinstance(pol, dict) and "Statement" in pol:
+                yield lid, f"Policies[{i}]", pol, False
+
+
+def check_statement(
+    lid: str, where: str, index: int, stmt, resource_policy: bool, exceptions: dict
+) -> list[str]:
+    if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+        return []
+    sid = stmt.get("Sid")
+    if (lid, sid) in exceptions:
+        return []
+    label = f"{lid}: {where} statement {index}" + (f" ({sid})" if sid else "")
+    problems = []
+    if "NotAction" in stmt:
+        problems.append(f"{label} uses NotAction with Allow (allows everything else); list the actions")
+    for action in leaves(stmt.get("Action")):
+        if isinstance(action, str) and "*" in action:
+            problems.append(f"{label} allows wildcard action {action!r}; list the actions it needs")
+    if "NotResource" in stmt:
+        problems.append(f"{label} uses NotResource with Allow; name the resources")
+    for resource in leaves(stmt.get("Resource")):
+        if resource == "*":
+            problems.append(f"{label} allows Resource '*'; name the resources")
+    if resource_policy:
+        for principal in branches(stmt.get("Principal")):
+            if principal == "*" or (isinstance(principal, dict) and "*" in leaves(principal.get("AWS"))):
+                problems.append(f"{label} allows Principal '*' (anyone); name the principals")
+    return problems
+
+
+def check_least_privilege(t: Template, exceptions: dict) -> list[str]:
+    problems = []
+    for lid, where, doc, resource_policy in policy_documents(t):
+        if not isinstance(doc, dict):
+            continue
+        for i, stmt in enumerate(as_list(doc.get("Statement"))):
+            problems += check_statement(lid, where, i, stmt, resource_policy, exceptions)
+    for lid, _res, props in t.of_type(*TYPES_WITH_INLINE_POLICIES):
+        for arn in leaves(props.get("ManagedPolicyArns")):
+            if (lid, "ManagedPolicyArns") not in exceptions:
+                problems.append(
+                    f"{lid}: attaches managed policy {describe(arn)}, whose statements cannot "
+                    "be checked here; write the statements inline"
+                )
+    for lid, _res, props in t.of_type("AWS::Serverless::Function"):
+        role = t.function_setting(lid, "Role")
+        if role is None and (lid, "GeneratedRole") not in exceptions:
+            problems.append(
+                f"{lid}: has no Role, so SAM generates one with AWSLambdaBasicExecutionRole "
+                "(logs actions on Resource '*'); give it its own role"
+            )
+        for pol in as_list(props.get("Policies")):
+            if isinstance(pol, str):
+                problems.append(f"{lid}: Policies names managed policy {pol!r}; write the statements")
+            elif isinstance(pol, dict) and "Statement" not in pol:
+                for name in pol:
+                    if name not in NARROW_SAM_POLICY_TEMPLATES:
+                        problems.append(
+                            f"{lid}: SAM policy template {name!r} is not one of the narrow ones "
+                            f"({', '.join(sorted(NARROW_SAM_POLICY_TEMPLATES))}); write the statements"
+                        )
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# Rule 2: SQS event sources
+# --------------------------------------------------------------------------------------
+
+
+def event_sources(t: Template):
+    """(label, function id, queue value, event properties) for every SQS -> Lambda link."""
+    for lid, _res, props in t.of_type("AWS::Serverless::Function"):
+        for name, event in (props.get("Events") or {}).items():
+            if isinstance(event, dict) and event.get("Type") == "SQS":
+                ev = event.get("Properties") or {}
+                yield f"{lid}: event {name}", lid, ev.get("Queue"), ev
+    for lid, _res, props in t.of_type("AWS::Lambda::EventSourceMapping"):
+        source = props.get("EventSourceArn")
+        if t.type_of(target(source)) == "AWS::SQS::Queue":
+            yield f"{lid}", target(props.get("FunctionName")), source, props
+
+
+def redrive(props: dict):
+    policy = props.get("RedrivePolicy")
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return None
+    return policy if isinstance(policy, dict) else None
+
+
+def check_event_sources(t: Template) -> list[str]:
+    problems = []
+    count = 0
+    for label, fn, queue_value, ev in event_sources(t):
+        count += 1
+        qid = target(queue_value)
+        if t.type_of(qid) != "AWS::SQS::Queue":
+            problems.append(
+                f"{label}: its queue {describe(queue_value)} is not a queue of this template "
+                "(!GetAtt Queue.Arn); its DLQ and visibility timeout cannot be checked"
+            )
+            continue
+        q = t.props(qid)
+        policy = redrive(q)
+        if policy is None:
+            problems.append(f"{qid}: feeds {fn} but has no RedrivePolicy: a poison message would be retried until it expires; add a DLQ")
+        else:
+            dlq = target(policy.get("deadLetterTargetArn"))
+            if t.type_of(dlq) != "AWS::SQS::Queue":
+                problems.append(
+                    f"{qid}: RedrivePolicy's deadLetterTargetArn {describe(policy.get('deadLetterTargetArn'))} "
+                    "is not a queue of this template"
+                )
+            receives = literal_int(policy.get("maxReceiveCount"))
+            if receives is None or receives < 1:
+                problems.append(f"{qid}: RedrivePolicy needs a literal maxReceiveCount of at least 1")
+        visibility = literal_int(q.get("VisibilityTimeout", 30))
+        timeout = literal_int(t.function_setting(fn, "Timeout", 3)) if fn else None
+        window = literal_int(ev.get("MaximumBatchingWindowInSeconds", 0)) or 0
+        if visibility is None or timeout is None:
+            problems.append(f"{qid}: VisibilityTimeout and {fn}'s Timeout must be literal numbers to be checked")
+        elif visibility < VISIBILITY_FACTOR * timeout + window:
+            need = VISIBILITY_FACTOR * timeout + window
+            extra = f" + {window} s batching window" if window else ""
+            problems.append(
+                f"{qid}: VisibilityTimeout {visibility} s is less than {VISIBILITY_FACTOR} x {fn}'s "
+                f"Timeout ({timeout} s){extra} = {need} s; messages would be redelivered mid-invocation"
+            )
+        if "ReportBatchItemFailures" not in leaves(ev.get("FunctionResponseTypes")):
+            problems.append(
+                f"{label}: no FunctionResponseTypes [ReportBatchItemFailures]; one failed record "
+                "would redeliver the whole batch and the SqsBatchResponse would be ignored"
+            )
+    return problems
+
+
+def denies_insecure_transport(doc) -> bool:
+    if not isinstance(doc, dict):
+        return False
+    for stmt in as_list(doc.get("Statement")):
+        if isinstance(stmt, dict) and stmt.get("Effect") == "Deny":
+            cond = (stmt.get("Condition") or {}).get("Bool") or {}
+            if str(cond.get("aws:SecureTransport", "")).lower() == "false":
+                return True
+    return False
+
+
+def check_tls_only(t: Template) -> list[str]:
+    problems = []
+    guarded_queues: set[str] = set()
+    for _lid, _res, props in t.of_type("AWS::SQS::QueuePolicy"):
+        if denies_insecure_transport(props.get("PolicyDocument")):
+            guarded_queues.update(filter(None, (target(q) for q in leaves(props.get("Queues")))))
+    for qid, _res, _props in t.of_type("AWS::SQS::Queue"):
+        if qid not in guarded_queues:
+            problems.append(f"{qid}: no QueuePolicy denies aws:SecureTransport false (plain-HTTP access)")
+    guarded_buckets: set[str] = set()
+    for _lid, _res, props in t.of_type("AWS::S3::BucketPolicy"):
+        if denies_insecure_transport(props.get("PolicyDocument")):
+            b = target(props.get("Bucket"))
+            if b:
+                guarded_buckets.add(b)
+    for bid, _res, _props in t.of_type("AWS::S3::Bucket"):
+        if bid not in guarded_buckets:
+            problems.append(f"{bid}: no BucketPolicy denies aws:SecureTransport false (plain-HTTP access)")
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# Rule 3: rotation
+# --------------------------------------------------------------------------------------
+
+
+def rotation_days(rules) -> int | None:
+    """The period of a RotationRules block in days, or None if it is not a plain period."""
+    if not isinstance(rules, dict):
+        return None
+    days = literal_int(rules.get("AutomaticallyAfterDays"))
+    expr = rules.get("ScheduleExpression")
+    if expr is not None:
+        m = re.fullmatch(r"rate\(\s*(\d+)\s+days?\s*\)", expr.strip()) if isinstance(expr, str) else None
+        return int(m.group(1)) if m else None
+    return days
+
+
+def check_rotation(t: Template) -> list[str]:
+    problems = []
+    schedules: dict[str, list[tuple[str, dict, dict]]] = {}
+    for lid, res, props in t.of_type("AWS::SecretsManager::RotationSchedule"):
+        schedules.setdefault(target(props.get("SecretId")) or "", []).append((lid, res, props))
+
+    rotated: dict[str, str] = {name: "it holds a rotated credential" for name in REQUIRED_ROTATED}
+    for sid in schedules:
+        rotated.setdefault(sid, "a RotationSchedule targets it")
+    rotators: set[str] = set()
+    for fid, _res, _props in t.functions():
+        env = t.environment(fid)
+        if "MANAGED_SECRET_IDS" in env:
+            rotators.add(fid)
+            for sid in sub_targets(env["MANAGED_SECRET_IDS"]):
+                rotated.setdefault(sid, f"{fid}'s MANAGED_SECRET_IDS lists it")
+        if "ROTATION_INTERVAL_DAYS" in env and literal_int(env["ROTATION_INTERVAL_DAYS"]) != ROTATION_DAYS:
+            problems.append(
+                f"{fid}: ROTATION_INTERVAL_DAYS is {describe(env['ROTATION_INTERVAL_DAYS'])}, "
+                f"not {ROTATION_DAYS} like the RotationSchedules"
+            )
+
+    for sid, why in sorted(rotated.items()):
+        if t.type_of(sid) != "AWS::SecretsManager::Secret":
+            problems.append(f"{sid}: expected a rotated AWS::SecretsManager::Secret ({why}), but the template has none")
+            continue
+        found = schedules.get(sid, [])
+        if not found:
+            problems.append(f"{sid}: rotated ({why}) but no AWS::SecretsManager::RotationSchedule targets it")
+            continue
+        if len(found) > 1:
+            names = ", ".join(lid for lid, _r, _p in found)
+            problems.append(f"{sid}: {len(found)} RotationSchedules ({names}); a secret has one")
+        for lid, res, props in found:
+            if "HostedRotationLambda" in props:
+                problems.append(f"{lid}: uses a HostedRotationLambda; {sid} is rotated by hookvault's rotator")
+            rules = props.get("RotationRules")
+            days = rotation_days(rules)
+            if days != ROTATION_DAYS:
+                shown = describe(rules) if rules is not None else "no RotationRules"
+                problems.append(f"{lid}: rotates {sid} on {shown}, not every {ROTATION_DAYS} days")
+            fn = target(props.get("RotationLambdaARN"))
+            if t.type_of(fn) not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+                problems.append(f"{lid}: RotationLambdaARN {describe(props.get('RotationLambdaARN'))} is not a function of this template")
+                continue
+            if rotators and fn not in rotators:
+                problems.append(f"{lid}: rotates {sid} with {fn}, which has no MANAGED_SECRET_IDS")
+            elif fn in rotators and sid not in sub_targets(t.environment(fn)["MANAGED_SECRET_IDS"]):
+                problems.append(f"{lid}: {fn}'s MANAGED_SECRET_IDS does not list {sid}; the rotator would refuse it")
+            # A permission pinned to another secret (SourceArn) does not let this one in.
+            permissions = {
+                pid
+                for pid, _r, p in t.of_type("AWS::Lambda::Permission")
+                if p.get("Principal") == "secretsmanager.amazonaws.com"
+                and target(p.get("FunctionName")) == fn
+                and ("SourceArn" not in p or target(p.get("SourceArn")) == sid)
+            }
+            if not permissions:
+                problems.append(
+                    f"{lid}: no AWS::Lambda::Permission lets secretsmanager.amazonaws.com invoke {fn} for {sid}"
+                )
+            elif not permissions & set(as_list(res.get("DependsOn"))):
+                problems.append(
+                    f"{lid}: does not DependsOn the permission letting Secrets Manager invoke {fn} "
+                    f"({', '.join(sorted(permissions))}); creating it can race the permission and fail"
+                )
+    problems += check_grace_exceeds_cache(t)
+    return problems
+
+
+def parameter_minimum(t: Template, value) -> int | None:
+    """A literal, or the MinValue of the parameter it refers to."""
+    n = literal_int(value)
+    if n is not None:
+        return n
+    p = target(value)
+    if p in t.parameters:
+        return literal_int(t.parameters[p].get("MinValue"))
+    return None
+
+
+def check_grace_exceeds_cache(t: Template) -> list[str]:
+    ttls = []
+    graces = []
+    for fid, _res, _props in t.functions():
+        env = t.environment(fid)
+        if "API_KEY_CACHE_TTL_SECS" in env:
+            ttls.append((fid, literal_int(env["API_KEY_CACHE_TTL_SECS"])))
+        if "API_KEY_GRACE_SECS" in env:
+            graces.append((fid, env["API_KEY_GRACE_SECS"], parameter_minimum(t, env["API_KEY_GRACE_SECS"])))
+    problems = []
+    for gid, raw, grace in graces:
+        for tid, ttl in ttls:
+            if ttl is None or grace is None or grace <= ttl:
+                problems.append(
+                    f"{gid}: API_KEY_GRACE_SECS ({describe(raw)}, at least {grace}) must exceed {tid}'s "
+                    f"API_KEY_CACHE_TTL_SECS ({ttl}), or an old key is revoked while still cached"
+                )
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# Rule 4: buckets; rule 5: local-only settings
+# --------------------------------------------------------------------------------------
+
+
+def check_buckets(t: Template) -> list[str]:
+    problems = []
+    for bid, _res, props in t.of_type("AWS::S3::Bucket"):
+        block = props.get("PublicAccessBlockConfiguration") or {}
+        missing = [
+            k
+            for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+            if not truthy(block.get(k))
+        ]
+        if missing:
+            problems.append(f"{bid}: public access block incomplete: {', '.join(missing)} not true")
+        rules = ((props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration")) or []
+        algorithms = [
+            ((r.get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm")) for r in as_list(rules) if isinstance(r, dict)
+        ]
+        if not any(a in SSE_ALGORITHMS for a in algorithms):
+            problems.append(f"{bid}: no default encryption (BucketEncryption with an SSEAlgorithm)")
+        aborts = [
+            r
+            for r in as_list((props.get("LifecycleConfiguration") or {}).get("Rules"))
+            if isinstance(r, dict)
+            and r.get("Status") == "Enabled"
+            and literal_int((r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")) is not None
+            and not r.get("Prefix")
+            and not r.get("Filter")
+        ]
+        if not aborts:
+            problems.append(
+                f"{bid}: no enabled whole-bucket lifecycle rule with AbortIncompleteMultipartUpload; "
+                "parts of uploads that were never aborted would be kept (and billed) forever"
+            )
+    return problems
+
+
+def check_local_only(t: Template) -> list[str]:
+    problems = []
+    for fid, _res, _props in t.functions():
+        for name in LOCAL_ONLY_ENV:
+            if name in t.environment(fid):
+                problems.append(f"{fid}: sets {name}, a local-stack-only setting")
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+
+
+def check(data: dict, exceptions: dict | None = None) -> list[str]:
+    """Every problem found in the template `data` (empty: it passes)."""
+    t = Template(data)
+    return (
+        check_least_privilege(t, EXCEPTIONS if exceptions is None else exceptions)
+        + check_event_sources(t)
+        + check_tls_only(t)
+        + check_rotation(t)
+        + check_buckets(t)
+        + check_local_only(t)
+    )
+
+
+def summary(data: dict) -> str:
+    t = Template(data)
+    statements = sum(
+        len(as_list(doc.get("Statement"))) for _l, _w, doc, _r in policy_documents(t) if isinstance(doc, dict)
+    )
+    sources = sum(1 for _ in event_sources(t))
+    schedules = sum(1 for _ in t.of_type("AWS::SecretsManager::RotationSchedule"))
+    buckets = sum(1 for _ in t.of_type("AWS::S3::Bucket"))
+    return (
+        f"{statements} policy statements, {sources} SQS event source(s), "
+        f"{schedules} rotation schedule(s), {buckets} bucket(s)"
+    )
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1]) if len(argv) > 1 else DEFAULT_TEMPLATE
+    data = load(path)
+    problems = check(data)
+    for p in problems:
+        print(f"{path}: {p}")
+    if problems:
+        print(f"check_template: {len(problems)} problem(s) in {path}")
+        return 1
+    print(f"check_template: {path} OK ({summary(data)}; {len(EXCEPTIONS)} exception(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

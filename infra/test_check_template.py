@@ -1,0 +1,374 @@
+"""Tests of infra/check_template.py: the real template passes, and each rule catches a
+copy of it broken in the way the rule is about, with a message naming the resource.
+
+    .tools/venv-sam/bin/python -m unittest discover -s infra -p 'test_*.py'
+
+stdlib unittest only; the checker itself needs cfn-lint's YAML decoder (the venv-sam that
+scripts/lib/tools.sh's hv_sam installs). scripts/check-infra.sh runs these.
+"""
+
+import copy
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import check_template as ct  # noqa: E402
+
+TEMPLATE = HERE / "template.yaml"
+
+
+class RealTemplate(unittest.TestCase):
+    def test_the_template_passes(self):
+        self.assertEqual(ct.check(ct.load(TEMPLATE)), [])
+
+    def test_the_command_exits_0_on_the_template_and_1_on_a_broken_copy(self):
+        ok = subprocess.run(
+            [sys.executable, str(HERE / "check_template.py"), str(TEMPLATE)],
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn("OK", ok.stdout)
+
+        text = TEMPLATE.read_text()
+        self.assertIn("rate(90 days)", text)
+        with tempfile.TemporaryDirectory() as d:
+            broken = Path(d) / "template.yaml"
+            broken.write_text(text.replace("rate(90 days)", "rate(30 days)", 1))
+            bad = subprocess.run(
+                [sys.executable, str(HERE / "check_template.py"), str(broken)],
+                capture_output=True,
+                text=True,
+            )
+        self.assertEqual(bad.returncode, 1, bad.stdout + bad.stderr)
+        self.assertIn("WebhookSecretRotation: rotates WebhookSecret", bad.stdout)
+        self.assertIn("1 problem(s)", bad.stdout)
+
+
+class Mutations(unittest.TestCase):
+    """Each test breaks one thing in a copy of the real template."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = ct.load(TEMPLATE)
+
+    def problems(self, mutate, exceptions=None):
+        data = copy.deepcopy(self.base)
+        mutate(data["Resources"], data)
+        return ct.check(data, exceptions)
+
+    def assertCaught(self, problems, *fragments):
+        self.assertTrue(
+            any(all(f in p for f in fragments) for p in problems),
+            f"no problem mentions all of {fragments}; got:\n  " + "\n  ".join(problems),
+        )
+
+    def assertClean(self, problems):
+        self.assertEqual(problems, [])
+
+    @staticmethod
+    def statement(resources, role, sid):
+        for policy in resources[role]["Properties"]["Policies"]:
+            for stmt in policy["PolicyDocument"]["Statement"]:
+                if stmt.get("Sid") == sid:
+                    return stmt
+        raise KeyError(f"{role} has no statement {sid}")
+
+    # ---- rule 1: least privilege -------------------------------------------------------
+
+    def test_action_star(self):
+        def m(r, _):
+            self.statement(r, "ArchiverRole", "WriteArchive")["Action"] = "*"
+
+        self.assertCaught(self.problems(m), "ArchiverRole", "(WriteArchive)", "wildcard action '*'")
+
+    def test_service_star_action(self):
+        def m(r, _):
+            self.statement(r, "ArchiverRole", "WriteArchive")["Action"] = ["s3:*"]
+
+        self.assertCaught(self.problems(m), "ArchiverRole", "wildcard action 's3:*'")
+
+    def test_partial_wildcard_action(self):
+        def m(r, _):
+            self.statement(r, "ApiRole", "ReadKeys")["Action"] = "secretsmanager:Get*"
+
+        self.assertCaught(self.problems(m), "ApiRole", "(ReadKeys)", "'secretsmanager:Get*'")
+
+    def test_resource_star(self):
+        def m(r, _):
+            self.statement(r, "RotatorRole", "RotateManagedSecrets")["Resource"] = "*"
+
+        self.assertCaught(self.problems(m), "RotatorRole", "(RotateManagedSecrets)", "Resource '*'")
+
+    def test_resource_star_inside_a_condition(self):
+        def m(r, _):
+            self.statement(r, "ApiRole", "ReadArchive")["Resource"] = {
+                "Fn::If": ["VersioningEnabled", "*", {"Ref": "AWS::NoValue"}]
+            }
+
+        self.assertCaught(self.problems(m), "ApiRole", "(ReadArchive)", "Resource '*'")
+
+    def test_not_action(self):
+        def m(r, _):
+            stmt = self.statement(r, "ApiRole", "ReadKeys")
+            stmt["NotAction"] = stmt.pop("Action")
+
+        self.assertCaught(self.problems(m), "ApiRole", "NotAction")
+
+    def test_edge_user_wildcard(self):
+        def m(r, _):
+            r["EdgeSenderUser"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = "sqs:*"
+
+        self.assertCaught(self.problems(m), "EdgeSenderUser", "policy send-to-events-queue", "'sqs:*'")
+
+    def test_bucket_policy_allowing_anyone(self):
+        def m(r, _):
+            r["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].append(
+                {
+                    "Sid": "Public",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+                }
+            )
+
+        self.assertCaught(self.problems(m), "ArchiveBucketPolicy", "(Public)", "Principal '*'")
+
+    def test_deny_statements_may_use_wildcards(self):
+        # The TLS-only policies deny s3:* / sqs:* to Principal *: that is not a grant.
+        policy = self.base["Resources"]["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]
+        self.assertEqual(policy["Statement"][0]["Action"], "s3:*")
+        self.assertClean(self.problems(lambda r, _: None))
+
+    def test_managed_policy_on_a_role(self):
+        def m(r, _):
+            r["ApiRole"]["Properties"]["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
+
+        self.assertCaught(self.problems(m), "ApiRole", "managed policy", "AmazonS3FullAccess")
+
+    def test_sam_function_without_its_own_role(self):
+        def m(r, _):
+            del r["ApiFunction"]["Properties"]["Role"]
+
+        self.assertCaught(self.problems(m), "ApiFunction", "AWSLambdaBasicExecutionRole")
+
+    def test_broad_sam_policy_template(self):
+        def m(r, _):
+            r["ArchiverFunction"]["Properties"]["Policies"] = [
+                {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}}},
+                {"S3CrudPolicy": {"BucketName": {"Ref": "ArchiveBucket"}}},
+            ]
+
+        problems = self.problems(m)
+        self.assertCaught(problems, "ArchiverFunction", "'S3CrudPolicy'")
+        self.assertFalse(any("SQSPollerPolicy'" in p for p in problems), problems)
+
+    def test_sam_function_statement_with_wildcard(self):
+        def m(r, _):
+            r["ApiFunction"]["Properties"]["Policies"] = [
+                {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+            ]
+
+        self.assertCaught(self.problems(m), "ApiFunction", "Policies[0]", "Resource '*'")
+
+    def test_an_exception_needs_an_entry_naming_the_statement(self):
+        def m(r, _):
+            self.statement(r, "RotatorRole", "ReadCloudflareToken")["Resource"] = "*"
+
+        self.assertCaught(self.problems(m), "RotatorRole", "(ReadCloudflareToken)")
+        allowed = {("RotatorRole", "ReadCloudflareToken"): "test: reason"}
+        self.assertClean(self.problems(m, exceptions=allowed))
+
+    # ---- rule 2: SQS event sources ----------------------------------------------------
+
+    def test_queue_without_redrive_policy(self):
+        def m(r, _):
+            del r["EventsQueue"]["Properties"]["RedrivePolicy"]
+
+        self.assertCaught(self.problems(m), "EventsQueue", "no RedrivePolicy", "ArchiverFunction")
+
+    def test_dlq_removed(self):
+        def m(r, _):
+            del r["EventsDlq"]
+            r["QueuesTlsOnlyPolicy"]["Properties"]["Queues"] = [{"Ref": "EventsQueue"}]
+            del r["DlqAlarm"]
+
+        self.assertCaught(self.problems(m), "EventsQueue", "deadLetterTargetArn", "not a queue of this template")
+
+    def test_visibility_timeout_below_six_times_the_timeout(self):
+        def m(r, _):
+            r["EventsQueue"]["Properties"]["VisibilityTimeout"] = 600
+
+        self.assertCaught(
+            self.problems(m), "EventsQueue", "VisibilityTimeout 600 s", "6 x ArchiverFunction's Timeout (300 s)"
+        )
+
+    def test_function_timeout_raised_past_the_queue(self):
+        def m(r, _):
+            r["ArchiverFunction"]["Properties"]["Timeout"] = 900
+
+        self.assertCaught(self.problems(m), "EventsQueue", "VisibilityTimeout 1800 s", "= 5400 s")
+
+    def test_batching_window_counts(self):
+        def m(r, _):
+            r["ArchiverFunction"]["Properties"]["Events"]["Queue"]["Properties"]["MaximumBatchingWindowInSeconds"] = 10
+
+        self.assertCaught(self.problems(m), "EventsQueue", "+ 10 s batching window = 1810 s")
+
+    def test_event_source_without_partial_batch_responses(self):
+        def m(r, _):
+            del r["ArchiverFunction"]["Properties"]["Events"]["Queue"]["Properties"]["FunctionResponseTypes"]
+
+        self.assertCaught(self.problems(m), "ArchiverFunction: event Queue", "ReportBatchItemFailures")
+
+    def test_raw_event_source_mapping_is_checked_too(self):
+        def m(r, _):
+            del r["ArchiverFunction"]["Properties"]["Events"]
+            r["Mapping"] = {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["EventsQueue", "Arn"]},
+                    "FunctionName": {"Ref": "ArchiverFunction"},
+                },
+            }
+
+        self.assertCaught(self.problems(m), "Mapping", "ReportBatchItemFailures")
+
+    def test_queue_without_tls_only_policy(self):
+        def m(r, _):
+            del r["QueuesTlsOnlyPolicy"]
+
+        self.assertCaught(self.problems(m), "EventsDlq", "aws:SecureTransport")
+
+    # ---- rule 3: rotation -------------------------------------------------------------
+
+    def test_rotation_schedule_removed(self):
+        def m(r, _):
+            del r["WebhookSecretRotation"]
+
+        self.assertCaught(self.problems(m), "WebhookSecret", "no AWS::SecretsManager::RotationSchedule")
+
+    def test_rotated_secret_removed(self):
+        def m(r, _):
+            for lid in ("ProviderApiKeyRotation", "RotatorInvokeForProviderApiKey"):
+                del r[lid]
+            r["ProviderApiKeySecret"]["Type"] = "AWS::SSM::Parameter"
+
+        self.assertCaught(self.problems(m), "ProviderApiKeySecret", "expected a rotated")
+
+    def test_thirty_days(self):
+        def m(r, _):
+            r["ProviderApiKeyRotation"]["Properties"]["RotationRules"] = {"ScheduleExpression": "rate(30 days)"}
+
+        self.assertCaught(self.problems(m), "ProviderApiKeyRotation", "rate(30 days)", "not every 90 days")
+
+    def test_automatically_after_days(self):
+        def ninety(r, _):
+            r["ProviderApiKeyRotation"]["Properties"]["RotationRules"] = {"AutomaticallyAfterDays": 90}
+
+        def thirty(r, _):
+            r["ProviderApiKeyRotation"]["Properties"]["RotationRules"] = {"AutomaticallyAfterDays": 30}
+
+        self.assertClean(self.problems(ninety))
+        self.assertCaught(self.problems(thirty), "ProviderApiKeyRotation", "not every 90 days")
+
+    def test_cron_is_not_a_period(self):
+        def m(r, _):
+            r["WebhookSecretRotation"]["Properties"]["RotationRules"] = {"ScheduleExpression": "cron(0 8 1 * ? *)"}
+
+        self.assertCaught(self.problems(m), "WebhookSecretRotation", "cron(0 8 1")
+
+    def test_schedule_not_waiting_for_the_invoke_permission(self):
+        def m(r, _):
+            del r["WebhookSecretRotation"]["DependsOn"]
+
+        self.assertCaught(self.problems(m), "WebhookSecretRotation", "DependsOn", "(RotatorInvokeForWebhookSecret)")
+
+    def test_schedule_waiting_for_another_secrets_permission(self):
+        def m(r, _):
+            r["WebhookSecretRotation"]["DependsOn"] = "RotatorInvokeForProviderApiKey"
+
+        self.assertCaught(self.problems(m), "WebhookSecretRotation", "DependsOn", "(RotatorInvokeForWebhookSecret)")
+
+    def test_no_invoke_permission(self):
+        def m(r, _):
+            del r["RotatorInvokeForWebhookSecret"]
+            r["WebhookSecretRotation"]["DependsOn"] = "RotatorInvokeForProviderApiKey"
+            r["RotatorInvokeForProviderApiKey"]["Properties"]["Principal"] = "events.amazonaws.com"
+
+        self.assertCaught(self.problems(m), "WebhookSecretRotation", "secretsmanager.amazonaws.com")
+
+    def test_secret_managed_by_the_rotator_without_a_schedule(self):
+        def m(r, _):
+            env = r["RotatorFunction"]["Properties"]["Environment"]["Variables"]
+            env["MANAGED_SECRET_IDS"] = {"Fn::Sub": "${WebhookSecret},${ProviderApiKeySecret},${CallerKeysSecret}"}
+
+        self.assertCaught(self.problems(m), "CallerKeysSecret", "MANAGED_SECRET_IDS", "no AWS::SecretsManager::RotationSchedule")
+
+    def test_scheduled_secret_the_rotator_would_refuse(self):
+        def m(r, _):
+            env = r["RotatorFunction"]["Properties"]["Environment"]["Variables"]
+            env["MANAGED_SECRET_IDS"] = {"Ref": "WebhookSecret"}
+
+        self.assertCaught(self.problems(m), "ProviderApiKeyRotation", "does not list ProviderApiKeySecret")
+
+    def test_rotation_interval_env_disagrees(self):
+        def m(r, _):
+            r["RotatorFunction"]["Properties"]["Environment"]["Variables"]["ROTATION_INTERVAL_DAYS"] = "30"
+
+        self.assertCaught(self.problems(m), "RotatorFunction", "ROTATION_INTERVAL_DAYS")
+
+    def test_api_key_grace_not_above_the_cache_ttl(self):
+        def m(_r, data):
+            data["Parameters"]["ApiKeyGraceSecs"]["MinValue"] = 300
+
+        self.assertCaught(self.problems(m), "RotatorFunction", "API_KEY_GRACE_SECS", "ApiFunction")
+
+    # ---- rule 4: buckets; rule 5: local-only settings -----------------------------------
+
+    def test_public_access_block_incomplete(self):
+        def m(r, _):
+            r["ArchiveBucket"]["Properties"]["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "BlockPublicPolicy")
+
+    def test_bucket_without_encryption(self):
+        def m(r, _):
+            del r["ArchiveBucket"]["Properties"]["BucketEncryption"]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "default encryption")
+
+    def test_bucket_without_abort_multipart_rule(self):
+        def m(r, _):
+            rules = r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+            rules[:] = [x for x in rules if "AbortIncompleteMultipartUpload" not in x]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "AbortIncompleteMultipartUpload")
+
+    def test_abort_rule_limited_to_a_prefix(self):
+        def m(r, _):
+            r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0]["Prefix"] = "rejected/"
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "AbortIncompleteMultipartUpload")
+
+    def test_bucket_without_tls_only_policy(self):
+        def m(r, _):
+            del r["ArchiveBucketPolicy"]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "aws:SecureTransport")
+
+    def test_local_only_setting(self):
+        def m(r, _):
+            r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]["DOWNLOAD_ALLOW_INSECURE_LOOPBACK"] = "true"
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "DOWNLOAD_ALLOW_INSECURE_LOOPBACK")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,258 @@
+//! The stand-in provider's key management and webhook sender. The seed documents none of
+//! this, so the shapes are the rotator's defaults (`functions/rotator/src/provider.rs`):
+//!
+//! | call | answer |
+//! |---|---|
+//! | `POST /v1/api-keys` (`Idempotency-Key`) | 201 `{"id","key"}`; the same key again for the same idempotency key |
+//! | `DELETE /v1/api-keys/{id}` | 204, 404 if unknown |
+//! | `GET /v1/api-keys` | `{"data":[{"id","revoked"}]}` |
+//! | `PUT /v1/webhooks/secret` `{"secret"}` | 204; webhooks are signed with it from then on |
+//! | `GET /v1/models` | 200: the authenticated no-op |
+//!
+//! Every call needs `x-api-key` with a key that is not revoked (401 `invalid_api_key`
+//! otherwise). Faults for tests are set through [`super::Provider::with`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use hookvault_core::scheme::{Scheme, SignParams};
+
+use super::{lock, status, Body, Provider, State};
+
+/// The webhook secret the stand-in signs with until one is registered.
+pub const INITIAL_WEBHOOK_SECRET: &str = "stand-in-initial-webhook-secret-0000";
+/// The API key the stand-in starts with (id `key_0`).
+pub const INITIAL_API_KEY: &str = "sk-test-initial-0000";
+
+/// One API key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// Its id.
+    pub id: String,
+    /// The key.
+    pub key: String,
+    /// Revoked keys authenticate nothing.
+    pub revoked: bool,
+}
+
+/// Keys, the registered webhook secret, and injected faults.
+#[derive(Debug)]
+pub struct KeyState {
+    /// Every key minted, revoked ones included.
+    pub keys: Vec<KeyRecord>,
+    idempotency: HashMap<String, usize>,
+    /// The secret webhooks are signed with.
+    pub webhook_secret: String,
+    /// Every secret ever registered, in order.
+    pub webhook_secrets: Vec<String>,
+    /// Mints that happen but whose answer is replaced by a 500 (a response lost on the
+    /// way back, as after a crash): counts down.
+    pub lose_mint_answers: u32,
+    /// `PUT /v1/webhooks/secret` answers 500 this many times.
+    pub fail_webhook_secret: u32,
+}
+
+impl KeyState {
+    /// The starting state: `key_0` and the initial webhook secret.
+    pub fn new() -> Self {
+        KeyState {
+            keys: vec![KeyRecord {
+                id: "key_0".into(),
+                key: INITIAL_API_KEY.into(),
+                revoked: false,
+            }],
+            idempotency: HashMap::new(),
+            webhook_secret: INITIAL_WEBHOOK_SECRET.into(),
+            webhook_secrets: vec![INITIAL_WEBHOOK_SECRET.into()],
+            lose_mint_answers: 0,
+            fail_webhook_secret: 0,
+        }
+    }
+
+    /// True for a key that exists and is not revoked.
+    pub fn is_valid(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k.key == key && !k.revoked)
+    }
+
+    /// The record of key `id`.
+    pub fn key(&self, id: &str) -> Option<&KeyRecord> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+}
+
+impl Default for KeyState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn json(code: u16, v: serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .unwrap_or_default()
+}
+
+fn unauthorized() -> Response<Body> {
+    json(
+        401,
+        serde_json::json!({"error": {"code": "invalid_api_key", "message": "Invalid, revoked, or missing API key"}}),
+    )
+}
+
+/// A key that is hard to guess and easy to spot in a log scan (`sk-test-`).
+fn new_key(n: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let h = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("sk-test-{n}-{h:016x}")
+}
+
+/// Serves `/v1/…`.
+pub async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let api_key = header("x-api-key").unwrap_or_default();
+    let idempotency = header("idempotency-key");
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return status(413, &[]),
+    };
+    let mut s = lock(state);
+    let k = &mut s.keys;
+    if !k.is_valid(&api_key) {
+        return unauthorized();
+    }
+    match (method.as_str(), path.as_str()) {
+        ("POST", "/v1/api-keys") => {
+            let existing = idempotency
+                .as_ref()
+                .and_then(|i| k.idempotency.get(i))
+                .copied();
+            let (at, code) = match existing {
+                Some(at) => (at, 200),
+                None => {
+                    let n = k.keys.len();
+                    k.keys.push(KeyRecord {
+                        id: format!("key_{n}"),
+                        key: new_key(n),
+                        revoked: false,
+                    });
+                    if let Some(i) = idempotency {
+                        k.idempotency.insert(i, n);
+                    }
+                    (n, 201)
+                }
+            };
+            if k.lose_mint_answers > 0 {
+                k.lose_mint_answers -= 1;
+                return status(500, &[]);
+            }
+            let rec = &k.keys[at];
+            json(code, serde_json::json!({"id": rec.id, "key": rec.key}))
+        }
+        ("GET", "/v1/api-keys") => json(
+            200,
+            serde_json::json!({"data": k.keys.iter().map(|r| serde_json::json!({"id": r.id, "revoked": r.revoked})).collect::<Vec<_>>()}),
+        ),
+        ("DELETE", p) if p.starts_with("/v1/api-keys/") => {
+            let id = &p["/v1/api-keys/".len()..];
+            match k.keys.iter_mut().find(|r| r.id == id) {
+                Some(r) => {
+                    r.revoked = true;
+                    status(204, &[])
+                }
+                None => status(404, &[]),
+            }
+        }
+        ("PUT", "/v1/webhooks/secret") => {
+            if k.fail_webhook_secret > 0 {
+                k.fail_webhook_secret -= 1;
+                return status(500, &[]);
+            }
+            let secret = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("secret").and_then(|s| s.as_str()).map(str::to_owned));
+            match secret {
+                Some(secret) if !secret.is_empty() => {
+                    k.webhook_secret = secret.clone();
+                    k.webhook_secrets.push(secret);
+                    status(204, &[])
+                }
+                _ => json(
+                    400,
+                    serde_json::json!({"error": {"code": "invalid_request", "message": "body must be {\"secret\": \"…\"}"}}),
+                ),
+            }
+        }
+        ("GET", "/v1/models") => json(200, serde_json::json!({"data": []})),
+        _ => status(404, &[]),
+    }
+}
+
+/// A Skytells webhook body for prediction `id`.
+pub fn webhook_body(id: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "status": "succeeded",
+        "output": [],
+        "created_at": "2026-11-25T00:00:00Z",
+    })
+    .to_string()
+}
+
+/// The headers of `body` signed with `secret` (Skytells' scheme).
+pub fn sign(secret: &str, body: &str) -> Vec<(&'static str, String)> {
+    Scheme::Skytells
+        .decode_secret(secret)
+        .and_then(|k| {
+            Scheme::Skytells
+                .sign(&k, body.as_bytes(), &SignParams::default())
+                .map_err(|_| hookvault_core::keyring::KeyError::EmptySecret)
+        })
+        .unwrap_or_default()
+}
+
+impl Provider {
+    /// The secret the provider signs webhooks with now.
+    pub fn webhook_secret(&self) -> String {
+        self.with(|s| s.keys.webhook_secret.clone())
+    }
+
+    /// Sends `body` to `url` signed as the provider signs now; the status, or `None`
+    /// when the edge did not answer. A fresh connection each time (as a provider's
+    /// deliveries are), so a restarted edge is reached at once.
+    pub async fn deliver(&self, url: &str, body: &str) -> Option<u16> {
+        send_signed(url, body, &self.webhook_secret()).await
+    }
+}
+
+/// Sends `body` to `url` signed with `secret` (Skytells' scheme) on a fresh connection.
+pub async fn send_signed(url: &str, body: &str, secret: &str) -> Option<u16> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .ok()?;
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (k, v) in sign(secret, body) {
+        req = req.header(k, v);
+    }
+    req.send().await.ok().map(|r| r.status().as_u16())
+}

@@ -1,0 +1,278 @@
+//! The rotation stack: moto (with `RotateSecret` driving a real rotation Lambda), the
+//! stand-in provider, the edge deployed behind the stand-in Cloudflare API, and the
+//! rotator under `cargo lambda watch`, with the three secrets it needs in place.
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::types::RotationRulesType;
+use aws_sdk_secretsmanager::Client;
+
+use crate::cloudflare::{self, DeployedEdge};
+use crate::lambda::LambdaFunction;
+use crate::moto::Moto;
+use crate::provider::keys::{INITIAL_API_KEY, INITIAL_WEBHOOK_SECRET};
+use crate::provider::Provider;
+use crate::{sqs, workerd, StackError};
+
+/// The rotator's ARN as Secrets Manager knows it (moto routes it to the local function).
+pub const ROTATOR_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:hookvault-rotator";
+/// The webhook signing secret.
+pub const WEBHOOK_SECRET_ID: &str = "hookvault/webhook-secret";
+/// The provider API key.
+pub const API_KEY_SECRET_ID: &str = "hookvault/provider-api-key";
+/// The Cloudflare API token.
+pub const CLOUDFLARE_TOKEN_ID: &str = "hookvault/cloudflare-token";
+/// Its value (the stand-in accepts only this).
+pub const CLOUDFLARE_TOKEN: &str = "cf-test-token-0000";
+/// The initial webhook secret's key id.
+pub const INITIAL_KEY_ID: &str = "initial";
+
+/// Settings of a rotation stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `WEBHOOK_GRACE_SECS`.
+    pub webhook_grace_secs: u32,
+    /// `API_KEY_GRACE_SECS`.
+    pub api_key_grace_secs: u32,
+    /// `EDGE_PROPAGATION_SECS`.
+    pub propagation_secs: u32,
+    /// More rotator environment.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            webhook_grace_secs: 3600,
+            api_key_grace_secs: 3600,
+            propagation_secs: 10,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A running rotation stack.
+pub struct RotationStack {
+    /// moto.
+    pub moto: Moto,
+    /// The stand-in provider.
+    pub provider: Provider,
+    /// The edge, deployed.
+    pub edge: DeployedEdge,
+    /// The rotator.
+    pub rotator: LambdaFunction,
+    /// Secrets Manager on moto.
+    pub sm: Client,
+    /// The queue the edge sends to.
+    pub queue_url: String,
+}
+
+fn start_err(what: &str) -> impl Fn(String) -> StackError + '_ {
+    move |e| StackError::Start(format!("{what}: {e}"))
+}
+
+impl RotationStack {
+    /// Starts everything; rotation is enabled on both managed secrets, with `RotateSecret`
+    /// running the steps by itself (see [`RotationStack::drive_steps_by_hand`]).
+    pub async fn start(opts: Options) -> Result<Self, StackError> {
+        let moto = Moto::start(None).await?;
+        let sqs_client = sqs::client(&moto.endpoint);
+        let queue_url = sqs::create_queue(&sqs_client, "hookvault-events").await?;
+        let provider = Provider::start().await?;
+        let sm = crate::s3::secrets_client(&moto.endpoint);
+        let initial_webhook = serde_json::json!({"kind": "webhook-signing", "scheme": "skytells", "key_id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET});
+        let initial_key = serde_json::json!({"kind": "provider-api-key", "key_id": "key_0", "api_key": INITIAL_API_KEY});
+        for (id, value) in [
+            (WEBHOOK_SECRET_ID, initial_webhook.to_string()),
+            (API_KEY_SECRET_ID, initial_key.to_string()),
+            (CLOUDFLARE_TOKEN_ID, CLOUDFLARE_TOKEN.to_owned()),
+        ] {
+            sm.create_secret()
+                .name(id)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|e| StackError::Start(format!("create secret {id}: {e}")))?;
+        }
+        let ring = serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}]);
+        let bindings = workerd::local_bindings(
+            &moto.endpoint,
+            &queue_url,
+            &[("WEBHOOK_SECRETS", ring.to_string())],
+        );
+        let edge = DeployedEdge::start(bindings, CLOUDFLARE_TOKEN).await?;
+        let mut env: Vec<(String, String)> = [
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", workerd::LOCAL_AWS_SECRET.into()),
+            ("CLOUDFLARE_API_URL", edge.api_url.clone()),
+            ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT.into()),
+            ("CLOUDFLARE_WORKER_NAME", cloudflare::SCRIPT.into()),
+            ("CLOUDFLARE_TOKEN_SECRET_ID", CLOUDFLARE_TOKEN_ID.into()),
+            ("EDGE_URL", edge.url.clone()),
+            ("PROVIDER_API_URL", provider.url.clone()),
+            ("PROVIDER_API_KEY_SECRET_ID", API_KEY_SECRET_ID.into()),
+            ("WEBHOOK_GRACE_SECS", opts.webhook_grace_secs.to_string()),
+            ("API_KEY_GRACE_SECS", opts.api_key_grace_secs.to_string()),
+            ("EDGE_PROPAGATION_SECS", opts.propagation_secs.to_string()),
+            (
+                "MANAGED_SECRET_IDS",
+                format!("{WEBHOOK_SECRET_ID},{API_KEY_SECRET_ID}"),
+            ),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in &opts.extra_env {
+            env.retain(|(x, _)| x != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let rotator = LambdaFunction::start("functions/rotator", "rotator", &env).await?;
+        moto.route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
+        for id in [WEBHOOK_SECRET_ID, API_KEY_SECRET_ID] {
+            sm.rotate_secret()
+                .secret_id(id)
+                .rotation_lambda_arn(ROTATOR_ARN)
+                .rotation_rules(
+                    RotationRulesType::builder()
+                        .automatically_after_days(90)
+                        .build(),
+                )
+                .rotate_immediately(false)
+                .send()
+                .await
+                .map_err(|e| StackError::Start(format!("enable rotation of {id}: {e}")))?;
+        }
+        Ok(RotationStack {
+            moto,
+            provider,
+            edge,
+            rotator,
+            sm,
+            queue_url,
+        })
+    }
+
+    /// From now on `RotateSecret` only stages the new version; the caller invokes the
+    /// steps ([`RotationStack::step`]), and can stop between them as a crash would.
+    pub fn drive_steps_by_hand(&self) -> Result<(), StackError> {
+        self.moto.route_rotation(ROTATOR_ARN, None)
+    }
+
+    /// `RotateSecret`: the new version's id.
+    pub async fn rotate(&self, id: &str) -> Result<String, StackError> {
+        let out = self
+            .sm
+            .rotate_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| StackError::Start(format!("RotateSecret {id}: {e}")))?;
+        out.version_id
+            .ok_or_else(|| StackError::Start("RotateSecret returned no version".into()))
+    }
+
+    /// Invokes the rotator with `event`: `Ok(answer)`, or `Err(errorMessage)` when the
+    /// function failed.
+    pub async fn invoke(&self, event: serde_json::Value) -> Result<serde_json::Value, String> {
+        self.rotator.invoke_result(&event).await
+    }
+
+    /// Invokes rotation step `step` (`createSecret`, …) for version `token` of `id`.
+    pub async fn step(
+        &self,
+        id: &str,
+        token: &str,
+        step: &str,
+    ) -> Result<serde_json::Value, String> {
+        self.invoke(serde_json::json!({"SecretId": id, "ClientRequestToken": token, "Step": step}))
+            .await
+    }
+
+    /// The EventBridge schedule's event.
+    pub async fn scheduled(&self) -> Result<serde_json::Value, String> {
+        self.invoke(serde_json::json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}))
+            .await
+    }
+
+    /// The value at `stage` (of `version` if given), parsed as JSON.
+    pub async fn value(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        stage: &str,
+    ) -> Option<serde_json::Value> {
+        let out = self
+            .sm
+            .get_secret_value()
+            .secret_id(id)
+            .set_version_id(version.map(str::to_owned))
+            .version_stage(stage)
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_str(out.secret_string()?).ok()
+    }
+
+    /// Version id → stages.
+    pub async fn stages(&self, id: &str) -> Result<HashMap<String, Vec<String>>, StackError> {
+        let d = self
+            .sm
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| start_err("DescribeSecret")(e.to_string()))?;
+        Ok(d.version_ids_to_stages().cloned().unwrap_or_default())
+    }
+
+    /// Waits until `version` of `id` is `AWSCURRENT`.
+    pub async fn wait_current(
+        &self,
+        id: &str,
+        version: &str,
+        within: std::time::Duration,
+    ) -> Result<(), StackError> {
+        let start = std::time::Instant::now();
+        loop {
+            let stages = self.stages(id).await?;
+            if stages
+                .get(version)
+                .is_some_and(|s| s.iter().any(|x| x == "AWSCURRENT"))
+            {
+                return Ok(());
+            }
+            if start.elapsed() > within {
+                return Err(StackError::Start(format!(
+                    "version {version} of {id} not AWSCURRENT after {within:?}: {stages:?}\n--- rotator ---\n{}\n--- moto ---\n{}",
+                    self.rotator.logs(),
+                    self.moto.logs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every line the rotator, the edge's versions and moto printed.
+    pub async fn logs(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.rotator.logs(),
+            self.edge.logs().await,
+            self.moto.logs()
+        )
+    }
+
+    /// Every secret value the stack has seen: webhook secrets, API keys, the token.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut all = self.provider.with(|s| {
+            let mut v = s.keys.webhook_secrets.clone();
+            v.extend(s.keys.keys.iter().map(|k| k.key.clone()));
+            v
+        });
+        all.push(CLOUDFLARE_TOKEN.into());
+        all
+    }
+}

@@ -1,0 +1,467 @@
+//! The rotator for real: moto's Secrets Manager (RotateSecret invoking the rotator under
+//! `cargo lambda watch`), the edge redeployed in workerd by the stand-in Cloudflare API,
+//! the stand-in provider minting keys and signing webhooks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookvault_localstack::provider::keys::{send_signed, webhook_body, INITIAL_WEBHOOK_SECRET};
+use hookvault_localstack::rotation::{
+    Options, RotationStack, API_KEY_SECRET_ID, INITIAL_KEY_ID, WEBHOOK_SECRET_ID,
+};
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+fn webhook_url(stack: &RotationStack) -> String {
+    format!("{}/webhooks/skytells", stack.edge.url)
+}
+
+async fn assert_no_secret_in_logs(stack: &RotationStack, extra: &[String]) {
+    let logs = stack.logs().await;
+    assert!(
+        logs.contains("rotation step"),
+        "the rotator logged nothing?\n{logs}"
+    );
+    for v in stack.secret_values().iter().chain(extra) {
+        assert!(!logs.contains(v.as_str()), "a secret value is in the logs");
+    }
+}
+
+/// Step `step` of the webhook secret's rotation `token` fails, saying `expected`.
+async fn step_fails(stack: &RotationStack, token: &str, step: &str, expected: &str) {
+    let err = stack
+        .step(WEBHOOK_SECRET_ID, token, step)
+        .await
+        .unwrap_err();
+    assert!(err.contains(expected), "{step}: {err}");
+}
+
+fn secret_of(v: &serde_json::Value) -> String {
+    v["secret"].as_str().unwrap().to_owned()
+}
+
+/// A sender that delivers continuously until stopped: as the provider signs (whatever
+/// secret is registered) and with the old secret. Returns every (what, status).
+fn start_sender(
+    stack: &Arc<RotationStack>,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(&'static str, Option<u16>)>> {
+    let stack = Arc::clone(stack);
+    let stop = Arc::clone(stop);
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let url = webhook_url(&stack);
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let body = webhook_body(&format!("pred_cont_{n}"));
+            seen.push(("provider", stack.provider.deliver(&url, &body).await));
+            let body = webhook_body(&format!("pred_old_{n}"));
+            seen.push((
+                "old",
+                send_signed(&url, &body, INITIAL_WEBHOOK_SECRET).await,
+            ));
+        }
+        seen
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_rotation_refuses_no_webhook_and_retires_the_old_secret_after_its_grace() {
+    let stack = Arc::new(
+        RotationStack::start(Options {
+            webhook_grace_secs: 8,
+            ..Options::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = start_sender(&stack, &stop);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Secrets Manager starts the rotation; the four steps run on their own.
+    let token = stack.rotate(WEBHOOK_SECRET_ID).await.unwrap();
+    stack
+        .wait_current(WEBHOOK_SECRET_ID, &token, Duration::from_secs(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = sender.await.unwrap();
+
+    let refused: Vec<_> = seen.iter().filter(|(_, s)| *s != Some(202)).collect();
+    assert!(
+        refused.is_empty(),
+        "refused during the rotation: {refused:?}"
+    );
+    assert!(
+        seen.len() >= 20,
+        "the sender ran throughout ({} sends)",
+        seen.len()
+    );
+    // The provider switched to the new secret during the rotation.
+    let new = stack
+        .value(WEBHOOK_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_ne!(new["key_id"], INITIAL_KEY_ID);
+    assert_eq!(stack.provider.webhook_secret(), secret_of(&new));
+    let old = stack
+        .value(WEBHOOK_SECRET_ID, None, "AWSPREVIOUS")
+        .await
+        .unwrap();
+    assert_eq!(secret_of(&old), INITIAL_WEBHOOK_SECRET);
+    assert!(
+        stack.edge.deploys() >= 3,
+        "the ring was pushed in setSecret and finishSecret"
+    );
+
+    // After the grace the old secret is refused, the new one still accepted.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let url = webhook_url(&stack);
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_late_old"), INITIAL_WEBHOOK_SECRET).await,
+        Some(401)
+    );
+    assert_eq!(
+        stack
+            .provider
+            .deliver(&url, &webhook_body("pred_late_new"))
+            .await,
+        Some(202)
+    );
+    assert_no_secret_in_logs(&stack, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_reruns_and_a_rotation_stopped_after_any_step_resumes_to_the_same_result() {
+    let stack = RotationStack::start(Options::default()).await.unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let url = webhook_url(&stack);
+    let mut made = Vec::new();
+    for stop_after in 1..=STEPS.len() {
+        let before = stack
+            .value(WEBHOOK_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        let token = stack.rotate(WEBHOOK_SECRET_ID).await.unwrap();
+        // Every step twice, up to the crash.
+        for step in &STEPS[..stop_after] {
+            for _ in 0..2 {
+                stack.step(WEBHOOK_SECRET_ID, &token, step).await.unwrap();
+            }
+        }
+        let pending = stack
+            .value(WEBHOOK_SECRET_ID, Some(&token), "AWSPENDING")
+            .await
+            .unwrap();
+        // Whatever state the crash left, the secret in use keeps working.
+        assert_eq!(
+            stack
+                .provider
+                .deliver(&url, &webhook_body(&format!("pred_crash_{stop_after}")))
+                .await,
+            Some(202)
+        );
+        // Secrets Manager retries: every step from the start, with the same token.
+        for step in STEPS {
+            stack.step(WEBHOOK_SECRET_ID, &token, step).await.unwrap();
+        }
+        let after = stack
+            .value(WEBHOOK_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        assert_eq!(
+            after["key_id"], pending["key_id"],
+            "no second secret was made"
+        );
+        assert_eq!(secret_of(&after), secret_of(&pending));
+        assert_ne!(after["key_id"], before["key_id"]);
+        assert_eq!(stack.provider.webhook_secret(), secret_of(&after));
+        // New and previous both accepted (the previous within its grace).
+        assert_eq!(
+            send_signed(
+                &url,
+                &webhook_body(&format!("pred_new_{stop_after}")),
+                &secret_of(&after)
+            )
+            .await,
+            Some(202)
+        );
+        assert_eq!(
+            send_signed(
+                &url,
+                &webhook_body(&format!("pred_prev_{stop_after}")),
+                &secret_of(&before)
+            )
+            .await,
+            Some(202)
+        );
+        // Steps of a finished rotation do nothing.
+        let again = stack
+            .step(WEBHOOK_SECRET_ID, &token, "setSecret")
+            .await
+            .unwrap();
+        assert_eq!(again["outcome"], "already-current");
+        made.push(secret_of(&after));
+    }
+    let ring = stack.edge.binding("WEBHOOK_SECRETS").await.unwrap();
+    let ring: serde_json::Value = serde_json::from_str(&ring).unwrap();
+    assert_eq!(
+        ring.as_array().unwrap().len(),
+        2,
+        "current and previous: {}",
+        ring.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_no_secret_in_logs(&stack, &made).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_refuses_the_pending_secret_fails_the_rotation_and_the_current_secret_keeps_working(
+) {
+    let stack = RotationStack::start(Options {
+        propagation_secs: 2,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let url = webhook_url(&stack);
+
+    // 1. The new ring never reaches the edge: setSecret fails before the provider is told.
+    stack.edge.ignore_updates(true);
+    let token = stack.rotate(WEBHOOK_SECRET_ID).await.unwrap();
+    stack
+        .step(WEBHOOK_SECRET_ID, &token, "createSecret")
+        .await
+        .unwrap();
+    step_fails(&stack, &token, "setSecret", "did not accept").await;
+    step_fails(&stack, &token, "testSecret", "did not accept").await;
+    assert_eq!(stack.provider.webhook_secret(), INITIAL_WEBHOOK_SECRET);
+    assert_eq!(
+        stack.provider.deliver(&url, &webhook_body("pred_r1")).await,
+        Some(202)
+    );
+    let current = stack
+        .value(WEBHOOK_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(current["key_id"], INITIAL_KEY_ID);
+
+    // 2. The edge loses the pending key after setSecret told the provider: testSecret
+    // fails and puts the current secret back at the provider.
+    stack.edge.ignore_updates(false);
+    stack
+        .step(WEBHOOK_SECRET_ID, &token, "setSecret")
+        .await
+        .unwrap();
+    let pending = stack
+        .value(WEBHOOK_SECRET_ID, Some(&token), "AWSPENDING")
+        .await
+        .unwrap();
+    assert_eq!(stack.provider.webhook_secret(), secret_of(&pending));
+    let only_current =
+        serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}]);
+    let put = reqwest::Client::new()
+        .put(format!("{}/accounts/{}/workers/scripts/{}/secrets", stack.edge.api_url, hookvault_localstack::cloudflare::ACCOUNT, hookvault_localstack::cloudflare::SCRIPT))
+        .bearer_auth(hookvault_localstack::rotation::CLOUDFLARE_TOKEN)
+        .body(serde_json::json!({"name": "WEBHOOK_SECRETS", "text": only_current.to_string(), "type": "secret_text"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    step_fails(&stack, &token, "testSecret", "did not accept").await;
+    assert_eq!(stack.provider.webhook_secret(), INITIAL_WEBHOOK_SECRET);
+    assert_eq!(
+        stack.provider.deliver(&url, &webhook_body("pred_r2")).await,
+        Some(202)
+    );
+
+    // 3. The provider refuses the new secret: setSecret fails, nothing else changes; once
+    // it accepts again the rotation completes.
+    stack.provider.with(|s| s.keys.fail_webhook_secret = 10);
+    step_fails(&stack, &token, "setSecret", "HTTP 500").await;
+    assert_eq!(
+        stack.provider.deliver(&url, &webhook_body("pred_r3")).await,
+        Some(202)
+    );
+    stack.provider.with(|s| s.keys.fail_webhook_secret = 0);
+    for step in &STEPS[1..] {
+        stack.step(WEBHOOK_SECRET_ID, &token, step).await.unwrap();
+    }
+    assert_eq!(stack.provider.webhook_secret(), secret_of(&pending));
+    assert_eq!(
+        stack.provider.deliver(&url, &webhook_body("pred_r4")).await,
+        Some(202)
+    );
+    assert_no_secret_in_logs(&stack, &[secret_of(&pending)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_rotation_mints_once_and_revokes_the_key_two_generations_old_after_its_grace() {
+    let stack = RotationStack::start(Options {
+        api_key_grace_secs: 8,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let keys = |s: &RotationStack| s.provider.with(|st| st.keys.keys.clone());
+
+    // First rotation, every step twice: one key minted.
+    let t1 = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+    for step in STEPS {
+        for _ in 0..2 {
+            stack.step(API_KEY_SECRET_ID, &t1, step).await.unwrap();
+        }
+    }
+    assert_eq!(keys(&stack).len(), 2, "key_0 and one new key");
+    let current = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(current["key_id"], "key_1");
+    assert!(keys(&stack).iter().all(|k| !k.revoked));
+
+    // Second rotation at once; the mint's answer is lost and the call retried: still one key.
+    stack.provider.with(|s| s.keys.lose_mint_answers = 1);
+    let t2 = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+    for step in STEPS {
+        stack.step(API_KEY_SECRET_ID, &t2, step).await.unwrap();
+    }
+    let ks = keys(&stack);
+    assert_eq!(ks.len(), 3, "one key per rotation: {ks:?}");
+    let current = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(current["key_id"], "key_2");
+    // key_0 left AWSCURRENT seconds ago: within its grace, it is not revoked yet.
+    assert!(!ks[0].revoked, "key_0 revoked within its grace");
+
+    // The schedule revokes it once the grace has passed; key_1 (previous) stays.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let report = stack.scheduled().await.unwrap();
+    assert!(
+        report.to_string().contains("1 old API key(s) revoked"),
+        "{report}"
+    );
+    let ks = keys(&stack);
+    assert!(ks[0].revoked && !ks[1].revoked && !ks[2].revoked, "{ks:?}");
+    // The pending key was tested with a real call; the current one works.
+    assert!(stack
+        .provider
+        .with(|s| s.keys.is_valid(current["api_key"].as_str().unwrap())));
+    assert_no_secret_in_logs(&stack, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_starts_due_rotations_and_reports_a_stuck_one() {
+    let stack = RotationStack::start(Options {
+        extra_env: vec![
+            ("ROTATION_INTERVAL_DAYS".into(), "0".into()),
+            ("ROTATION_STUCK_AFTER_SECS".into(), "2".into()),
+        ],
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    // Both secrets are due (interval 0): the schedule calls RotateSecret, which runs
+    // the steps.
+    let report = stack.scheduled().await.unwrap();
+    assert_eq!(
+        report.to_string().matches("rotation started").count(),
+        2,
+        "{report}"
+    );
+    for id in [WEBHOOK_SECRET_ID, API_KEY_SECRET_ID] {
+        let start = std::time::Instant::now();
+        loop {
+            let stages = stack.stages(id).await.unwrap();
+            let current = stack.value(id, None, "AWSCURRENT").await.unwrap();
+            if current["key_id"] != INITIAL_KEY_ID && current["key_id"] != "key_0" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{id} not rotated: {stages:?}\n{}",
+                stack.logs().await
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    // A rotation that stops after createSecret is stuck once it is old enough.
+    stack.drive_steps_by_hand().unwrap();
+    let token = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+    stack
+        .step(API_KEY_SECRET_ID, &token, "createSecret")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let err = stack.scheduled().await.unwrap_err();
+    assert!(
+        err.contains("rotation stuck") && err.contains(&token),
+        "{err}"
+    );
+    assert!(
+        err.contains("update-secret-version-stage"),
+        "says how to cancel: {err}"
+    );
+    // Not touched: the current key still works, and the rotation can be resumed.
+    for step in STEPS {
+        stack.step(API_KEY_SECRET_ID, &token, step).await.unwrap();
+    }
+    let current = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert!(stack
+        .provider
+        .with(|s| s.keys.is_valid(current["api_key"].as_str().unwrap())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_are_refused_for_unknown_or_finished_versions_and_bad_events() {
+    let stack = RotationStack::start(Options::default()).await.unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let err = stack
+        .step(
+            WEBHOOK_SECRET_ID,
+            "00000000-0000-0000-0000-000000000000",
+            "createSecret",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("has no stage for rotation"), "{err}");
+    let token = stack.rotate(WEBHOOK_SECRET_ID).await.unwrap();
+    step_fails(&stack, &token, "rotateSecret", "unknown rotation step").await;
+    step_fails(&stack, &token, "setSecret", "run createSecret first").await;
+    let err = stack
+        .invoke(serde_json::json!({"hello": "world"}))
+        .await
+        .unwrap_err();
+    assert!(err.contains("unrecognised event"), "{err}");
+    // The previous version (not pending, not current) is refused.
+    for step in STEPS {
+        stack.step(WEBHOOK_SECRET_ID, &token, step).await.unwrap();
+    }
+    let t2 = stack.rotate(WEBHOOK_SECRET_ID).await.unwrap();
+    let err = stack.step(WEBHOOK_SECRET_ID, &token, "createSecret").await;
+    assert_eq!(err.unwrap()["outcome"], "already-current");
+    stack
+        .step(WEBHOOK_SECRET_ID, &t2, "createSecret")
+        .await
+        .unwrap();
+    for step in &STEPS[1..] {
+        stack.step(WEBHOOK_SECRET_ID, &t2, step).await.unwrap();
+    }
+    step_fails(&stack, &token, "testSecret", "is not AWSPENDING").await;
+}
