@@ -26,7 +26,7 @@ cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
-cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator
+cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked

@@ -25,6 +25,7 @@ pub mod event;
 pub mod headers;
 pub mod keyring;
 pub mod provider_error;
+pub mod records;
 pub mod retry;
 pub mod scheme;
 pub mod time;

@@ -39,6 +39,9 @@ pub fn archiver_env(
 pub struct LambdaFunction {
     /// `http://127.0.0.1:PORT/2015-03-31/functions/{name}/invocations`.
     pub invoke_url: String,
+    /// `http://127.0.0.1:PORT/lambda-url/{name}`: the function as a Function URL (for
+    /// `lambda_http` functions).
+    pub function_url: String,
     service: Service,
     _dir: TempDir,
 }
@@ -80,6 +83,7 @@ impl LambdaFunction {
         service.wait_port(port, Duration::from_secs(60)).await?;
         Ok(LambdaFunction {
             invoke_url: format!("{base}/2015-03-31/functions/{bin}/invocations"),
+            function_url: format!("{base}/lambda-url/{bin}"),
             service,
             _dir: dir,
         })

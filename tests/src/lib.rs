@@ -10,6 +10,7 @@
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod archiver_bench;
 pub mod cloudflare;
 pub mod edge_bench;

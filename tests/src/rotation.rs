@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use crate::cloudflare::{self, DeployedEdge};
 use crate::lambda::LambdaFunction;
 use crate::moto::Moto;
-use crate::provider::keys::{INITIAL_API_KEY, INITIAL_WEBHOOK_SECRET};
+use crate::provider::keys::INITIAL_WEBHOOK_SECRET;
 use crate::provider::Provider;
 use crate::{sqs, workerd, StackError};
 
@@ -81,18 +81,12 @@ impl RotationStack {
         let provider = Provider::start().await?;
         let sm = crate::s3::secrets_client(&moto.endpoint);
         let initial_webhook = serde_json::json!({"kind": "webhook-signing", "scheme": "skytells", "key_id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET});
-        let initial_key = serde_json::json!({"kind": "provider-api-key", "key_id": "key_0", "api_key": INITIAL_API_KEY});
         for (id, value) in [
             (WEBHOOK_SECRET_ID, initial_webhook.to_string()),
-            (API_KEY_SECRET_ID, initial_key.to_string()),
+            (API_KEY_SECRET_ID, crate::api::initial_api_key_value()),
             (CLOUDFLARE_TOKEN_ID, CLOUDFLARE_TOKEN.to_owned()),
         ] {
-            sm.create_secret()
-                .name(id)
-                .secret_string(value)
-                .send()
-                .await
-                .map_err(|e| StackError::Start(format!("create secret {id}: {e}")))?;
+            crate::api::create_secret(&sm, id, &value).await?;
         }
         let ring = serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}]);
         let bindings = workerd::local_bindings(

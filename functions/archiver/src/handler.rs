@@ -12,7 +12,12 @@ use hookvault_core::event::{Prediction, PredictionStatus};
 
 use crate::config::ArchiverConfig;
 use crate::download::{redact, Downloader};
-use crate::records::{now_rfc3339, FailureRecord, Manifest, OutputRecord, RejectedRecord};
+use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
+
+/// Now as RFC 3339 UTC (second precision).
+fn now_rfc3339() -> String {
+    hookvault_core::time::rfc3339(hookvault_core::time::unix_now())
+}
 use crate::upload::{self, Target, UploadError};
 
 /// What became of one record.

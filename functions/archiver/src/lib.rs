@@ -18,7 +18,6 @@
 pub mod config;
 pub mod download;
 pub mod handler;
-pub mod records;
 pub mod upload;
 
 pub use config::ArchiverConfig;

@@ -72,6 +72,18 @@ pub async fn send(
     what: &str,
     make: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, HttpError> {
+    send_capped(policy, deadline, what, make, |_| None).await
+}
+
+/// As [`send`], where `cap` may lower the number of attempts for a given answer (the
+/// provider's `PREDICTION_FAILED` is worth one retry, not the policy's three).
+pub async fn send_capped(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    what: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    cap: impl Fn(&Answer) -> Option<u32>,
+) -> Result<Answer, HttpError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -94,6 +106,11 @@ pub async fn send(
         let Some(failure) = failure else {
             return result;
         };
+        if let Ok(a) = &result {
+            if cap(a).is_some_and(|max| attempts >= max) {
+                return result;
+            }
+        }
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match policy.decide(
             attempts,

@@ -57,6 +57,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 }
             }
             let keep = [current.key_id.as_str(), pending.key_id.as_str()];
+            // Failures stay queued for the schedule: the new key must not wait on an old one.
             revoke_due(r, ctx.secret, &pending.api_key, &mut queue, &keep, ctx.now).await?;
             r.store
                 .tag(ctx.secret, TAG_ROTATED_AT, &ctx.now.to_string())
@@ -114,8 +115,20 @@ impl Revocations {
     }
 }
 
+/// What [`revoke_due`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Keys revoked now.
+    pub revoked: usize,
+    /// Keys whose revocation failed and stays queued (the provider or the network
+    /// failed; the schedule tries again), as `key_id: reason`.
+    pub retry_later: Vec<String>,
+}
+
 /// Revokes the keys of `queue` that are due (never one in `keep`), authenticated by
-/// `auth`, and writes back what is left.
+/// `auth`, and writes back what is left. A failed revocation never fails the caller: a
+/// 4xx other than 429 means the provider will never revoke that id (unknown, malformed,
+/// the operator's placeholder) and drops it; anything else keeps it queued.
 pub async fn revoke_due<E, P: ProviderKeys + Sync>(
     r: &Rotator<E, P>,
     secret: &str,
@@ -123,8 +136,8 @@ pub async fn revoke_due<E, P: ProviderKeys + Sync>(
     queue: &mut Revocations,
     keep: &[&str],
     now: i64,
-) -> Result<usize, RotationError> {
-    let mut revoked = 0;
+) -> Result<Revoked, RotationError> {
+    let mut done = Revoked::default();
     let mut left = Vec::new();
     for (key_id, not_before) in std::mem::take(&mut queue.entries) {
         if keep.contains(&key_id.as_str()) {
@@ -134,15 +147,28 @@ pub async fn revoke_due<E, P: ProviderKeys + Sync>(
             left.push((key_id, not_before));
             continue;
         }
-        r.provider.revoke_key(auth, &key_id).await?;
-        tracing::info!(secret, key = %key_id, "old API key revoked");
-        revoked += 1;
+        match r.provider.revoke_key(auth, &key_id).await {
+            Ok(()) => {
+                tracing::info!(secret, key = %key_id, "old API key revoked");
+                done.revoked += 1;
+            }
+            Err(RotationError::Refused { status, .. })
+                if (400..500).contains(&status) && status != 429 =>
+            {
+                tracing::error!(secret, key = %key_id, status, "the provider will not revoke this key id: dropped from the queue; revoke it by hand if it exists");
+            }
+            Err(e) => {
+                tracing::error!(secret, key = %key_id, error = %e, "revocation failed: kept for the next scheduled run");
+                done.retry_later.push(format!("{key_id}: {e}"));
+                left.push((key_id, not_before));
+            }
+        }
     }
     queue.entries = left;
     if queue.changed() {
         r.store.tag(secret, TAG_REVOKE, &queue.render()).await?;
     }
-    Ok(revoked)
+    Ok(done)
 }
 
 /// The schedule's part: revokes what is due for an API key secret.
@@ -150,13 +176,13 @@ pub async fn revoke_deferred<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     r: &Rotator<E, P>,
     d: &Described,
     now: i64,
-) -> Result<usize, RotationError> {
+) -> Result<Revoked, RotationError> {
     let mut queue = Revocations::parse(d);
     if queue.entries.is_empty() {
-        return Ok(0);
+        return Ok(Revoked::default());
     }
     let Managed::ProviderApiKey(current) = r.current(&d.arn).await? else {
-        return Ok(0);
+        return Ok(Revoked::default());
     };
     let pending = match d.version_with(crate::store::PENDING) {
         Some(v) if Some(v) != d.version_with(CURRENT) => r

@@ -15,7 +15,7 @@
 //! | `PROVIDER_WEBHOOK_SECRET_PATH` | `/v1/webhooks/secret` | register the webhook signing secret (`PUT`) |
 //! | `PROVIDER_AUTH_CHECK_PATH` | `/v1/models` | a cheap authenticated `GET` that proves a key works |
 //! | `WEBHOOK_GRACE_SECS` | 259200 (72 h) | how long the old webhook secret stays accepted after `finishSecret` (the provider's retry window) |
-//! | `API_KEY_GRACE_SECS` | 3600 | how long after it stops being current a key may still be revoked; longer than the api function's `API_KEY_CACHE_TTL_SECS` |
+//! | `API_KEY_GRACE_SECS` | 3600 | the earliest a key is revoked, counted from when it stopped being current; must exceed the api function's `API_KEY_CACHE_TTL_SECS` |
 //! | `MANAGED_SECRET_IDS` | empty | comma-separated secrets the schedule looks after |
 //! | `ROTATION_INTERVAL_DAYS` | 90 | the schedule starts a rotation once the last is this old (0: at every run, to accelerate the local stack) |
 //! | `ROTATION_STUCK_AFTER_SECS` | 3600 | an `AWSPENDING` version older than this (and not current) is reported as stuck |

@@ -148,8 +148,7 @@ impl Probe {
         }
     }
 
-    /// Signs a probe with `key` (in its scheme) and sends it once (transport errors
-    /// retried).
+    /// Signs a probe with `key` (in its scheme) and sends it once.
     pub async fn check(&self, key: &WebhookSecret, now: i64) -> Result<ProbeResult, RotationError> {
         let scheme = key.scheme;
         let material = scheme
@@ -173,7 +172,9 @@ impl Probe {
                 what: format!("key {}", key.key_id),
                 reason: e.to_string(),
             })?;
+        // One attempt: the caller ([`Probe::wait_accepted`]) loops on its own deadline.
         let policy = RetryPolicy {
+            max_attempts: 1,
             retryable: vec![],
             ..RetryPolicy::provider_api()
         };

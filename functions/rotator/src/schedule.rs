@@ -50,9 +50,15 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
 ) -> Result<String, RotationError> {
     let d = r.store.describe(id).await?;
     let mut done = Vec::new();
-    let revoked = crate::api_key::revoke_deferred(r, &d, now).await?;
-    if revoked > 0 {
-        done.push(format!("{revoked} old API key(s) revoked"));
+    let revocations = crate::api_key::revoke_deferred(r, &d, now).await?;
+    if revocations.revoked > 0 {
+        done.push(format!("{} old API key(s) revoked", revocations.revoked));
+    }
+    if !revocations.retry_later.is_empty() {
+        return Err(RotationError::Stuck(format!(
+            "revocation of old API keys failed (kept for the next run): {}",
+            revocations.retry_later.join("; ")
+        )));
     }
     let current = d.version_with(CURRENT);
     if let Some(pending) = d.version_with(PENDING).filter(|p| Some(*p) != current) {
@@ -60,12 +66,12 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
         let age = created.map(|c| now - c);
         if age.is_none_or(|a| a >= r.cfg.stuck_after_secs) {
             return Err(RotationError::Stuck(format!(
-                "rotation stuck: AWSPENDING is on version {pending}, not on the AWSCURRENT version {}, for {} s. \
+                "rotation stuck: AWSPENDING is on version {pending}, not on the AWSCURRENT version {}, for {} seconds. \
                  Resume it by invoking the rotator with {{\"SecretId\":\"{}\",\"ClientRequestToken\":\"{pending}\",\"Step\":…}} \
                  for createSecret, setSecret, testSecret and finishSecret in turn (each step is safe to repeat), \
                  or cancel it with `aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING --remove-from-version-id {pending}`",
                 current.unwrap_or("(none)"),
-                age.map_or_else(|| "an unknown time".to_owned(), |a| a.to_string()),
+                age.map_or_else(|| "an unknown number of".to_owned(), |a| a.to_string()),
                 d.arn,
                 d.arn,
             )));

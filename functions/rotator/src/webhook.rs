@@ -6,7 +6,7 @@
 //! | `createSecret` | a new random secret (32 bytes, in the scheme's format) as `AWSPENDING`; nothing if the version already has one |
 //! | `setSecret` | writes the key ring *pending + current (+ previous while in its grace)* to the edge, probes until the edge accepts the pending secret, **then** registers it with the provider |
 //! | `testSecret` | probes the edge with the pending secret (and the current one); on failure puts the current secret back at the provider, so it keeps signing with a key the edge accepts |
-//! | `finishSecret` | writes the ring *new as current + old as previous until now + `WEBHOOK_GRACE_SECS`* to the edge, records the time, moves `AWSCURRENT` |
+//! | `finishSecret` | writes the ring *new as current + old as previous until now + `WEBHOOK_GRACE_SECS`* (+ the key before, while in its own grace) to the edge, records the time, moves `AWSCURRENT` |
 //!
 //! Every step can run again after a crash at any point: each write is a full replacement
 //! computed from Secrets Manager's state.
@@ -91,10 +91,12 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             }
         },
         Step::Finish => {
-            let ring = [
+            let mut ring = vec![
                 pending.key_spec(KeySlot::Current, None),
                 current.key_spec(KeySlot::Previous, Some(ctx.now + r.cfg.webhook_grace_secs)),
             ];
+            // Two rotations within one grace period: the key before keeps its own.
+            ring.extend(previous_in_grace(r, ctx, &current, &pending).await?);
             edge.put_key_ring(&ring).await?;
             r.store
                 .tag(ctx.secret, TAG_ROTATED_AT, &ctx.now.to_string())

@@ -203,15 +203,9 @@ pub async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Bod
     }
 }
 
-/// A Skytells webhook body for prediction `id`.
+/// A Skytells webhook body for prediction `id` (succeeded, no outputs).
 pub fn webhook_body(id: &str) -> String {
-    serde_json::json!({
-        "id": id,
-        "status": "succeeded",
-        "output": [],
-        "created_at": "2026-11-25T00:00:00Z",
-    })
-    .to_string()
+    super::predictions::prediction(id, "succeeded", &[])
 }
 
 /// The headers of `body` signed with `secret` (Skytells' scheme).

@@ -1,5 +1,6 @@
 //! The stand-in provider: there is no local Skytells, so this server plays its CDN, its
-//! key management API and its webhook sender ([`keys`]).
+//! key management API and webhook sender ([`keys`]), and its predictions endpoint
+//! ([`predictions`]).
 //!
 //! CDN paths:
 //!
@@ -17,6 +18,7 @@
 //! Every request is counted per path ([`Provider::hits`]).
 
 pub mod keys;
+pub mod predictions;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -68,6 +70,8 @@ pub struct State {
     hits: HashMap<String, u32>,
     /// The key API's state.
     pub keys: keys::KeyState,
+    /// The predictions endpoint's state.
+    pub predictions: predictions::PredictionState,
 }
 
 /// Locks the state, also after a panic elsewhere (the state stays usable).
@@ -89,9 +93,14 @@ impl Provider {
     pub async fn start() -> Result<Self, StackError> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
+        let url = format!("http://127.0.0.1:{}", addr.port());
         let state = Arc::new(Mutex::new(State {
             hits: HashMap::new(),
             keys: keys::KeyState::new(),
+            predictions: predictions::PredictionState {
+                base_url: url.clone(),
+                ..Default::default()
+            },
         }));
         let h = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -108,11 +117,7 @@ impl Provider {
                 });
             }
         });
-        Ok(Provider {
-            url: format!("http://127.0.0.1:{}", addr.port()),
-            state,
-            task,
-        })
+        Ok(Provider { url, state, task })
     }
 
     /// How many requests `path` has had.
@@ -171,8 +176,11 @@ fn file(name: &str, size: u64, stall_after: Option<u64>) -> Response<Body> {
         .unwrap_or_default()
 }
 
-async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> {
+async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if path == "/v1/predictions" {
+        return predictions::route(req, state).await;
+    }
     if path.starts_with("/v1/") {
         return keys::route(req, state).await;
     }

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookvault_archiver::handler::Outcome;
-use hookvault_archiver::records::{FailureRecord, Manifest};
 use hookvault_archiver::{Archiver, ArchiverConfig};
 use hookvault_core::envelope::Envelope;
+use hookvault_core::records::{FailureRecord, Manifest};
 use hookvault_core::retry::RetryPolicy;
 use hookvault_core::url_guard::UrlGuard;
 use hookvault_core::{KeySlot, Scheme, Verified};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookvault_archiver::records::Manifest;
+use hookvault_core::records::Manifest;
 use hookvault_core::Scheme;
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;

@@ -3,6 +3,7 @@
 //! Run by `scripts/test.sh`, which installs the tools and builds the edge first.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod e2e_api;
 mod e2e_archiver;
 mod e2e_edge;
 mod e2e_pipeline;

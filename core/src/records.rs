@@ -1,4 +1,5 @@
-//! What the archiver writes beside the outputs.
+//! What the archiver writes beside the outputs, and the api function reads: the archive's
+//! record formats.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,9 +73,4 @@ pub struct RejectedRecord {
     pub body: String,
     /// When, RFC 3339.
     pub rejected_at: String,
-}
-
-/// Now as RFC 3339 UTC (second precision).
-pub fn now_rfc3339() -> String {
-    hookvault_core::time::rfc3339(hookvault_core::time::unix_now())
 }

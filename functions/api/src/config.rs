@@ -1,0 +1,74 @@
+//! The api function's settings, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PROVIDER_API_URL` | `https://api.skytells.ai` | the provider's API |
+//! | `API_KEY_SECRET_ID` | — | the provider API key secret (`{"kind":"provider-api-key","key_id":…,"api_key":…}`, as the rotator keeps it) |
+//! | `API_KEY_CACHE_TTL_SECS` | 300 | how long the key (and the caller keys) are cached; the rotator's `API_KEY_GRACE_SECS` must be longer |
+//! | `EDGE_WEBHOOK_URL` | — | the edge's webhook URL, sent as `webhook_url` (`https://…/webhooks/skytells`) |
+//! | `ARCHIVE_BUCKET` | — | the archive bucket |
+//! | `PRESIGN_EXPIRY_SECS` | 900 | lifetime of the presigned output URLs (1 s to 7 days) |
+//! | `CALLER_KEYS_SECRET_ID` | — | the secret holding the keys callers present as `Authorization: Bearer …` (`{"keys":["…"]}`) |
+//! | `MAX_REQUEST_BYTES` | 262144 | largest request body accepted |
+//! | `HTTP_TIMEOUT_MS` | 10000 | per attempt, for the provider |
+
+use std::time::Duration;
+
+use hookvault_aws::env::{self, EnvError};
+
+/// The api function's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The provider's API base URL.
+    pub provider_api_url: String,
+    /// The provider API key secret.
+    pub api_key_secret_id: String,
+    /// Secret cache TTL.
+    pub cache_ttl: Duration,
+    /// `webhook_url` for the provider.
+    pub edge_webhook_url: String,
+    /// The archive bucket.
+    pub bucket: String,
+    /// Presigned URL lifetime.
+    pub presign_expiry: Duration,
+    /// The caller keys secret.
+    pub caller_keys_secret_id: String,
+    /// Request body cap.
+    pub max_request_bytes: usize,
+    /// Per-attempt timeout.
+    pub http_timeout: Duration,
+}
+
+impl ApiConfig {
+    /// Reads the settings.
+    pub fn from_env() -> Result<Self, EnvError> {
+        let presign: u64 = env::number("PRESIGN_EXPIRY_SECS", 900)?;
+        if !(1..=7 * 24 * 3600).contains(&presign) {
+            return Err(EnvError::Invalid {
+                name: "PRESIGN_EXPIRY_SECS".into(),
+                expected: "1 to 604800 seconds (S3's limit for presigned URLs)",
+            });
+        }
+        let webhook = env::required("EDGE_WEBHOOK_URL")?;
+        if !(webhook.starts_with("https://") || webhook.starts_with("http://")) {
+            return Err(EnvError::Invalid {
+                name: "EDGE_WEBHOOK_URL".into(),
+                expected: "an http(s) URL",
+            });
+        }
+        Ok(ApiConfig {
+            provider_api_url: env::optional("PROVIDER_API_URL")
+                .unwrap_or_else(|| "https://api.skytells.ai".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            api_key_secret_id: env::required("API_KEY_SECRET_ID")?,
+            cache_ttl: Duration::from_secs(env::number("API_KEY_CACHE_TTL_SECS", 300)?),
+            edge_webhook_url: webhook,
+            bucket: env::required("ARCHIVE_BUCKET")?,
+            presign_expiry: Duration::from_secs(presign),
+            caller_keys_secret_id: env::required("CALLER_KEYS_SECRET_ID")?,
+            max_request_bytes: env::number("MAX_REQUEST_BYTES", 256 * 1024)?,
+            http_timeout: Duration::from_millis(env::number("HTTP_TIMEOUT_MS", 10_000)?),
+        })
+    }
+}

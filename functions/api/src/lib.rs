@@ -1,0 +1,166 @@
+//! # hookvault-api
+//!
+//! The team's own API, a `lambda_http` function behind a Function URL:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /predictions` | submit `{model_id, inputs}` to the provider ([`submit`]) |
+//! | `GET /predictions/{id}` | the archive's record, with presigned output URLs ([`status`]) |
+//!
+//! Every route needs `Authorization: Bearer <key>` ([`auth`]). Errors are JSON
+//! `{"error": code, "message": …}` ([`error`]). One JSON log line per request.
+#![deny(clippy::all)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod status;
+pub mod submit;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hookvault_aws::secrets::SecretCache;
+
+pub use config::ApiConfig;
+pub use error::ApiError;
+
+/// The api function's state, built once per Lambda instance.
+pub struct Api {
+    /// Settings.
+    pub cfg: ApiConfig,
+    /// The provider API key and the caller keys, cached for `API_KEY_CACHE_TTL_SECS`.
+    pub secrets: Arc<SecretCache>,
+    /// The archive.
+    pub s3: aws_sdk_s3::Client,
+    /// Calls to the provider.
+    pub http: reqwest::Client,
+}
+
+/// An answer: status, extra headers, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers besides `content-type: application/json`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Self {
+        let mut headers = Vec::new();
+        if let Some(ra) = &e.retry_after {
+            headers.push(("retry-after", ra.clone()));
+        }
+        if e.status == 401 {
+            headers.push(("www-authenticate", "Bearer".into()));
+        }
+        Reply {
+            status: e.status,
+            headers,
+            body: e.body(),
+        }
+    }
+}
+
+impl Api {
+    /// The api with clients for `cfg`.
+    pub fn new(
+        cfg: ApiConfig,
+        secrets: aws_sdk_secretsmanager::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        Api {
+            secrets: Arc::new(SecretCache::new(secrets, cfg.cache_ttl)),
+            http: hookvault_aws::http::client(cfg.http_timeout),
+            s3,
+            cfg,
+        }
+    }
+
+    /// Answers one request. `deadline` bounds the provider retries.
+    pub async fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> Reply {
+        let start = Instant::now();
+        let reply = self
+            .route(method, path, authorization, body, deadline)
+            .await
+            .unwrap_or_else(Reply::from);
+        tracing::info!(
+            method,
+            path = %path.chars().take(200).collect::<String>(),
+            status = reply.status,
+            latency_ms = start.elapsed().as_millis() as u64,
+            "request"
+        );
+        reply
+    }
+
+    async fn route(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Reply, ApiError> {
+        let path = path.trim_end_matches('/');
+        let id = path.strip_prefix("/predictions/");
+        let known = path == "/predictions" || id.is_some_and(|i| !i.is_empty() && !i.contains('/'));
+        if !known {
+            return Err(ApiError::new(
+                404,
+                "not_found",
+                "routes: POST /predictions, GET /predictions/{id}",
+            ));
+        }
+        let allowed = if id.is_some() { "GET" } else { "POST" };
+        if method != allowed {
+            return Err(ApiError {
+                retry_after: None,
+                ..ApiError::new(405, "method_not_allowed", format!("use {allowed} here"))
+            });
+        }
+        auth::check(
+            &self.secrets,
+            &self.cfg.caller_keys_secret_id,
+            authorization,
+        )
+        .await?;
+        match id {
+            None => {
+                if body.len() > self.cfg.max_request_bytes {
+                    return Err(ApiError::new(
+                        413,
+                        "body_too_large",
+                        format!(
+                            "the body is larger than {} bytes",
+                            self.cfg.max_request_bytes
+                        ),
+                    ));
+                }
+                let p = self.submit(body, deadline).await?;
+                let location = p["id"].as_str().map(|i| format!("/predictions/{i}"));
+                Ok(Reply {
+                    status: 201,
+                    headers: location.map(|l| vec![("location", l)]).unwrap_or_default(),
+                    body: p.to_string(),
+                })
+            }
+            Some(id) => Ok(Reply {
+                status: 200,
+                headers: vec![("cache-control", "no-store".into())],
+                body: self.status(id).await?.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The api Lambda's entry point: a Function URL (API Gateway HTTP API v2) request in, a
+//! JSON answer out.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hookvault_api::{Api, ApiConfig};
+use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+
+/// Kept before the Lambda's deadline, so retries stop in time to answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// The invocation's deadline as an `Instant`; `None` when it is already past on arrival
+/// (the local emulator sends a constant in 1970).
+fn deadline(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = deadline_ms.checked_sub(now_ms)?;
+    Some(Instant::now() + Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hookvault_aws::logging::init();
+    let cfg = ApiConfig::from_env()?;
+    let api = Api::new(
+        cfg,
+        hookvault_aws::clients::secrets_manager()?,
+        hookvault_aws::clients::s3()?,
+    );
+    let api = &api;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        let deadline = deadline(req.lambda_context_ref().map_or(0, |c| c.deadline));
+        let authorization = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let reply = api
+            .handle(
+                req.method().as_str(),
+                req.uri().path(),
+                authorization.as_deref(),
+                req.body().as_ref(),
+                deadline,
+            )
+            .await;
+        let mut resp = Response::builder()
+            .status(reply.status)
+            .header("content-type", "application/json");
+        for (k, v) in &reply.headers {
+            resp = resp.header(*k, v.as_str());
+        }
+        Ok::<_, Error>(resp.body(Body::from(reply.body))?)
+    }))
+    .await
+}

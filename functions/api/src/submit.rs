@@ -1,0 +1,212 @@
+//! `POST /predictions`: `{model_id, inputs}` forwarded to the provider's
+//! `POST /v1/predictions` with the API key, `webhook_url` set to the edge and
+//! `webhook_events` to completed and failed.
+//!
+//! 429/500/503 are retried with the core's policy (honouring `Retry-After`, within the
+//! Lambda's deadline; `PREDICTION_FAILED` once only); 400/401/402/404/422 never. A 401
+//! rereads the key from Secrets Manager once (it may have just been rotated) and tries
+//! again.
+
+use std::time::Instant;
+
+use hookvault_aws::http::{self, Answer};
+use hookvault_core::provider_error::ProviderError;
+use hookvault_core::retry::RetryPolicy;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::Api;
+
+/// The events the provider is asked to send.
+pub const WEBHOOK_EVENTS: [&str; 2] = ["prediction.completed", "prediction.failed"];
+/// Longest model id accepted.
+pub const MAX_MODEL_ID_LEN: usize = 128;
+
+/// What a caller sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The model.
+    pub model_id: String,
+    /// The model's inputs.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Parses and checks a request body.
+pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
+    let req: SubmitRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_request",
+            format!(
+                "the body must be JSON {{\"model_id\": string, \"inputs\": object}} ({} at line {}, column {})",
+                match e.classify() {
+                    serde_json::error::Category::Data => "wrong or missing field",
+                    _ => "not JSON",
+                },
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let ok = !req.model_id.is_empty()
+        && req.model_id.len() <= MAX_MODEL_ID_LEN
+        && req
+            .model_id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b':'));
+    if !ok {
+        return Err(ApiError::new(
+            400,
+            "invalid_model_id",
+            format!("model_id must be 1 to {MAX_MODEL_ID_LEN} characters of A-Z a-z 0-9 - _ . / :"),
+        ));
+    }
+    Ok(req)
+}
+
+/// The provider API key from its secret's value.
+fn api_key(value: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(value).ok()?;
+    v.get("api_key")?.as_str().map(str::to_owned)
+}
+
+impl Api {
+    /// Submits a prediction; `Ok` is the provider's answer (201, with the prediction).
+    pub async fn submit(
+        &self,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let req = parse(body)?;
+        let payload = json!({
+            "model_id": req.model_id,
+            "inputs": req.inputs,
+            "webhook_url": self.cfg.edge_webhook_url,
+            "webhook_events": WEBHOOK_EVENTS,
+        })
+        .to_string();
+        let url = format!("{}/v1/predictions", self.cfg.provider_api_url);
+        let mut answer = self.post_with_key(&url, &payload, deadline, false).await?;
+        if answer.status == 401 {
+            tracing::warn!(
+                "the provider refused the API key: rereading it (it may have just been rotated)"
+            );
+            answer = self.post_with_key(&url, &payload, deadline, true).await?;
+        }
+        if let Some(e) = ProviderError::from_response(answer.status, &answer.body) {
+            tracing::warn!(code = %e.code, status = answer.status, attempts = answer.attempts, model = %req.model_id, "the provider refused the prediction");
+            return Err(ApiError::from_provider(
+                &e,
+                answer.attempts,
+                answer.retry_after.clone(),
+            ));
+        }
+        let prediction: serde_json::Value = answer
+            .json()
+            .filter(|v| v.get("id").and_then(|i| i.as_str()).is_some())
+            .ok_or_else(|| {
+                ApiError::new(
+                    502,
+                    "bad_provider_answer",
+                    "the provider answered without a prediction id",
+                )
+            })?;
+        tracing::info!(prediction = %prediction["id"], model = %req.model_id, attempts = answer.attempts, "prediction submitted");
+        Ok(prediction)
+    }
+
+    async fn post_with_key(
+        &self,
+        url: &str,
+        payload: &str,
+        deadline: Option<Instant>,
+        reread: bool,
+    ) -> Result<Answer, ApiError> {
+        let id = &self.cfg.api_key_secret_id;
+        let secret = if reread {
+            self.secrets.refresh(id).await
+        } else {
+            self.secrets.get(id).await
+        }
+        .map_err(|e| {
+            tracing::error!(error = %e, "provider API key unavailable");
+            ApiError::new(
+                503,
+                "api_key_unavailable",
+                "the provider API key could not be read; retry later",
+            )
+        })?;
+        let key = api_key(secret.expose()).ok_or_else(|| {
+            tracing::error!(secret = %id, "the API key secret has no \"api_key\" field");
+            ApiError::new(
+                500,
+                "api_key_invalid",
+                "the provider API key secret is not {\"api_key\": …}",
+            )
+        })?;
+        let cap = |a: &Answer| {
+            ProviderError::from_response(a.status, &a.body)
+                .and_then(|e| e.max_retries)
+                .map(|m| m + 1)
+        };
+        http::send_capped(
+            &RetryPolicy::provider_api(),
+            deadline,
+            "provider: create prediction",
+            || {
+                self.http
+                    .post(url)
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/json")
+                    .body(payload.to_owned())
+            },
+            cap,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "provider unreachable");
+            ApiError::new(
+                503,
+                "provider_unreachable",
+                "the provider did not answer; retry later",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked() {
+        let ok = parse(br#"{"model_id":"stable-video-6s","inputs":{"prompt":"a lake"}}"#).unwrap();
+        assert_eq!(ok.model_id, "stable-video-6s");
+        for (body, code) in [
+            (&br#"{"model_id":"m"}"#[..], "invalid_request"),
+            (br#"{"model_id":"m","inputs":[]}"#, "invalid_request"),
+            (
+                br#"{"model_id":"m","inputs":{},"webhook_url":"http://evil"}"#,
+                "invalid_request",
+            ),
+            (br#"not json"#, "invalid_request"),
+            (br#"{"model_id":"","inputs":{}}"#, "invalid_model_id"),
+            (br#"{"model_id":"a b","inputs":{}}"#, "invalid_model_id"),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(
+                (e.status, e.code.as_str()),
+                (400, code),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            api_key(r#"{"kind":"provider-api-key","key_id":"k","api_key":"sk-1"}"#).as_deref(),
+            Some("sk-1")
+        );
+        assert_eq!(api_key("sk-1"), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! The api function under `cargo lambda watch` (as a Function URL), against moto and the
+//! stand-in provider.
+
+use std::time::{Duration, Instant};
+
+use hookvault_core::provider_error::CODES;
+use hookvault_core::records::{FailureRecord, Manifest, OutputRecord};
+use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
+use hookvault_localstack::lambda::LambdaFunction;
+use hookvault_localstack::moto::Moto;
+use hookvault_localstack::provider::Provider;
+use hookvault_localstack::rotation::API_KEY_SECRET_ID;
+use hookvault_localstack::s3;
+
+const BUCKET: &str = "hookvault-archive";
+const WEBHOOK_URL: &str = "https://edge.example.com/webhooks/skytells";
+
+struct ApiStack {
+    _moto: Moto,
+    provider: Provider,
+    api: LambdaFunction,
+    s3: aws_sdk_s3::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    http: reqwest::Client,
+}
+
+impl ApiStack {
+    async fn start() -> ApiStack {
+        let moto = Moto::start(None).await.unwrap();
+        let s3c = s3::client(&moto.endpoint);
+        s3::create_bucket(&s3c, BUCKET).await.unwrap();
+        let sm = s3::secrets_client(&moto.endpoint);
+        create_api_secrets(&sm).await.unwrap();
+        let provider = Provider::start().await.unwrap();
+        let env = api_env(&moto.endpoint, &provider.url, BUCKET, WEBHOOK_URL, &[]);
+        let api = LambdaFunction::start("functions/api", "api", &env)
+            .await
+            .unwrap();
+        ApiStack {
+            _moto: moto,
+            provider,
+            api,
+            s3: s3c,
+            sm,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api.function_url))
+            .timeout(Duration::from_secs(120));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("not JSON ({status}): {text}\n{}", self.api.logs()));
+        (status, headers, v)
+    }
+
+    async fn submit(&self, model: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/predictions",
+            Some(CALLER_KEY),
+            Some(serde_json::json!({"model_id": model, "inputs": {"prompt": "a lake at dawn"}})),
+        )
+        .await
+    }
+
+    fn attempts(&self, model: &str) -> usize {
+        self.provider.with(|s| s.predictions.attempts(model))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_calls_are_refused_before_anything_else() {
+    let stack = ApiStack::start().await;
+    let body = Some(serde_json::json!({"model_id": "m", "inputs": {}}));
+    for key in [None, Some("caller-key-local-0123456789abcdeX"), Some("")] {
+        let (status, headers, v) = stack
+            .call(reqwest::Method::POST, "/predictions", key, body.clone())
+            .await;
+        assert_eq!(status, 401, "{key:?}: {v}");
+        assert_eq!(v["error"], "unauthorized");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let (status, _, _) = stack
+            .call(reqwest::Method::GET, "/predictions/pred_1", key, None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(stack.attempts("m"), 0, "nothing reached the provider");
+    // Routing errors are answered as JSON too.
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::DELETE,
+            "/predictions",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let (status, _, _) = stack
+        .call(reqwest::Method::GET, "/nope", Some(CALLER_KEY), None)
+        .await;
+    assert_eq!(status, 404);
+    let logs = stack.api.logs();
+    assert!(
+        !logs.contains(CALLER_KEY),
+        "the caller key is in a log line"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prediction_is_forwarded_with_the_key_and_the_edge_as_webhook() {
+    let stack = ApiStack::start().await;
+    let (status, headers, v) = stack.submit("stable-video-6s").await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["id"], "pred_1");
+    assert_eq!(headers["location"], "/predictions/pred_1");
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key_id.as_deref(), Some("key_0"));
+    assert_eq!(sent[0].body["webhook_url"], WEBHOOK_URL);
+    assert_eq!(
+        sent[0].body["webhook_events"],
+        serde_json::json!(["prediction.completed", "prediction.failed"])
+    );
+    assert_eq!(sent[0].body["inputs"]["prompt"], "a lake at dawn");
+    // Bad requests never reach the provider.
+    for body in [
+        serde_json::json!({"model_id": "m"}),
+        serde_json::json!({"model_id": "a b", "inputs": {}}),
+        serde_json::json!({"model_id": "m", "inputs": {}, "webhook_url": "https://evil.example"}),
+    ] {
+        let (status, _, v) = stack
+            .call(
+                reqwest::Method::POST,
+                "/predictions",
+                Some(CALLER_KEY),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 400, "{v}");
+    }
+    let big = "x".repeat(300 * 1024);
+    let (status, _, _) = stack
+        .call(
+            reqwest::Method::POST,
+            "/predictions",
+            Some(CALLER_KEY),
+            Some(serde_json::json!({"model_id": "m", "inputs": {"p": big}})),
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(stack.provider.with(|s| s.predictions.submitted.len()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_are_retried_with_back_off_and_retry_after_others_never() {
+    let stack = ApiStack::start().await;
+    // 429 twice (Retry-After: 1), then accepted.
+    let t = Instant::now();
+    let (status, _, v) = stack.submit("flaky/RATE_LIMIT_EXCEEDED/2").await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(stack.attempts("flaky/RATE_LIMIT_EXCEEDED/2"), 3);
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "Retry-After honoured: {:?}",
+        t.elapsed()
+    );
+    let (status, _, v) = stack.submit("flaky/service_unavailable/1").await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(stack.attempts("flaky/service_unavailable/1"), 2);
+
+    // Every code of both tables, at once: status, code, advice, and how often it was tried.
+    let calls = CODES.iter().map(|c| {
+        let stack = &stack;
+        async move { (c, stack.submit(&format!("error/{}", c.code)).await) }
+    });
+    for (c, (status, headers, v)) in futures_util::future::join_all(calls).await {
+        let model = format!("error/{}", c.code);
+        let expected_status = match c.status {
+            401 | 500 => 502,
+            s => s,
+        };
+        assert_eq!(status, expected_status, "{}: {v}", c.code);
+        assert_eq!(v["error"], c.code);
+        assert!(v["message"].as_str().unwrap().starts_with(c.advice), "{v}");
+        let expected_attempts = match (c.code, c.retryable, c.status) {
+            ("PREDICTION_FAILED", _, _) => 2,
+            (_, true, _) => 4,
+            // A refused key is reread once.
+            (_, false, 401) => 2,
+            _ => 1,
+        };
+        assert_eq!(stack.attempts(&model), expected_attempts, "{}", c.code);
+        assert_eq!(
+            headers.contains_key("retry-after"),
+            c.status == 429,
+            "{}",
+            c.code
+        );
+        assert_eq!(
+            v["attempts"],
+            expected_attempts.min(if c.status == 401 { 1 } else { 4 }) as u64,
+            "{}: {v}",
+            c.code
+        );
+    }
+    // A failed Prediction object in a 200 is an error too.
+    let (status, _, v) = stack.submit("failed200/INSUFFICIENT_CREDITS").await;
+    assert_eq!(status, 402, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("top up"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_reread_after_a_401_and_the_call_succeeds() {
+    let stack = ApiStack::start().await;
+    assert_eq!(stack.submit("m1").await.0, 201);
+    // Rotate behind the api's back: a new key current, the cached one revoked.
+    let new = stack.provider.with(|s| {
+        s.keys
+            .keys
+            .push(hookvault_localstack::provider::keys::KeyRecord {
+                id: "key_9".into(),
+                key: "sk-test-rotated-9".into(),
+                revoked: false,
+            });
+        s.keys.keys[0].revoked = true;
+        s.keys.keys[1].key.clone()
+    });
+    stack
+        .sm
+        .put_secret_value()
+        .secret_id(API_KEY_SECRET_ID)
+        .secret_string(
+            serde_json::json!({"kind": "provider-api-key", "key_id": "key_9", "api_key": new})
+                .to_string(),
+        )
+        .version_stages("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, v) = stack.submit("m2").await;
+    assert_eq!(status, 201, "{v}");
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    let keys: Vec<_> = sent.iter().map(|s| s.key_id.clone()).collect();
+    assert_eq!(keys, vec![Some("key_0".into()), None, Some("key_9".into())]);
+    let logs = stack.api.logs();
+    assert!(!logs.contains("sk-test-"), "an API key is in a log line");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
+    let stack = ApiStack::start().await;
+    let content = b"archived output bytes".to_vec();
+    let key = "predictions/pred_7/output-0.png";
+    let put = |k: &str, body: Vec<u8>| {
+        stack
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(body.into())
+            .send()
+    };
+    put(key, content.clone()).await.unwrap();
+    let manifest = Manifest {
+        id: "pred_7".into(),
+        status: "succeeded".into(),
+        model: Some("flux".into()),
+        event_id: "ev_1".into(),
+        archived_at: "2026-11-25T00:00:00Z".into(),
+        outputs: vec![OutputRecord {
+            index: 0,
+            source_url: "https://cdn.example/o.png".into(),
+            key: key.into(),
+            bytes: content.len() as u64,
+            sha256: "abc".into(),
+            content_type: "image/png".into(),
+        }],
+    };
+    put(
+        "predictions/pred_7/manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status, headers, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_7",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(v["status"], "archived");
+    let url = v["outputs"][0]["url"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Expires=900") && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    assert_eq!(v["outputs"][0]["expires_in"], 900);
+    let got = reqwest::get(url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), content);
+
+    let failure = FailureRecord {
+        id: "pred_8".into(),
+        status: "failed".into(),
+        error_id: Some("INSUFFICIENT_CREDITS".into()),
+        error_message: Some("no credits".into()),
+        output_index: None,
+        event_id: "ev_2".into(),
+        recorded_at: "2026-11-25T00:00:00Z".into(),
+    };
+    put(
+        "predictions/pred_8/failure.json",
+        serde_json::to_vec(&failure).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_8",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("failed")), "{v}");
+    assert_eq!(v["error"]["id"], "INSUFFICIENT_CREDITS");
+
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_404",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!((status, v["error"].as_str()), (404, Some("not_found")));
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/..%2Fsecret",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_prediction_id")),
+        "{v}"
+    );
+}
