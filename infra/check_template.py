@@ -451,7 +451,7 @@ def check_rotation(t: Template) -> list[str]:
             if rotators and fn not in rotators:
                 problems.append(f"{lid}: rotates {sid} with {fn}, which has no MANAGED_SECRET_IDS")
             elif fn in rotators and sid not in sub_targets(t.environment(fn)["MANAGED_SECRET_IDS"]):
-                problems.append(f"{lid}: {fn}'s MANAGED_SECRET_IDS does not list {sid}; the rotator would refuse it")
+                problems.append(f"{lid}: {fn}'s MANAGED_SECRET_IDS does not list {sid}; the daily run would not look after it")
             # A permission pinned to another secret (SourceArn) does not let this one in.
             permissions = {
                 pid

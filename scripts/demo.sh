@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # hookvault's demo command. Part 1: the CLI signs a sample webhook the way the provider
-# does, verifies it, refuses a tampered copy, and shows a key rotation. Part 2: the local
-# pipeline — moto (SQS) and the edge Worker in the real workerd runtime — receives signed
-# webhooks and queues them. Later stages add the Lambdas (cargo-lambda) and S3.
+# does, verifies it, refuses a tampered copy, and shows a key rotation. Part 2: the whole
+# local pipeline — moto (SQS, S3, Secrets Manager), the edge Worker in the real workerd
+# runtime, the stand-in provider, the api, archiver and rotator Lambdas under
+# cargo-lambda's emulator — from a submitted prediction to its archived outputs, then a
+# webhook secret rotation with the provider sending throughout.
 # Pass --serve to keep the stack up at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +55,8 @@ fi
 
 scripts/build-edge.sh
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
-cargo build --locked -p hookvault-archiver --bin archiver
+cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
 cargo build --quiet --locked -p hookvault-localstack --bin hookvault-dev
 target/debug/hookvault-dev demo "$@"
 
-printf '\n\033[1;32mdemo finished\033[0m (the rotator and api Lambdas join this demo as they land)\n'
+printf '\n\033[1;32mdemo finished\033[0m\n'

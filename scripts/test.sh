@@ -30,3 +30,6 @@ cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator -
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked
+
+hv_log "the Lambda functions as AWS runs them: release, arm64, sizes against the 8 MiB bar"
+scripts/build-lambdas.sh

@@ -2,8 +2,8 @@
 //!
 //! | record | answer |
 //! |---|---|
-//! | `predictions/{id}/manifest.json` | 200 `{"id","status":"archived","archived_at","outputs":[{index,url,expires_in,bytes,sha256,content_type}]}`, each `url` presigned for `PRESIGN_EXPIRY_SECS` |
-//! | `predictions/{id}/failure.json` | 200 `{"id","status":<the prediction's>,"error":{"id","message"},"recorded_at"}` |
+//! | `predictions/{id}/manifest.json` | 200 `{"id","status":"archived","model","archived_at","outputs":[{index,url,expires_in,bytes,sha256,content_type}]}`, each `url` presigned for `PRESIGN_EXPIRY_SECS` |
+//! | `predictions/{id}/failure.json` | 200 `{"id","status":<the prediction's>,"error":{"id","message","output_index"},"recorded_at"}` |
 //! | neither | 404: unknown, still running, or not archived yet |
 
 use aws_sdk_s3::presigning::PresigningConfig;

@@ -5,7 +5,7 @@
 //! 429/500/503 are retried with the core's policy (honouring `Retry-After`, within the
 //! Lambda's deadline; `PREDICTION_FAILED` once only); 400/401/402/404/422 never. A 401
 //! rereads the key from Secrets Manager once (it may have just been rotated) and tries
-//! again.
+//! again. Every attempt carries the same `Idempotency-Key` and ends by the deadline.
 
 use std::time::Instant;
 
@@ -66,6 +66,14 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     Ok(req)
 }
 
+/// A fresh idempotency key: `hv-` and 106 bits from the process's hash keys (unique,
+/// not secret).
+fn idempotency_key() -> String {
+    let a = (hookvault_aws::jitter() * (1u64 << 53) as f64) as u64;
+    let b = (hookvault_aws::jitter() * (1u64 << 53) as f64) as u64;
+    format!("hv-{a:014x}{b:014x}")
+}
+
 /// The provider API key from its secret's value.
 fn api_key(value: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(value).ok()?;
@@ -88,12 +96,19 @@ impl Api {
         })
         .to_string();
         let url = format!("{}/v1/predictions", self.cfg.provider_api_url);
-        let mut answer = self.post_with_key(&url, &payload, deadline, false).await?;
+        // The same key on every attempt: a provider that honours it creates the prediction
+        // once even when an answer is lost and the call retried.
+        let idempotency_key = idempotency_key();
+        let mut answer = self
+            .post_with_key(&url, &payload, &idempotency_key, deadline, false)
+            .await?;
         if answer.status == 401 {
             tracing::warn!(
                 "the provider refused the API key: rereading it (it may have just been rotated)"
             );
-            answer = self.post_with_key(&url, &payload, deadline, true).await?;
+            answer = self
+                .post_with_key(&url, &payload, &idempotency_key, deadline, true)
+                .await?;
         }
         if let Some(e) = ProviderError::from_response(answer.status, &answer.body) {
             tracing::warn!(code = %e.code, status = answer.status, attempts = answer.attempts, model = %req.model_id, "the provider refused the prediction");
@@ -113,6 +128,17 @@ impl Api {
                     "the provider answered without a prediction id",
                 )
             })?;
+        if prediction["status"] == "failed" {
+            // A failed prediction without a documented error id is still a failure.
+            return Err(ApiError::new(
+                502,
+                "prediction_failed",
+                format!(
+                    "the provider reports prediction {} as failed without an error id",
+                    prediction["id"]
+                ),
+            ));
+        }
         tracing::info!(prediction = %prediction["id"], model = %req.model_id, attempts = answer.attempts, "prediction submitted");
         Ok(prediction)
     }
@@ -121,6 +147,7 @@ impl Api {
         &self,
         url: &str,
         payload: &str,
+        idempotency_key: &str,
         deadline: Option<Instant>,
         reread: bool,
     ) -> Result<Answer, ApiError> {
@@ -151,27 +178,41 @@ impl Api {
                 .and_then(|e| e.max_retries)
                 .map(|m| m + 1)
         };
+        let timeout = self.cfg.http_timeout;
         http::send_capped(
             &RetryPolicy::provider_api(),
             deadline,
             "provider: create prediction",
             || {
+                // Each attempt ends by the deadline, so the caller gets our answer, not
+                // Lambda's timeout.
+                let left =
+                    deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
                 self.http
                     .post(url)
+                    .timeout(timeout.min(left).max(std::time::Duration::from_millis(100)))
                     .header("x-api-key", &key)
+                    .header("idempotency-key", idempotency_key)
                     .header("content-type", "application/json")
                     .body(payload.to_owned())
             },
             cap,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "provider unreachable");
-            ApiError::new(
-                503,
-                "provider_unreachable",
-                "the provider did not answer; retry later",
-            )
+        .map_err(|e| match e {
+            http::HttpError::TooLarge { .. } => ApiError::new(
+                502,
+                "bad_provider_answer",
+                "the provider's answer is larger than 1 MiB",
+            ),
+            http::HttpError::Unreachable { .. } => {
+                tracing::error!(error = %e, "provider unreachable");
+                ApiError::new(
+                    503,
+                    "provider_unreachable",
+                    "the provider did not answer; retry later",
+                )
+            }
         })
     }
 }

@@ -54,12 +54,27 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     if revocations.revoked > 0 {
         done.push(format!("{} old API key(s) revoked", revocations.revoked));
     }
-    if !revocations.retry_later.is_empty() {
-        return Err(RotationError::Stuck(format!(
+    // A failed revocation is reported at the end: the checks below still run.
+    let revocation_failure = (!revocations.retry_later.is_empty()).then(|| {
+        format!(
             "revocation of old API keys failed (kept for the next run): {}",
             revocations.retry_later.join("; ")
-        )));
+        )
+    });
+    let action = rotation_check(r, &d, now).await?;
+    done.push(action);
+    match revocation_failure {
+        Some(f) => Err(RotationError::Stuck(format!("{}; {f}", done.join("; ")))),
+        None => Ok(done.join("; ")),
     }
+}
+
+/// Stuck, in progress, not enabled, due or not: what the schedule does about rotation.
+async fn rotation_check<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
+    r: &Rotator<E, P>,
+    d: &crate::store::Described,
+    now: i64,
+) -> Result<String, RotationError> {
     let current = d.version_with(CURRENT);
     if let Some(pending) = d.version_with(PENDING).filter(|p| Some(*p) != current) {
         let created = r.store.version_dates(&d.arn).await?.get(pending).copied();
@@ -76,23 +91,20 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 d.arn,
             )));
         }
-        done.push(format!("rotation to version {pending} in progress"));
-        return Ok(done.join("; "));
+        return Ok(format!("rotation to version {pending} in progress"));
     }
     if !d.rotation_enabled {
-        done.push("rotation is not enabled: nothing started".into());
-        return Ok(done.join("; "));
+        return Ok("rotation is not enabled: nothing started".into());
     }
     let since = d.last_rotated.or(d.created).unwrap_or(0);
     let due_at = since + r.cfg.rotation_interval_days * 86_400;
     if due_at <= now {
         let version = r.store.rotate(&d.arn).await?;
-        done.push(format!(
+        Ok(format!(
             "rotation started (version {})",
             version.as_deref().unwrap_or("?")
-        ));
+        ))
     } else {
-        done.push(format!("next rotation due in {} s", due_at - now));
+        Ok(format!("next rotation due in {} s", due_at - now))
     }
-    Ok(done.join("; "))
 }

@@ -1,7 +1,10 @@
 //! `hookvault-dev`: the local pipeline for the README's demo command.
 //!
-//! `hookvault-dev demo` starts moto (SQS) and the edge in workerd, sends signed webhooks
-//! through the edge the way the provider does, and shows what reached the queue.
+//! `hookvault-dev demo` runs the whole pipeline locally: moto (SQS, S3, Secrets
+//! Manager), the edge in workerd, the stand-in provider, and the api, archiver and
+//! rotator Lambdas under `cargo lambda watch`. It sends signed webhooks through the edge,
+//! submits a prediction through the api and follows it into the archive, then rotates the
+//! webhook secret while the provider keeps sending.
 //! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
 //! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
 //! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`).
@@ -13,12 +16,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hookvault_core::envelope::Envelope;
 use hookvault_core::scheme::SignParams;
 use hookvault_core::Scheme;
+use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
 use hookvault_localstack::poller::Poller;
+use hookvault_localstack::provider::keys::{send_signed, webhook_body, INITIAL_WEBHOOK_SECRET};
 use hookvault_localstack::provider::Provider;
+use hookvault_localstack::rotation::{Options, RotationStack, WEBHOOK_SECRET_ID};
 use hookvault_localstack::workerd::Edge;
 use hookvault_localstack::{s3, sqs, StackError};
+
+/// The demo edge's current secret: the one the stand-in provider signs with.
+const CURRENT: &str = INITIAL_WEBHOOK_SECRET;
 
 fn now() -> i64 {
     SystemTime::now()
@@ -62,7 +71,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let queue = sqs::create_queue(&client, "hookvault-events").await?;
     let t = now();
     let ring = serde_json::json!([
-        { "id": "2026-11", "secret": "demo-current-secret", "slot": "current" },
+        { "id": "2026-11", "secret": CURRENT, "slot": "current" },
         { "id": "2026-08", "secret": "demo-previous-secret", "slot": "previous", "not_after": t + 600 },
     ]);
     let bindings = hookvault_localstack::workerd::local_bindings(
@@ -80,7 +89,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let body = br#"{"type":"prediction.completed","data":{"id":"pred_demo_1","status":"succeeded","model":"stable-video-6s","output":["https://cdn.skytells.ai/out/pred_demo_1/video.mp4"]}}"#;
 
     step("1. The provider POSTs a signed webhook: the edge verifies it and queues it (202 only once SQS took it)");
-    let (status, text) = post(&http, &hook, &sign("demo-current-secret", body), body).await?;
+    let (status, text) = post(&http, &hook, &sign(CURRENT, body), body).await?;
     println!("HTTP {status} {text}");
 
     step("2. On the queue: the versioned envelope, payload byte for byte");
@@ -103,7 +112,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     println!("HTTP {status} {text}");
     let mut tampered = body.to_vec();
     tampered.extend_from_slice(b" ");
-    let (status, text) = post(&http, &hook, &sign("demo-current-secret", body), &tampered).await?;
+    let (status, text) = post(&http, &hook, &sign(CURRENT, body), &tampered).await?;
     println!("HTTP {status} {text}");
     println!(
         "queued: {} message(s)",
@@ -117,13 +126,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
 
     step("5. The rotator's probe: proves a key is accepted without queueing anything");
     let probe = format!("{}/_hookvault/probe", edge.url);
-    let (status, _) = post(
-        &http,
-        &probe,
-        &sign("demo-current-secret", b"probe"),
-        b"probe",
-    )
-    .await?;
+    let (status, _) = post(&http, &probe, &sign(CURRENT, b"probe"), b"probe").await?;
     println!("HTTP {status}");
 
     step("6. The edge's log: one JSON line per request, no secrets");
@@ -135,32 +138,63 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         println!("{}", line.find('{').map(|i| &line[i..]).unwrap_or(line));
     }
 
-    step("7. The archiver Lambda, under cargo-lambda's runtime emulator, takes the queue: outputs from the CDN into S3, manifest last");
-    let cdn = Provider::start().await?;
+    step("7. The team's app submits a prediction through the api Lambda (a Function URL under cargo-lambda's emulator)");
+    let provider = Provider::start().await?;
+    // The stand-in provider completes each prediction a moment later: a signed webhook
+    // to the edge, with two outputs on its CDN (12 MiB and 40 kB).
+    provider.with(|s| s.predictions.complete_with = Some((2, 12 * 1024 * 1024)));
     let store = s3::client(&moto.endpoint);
     s3::create_bucket(&store, "hookvault-archive").await?;
-    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, "hookvault-archive", &[]);
-    println!("starting `cargo lambda watch` for functions/archiver (the first run compiles it)…");
-    let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
-    let body2 = format!(
-        r#"{{"id":"pred_demo_2","status":"succeeded","model":"stable-video-6s","output":["{0}/files/video.mp4?size=12582912","{0}/files/poster.png?size=40000"]}}"#,
-        cdn.url
-    );
-    let (status, text) = post(
-        &http,
-        &hook,
-        &sign("demo-current-secret", body2.as_bytes()),
-        body2.as_bytes(),
+    let sm = s3::secrets_client(&moto.endpoint);
+    create_api_secrets(&sm).await?;
+    println!("starting `cargo lambda watch` for functions/api and functions/archiver…");
+    let api = LambdaFunction::start(
+        "functions/api",
+        "api",
+        &api_env(
+            &moto.endpoint,
+            &provider.url,
+            "hookvault-archive",
+            &hook,
+            &[],
+        ),
     )
     .await?;
-    println!("edge: HTTP {status} {text}");
+    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, "hookvault-archive", &[]);
+    let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
+    let submit = http
+        .post(format!("{}/predictions", api.function_url))
+        .bearer_auth(CALLER_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"model_id":"stable-video-6s","inputs":{"prompt":"A drone shot over a mountain lake at dawn"}}"#)
+        .send()
+        .await
+        .map_err(|e| StackError::Start(e.to_string()))?;
+    let status = submit.status().as_u16();
+    let created: serde_json::Value =
+        serde_json::from_str(&submit.text().await.unwrap_or_default()).unwrap_or_default();
+    println!("POST /predictions → HTTP {status} {created}");
+    let id = created["id"].as_str().unwrap_or("pred_1").to_owned();
+    let unauthenticated = http
+        .post(format!("{}/predictions", api.function_url))
+        .body("{}")
+        .send()
+        .await
+        .map_err(|e| StackError::Start(e.to_string()))?;
+    println!(
+        "the same without a caller key → HTTP {}",
+        unauthenticated.status().as_u16()
+    );
+
+    step("8. The provider's webhook → edge → SQS → the archiver Lambda (a poller plays the event-source mapping) → S3, manifest last");
     let poller = Poller {
         queue_url: queue.clone(),
         batch_size: 10,
         visibility_timeout: 30,
     };
     let started = std::time::Instant::now();
-    let manifest = loop {
+    let manifest_key = format!("predictions/{id}/manifest.json");
+    loop {
         let poll = poller.poll(&client, &archiver).await?;
         if poll.delivered > 0 {
             println!(
@@ -168,14 +202,11 @@ async fn demo(serve: bool) -> Result<(), StackError> {
                 poll.delivered, poll.deleted, poll.failed
             );
         }
-        if let Some((bytes, _)) = s3::get(
-            &store,
-            "hookvault-archive",
-            "predictions/pred_demo_2/manifest.json",
-        )
-        .await?
+        if s3::get(&store, "hookvault-archive", &manifest_key)
+            .await?
+            .is_some()
         {
-            break String::from_utf8_lossy(&bytes).into_owned();
+            break;
         }
         if started.elapsed() > std::time::Duration::from_secs(300) {
             return Err(StackError::Start(format!(
@@ -183,15 +214,84 @@ async fn demo(serve: bool) -> Result<(), StackError> {
                 archiver.logs()
             )));
         }
-    };
-    for key in s3::keys(&store, "hookvault-archive", "predictions/pred_demo_2/").await? {
+    }
+    for key in s3::keys(&store, "hookvault-archive", &format!("predictions/{id}/")).await? {
         println!("s3://hookvault-archive/{key}");
     }
-    println!("{manifest}");
+
+    step("9. The app reads the archive status through the api: outputs with presigned S3 URLs");
+    let got = http
+        .get(format!("{}/predictions/{id}", api.function_url))
+        .bearer_auth(CALLER_KEY)
+        .send()
+        .await
+        .map_err(|e| StackError::Start(e.to_string()))?
+        .text()
+        .await
+        .unwrap_or_default();
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap_or_default();
+    println!("{}", serde_json::to_string_pretty(&got).unwrap_or_default());
+
+    step("10. Rotation: Secrets Manager's RotateSecret runs the rotator Lambda; webhooks keep flowing");
+    println!("starting a rotation stack: moto, the edge behind a stand-in Cloudflare API, the rotator (old secret's grace shortened to 15 s)…");
+    let rot = RotationStack::start(Options {
+        webhook_grace_secs: 15,
+        ..Options::default()
+    })
+    .await?;
+    let rhook = format!("{}/webhooks/skytells", rot.edge.url);
+    let token = rot.rotate(WEBHOOK_SECRET_ID).await?;
+    println!("RotateSecret → new version {token}; createSecret, setSecret, testSecret, finishSecret run…");
+    let mut n = 0;
+    while rot
+        .stages(WEBHOOK_SECRET_ID)
+        .await?
+        .get(&token)
+        .is_none_or(|s| !s.iter().any(|x| x == "AWSCURRENT"))
+    {
+        n += 1;
+        let status = rot
+            .provider
+            .deliver(&rhook, &webhook_body(&format!("pred_rot_{n}")))
+            .await;
+        if status != Some(202) {
+            println!("webhook during the rotation answered {status:?}");
+        }
+        if n > 2000 {
+            return Err(StackError::Start(format!(
+                "rotation did not finish:\n{}",
+                rot.logs().await
+            )));
+        }
+    }
+    println!("rotation finished; {n} webhooks sent by the provider during it, all accepted");
+    let new_secret = rot.provider.webhook_secret();
+    let old_ok = send_signed(
+        &rhook,
+        &webhook_body("pred_rot_old"),
+        INITIAL_WEBHOOK_SECRET,
+    )
+    .await;
+    let new_ok = send_signed(&rhook, &webhook_body("pred_rot_new"), &new_secret).await;
+    println!("signed with the old secret → {old_ok:?}; with the new one → {new_ok:?}");
+    println!("waiting 16 s for the old secret's grace to end…");
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
+    let old_ok = send_signed(
+        &rhook,
+        &webhook_body("pred_rot_old_2"),
+        INITIAL_WEBHOOK_SECRET,
+    )
+    .await;
+    let new_ok = send_signed(&rhook, &webhook_body("pred_rot_new_2"), &new_secret).await;
+    println!("signed with the old secret → {old_ok:?}; with the new one → {new_ok:?}");
 
     if serve {
         step("The stack stays up; Ctrl-C stops it");
-        println!("try: cargo run -p hookvault-cli -- send {hook} --scheme skytells --secret demo-current-secret FILE");
+        println!("try: cargo run -p hookvault-cli -- send {hook} --scheme skytells --secret {CURRENT} FILE");
+        println!(
+            "     curl -H 'authorization: Bearer {CALLER_KEY}' {}/predictions/{id}",
+            api.function_url
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(())
