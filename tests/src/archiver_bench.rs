@@ -16,7 +16,6 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::moto::Moto;
-use crate::process::{free_port, Service, TempDir};
 use crate::provider::{content_sha256, Provider};
 use crate::{paths, s3, StackError};
 
@@ -78,37 +77,12 @@ pub async fn run(size: u64) -> Result<String, StackError> {
     let plain = t.elapsed().as_secs_f64();
 
     // 2. The release archiver against cargo-lambda's runtime API.
-    let dir = TempDir::new("archiver-bench")?;
-    let port = free_port()?;
-    let mut emulator_cmd = Command::new(paths::cargo_lambda()?);
-    emulator_cmd
-        .current_dir(paths::root())
-        .args([
-            "lambda",
-            "watch",
-            "--only-lambda-apis",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-        ])
-        .arg(port.to_string())
-        .env("DO_NOT_TRACK", "1")
-        .env("PATH", paths::tool_path());
-    let mut emulator = Service::spawn(emulator_cmd, dir.0.join("emulator.log"))?;
-    let base = format!("http://127.0.0.1:{port}");
-    emulator.wait_port(port, Duration::from_secs(60)).await?;
-    let mut fn_cmd = Command::new(&binary);
-    fn_cmd
-        .env_clear()
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt"),
-        )
-        .env("RUST_LOG", "warn")
-        .envs(crate::lambda::archiver_env(&moto.endpoint, "bench", &[]));
+    let emulator = crate::lambda::RuntimeApi::start().await?;
+    let dir = &emulator.dir;
+    let mut fn_cmd = emulator.function(
+        &binary,
+        &crate::lambda::archiver_env(&moto.endpoint, "bench", &[]),
+    );
     // The upload knobs pass through, to measure their effect.
     for knob in ["UPLOAD_PART_BYTES", "UPLOAD_PARTS_IN_FLIGHT"] {
         if let Ok(v) = std::env::var(knob) {
@@ -119,11 +93,10 @@ pub async fn run(size: u64) -> Result<String, StackError> {
     let function = fn_cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.0.join("function.log"))?)
-        .kill_on_drop(true)
         .spawn()
         .map_err(err)?;
     let pid = function.id().unwrap_or_default();
-    let invoke_url = format!("{base}/2015-03-31/functions/_/invocations");
+    let invoke_url = emulator.invoke_url();
     invoke(&invoke_url, &json!({ "Records": [] })).await?;
     let first_answer = spawned.elapsed();
     let verified = hookvault_core::Verified {

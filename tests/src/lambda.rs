@@ -133,3 +133,70 @@ impl LambdaFunction {
         self.service.output()
     }
 }
+
+/// cargo-lambda's emulator serving only the Lambda APIs, for a binary started by hand
+/// (the benchmarks run release binaries against it): the runtime API at
+/// [`RuntimeApi::runtime_api`], invokes at [`RuntimeApi::invoke_url`] (function name `_`).
+#[derive(Debug)]
+pub struct RuntimeApi {
+    /// The emulator's port.
+    pub port: u16,
+    _service: Service,
+    /// A scratch folder for logs.
+    pub dir: TempDir,
+}
+
+impl RuntimeApi {
+    /// Starts the emulator and waits until it listens.
+    pub async fn start() -> Result<Self, StackError> {
+        let dir = TempDir::new("runtime-api")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(paths::cargo_lambda()?);
+        cmd.current_dir(paths::root())
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .env("DO_NOT_TRACK", "1")
+            .env("PATH", paths::tool_path());
+        let mut service = Service::spawn(cmd, dir.0.join("emulator.log"))?;
+        service.wait_port(port, Duration::from_secs(60)).await?;
+        Ok(RuntimeApi {
+            port,
+            _service: service,
+            dir,
+        })
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for a function.
+    pub fn runtime_api(&self) -> String {
+        format!("http://127.0.0.1:{}/.rt", self.port)
+    }
+
+    /// Where to invoke the function.
+    pub fn invoke_url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
+            self.port
+        )
+    }
+
+    /// A command for `binary` with the Lambda variables a runtime sets, and `env`.
+    pub fn function(&self, binary: &std::path::Path, env: &[(String, String)]) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_RUNTIME_API", self.runtime_api())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        cmd
+    }
+}

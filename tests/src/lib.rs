@@ -23,6 +23,7 @@ pub mod provider;
 pub mod rotation;
 pub mod s3;
 pub mod sqs;
+pub mod start_bench;
 pub mod workerd;
 
 /// Why the stack could not start.

@@ -7,7 +7,8 @@
 //! webhook secret while the provider keeps sending.
 //! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
 //! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
-//! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`).
+//! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`);
+//! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`).
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -327,6 +328,24 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some("bench-start") => {
+            let runs = args
+                .iter()
+                .position(|a| a == "--runs")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10);
+            match hookvault_localstack::start_bench::run(runs).await {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookvault-dev: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("bench-edge") => {
             let num = |flag: &str, default: u32| {
                 args.iter()
@@ -353,7 +372,7 @@ async fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] | bench-archiver [--mib N]"
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }
