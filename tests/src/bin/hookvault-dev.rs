@@ -298,78 +298,46 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     Ok(())
 }
 
+/// Prints a report, or the error; the exit code says which.
+fn report(r: Result<String, StackError>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hookvault-dev: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = args.iter().any(|a| a == "--serve");
+    let num = |flag: &str, default: u64| -> u64 {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     match args.first().map(String::as_str) {
-        Some("demo") => match demo(serve).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hookvault-dev: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Some("bench-archiver") => {
-            let mib: u64 = args
-                .iter()
-                .position(|a| a == "--mib")
-                .and_then(|i| args.get(i + 1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1024);
-            match hookvault_localstack::archiver_bench::run(mib * 1024 * 1024).await {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("hookvault-dev: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Some("demo") => report(demo(serve).await.map(|()| String::new())),
+        Some("bench-archiver") => report(
+            hookvault_localstack::archiver_bench::run(num("--mib", 1024) * 1024 * 1024).await,
+        ),
         Some("bench-start") => {
-            let runs = args
-                .iter()
-                .position(|a| a == "--runs")
-                .and_then(|i| args.get(i + 1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(10);
-            match hookvault_localstack::start_bench::run(runs).await {
-                Ok(table) => {
-                    println!("{table}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("hookvault-dev: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(hookvault_localstack::start_bench::run(num("--runs", 10) as usize).await)
         }
-        Some("bench-edge") => {
-            let num = |flag: &str, default: u32| {
-                args.iter()
-                    .position(|a| a == flag)
-                    .and_then(|i| args.get(i + 1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(default)
-            };
-            match hookvault_localstack::edge_bench::run(
-                num("--seconds", 10),
-                num("--connections", 50),
+        Some("bench-edge") => report(
+            hookvault_localstack::edge_bench::run(
+                num("--seconds", 10) as u32,
+                num("--connections", 50) as u32,
             )
-            .await
-            {
-                Ok(table) => {
-                    println!("{table}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("hookvault-dev: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+            .await,
+        ),
         _ => {
             eprintln!(
                 "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
