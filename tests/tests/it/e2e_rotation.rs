@@ -376,6 +376,54 @@ async fn an_api_key_rotation_mints_once_and_revokes_the_key_two_generations_old_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_rotation_stopped_after_any_step_resumes_with_the_same_key() {
+    let stack = RotationStack::start(Options::default()).await.unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let minted = |s: &RotationStack| s.provider.with(|st| st.keys.keys.len());
+    for stop_after in 1..=STEPS.len() {
+        let before = stack
+            .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        let token = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+        for step in &STEPS[..stop_after] {
+            stack.step(API_KEY_SECRET_ID, &token, step).await.unwrap();
+        }
+        let pending = stack
+            .value(API_KEY_SECRET_ID, Some(&token), "AWSPENDING")
+            .await
+            .unwrap();
+        let keys_after_crash = minted(&stack);
+        // The key in use works whatever state the crash left.
+        let in_use = stack
+            .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        assert!(stack
+            .provider
+            .with(|s| s.keys.is_valid(in_use["api_key"].as_str().unwrap())));
+        for step in STEPS {
+            stack.step(API_KEY_SECRET_ID, &token, step).await.unwrap();
+        }
+        let after = stack
+            .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        assert_eq!(
+            after["key_id"], pending["key_id"],
+            "stopped after {stop_after}"
+        );
+        assert_ne!(after["key_id"], before["key_id"]);
+        assert_eq!(minted(&stack), keys_after_crash, "resuming minted nothing");
+        assert!(stack
+            .provider
+            .with(|s| s.keys.is_valid(after["api_key"].as_str().unwrap())));
+    }
+    assert_eq!(minted(&stack), 1 + STEPS.len(), "one key per rotation");
+    assert_no_secret_in_logs(&stack, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schedule_starts_due_rotations_and_reports_a_stuck_one() {
     let stack = RotationStack::start(Options {
         extra_env: vec![
