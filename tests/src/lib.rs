@@ -1,9 +1,11 @@
 //! # hookvault-localstack
 //!
 //! Starts hookvault's local stack from the tools folder, for the demo (`hookvault-dev`)
-//! and the end-to-end tests (`tests/it`): moto server for SQS (and later S3 and Secrets
-//! Manager), and the edge Worker in the real workerd runtime with a generated config.
-//! Every process is killed when its handle is dropped.
+//! and the end-to-end tests (`tests/it`): moto server for SQS, S3 and Secrets Manager
+//! (with `RotateSecret` running a local rotation Lambda), the edge Worker in the real
+//! workerd runtime (also behind a stand-in Cloudflare secrets API), the Lambdas under
+//! `cargo lambda watch`, the SQS poller, and the stand-in provider. Every process is
+//! killed when its handle is dropped.
 //!
 //! Nothing here installs anything: `scripts/test.sh` and `scripts/demo.sh` install the
 //! tools and build the edge first; a missing piece is reported with that hint.
