@@ -1,24 +1,13 @@
 //! The api Lambda's entry point: a Function URL (API Gateway HTTP API v2) request in, a
 //! JSON answer out.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hookvault_api::{Api, ApiConfig};
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 /// Kept before the Lambda's deadline, so retries stop in time to answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
-
-/// The invocation's deadline as an `Instant`; `None` when it is already past on arrival
-/// (the local emulator sends a constant in 1970).
-fn deadline(deadline_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let left = deadline_ms.checked_sub(now_ms)?;
-    Some(Instant::now() + Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,7 +20,10 @@ async fn main() -> Result<(), Error> {
     );
     let api = &api;
     lambda_http::run(service_fn(move |req: Request| async move {
-        let deadline = deadline(req.lambda_context_ref().map_or(0, |c| c.deadline));
+        let deadline = hookvault_aws::deadline(
+            req.lambda_context_ref().map_or(0, |c| c.deadline),
+            DEADLINE_MARGIN,
+        );
         let authorization = req
             .headers()
             .get("authorization")

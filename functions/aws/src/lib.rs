@@ -32,3 +32,41 @@ pub fn jitter() -> f64 {
         .finish();
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// The invocation's deadline (Lambda's epoch milliseconds) as an `Instant`, less `margin`
+/// so retries stop early enough to answer. `None` when it is already past on arrival: the
+/// local runtime emulator (`cargo lambda watch`) sends a constant in 1970, and no deadline
+/// beats a wrong one.
+pub fn deadline(deadline_ms: u64, margin: std::time::Duration) -> Option<std::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = deadline_ms.checked_sub(now_ms)?;
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(left).saturating_sub(margin))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn deadlines_keep_their_margin_and_past_ones_are_none() {
+        assert_eq!(super::deadline(0, Duration::from_secs(5)), None);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let d = super::deadline(now_ms + 60_000, Duration::from_secs(10)).unwrap();
+        let left = d.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(48) && left <= Duration::from_secs(50),
+            "{left:?}"
+        );
+        let tight = super::deadline(now_ms + 2_000, Duration::from_secs(10)).unwrap();
+        assert!(
+            tight <= Instant::now(),
+            "a margin longer than the time left means no time"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::managed::{ApiKey, Managed};
 use crate::provider::ProviderKeys;
 use crate::steps::{kind_changed, Rotator, StepContext};
 use crate::store::{Described, CURRENT, PREVIOUS, TAG_REVOKE, TAG_ROTATED_AT};
+use crate::Deadline;
 
 /// Runs `step` for a provider API key whose current value is `current`.
 pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
@@ -28,7 +29,10 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     if step == Step::Create {
         return r
             .create_pending(ctx, || async {
-                let minted = r.provider.mint_key(&current.api_key, ctx.token).await?;
+                let minted = r
+                    .provider
+                    .mint_key(&current.api_key, ctx.token, ctx.deadline)
+                    .await?;
                 Ok(Managed::ProviderApiKey(ApiKey {
                     key_id: minted.id,
                     api_key: minted.key,
@@ -44,7 +48,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
         Step::Create => Ok("created"),
         Step::Set => Ok("nothing to set: a minted key is live at the provider"),
         Step::Test => {
-            r.provider.check_key(&pending.api_key).await?;
+            r.provider.check_key(&pending.api_key, ctx.deadline).await?;
             Ok("the pending key works")
         }
         Step::Finish => {
@@ -58,7 +62,16 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             }
             let keep = [current.key_id.as_str(), pending.key_id.as_str()];
             // Failures stay queued for the schedule: the new key must not wait on an old one.
-            revoke_due(r, ctx.secret, &pending.api_key, &mut queue, &keep, ctx.now).await?;
+            revoke_due(
+                r,
+                ctx.secret,
+                &pending.api_key,
+                &mut queue,
+                &keep,
+                ctx.now,
+                ctx.deadline,
+            )
+            .await?;
             r.store
                 .tag(ctx.secret, TAG_ROTATED_AT, &ctx.now.to_string())
                 .await?;
@@ -136,6 +149,7 @@ pub async fn revoke_due<E, P: ProviderKeys + Sync>(
     queue: &mut Revocations,
     keep: &[&str],
     now: i64,
+    deadline: Deadline,
 ) -> Result<Revoked, RotationError> {
     let mut done = Revoked::default();
     let mut left = Vec::new();
@@ -147,7 +161,7 @@ pub async fn revoke_due<E, P: ProviderKeys + Sync>(
             left.push((key_id, not_before));
             continue;
         }
-        match r.provider.revoke_key(auth, &key_id).await {
+        match r.provider.revoke_key(auth, &key_id, deadline).await {
             Ok(()) => {
                 tracing::info!(secret, key = %key_id, "old API key revoked");
                 done.revoked += 1;
@@ -176,6 +190,7 @@ pub async fn revoke_deferred<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     r: &Rotator<E, P>,
     d: &Described,
     now: i64,
+    deadline: Deadline,
 ) -> Result<Revoked, RotationError> {
     let mut queue = Revocations::parse(d);
     if queue.entries.is_empty() {
@@ -199,7 +214,16 @@ pub async fn revoke_deferred<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     if let Some(p) = pending.as_deref() {
         keep.push(p);
     }
-    revoke_due(r, &d.arn, &current.api_key, &mut queue, &keep, now).await
+    revoke_due(
+        r,
+        &d.arn,
+        &current.api_key,
+        &mut queue,
+        &keep,
+        now,
+        deadline,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -22,16 +22,19 @@ use hookvault_core::scheme::SignParams;
 use crate::config::CloudflareConfig;
 use crate::error::RotationError;
 use crate::managed::WebhookSecret;
+use crate::Deadline;
 
 /// The Worker secret holding the key ring.
 pub const KEY_RING_SECRET: &str = "WEBHOOK_SECRETS";
 
 /// Where the edge's key ring is written.
 pub trait EdgeSecrets {
-    /// Replaces the edge's key ring with `ring` (newest first).
+    /// Replaces the edge's key ring with `ring` (newest first), retrying before
+    /// `deadline`.
     fn put_key_ring(
         &self,
         ring: &[KeySpec],
+        deadline: Deadline,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
 }
 
@@ -55,7 +58,11 @@ impl CloudflareSecrets {
 }
 
 impl EdgeSecrets for CloudflareSecrets {
-    async fn put_key_ring(&self, ring: &[KeySpec]) -> Result<(), RotationError> {
+    async fn put_key_ring(
+        &self,
+        ring: &[KeySpec],
+        deadline: Deadline,
+    ) -> Result<(), RotationError> {
         let token = self.tokens.get(&self.cfg.token_secret_id).await?;
         let url = format!(
             "{}/accounts/{}/workers/scripts/{}/secrets",
@@ -73,7 +80,7 @@ impl EdgeSecrets for CloudflareSecrets {
             "Cloudflare PUT secret {KEY_RING_SECRET} of {}",
             self.cfg.worker_name
         );
-        let answer = http::send(&RetryPolicy::provider_api(), None, &call, || {
+        let answer = http::send(&RetryPolicy::provider_api(), deadline, &call, || {
             self.http
                 .put(&url)
                 .bearer_auth(token.expose())
@@ -209,18 +216,21 @@ impl Probe {
         })
     }
 
-    /// Probes until the edge accepts `key` as itself, for at most `within`.
+    /// Probes until the edge accepts `key` as itself, for at most `within` and never
+    /// past `deadline`.
     pub async fn wait_accepted(
         &self,
         key: &WebhookSecret,
         within: Duration,
+        deadline: Deadline,
     ) -> Result<(), RotationError> {
         let start = Instant::now();
+        let end = deadline.map_or(start + within, |d| d.min(start + within));
         loop {
             let last = self.check(key, crate::unix_now()).await;
             match &last {
                 Ok(ProbeResult::Accepted { key_id }) if key_id == &key.key_id => return Ok(()),
-                _ if start.elapsed() >= within => {
+                _ if Instant::now() >= end => {
                     return Err(RotationError::NotPropagated {
                         key_id: key.key_id.clone(),
                         secs: within.as_secs(),

@@ -33,3 +33,7 @@ pub use error::RotationError;
 pub use steps::Rotator;
 
 pub use hookvault_core::time::unix_now;
+
+/// When the invocation must have answered (less a margin); `None` for no limit. Retries
+/// and waits stop before it.
+pub type Deadline = Option<std::time::Instant>;

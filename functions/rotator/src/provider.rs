@@ -8,7 +8,8 @@
 //! | webhook secret | `PUT {webhook_secret}` body `{"secret": …}` | 2xx |
 //! | check | `GET {auth_check}` | 2xx when the key works |
 //!
-//! Every call authenticates with `x-api-key`.
+//! Every call authenticates with `x-api-key`, and every method takes the invocation's
+//! deadline: retries stop before it (see [`hookvault_aws::http::send`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use hookvault_core::retry::RetryPolicy;
 
 use crate::config::ProviderConfig;
 use crate::error::RotationError;
+use crate::Deadline;
 
 /// A key the provider minted.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,21 +46,28 @@ pub trait ProviderKeys {
         &self,
         auth: &str,
         idempotency_key: &str,
+        deadline: Deadline,
     ) -> impl Future<Output = Result<MintedKey, RotationError>> + Send;
     /// Revokes key `key_id`; an unknown key counts as revoked.
     fn revoke_key(
         &self,
         auth: &str,
         key_id: &str,
+        deadline: Deadline,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
     /// Makes `secret` the secret the provider signs webhooks with.
     fn set_webhook_secret(
         &self,
         auth: &str,
         secret: &str,
+        deadline: Deadline,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
     /// A cheap authenticated call: `Ok` when `key` works.
-    fn check_key(&self, key: &str) -> impl Future<Output = Result<(), RotationError>> + Send;
+    fn check_key(
+        &self,
+        key: &str,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), RotationError>> + Send;
 }
 
 /// The provider over HTTP.
@@ -84,9 +93,10 @@ impl HttpProvider {
     async fn call(
         &self,
         what: &str,
+        deadline: Deadline,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<http::Answer, RotationError> {
-        Ok(http::send(&RetryPolicy::provider_api(), None, what, make).await?)
+        Ok(http::send(&RetryPolicy::provider_api(), deadline, what, make).await?)
     }
 }
 
@@ -95,12 +105,13 @@ impl ProviderKeys for HttpProvider {
         &self,
         auth: &str,
         idempotency_key: &str,
+        deadline: Deadline,
     ) -> Result<MintedKey, RotationError> {
         let url = self.url(&self.cfg.keys_path);
         let body = serde_json::json!({"name": format!("hookvault-{idempotency_key}")}).to_string();
         let call = "provider: mint API key";
         let a = self
-            .call(call, || {
+            .call(call, deadline, || {
                 self.http
                     .post(&url)
                     .header("x-api-key", auth)
@@ -126,11 +137,18 @@ impl ProviderKeys for HttpProvider {
         }
     }
 
-    async fn revoke_key(&self, auth: &str, key_id: &str) -> Result<(), RotationError> {
+    async fn revoke_key(
+        &self,
+        auth: &str,
+        key_id: &str,
+        deadline: Deadline,
+    ) -> Result<(), RotationError> {
         let url = format!("{}/{key_id}", self.url(&self.cfg.keys_path));
         let call = format!("provider: revoke API key {key_id}");
         let a = self
-            .call(&call, || self.http.delete(&url).header("x-api-key", auth))
+            .call(&call, deadline, || {
+                self.http.delete(&url).header("x-api-key", auth)
+            })
             .await?;
         if a.is_success() || a.status == 404 {
             Ok(())
@@ -139,12 +157,17 @@ impl ProviderKeys for HttpProvider {
         }
     }
 
-    async fn set_webhook_secret(&self, auth: &str, secret: &str) -> Result<(), RotationError> {
+    async fn set_webhook_secret(
+        &self,
+        auth: &str,
+        secret: &str,
+        deadline: Deadline,
+    ) -> Result<(), RotationError> {
         let url = self.url(&self.cfg.webhook_secret_path);
         let body = serde_json::json!({ "secret": secret }).to_string();
         let call = "provider: set webhook secret";
         let a = self
-            .call(call, || {
+            .call(call, deadline, || {
                 self.http
                     .put(&url)
                     .header("x-api-key", auth)
@@ -159,11 +182,13 @@ impl ProviderKeys for HttpProvider {
         }
     }
 
-    async fn check_key(&self, key: &str) -> Result<(), RotationError> {
+    async fn check_key(&self, key: &str, deadline: Deadline) -> Result<(), RotationError> {
         let url = self.url(&self.cfg.auth_check_path);
         let call = "provider: authenticated check";
         let a = self
-            .call(call, || self.http.get(&url).header("x-api-key", key))
+            .call(call, deadline, || {
+                self.http.get(&url).header("x-api-key", key)
+            })
             .await?;
         if a.is_success() {
             Ok(())

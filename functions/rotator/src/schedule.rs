@@ -17,15 +17,17 @@ use crate::error::RotationError;
 use crate::provider::ProviderKeys;
 use crate::steps::Rotator;
 use crate::store::{CURRENT, PENDING};
+use crate::Deadline;
 
 /// Looks after every managed secret; fails if any is stuck or could not be checked.
 pub async fn run<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     r: &Rotator<E, P>,
+    deadline: Deadline,
 ) -> Result<serde_json::Value, RotationError> {
     let mut report = Vec::new();
     let mut problems = Vec::new();
     for id in &r.cfg.managed_secret_ids {
-        match one(r, id, crate::unix_now()).await {
+        match one(r, id, crate::unix_now(), deadline).await {
             Ok(action) => {
                 tracing::info!(secret = %id, action = %action, "scheduled check");
                 report.push(json!({"secret": id, "action": action}));
@@ -47,10 +49,11 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     r: &Rotator<E, P>,
     id: &str,
     now: i64,
+    deadline: Deadline,
 ) -> Result<String, RotationError> {
     let d = r.store.describe(id).await?;
     let mut done = Vec::new();
-    let revocations = crate::api_key::revoke_deferred(r, &d, now).await?;
+    let revocations = crate::api_key::revoke_deferred(r, &d, now, deadline).await?;
     if revocations.revoked > 0 {
         done.push(format!("{} old API key(s) revoked", revocations.revoked));
     }

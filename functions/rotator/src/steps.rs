@@ -18,7 +18,7 @@ use crate::event::{Input, RotationEvent, Step};
 use crate::managed::Managed;
 use crate::provider::{HttpProvider, ProviderKeys};
 use crate::store::{Described, Store, CURRENT, PENDING};
-use crate::{api_key, schedule, webhook};
+use crate::{api_key, schedule, webhook, Deadline};
 
 /// How long secrets read through the cache (the Cloudflare token) are kept.
 const SECRET_TTL: Duration = Duration::from_secs(300);
@@ -50,6 +50,8 @@ pub struct StepContext<'a> {
     pub described: &'a Described,
     /// Unix seconds now.
     pub now: i64,
+    /// The invocation's deadline.
+    pub deadline: Deadline,
 }
 
 impl Rotator<CloudflareSecrets, HttpProvider> {
@@ -76,19 +78,27 @@ impl Rotator<CloudflareSecrets, HttpProvider> {
 }
 
 impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
-    /// Handles one invocation.
-    pub async fn handle(&self, input: Input) -> Result<serde_json::Value, RotationError> {
+    /// Handles one invocation, answering before `deadline`.
+    pub async fn handle(
+        &self,
+        input: Input,
+        deadline: Deadline,
+    ) -> Result<serde_json::Value, RotationError> {
         match input {
             Input::Rotation(ev) => {
-                let outcome = self.step(&ev).await?;
+                let outcome = self.step(&ev, deadline).await?;
                 Ok(json!({"SecretId": ev.secret_id, "Step": ev.step, "outcome": outcome}))
             }
-            Input::Scheduled => schedule::run(self).await,
+            Input::Scheduled => schedule::run(self, deadline).await,
         }
     }
 
     /// Runs one rotation step after the protocol's checks.
-    pub async fn step(&self, ev: &RotationEvent) -> Result<&'static str, RotationError> {
+    pub async fn step(
+        &self,
+        ev: &RotationEvent,
+        deadline: Deadline,
+    ) -> Result<&'static str, RotationError> {
         let step: Step = ev.step.parse()?;
         let d = self.store.describe(&ev.secret_id).await?;
         if !d.rotation_enabled {
@@ -116,6 +126,7 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
             token: &ev.token,
             described: &d,
             now: crate::unix_now(),
+            deadline,
         };
         tracing::info!(secret = %d.arn, version = %ev.token, step = step.as_str(), kind = current.kind(), current_key = current.key_id(), "rotation step");
         let outcome = match current {

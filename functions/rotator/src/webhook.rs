@@ -55,18 +55,18 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 current.key_spec(KeySlot::Current, None),
             ];
             ring.extend(previous_in_grace(r, ctx, &current, &pending).await?);
-            edge.put_key_ring(&ring).await?;
+            edge.put_key_ring(&ring, ctx.deadline).await?;
             tracing::info!(
                 secret = ctx.secret,
                 keys = ring.len(),
                 "key ring written to the edge; waiting until it accepts the pending key"
             );
             probe
-                .wait_accepted(&pending, r.cfg.edge_propagation)
+                .wait_accepted(&pending, r.cfg.edge_propagation, ctx.deadline)
                 .await?;
             let auth = r.provider_api_key().await?;
             r.provider
-                .set_webhook_secret(&auth, &pending.secret)
+                .set_webhook_secret(&auth, &pending.secret, ctx.deadline)
                 .await?;
             tracing::info!(secret = ctx.secret, key = %pending.key_id, "provider signs with the pending key");
             Ok("edge and provider updated")
@@ -76,7 +76,11 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             Err(e) => {
                 // Keep webhooks flowing: the provider goes back to the key the edge accepts.
                 let restored = match r.provider_api_key().await {
-                    Ok(auth) => r.provider.set_webhook_secret(&auth, &current.secret).await,
+                    Ok(auth) => {
+                        r.provider
+                            .set_webhook_secret(&auth, &current.secret, ctx.deadline)
+                            .await
+                    }
                     Err(e) => Err(e),
                 };
                 match restored {
@@ -97,7 +101,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             ];
             // Two rotations within one grace period: the key before keeps its own.
             ring.extend(previous_in_grace(r, ctx, &current, &pending).await?);
-            edge.put_key_ring(&ring).await?;
+            edge.put_key_ring(&ring, ctx.deadline).await?;
             r.store
                 .tag(ctx.secret, TAG_ROTATED_AT, &ctx.now.to_string())
                 .await?;
