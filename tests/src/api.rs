@@ -1,8 +1,9 @@
 //! The api function in the local stack: its secrets and environment.
 
+use crate::lambda::{local_aws_env, with_overrides};
 use crate::provider::keys::INITIAL_API_KEY;
 use crate::rotation::API_KEY_SECRET_ID;
-use crate::{workerd, StackError};
+use crate::StackError;
 
 /// The caller keys secret.
 pub const CALLER_KEYS_SECRET_ID: &str = "hookvault/caller-keys";
@@ -51,24 +52,16 @@ pub fn api_env(
     webhook_url: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", moto_endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", workerd::LOCAL_AWS_SECRET),
-        ("PROVIDER_API_URL", provider_url),
-        ("API_KEY_SECRET_ID", API_KEY_SECRET_ID),
-        ("CALLER_KEYS_SECRET_ID", CALLER_KEYS_SECRET_ID),
-        ("EDGE_WEBHOOK_URL", webhook_url),
-        ("ARCHIVE_BUCKET", bucket),
-        ("RUST_LOG", "info"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in extra {
-        env.retain(|(x, _)| x != k);
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    env
+    let env = local_aws_env(
+        moto_endpoint,
+        &[
+            ("PROVIDER_API_URL", provider_url),
+            ("API_KEY_SECRET_ID", API_KEY_SECRET_ID),
+            ("CALLER_KEYS_SECRET_ID", CALLER_KEYS_SECRET_ID),
+            ("EDGE_WEBHOOK_URL", webhook_url),
+            ("ARCHIVE_BUCKET", bucket),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    with_overrides(env, extra)
 }

@@ -11,17 +11,17 @@
 //! Faults for tests: [`DeployedEdge::ignore_updates`] answers success without applying
 //! (a change that never reaches the edge), [`DeployedEdge::fail_updates`] answers 500.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::process::ServerBody;
 use crate::workerd::Edge;
 use crate::StackError;
 
@@ -96,21 +96,7 @@ impl DeployedEdge {
         });
         let api = TcpListener::bind("127.0.0.1:0").await?;
         let api_url = format!("http://127.0.0.1:{}/client/v4", api.local_addr()?.port());
-        let i = Arc::clone(&inner);
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = api.accept().await {
-                let i = Arc::clone(&i);
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let i = Arc::clone(&i);
-                        async move { Ok::<_, Infallible>(handle(req, i).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let server = crate::process::serve_http(api, Arc::clone(&inner), handle);
         Ok(DeployedEdge {
             url,
             api_url,
@@ -164,7 +150,7 @@ fn edge_port(edge: &Edge) -> Result<u16, StackError> {
         .ok_or_else(|| StackError::Start(format!("no port in {}", edge.url)))
 }
 
-fn answer(code: u16, v: serde_json::Value) -> Response<BoxBody<Bytes, Infallible>> {
+fn answer(code: u16, v: serde_json::Value) -> Response<ServerBody> {
     Response::builder()
         .status(code)
         .header("content-type", "application/json")
@@ -172,14 +158,14 @@ fn answer(code: u16, v: serde_json::Value) -> Response<BoxBody<Bytes, Infallible
         .unwrap_or_default()
 }
 
-fn failure(code: u16, message: &str) -> Response<BoxBody<Bytes, Infallible>> {
+fn failure(code: u16, message: &str) -> Response<ServerBody> {
     answer(
         code,
         serde_json::json!({"success": false, "errors": [{"code": 10000 + code, "message": message}], "messages": [], "result": null}),
     )
 }
 
-async fn handle(req: Request<Incoming>, i: Arc<Inner>) -> Response<BoxBody<Bytes, Infallible>> {
+async fn handle(req: Request<Incoming>, i: Arc<Inner>) -> Response<ServerBody> {
     let expected = format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/{SCRIPT}/secrets");
     if req.uri().path() != expected {
         return failure(404, "no such route");
@@ -216,9 +202,7 @@ async fn handle(req: Request<Incoming>, i: Arc<Inner>) -> Response<BoxBody<Bytes
     }
     // One deployment at a time, as Cloudflare serialises versions of a script.
     let mut bindings = i.bindings.lock().await;
-    let mut next = bindings.clone();
-    next.retain(|(k, _)| k != name);
-    next.push((name.to_owned(), text.to_owned()));
+    let next = crate::lambda::with_overrides(bindings.clone(), &[(name, text)]);
     let edge = match Edge::start(&next, None).await {
         Ok(e) => e,
         Err(e) => return failure(500, &format!("deploy failed: {e}")),

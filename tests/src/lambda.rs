@@ -8,6 +8,34 @@ use tokio::process::Command;
 use crate::process::{free_port, Service, TempDir};
 use crate::{paths, StackError};
 
+/// `base` with each of `extra` added, or replacing the variable of the same name.
+pub fn with_overrides<K: AsRef<str>, V: AsRef<str>>(
+    mut base: Vec<(String, String)>,
+    extra: &[(K, V)],
+) -> Vec<(String, String)> {
+    for (k, v) in extra {
+        base.retain(|(x, _)| x != k.as_ref());
+        base.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+    }
+    base
+}
+
+/// What every function needs to reach moto at `moto_endpoint`: the endpoint override,
+/// the region and the credentials moto accepts (the secret key is one a log scan can
+/// look for), then `vars`.
+pub fn local_aws_env(moto_endpoint: &str, vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    let base = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), moto_endpoint.to_owned()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            crate::workerd::LOCAL_AWS_SECRET.to_owned(),
+        ),
+    ];
+    with_overrides(base, vars)
+}
+
 /// The archiver's environment for the local stack: moto at `moto_endpoint`, the bucket,
 /// the stand-in CDN on 127.0.0.1 allowed over http, with `extra` added or replacing.
 pub fn archiver_env(
@@ -15,23 +43,15 @@ pub fn archiver_env(
     bucket: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("ARCHIVE_BUCKET", bucket),
-        ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1"),
-        ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true"),
-        ("AWS_ENDPOINT_URL", moto_endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", crate::workerd::LOCAL_AWS_SECRET),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in extra {
-        env.retain(|(x, _)| x != k);
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    env
+    let env = local_aws_env(
+        moto_endpoint,
+        &[
+            ("ARCHIVE_BUCKET", bucket),
+            ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1"),
+            ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "true"),
+        ],
+    );
+    with_overrides(env, extra)
 }
 
 /// A function running under `cargo lambda watch`.

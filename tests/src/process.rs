@@ -127,3 +127,34 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A stand-in server's response body.
+pub type ServerBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+/// Serves HTTP/1 on `listener`, each request answered by `handler` with its own clone of
+/// `state`, until the returned task is aborted (the stand-in servers).
+pub fn serve_http<S, F, Fut>(
+    listener: tokio::net::TcpListener,
+    state: S,
+    handler: F,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(hyper::Request<hyper::body::Incoming>, S) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<ServerBody>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (state, handler) = (state.clone(), handler.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let answer = handler(req, state.clone());
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}

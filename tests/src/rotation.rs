@@ -8,7 +8,7 @@ use aws_sdk_secretsmanager::types::RotationRulesType;
 use aws_sdk_secretsmanager::Client;
 
 use crate::cloudflare::{self, DeployedEdge};
-use crate::lambda::LambdaFunction;
+use crate::lambda::{local_aws_env, with_overrides, LambdaFunction};
 use crate::moto::Moto;
 use crate::provider::keys::INITIAL_WEBHOOK_SECRET;
 use crate::provider::Provider;
@@ -95,34 +95,30 @@ impl RotationStack {
             &[("WEBHOOK_SECRETS", ring.to_string())],
         );
         let edge = DeployedEdge::start(bindings, CLOUDFLARE_TOKEN).await?;
-        let mut env: Vec<(String, String)> = [
-            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", workerd::LOCAL_AWS_SECRET.into()),
-            ("CLOUDFLARE_API_URL", edge.api_url.clone()),
-            ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT.into()),
-            ("CLOUDFLARE_WORKER_NAME", cloudflare::SCRIPT.into()),
-            ("CLOUDFLARE_TOKEN_SECRET_ID", CLOUDFLARE_TOKEN_ID.into()),
-            ("EDGE_URL", edge.url.clone()),
-            ("PROVIDER_API_URL", provider.url.clone()),
-            ("PROVIDER_API_KEY_SECRET_ID", API_KEY_SECRET_ID.into()),
-            ("WEBHOOK_GRACE_SECS", opts.webhook_grace_secs.to_string()),
-            ("API_KEY_GRACE_SECS", opts.api_key_grace_secs.to_string()),
-            ("EDGE_PROPAGATION_SECS", opts.propagation_secs.to_string()),
-            (
-                "MANAGED_SECRET_IDS",
-                format!("{WEBHOOK_SECRET_ID},{API_KEY_SECRET_ID}"),
-            ),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        for (k, v) in &opts.extra_env {
-            env.retain(|(x, _)| x != k);
-            env.push((k.clone(), v.clone()));
-        }
+        let (grace, key_grace, propagation) = (
+            opts.webhook_grace_secs.to_string(),
+            opts.api_key_grace_secs.to_string(),
+            opts.propagation_secs.to_string(),
+        );
+        let managed = format!("{WEBHOOK_SECRET_ID},{API_KEY_SECRET_ID}");
+        let env = local_aws_env(
+            &moto.endpoint,
+            &[
+                ("CLOUDFLARE_API_URL", edge.api_url.as_str()),
+                ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT),
+                ("CLOUDFLARE_WORKER_NAME", cloudflare::SCRIPT),
+                ("CLOUDFLARE_TOKEN_SECRET_ID", CLOUDFLARE_TOKEN_ID),
+                ("EDGE_URL", edge.url.as_str()),
+                ("PROVIDER_API_URL", provider.url.as_str()),
+                ("PROVIDER_API_KEY_SECRET_ID", API_KEY_SECRET_ID),
+                ("WEBHOOK_GRACE_SECS", grace.as_str()),
+                ("API_KEY_GRACE_SECS", key_grace.as_str()),
+                ("EDGE_PROPAGATION_SECS", propagation.as_str()),
+                ("MANAGED_SECRET_IDS", managed.as_str()),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        let env = with_overrides(env, &opts.extra_env);
         let rotator = LambdaFunction::start("functions/rotator", "rotator", &env).await?;
         moto.route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
         for id in [WEBHOOK_SECRET_ID, API_KEY_SECRET_ID] {

@@ -37,16 +37,6 @@ fn url_event(path: &str) -> serde_json::Value {
 /// Runs the benchmark `runs` times per function; returns a Markdown table.
 pub async fn run(runs: usize) -> Result<String, StackError> {
     let nowhere = "http://127.0.0.1:9";
-    let aws = |extra: Vec<(String, String)>| {
-        let mut env = vec![
-            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID".to_owned(), "bench".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY".to_owned(), "bench".to_owned()),
-            ("AWS_ENDPOINT_URL".to_owned(), nowhere.to_owned()),
-        ];
-        env.extend(extra);
-        env
-    };
     let functions: [Bench; 3] = [
         (
             "archiver",
@@ -55,7 +45,7 @@ pub async fn run(runs: usize) -> Result<String, StackError> {
         ),
         (
             "rotator",
-            aws(vec![]),
+            crate::lambda::local_aws_env(nowhere, &[]),
             json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
         ),
         (

@@ -93,21 +93,17 @@ pub fn local_bindings(
     queue_url: &str,
     extra: &[(&str, String)],
 ) -> Vec<(String, String)> {
-    let mut b: Vec<(String, String)> = [
-        ("SQS_QUEUE_URL", queue_url.to_owned()),
-        ("SQS_ENDPOINT", format!("{moto_endpoint}/")),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", LOCAL_AWS_SECRET.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (k, v) in extra {
-        b.retain(|(x, _)| x != k);
-        b.push(((*k).to_owned(), v.clone()));
-    }
-    b
+    let base = vec![
+        ("SQS_QUEUE_URL".to_owned(), queue_url.to_owned()),
+        ("SQS_ENDPOINT".to_owned(), format!("{moto_endpoint}/")),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            LOCAL_AWS_SECRET.to_owned(),
+        ),
+    ];
+    crate::lambda::with_overrides(base, extra)
 }
 
 impl Edge {

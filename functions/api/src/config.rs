@@ -39,16 +39,6 @@ pub struct ApiConfig {
     pub http_timeout: Duration,
 }
 
-fn at_least_one(name: &str, v: usize) -> Result<usize, EnvError> {
-    if v == 0 {
-        return Err(EnvError::Invalid {
-            name: name.into(),
-            expected: "a number of at least 1",
-        });
-    }
-    Ok(v)
-}
-
 impl ApiConfig {
     /// Reads the settings.
     pub fn from_env() -> Result<Self, EnvError> {
@@ -77,14 +67,8 @@ impl ApiConfig {
             bucket: env::required("ARCHIVE_BUCKET")?,
             presign_expiry: Duration::from_secs(presign),
             caller_keys_secret_id: env::required("CALLER_KEYS_SECRET_ID")?,
-            max_request_bytes: at_least_one(
-                "MAX_REQUEST_BYTES",
-                env::number("MAX_REQUEST_BYTES", 256 * 1024)?,
-            )?,
-            http_timeout: Duration::from_millis(at_least_one(
-                "HTTP_TIMEOUT_MS",
-                env::number("HTTP_TIMEOUT_MS", 10_000)?,
-            )? as u64),
+            max_request_bytes: env::positive("MAX_REQUEST_BYTES", 256 * 1024)?,
+            http_timeout: Duration::from_millis(env::positive("HTTP_TIMEOUT_MS", 10_000u64)?),
         })
     }
 }

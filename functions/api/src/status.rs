@@ -43,15 +43,15 @@ impl Api {
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| unavailable("manifest unreadable", e))?;
             let mut outputs = Vec::with_capacity(m.outputs.len());
+            let presigning = PresigningConfig::expires_in(self.cfg.presign_expiry)
+                .map_err(|e| unavailable("presign config", e))?;
             for o in &m.outputs {
-                let cfg = PresigningConfig::expires_in(self.cfg.presign_expiry)
-                    .map_err(|e| unavailable("presign config", e))?;
                 let url = self
                     .s3
                     .get_object()
                     .bucket(&self.cfg.bucket)
                     .key(&o.key)
-                    .presigned(cfg)
+                    .presigned(presigning.clone())
                     .await
                     .map_err(|e| {
                         unavailable("presign", aws_sdk_s3::error::DisplayErrorContext(e))

@@ -53,16 +53,6 @@ impl ArchiverConfig {
                 expected: "at least 5242880 (S3's minimum part size)",
             });
         }
-        let at_least_one = |name: &str, v: usize| {
-            if v == 0 {
-                Err(EnvError::Invalid {
-                    name: name.to_owned(),
-                    expected: "a number of at least 1",
-                })
-            } else {
-                Ok(v)
-            }
-        };
         Ok(ArchiverConfig {
             bucket: env::required("ARCHIVE_BUCKET")?,
             guard: UrlGuard::from_list(&env::required("DOWNLOAD_ALLOWED_HOSTS")?)
@@ -72,14 +62,8 @@ impl ArchiverConfig {
             connect_timeout_ms: env::number("DOWNLOAD_CONNECT_TIMEOUT_MS", 5_000)?,
             read_timeout_ms: env::number("DOWNLOAD_READ_TIMEOUT_MS", 30_000)?,
             part_bytes,
-            parts_in_flight: at_least_one(
-                "UPLOAD_PARTS_IN_FLIGHT",
-                env::number("UPLOAD_PARTS_IN_FLIGHT", 2)?,
-            )?,
-            outputs_in_flight: at_least_one(
-                "OUTPUTS_IN_FLIGHT",
-                env::number("OUTPUTS_IN_FLIGHT", 2)?,
-            )?,
+            parts_in_flight: env::positive("UPLOAD_PARTS_IN_FLIGHT", 2)?,
+            outputs_in_flight: env::positive("OUTPUTS_IN_FLIGHT", 2)?,
         })
     }
 }

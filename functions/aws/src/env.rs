@@ -39,6 +39,19 @@ pub fn number<T: FromStr>(name: &str, default: T) -> Result<T, EnvError> {
     }
 }
 
+/// A number of at least 1, or `default` when unset (counts, sizes, timeouts: 0 would
+/// disable what the setting sizes).
+pub fn positive<T: FromStr + PartialOrd + From<u8>>(name: &str, default: T) -> Result<T, EnvError> {
+    let v = number(name, default)?;
+    if v < T::from(1) {
+        return Err(EnvError::Invalid {
+            name: name.to_owned(),
+            expected: "a number of at least 1",
+        });
+    }
+    Ok(v)
+}
+
 /// A boolean (`true`/`false`/`1`/`0`), or `default` when unset.
 pub fn flag(name: &str, default: bool) -> Result<bool, EnvError> {
     match optional(name).as_deref().map(str::trim) {
@@ -60,4 +73,25 @@ pub fn region() -> Result<String, EnvError> {
 /// The endpoint override (`AWS_ENDPOINT_URL`): the local stack's moto. Unset in AWS.
 pub fn endpoint_url() -> Option<String> {
     optional("AWS_ENDPOINT_URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positive_numbers_refuse_zero_and_name_the_variable() {
+        // Names used by this test only: tests run in parallel in one process.
+        assert_eq!(positive("HOOKVAULT_TEST_POSITIVE_UNSET", 7u64), Ok(7));
+        std::env::set_var("HOOKVAULT_TEST_POSITIVE_ZERO", "0");
+        let e = positive("HOOKVAULT_TEST_POSITIVE_ZERO", 7usize).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable HOOKVAULT_TEST_POSITIVE_ZERO is invalid: expected a number of at least 1"
+        );
+        std::env::set_var("HOOKVAULT_TEST_POSITIVE_NEG", "-3");
+        assert!(positive("HOOKVAULT_TEST_POSITIVE_NEG", 7i64).is_err());
+        std::env::set_var("HOOKVAULT_TEST_POSITIVE_OK", " 12 ");
+        assert_eq!(positive("HOOKVAULT_TEST_POSITIVE_OK", 7i64), Ok(12));
+    }
 }

@@ -105,16 +105,6 @@ impl RotatorConfig {
         };
         let edge_provider =
             env::optional("EDGE_PROVIDER").unwrap_or_else(|| Scheme::Skytells.name().into());
-        let positive = |name: &str, default: i64| -> Result<i64, EnvError> {
-            let v = env::number(name, default)?;
-            if v < 1 {
-                return Err(EnvError::Invalid {
-                    name: name.into(),
-                    expected: "a number of at least 1",
-                });
-            }
-            Ok(v)
-        };
         let path = |name: &str, default: &str| {
             let p = env::optional(name).unwrap_or_else(|| default.into());
             if p.starts_with('/') {
@@ -130,7 +120,7 @@ impl RotatorConfig {
             cloudflare,
             edge_url: env::optional("EDGE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             edge_provider,
-            edge_propagation: Duration::from_secs(positive("EDGE_PROPAGATION_SECS", 30)? as u64),
+            edge_propagation: Duration::from_secs(env::positive("EDGE_PROPAGATION_SECS", 30u64)?),
             provider: ProviderConfig {
                 api_url: env::optional("PROVIDER_API_URL")
                     .unwrap_or_else(|| "https://api.skytells.ai".into())
@@ -141,8 +131,8 @@ impl RotatorConfig {
                 auth_check_path: path("PROVIDER_AUTH_CHECK_PATH", "/v1/models")?,
             },
             provider_api_key_secret_id: env::optional("PROVIDER_API_KEY_SECRET_ID"),
-            webhook_grace_secs: positive("WEBHOOK_GRACE_SECS", 72 * 3600)?,
-            api_key_grace_secs: positive("API_KEY_GRACE_SECS", 3600)?,
+            webhook_grace_secs: env::positive("WEBHOOK_GRACE_SECS", 72 * 3600i64)?,
+            api_key_grace_secs: env::positive("API_KEY_GRACE_SECS", 3600i64)?,
             managed_secret_ids: env::optional("MANAGED_SECRET_IDS")
                 .map(|v| {
                     v.split(',')
@@ -161,8 +151,8 @@ impl RotatorConfig {
                     })
                 }
             },
-            stuck_after_secs: positive("ROTATION_STUCK_AFTER_SECS", 3600)?,
-            http_timeout: Duration::from_millis(positive("HTTP_TIMEOUT_MS", 10_000)? as u64),
+            stuck_after_secs: env::positive("ROTATION_STUCK_AFTER_SECS", 3600i64)?,
+            http_timeout: Duration::from_millis(env::positive("HTTP_TIMEOUT_MS", 10_000u64)?),
         })
     }
 }

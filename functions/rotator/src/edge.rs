@@ -128,6 +128,13 @@ pub enum ProbeResult {
     },
 }
 
+impl ProbeResult {
+    /// True when the edge accepted the probe as signed by `key` itself.
+    pub fn accepts(&self, key: &WebhookSecret) -> bool {
+        matches!(self, ProbeResult::Accepted { key_id } if *key_id == key.key_id)
+    }
+}
+
 impl std::fmt::Display for ProbeResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -229,7 +236,7 @@ impl Probe {
         loop {
             let last = self.check(key, crate::unix_now()).await;
             match &last {
-                Ok(ProbeResult::Accepted { key_id }) if key_id == &key.key_id => return Ok(()),
+                Ok(r) if r.accepts(key) => return Ok(()),
                 _ if Instant::now() >= end => {
                     return Err(RotationError::NotPropagated {
                         key_id: key.key_id.clone(),

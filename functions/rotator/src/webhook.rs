@@ -13,7 +13,7 @@
 
 use hookvault_core::keyring::{KeySlot, KeySpec};
 
-use crate::edge::{EdgeSecrets, Probe, ProbeResult};
+use crate::edge::{EdgeSecrets, Probe};
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::managed::{Managed, WebhookSecret};
@@ -122,15 +122,13 @@ async fn test(
     now: i64,
 ) -> Result<(), RotationError> {
     for key in [pending, current] {
-        match probe.check(key, now).await? {
-            ProbeResult::Accepted { key_id } if key_id == key.key_id => {}
-            other => {
-                return Err(RotationError::NotPropagated {
-                    key_id: key.key_id.clone(),
-                    secs: 0,
-                    last: other.to_string(),
-                })
-            }
+        let result = probe.check(key, now).await?;
+        if !result.accepts(key) {
+            return Err(RotationError::NotPropagated {
+                key_id: key.key_id.clone(),
+                secs: 0,
+                last: result.to_string(),
+            });
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
@@ -53,7 +53,7 @@ pub fn content_sha256(size: u64) -> String {
     hex::encode(h.finalize())
 }
 
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = crate::process::ServerBody;
 
 /// A running stand-in provider.
 #[derive(Debug)]
@@ -102,21 +102,11 @@ impl Provider {
                 ..Default::default()
             },
         }));
-        let h = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let h = Arc::clone(&h);
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let h = Arc::clone(&h);
-                        async move { Ok::<_, Infallible>(route(req, &h).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let task = crate::process::serve_http(
+            listener,
+            Arc::clone(&state),
+            |req, state: Arc<Mutex<State>>| async move { route(req, &state).await },
+        );
         Ok(Provider { url, state, task })
     }
 
