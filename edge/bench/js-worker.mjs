@@ -7,6 +7,8 @@
 //   GET /healthz             200 {"ok":true}: the runtime's floor, no work at all.
 // Same env as the Rust edge: WEBHOOK_SECRETS (one bare secret here), SQS_QUEUE_URL,
 // SQS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+// Like the Rust edge it writes one JSON log line per request (the issue asks for it, and it
+// costs every Worker the same), with the same fields.
 // Not for production: it exists to be measured against (scripts/bench-edge.sh).
 
 const enc = new TextEncoder();
@@ -68,43 +70,59 @@ async function sigv4(env, url, headers, body, now) {
 
 export default {
   async fetch(request, env) {
-    const url = new URL(request.url);
-    if (url.pathname === "/healthz" && request.method === "GET") {
-      return new Response('{"ok":true}', { headers: { "content-type": "application/json" } });
-    }
-    if (request.method !== "POST") return error(405, "method_not_allowed", "use POST");
-    const body = await request.arrayBuffer();
-    if (body.byteLength > 200000) return error(413, "body_too_large", "body is larger than 200000 bytes");
-    const refused = await verify(request, env, body);
-    if (refused) return refused;
-    if (url.pathname === "/_hookvault/probe") return new Response(null, { status: 204 });
-    if (url.pathname !== "/webhooks/skytells") return error(404, "not_found", "no such route");
-    const text = new TextDecoder().decode(body);
-    let prediction;
-    try {
-      const parsed = JSON.parse(text);
-      prediction = parsed && typeof parsed.data === "object" && parsed.data ? parsed.data : parsed;
-      if (typeof prediction.id !== "string" || typeof prediction.status !== "string") throw new Error("not a prediction");
-    } catch (e) {
-      return error(400, "invalid_body", String(e));
-    }
-    const eventId = `skytells:${prediction.id}:${prediction.status}`;
-    const envelope = `{"v":1,"provider":"skytells","scheme":"skytells","event_id":${JSON.stringify(eventId)},"received_at_ms":${Date.now()},"key_id":"current","key_slot":"current","payload_sha256":"${await sha256hex(body)}","payload":${text}}`;
-    const sqsBody = JSON.stringify({
-      QueueUrl: env.SQS_QUEUE_URL,
-      MessageBody: envelope,
-      MessageAttributes: { event_id: { DataType: "String", StringValue: eventId }, provider: { DataType: "String", StringValue: "skytells" } },
-    });
-    const endpoint = env.SQS_ENDPOINT || `https://sqs.${env.AWS_REGION}.amazonaws.com/`;
-    const headers = await sigv4(env, endpoint, { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessage" }, sqsBody, new Date());
-    let resp;
-    try {
-      resp = await fetch(endpoint, { method: "POST", headers, body: sqsBody, signal: AbortSignal.timeout(5000) });
-    } catch (e) {
-      return error(503, "queue_unavailable", "the event could not be queued; retry later");
-    }
-    const answer = await resp.json().catch(() => ({}));
-    if (!resp.ok || !answer.MessageId) return error(503, "queue_unavailable", "the event could not be queued; retry later");
-    return new Response(JSON.stringify({ status: "queued", event_id: eventId, message_id: answer.MessageId }), { status: 202, headers: { "content-type": "application/json" } });
+    const started = Date.now();
+    const log = { msg: "request", method: request.method, path: new URL(request.url).pathname, status: 0 };
+    const response = await handle(request, env, log);
+    log.status = response.status;
+    log.latency_ms = Date.now() - started;
+    console.log(JSON.stringify(log));
+    return response;
   },
 };
+
+async function handle(request, env, log) {
+  const url = new URL(request.url);
+  if (url.pathname === "/healthz" && request.method === "GET") {
+    return new Response('{"ok":true}', { headers: { "content-type": "application/json" } });
+  }
+  if (request.method !== "POST") return error(405, "method_not_allowed", "use POST");
+  const body = await request.arrayBuffer();
+  if (body.byteLength > 200000) return error(413, "body_too_large", "body is larger than 200000 bytes");
+  const refused = await verify(request, env, body);
+  if (refused) return refused;
+  log.key_id = "current";
+  log.key_slot = "current";
+  if (url.pathname === "/_hookvault/probe") return new Response(null, { status: 204, headers: { "x-hookvault-key": "current", "x-hookvault-key-slot": "current" } });
+  if (url.pathname !== "/webhooks/skytells") return error(404, "not_found", "no such route");
+  const text = new TextDecoder().decode(body);
+  let prediction;
+  try {
+    const parsed = JSON.parse(text);
+    prediction = parsed && typeof parsed.data === "object" && parsed.data ? parsed.data : parsed;
+    if (typeof prediction.id !== "string" || typeof prediction.status !== "string") throw new Error("not a prediction");
+  } catch (e) {
+    return error(400, "invalid_body", String(e));
+  }
+  const eventId = `skytells:${prediction.id}:${prediction.status}`;
+  log.provider = "skytells";
+  log.scheme = "skytells";
+  log.event_id = eventId;
+  const envelope = `{"v":1,"provider":"skytells","scheme":"skytells","event_id":${JSON.stringify(eventId)},"received_at_ms":${Date.now()},"key_id":"current","key_slot":"current","payload_sha256":"${await sha256hex(body)}","payload":${text}}`;
+  const sqsBody = JSON.stringify({
+    QueueUrl: env.SQS_QUEUE_URL,
+    MessageBody: envelope,
+    MessageAttributes: { event_id: { DataType: "String", StringValue: eventId }, provider: { DataType: "String", StringValue: "skytells" } },
+  });
+  const endpoint = env.SQS_ENDPOINT || `https://sqs.${env.AWS_REGION}.amazonaws.com/`;
+  const headers = await sigv4(env, endpoint, { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessage" }, sqsBody, new Date());
+  let resp;
+  try {
+    resp = await fetch(endpoint, { method: "POST", headers, body: sqsBody, signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    return error(503, "queue_unavailable", "the event could not be queued; retry later");
+  }
+  const answer = await resp.json().catch(() => ({}));
+  if (!resp.ok || !answer.MessageId) return error(503, "queue_unavailable", "the event could not be queued; retry later");
+  log.sqs_message_id = answer.MessageId;
+  return new Response(JSON.stringify({ status: "queued", event_id: eventId, message_id: answer.MessageId }), { status: 202, headers: { "content-type": "application/json" } });
+}

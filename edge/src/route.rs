@@ -15,6 +15,25 @@ pub enum Route<'a> {
     NotFound,
 }
 
+/// The path of a URL as the runtime serialises it (`request.url`: absolute, WHATWG form),
+/// without its query string or fragment. Found by scanning, not by parsing the URL again:
+/// a serialised http(s) URL always has `scheme://authority` and then either nothing or a
+/// path starting with `/`, in which `?` and `#` only appear as delimiters.
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let Some(start) = rest.find(['/', '?', '#']) else {
+        return "/";
+    };
+    let path = &rest[start..];
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 /// Routes a request.
 pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     let segment = |rest: &'a str| (!rest.is_empty() && !rest.contains('/')).then_some(rest);
@@ -68,5 +87,27 @@ mod tests {
             Route::MethodNotAllowed("GET, HEAD")
         );
         assert_eq!(route("GET", "/"), Route::NotFound);
+    }
+
+    #[test]
+    fn paths_of_serialised_urls() {
+        for (url, path) in [
+            (
+                "https://hooks.example.com/webhooks/skytells",
+                "/webhooks/skytells",
+            ),
+            (
+                "http://127.0.0.1:8787/_hookvault/probe?x=1",
+                "/_hookvault/probe",
+            ),
+            ("https://h.example/healthz#frag", "/healthz"),
+            ("https://h.example/a/b?c=/d#e?f", "/a/b"),
+            ("https://h.example", "/"),
+            ("https://h.example?q=1", "/"),
+            ("https://user:pw@h.example:8443/p", "/p"),
+            ("/relative/only", "/relative/only"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
     }
 }

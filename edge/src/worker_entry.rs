@@ -5,15 +5,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
+use worker::js_sys::{Date, Uint8Array};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 use worker::{
-    console_log, event, AbortSignal, Context, Date, Env, Fetch, Headers, Method, Request,
-    RequestInit, Response, Result,
+    console_log, event, AbortSignal, Context, Env, Fetch, Headers, Method, Request, RequestInit,
+    Result,
 };
 
 use crate::config::EdgeConfig;
 use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
-use crate::route::{route, Route};
+use crate::route::{path_of, route, Route};
 use crate::sqs::{self, SqsError};
 
 thread_local! {
@@ -40,50 +44,66 @@ fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, String> {
     Ok(cfg)
 }
 
-fn respond(r: &Rejection) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    if let Some(secs) = r.retry_after {
-        headers.set("retry-after", &secs.to_string())?;
+/// A response built with one `new Response(body, {status, headers})`: the runtime's own
+/// objects, no intermediate Rust wrapper.
+fn answer(
+    status: u16,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::result::Result<web_sys::Response, Rejection> {
+    let js = |e: JsValue| Rejection::new(500, "internal_error", format!("{e:?}"));
+    let h = web_sys::Headers::new().map_err(js)?;
+    for (name, value) in headers {
+        h.set(name, value).map_err(js)?;
     }
-    if let Some(allow) = r.allow {
-        headers.set("allow", allow)?;
-    }
-    Ok(Response::error(r.body(), r.status)?.with_headers(headers))
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&h);
+    web_sys::Response::new_with_opt_str_and_init(body, &init).map_err(js)
 }
 
-fn json(status: u16, body: String) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    Ok(Response::ok(body)?
-        .with_status(status)
-        .with_headers(headers))
+fn json(status: u16, body: &str) -> std::result::Result<web_sys::Response, Rejection> {
+    answer(status, Some(body), &[("content-type", "application/json")])
+}
+
+fn refusal(r: &Rejection) -> std::result::Result<web_sys::Response, Rejection> {
+    let retry_after = r.retry_after.map(|s| s.to_string());
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(secs) = &retry_after {
+        headers.push(("retry-after", secs));
+    }
+    if let Some(allow) = r.allow {
+        headers.push(("allow", allow));
+    }
+    answer(r.status, Some(&r.body()), &headers)
 }
 
 /// Reads the body, refusing it as soon as it passes `max` bytes. With a declared length
-/// (already checked against the cap) the body is taken in one piece; without one it is
-/// streamed and cut off at the cap.
+/// (already checked against the cap) the body is taken in one piece, one copy into WASM
+/// memory; without one it is streamed and cut off at the cap.
 async fn read_body(
-    req: &mut Request,
+    req: &web_sys::Request,
     declared: bool,
     max: usize,
 ) -> std::result::Result<Vec<u8>, Rejection> {
     let unreadable =
         |_| Rejection::new(400, "unreadable_body", "the request body could not be read");
     if declared {
-        let body = req.bytes().await.map_err(unreadable)?;
-        return if body.len() > max {
-            Err(handler::too_large(max))
-        } else {
-            Ok(body)
-        };
+        let promise = req.array_buffer().map_err(unreadable)?;
+        let buffer = JsFuture::from(promise).await.map_err(unreadable)?;
+        let bytes = Uint8Array::new(&buffer);
+        if bytes.length() as usize > max {
+            return Err(handler::too_large(max));
+        }
+        return Ok(bytes.to_vec());
     }
     let mut out = Vec::new();
-    let Ok(mut stream) = req.stream() else {
+    // `Clone::clone` copies the JS reference; `req.clone()` would be the Web API's clone.
+    let Ok(mut stream) = Request::from(Clone::clone(req)).stream() else {
         return Ok(out); // no body
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(unreadable)?;
+        let chunk = chunk.map_err(|_| unreadable(JsValue::NULL))?;
         if out.len() + chunk.len() > max {
             return Err(handler::too_large(max));
         }
@@ -94,8 +114,7 @@ async fn read_body(
 
 /// The headers `names` lists (the scheme's), each value as the runtime gives it. One
 /// lookup per name: cheaper than copying every header across the JS boundary.
-fn header_list(req: &Request, names: &[&str]) -> Vec<(String, String)> {
-    let headers = req.headers();
+fn header_list(headers: &web_sys::Headers, names: &[&str]) -> Vec<(String, String)> {
     names
         .iter()
         .filter_map(|n| headers.get(n).ok().flatten().map(|v| ((*n).to_owned(), v)))
@@ -136,25 +155,24 @@ async fn enqueue(
 }
 
 async fn handle(
-    req: &mut Request,
+    req: &web_sys::Request,
     env: &Env,
     now_ms: u64,
     log: &mut RequestLog,
-) -> std::result::Result<Response, Rejection> {
-    let path = req.path();
-    let method = req.method().to_string();
-    let route = route(&method, &path);
+) -> std::result::Result<web_sys::Response, Rejection> {
+    let route = route(&log.method, &log.path);
     match route {
         Route::NotFound => return Err(handler::not_found()),
         Route::MethodNotAllowed(allow) => return Err(handler::method_not_allowed(allow)),
-        Route::Health => return json(200, r#"{"ok":true}"#.to_owned()).map_err(internal),
+        Route::Health => return json(200, r#"{"ok":true}"#),
         Route::Webhook(_) | Route::Probe(_) => {}
     }
     let cfg = config(env).map_err(|e| {
         console_log!("{}", serde_json::json!({"msg": "config_error", "error": e}));
         handler::misconfigured(10)
     })?;
-    let content_length = req.headers().get("content-length").ok().flatten();
+    let request_headers = req.headers();
+    let content_length = request_headers.get("content-length").ok().flatten();
     handler::check_declared_length(content_length.as_deref(), cfg.max_body)?;
     // Only the headers the provider's scheme reads; an unknown provider is refused by
     // accept_* once the body is read, as for any other bad request.
@@ -166,7 +184,7 @@ async fn handle(
     let names = handler::target(&cfg, provider)
         .map(|p| p.scheme.header_names())
         .unwrap_or_default();
-    let headers = header_list(req, names);
+    let headers = header_list(&request_headers, names);
     let body = read_body(req, content_length.is_some(), cfg.max_body).await?;
     match route {
         Route::Webhook(provider) => {
@@ -182,31 +200,27 @@ async fn handle(
                 handler::queue_failure(&e, cfg.retry_after_secs)
             })?;
             log.sqs_message_id = Some(message_id.clone());
-            json(202, handler::accepted_body(&envelope.event_id, &message_id)).map_err(internal)
+            json(
+                202,
+                &handler::accepted_body(&envelope.event_id, &message_id),
+            )
         }
         Route::Probe(provider) => {
             log.provider = provider.map(str::to_owned);
             let verified = handler::accept_probe(&cfg, provider, &headers, &body, now_ms)?;
             log.key_id = Some(verified.key_id.clone());
             log.key_slot = Some(verified.slot.as_str());
-            let headers = Headers::new();
-            headers
-                .set("x-hookvault-key", &verified.key_id)
-                .map_err(internal)?;
-            headers
-                .set("x-hookvault-key-slot", verified.slot.as_str())
-                .map_err(internal)?;
-            Ok(Response::empty()
-                .map_err(internal)?
-                .with_status(204)
-                .with_headers(headers))
+            answer(
+                204,
+                None,
+                &[
+                    ("x-hookvault-key", &verified.key_id),
+                    ("x-hookvault-key-slot", verified.slot.as_str()),
+                ],
+            )
         }
         _ => Err(handler::not_found()),
     }
-}
-
-fn internal(e: worker::Error) -> Rejection {
-    Rejection::new(500, "internal_error", e.to_string())
 }
 
 #[event(start)]
@@ -214,22 +228,26 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The fetch handler. It takes the runtime's `Request` as it is (worker's own `Request`
+/// would also read `request.cf`, which the edge never uses) and answers with the
+/// runtime's `Response`: the fewest calls across the JS/WASM boundary per request.
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let started = Date::now().as_millis();
-    let mut log = RequestLog::new(req.method().as_ref(), &req.path());
-    let response = match handle(&mut req, &env, started, &mut log).await {
-        Ok(r) => r,
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    let started = Date::now() as u64;
+    let mut log = RequestLog::new(&req.method(), path_of(&req.url()));
+    let response = match handle(&req, &env, started, &mut log).await {
+        Ok(r) => Ok(r),
         Err(rejection) => {
             log.error = Some(rejection.code);
             if log.reason.is_none() {
                 log.reason = Some(rejection.message.clone());
             }
-            respond(&rejection)?
+            refusal(&rejection)
         }
     };
-    log.status = response.status_code();
-    log.latency_ms = Date::now().as_millis().saturating_sub(started);
+    let response = response.map_err(|r| worker::Error::RustError(r.message))?;
+    log.status = response.status();
+    log.latency_ms = (Date::now() as u64).saturating_sub(started);
     console_log!("{}", log.to_json());
     Ok(response)
 }

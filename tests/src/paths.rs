@@ -40,11 +40,12 @@ pub fn workerd() -> Result<PathBuf, StackError> {
     existing("workerd", root().join("edge/node_modules/.bin/workerd"))
 }
 
-/// The built edge (`edge/build/`, with `index.js` and `index_bg.wasm`).
+/// The built edge (`edge/build/`, with `entry.mjs`, `index.js` and `index_bg.wasm`).
 pub fn edge_build() -> Result<PathBuf, StackError> {
     let dir = root().join("edge/build");
     existing("the edge build (index_bg.wasm)", dir.join("index_bg.wasm"))?;
     existing("the edge build (index.js)", dir.join("index.js"))?;
+    existing("the edge build (entry.mjs)", dir.join("entry.mjs"))?;
     Ok(dir)
 }
 

@@ -35,9 +35,13 @@ fn capnp_str(s: &str) -> String {
     out
 }
 
-/// The modules of the Rust edge as worker-build emits them: the main module first.
-pub const RUST_EDGE_MODULES: &[(&str, &str)] =
-    &[("index.js", "esModule"), ("index_bg.wasm", "wasm")];
+/// The modules of the Rust edge as scripts/build-edge.sh leaves them: the main module
+/// (edge/entry.mjs) first, then what worker-build emits.
+pub const RUST_EDGE_MODULES: &[(&str, &str)] = &[
+    ("entry.mjs", "esModule"),
+    ("index.js", "esModule"),
+    ("index_bg.wasm", "wasm"),
+];
 
 /// The workerd config for a worker made of `modules` (file name, module kind) on `port`
 /// with `bindings` (vars and secrets, all as text bindings), allowing outbound requests to
