@@ -43,6 +43,7 @@ pub struct Key {
     slot: KeySlot,
     not_after: Option<i64>,
     mac: HmacSha256,
+    material: Box<[u8]>,
 }
 
 impl std::fmt::Debug for Key {
@@ -73,6 +74,7 @@ impl Key {
             slot,
             not_after,
             mac,
+            material: material.into(),
         })
     }
 
@@ -96,8 +98,14 @@ impl Key {
         self.not_after.is_none_or(|t| now <= t)
     }
 
+    /// The decoded secret, for handing the key to a platform HMAC (the edge imports it into
+    /// WebCrypto once per isolate). Never log it or put it in an error.
+    pub fn material(&self) -> &[u8] {
+        &self.material
+    }
+
     /// HMAC-SHA256 of `parts` concatenated, under this key.
-    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.mac.clone();
         for p in parts.iter().filter(|p| !p.is_empty()) {
             mac.update(p);

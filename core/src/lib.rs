@@ -36,4 +36,4 @@ mod httpdate;
 
 pub use headers::Headers;
 pub use keyring::{Key, KeyRing, KeySlot};
-pub use scheme::{Scheme, Verified, VerifyError, VerifyOptions};
+pub use scheme::{Pending, Scheme, Verified, VerifyError, VerifyOptions};

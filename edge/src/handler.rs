@@ -5,7 +5,7 @@
 //! does not take the message.
 
 use hookvault_core::envelope::Envelope;
-use hookvault_core::{Verified, VerifyOptions};
+use hookvault_core::{Pending, Verified, VerifyError, VerifyOptions};
 use serde::Serialize;
 
 use crate::config::{EdgeConfig, Provider};
@@ -130,23 +130,59 @@ pub fn target<'c>(cfg: &'c EdgeConfig, name: Option<&str>) -> Result<&'c Provide
     }
 }
 
-fn verify(
-    p: &Provider,
-    headers: &[(String, String)],
-    body: &[u8],
-    cfg: &EdgeConfig,
+/// Checks a request up to its signature: the provider it names (`None`: the only one
+/// configured), the body's size, and the signature header (parsed, its timestamp within
+/// tolerance). What is left is the MAC of each key of the provider's ring over
+/// [`Pending::message`]: [`settle`] computes them with hookvault-core's HMAC, the Worker
+/// with the runtime's WebCrypto; both offer them to [`Pending::offer`] in ring order.
+pub fn prepare<'c, 'r>(
+    cfg: &'c EdgeConfig,
+    provider_name: Option<&str>,
+    headers: &'r [(String, String)],
+    body: &'r [u8],
     now_ms: u64,
-) -> Result<Verified, Rejection> {
+) -> Result<(&'c Provider, Pending<'r>), Rejection> {
+    let p = target(cfg, provider_name)?;
+    if body.len() > cfg.max_body {
+        return Err(too_large(cfg.max_body));
+    }
     let opts = VerifyOptions {
         now: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
         tolerance: cfg.tolerance,
     };
-    p.scheme
-        .verify(&p.ring, headers, body, &opts)
-        .map_err(|e| Rejection::new(e.status(), e.code(), e.to_string()))
+    let pending = p.scheme.prepare(headers, body, &opts).map_err(refused)?;
+    Ok((p, pending))
 }
 
-/// Verifies a webhook and builds its envelope.
+/// The refusal for a request that does not verify.
+pub fn refused(e: VerifyError) -> Rejection {
+    Rejection::new(e.status(), e.code(), e.to_string())
+}
+
+/// Finishes [`prepare`] with hookvault-core's HMAC-SHA256.
+pub fn settle(p: &Provider, mut pending: Pending<'_>) -> Result<Verified, Rejection> {
+    let message = pending.message();
+    for key in p.ring.keys() {
+        if let Some(verified) = pending.offer(key, &key.mac(&message)) {
+            return Ok(verified);
+        }
+    }
+    Err(refused(pending.refusal()))
+}
+
+/// The queue envelope of a verified webhook; 400 when the body is not the provider's JSON.
+pub fn envelope(
+    p: &Provider,
+    verified: &Verified,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<Envelope, Rejection> {
+    let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    Envelope::new(&p.name, p.scheme, verified, body, received_at)
+        .map_err(|e| Rejection::new(400, "invalid_body", e.to_string()))
+}
+
+/// Verifies a webhook and builds its envelope: [`prepare`], [`settle`], [`envelope`].
 pub fn accept_webhook(
     cfg: &EdgeConfig,
     provider_name: &str,
@@ -154,14 +190,9 @@ pub fn accept_webhook(
     body: &[u8],
     now_ms: u64,
 ) -> Result<(Verified, Envelope), Rejection> {
-    let p = target(cfg, Some(provider_name))?;
-    if body.len() > cfg.max_body {
-        return Err(too_large(cfg.max_body));
-    }
-    let verified = verify(p, headers, body, cfg, now_ms)?;
-    let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    let envelope = Envelope::new(&p.name, p.scheme, &verified, body, received_at)
-        .map_err(|e| Rejection::new(400, "invalid_body", e.to_string()))?;
+    let (p, pending) = prepare(cfg, Some(provider_name), headers, body, now_ms)?;
+    let verified = settle(p, pending)?;
+    let envelope = envelope(p, &verified, body, now_ms)?;
     Ok((verified, envelope))
 }
 
@@ -174,11 +205,8 @@ pub fn accept_probe(
     body: &[u8],
     now_ms: u64,
 ) -> Result<Verified, Rejection> {
-    let p = target(cfg, provider_name)?;
-    if body.len() > cfg.max_body {
-        return Err(too_large(cfg.max_body));
-    }
-    verify(p, headers, body, cfg, now_ms)
+    let (p, pending) = prepare(cfg, provider_name, headers, body, now_ms)?;
+    settle(p, pending)
 }
 
 /// 503 when SQS does not take the message (413 when it is too large for the queue).

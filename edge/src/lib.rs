@@ -25,4 +25,6 @@ pub mod route;
 pub mod sqs;
 
 #[cfg(target_arch = "wasm32")]
+mod webcrypto;
+#[cfg(target_arch = "wasm32")]
 mod worker_entry;

@@ -19,6 +19,7 @@ use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
 use crate::route::{path_of, route, Route};
 use crate::sqs::{self, SqsError};
+use crate::webcrypto;
 
 thread_local! {
     /// The parsed configuration, kept for the isolate's life: vars and secrets cannot
@@ -175,7 +176,7 @@ async fn handle(
     let content_length = request_headers.get("content-length").ok().flatten();
     handler::check_declared_length(content_length.as_deref(), cfg.max_body)?;
     // Only the headers the provider's scheme reads; an unknown provider is refused by
-    // accept_* once the body is read, as for any other bad request.
+    // handler::prepare once the body is read, as for any other bad request.
     let provider = match route {
         Route::Webhook(p) => Some(p),
         Route::Probe(p) => p,
@@ -186,14 +187,15 @@ async fn handle(
         .unwrap_or_default();
     let headers = header_list(&request_headers, names);
     let body = read_body(req, content_length.is_some(), cfg.max_body).await?;
+    log.provider = provider.map(str::to_owned);
+    let (target, pending) = handler::prepare(&cfg, provider, &headers, &body, now_ms)?;
+    let verified = webcrypto::settle(target, pending).await?;
+    log.key_id = Some(verified.key_id.clone());
+    log.key_slot = Some(verified.slot.as_str());
     match route {
-        Route::Webhook(provider) => {
-            log.provider = Some(provider.to_owned());
-            let (verified, envelope) =
-                handler::accept_webhook(&cfg, provider, &headers, &body, now_ms)?;
+        Route::Webhook(_) => {
+            let envelope = handler::envelope(target, &verified, &body, now_ms)?;
             log.scheme = Some(envelope.scheme.name());
-            log.key_id = Some(verified.key_id.clone());
-            log.key_slot = Some(verified.slot.as_str());
             log.event_id = Some(envelope.event_id.clone());
             let message_id = enqueue(&cfg, &envelope, now_ms).await.map_err(|e| {
                 log.reason = Some(e.to_string());
@@ -205,21 +207,14 @@ async fn handle(
                 &handler::accepted_body(&envelope.event_id, &message_id),
             )
         }
-        Route::Probe(provider) => {
-            log.provider = provider.map(str::to_owned);
-            let verified = handler::accept_probe(&cfg, provider, &headers, &body, now_ms)?;
-            log.key_id = Some(verified.key_id.clone());
-            log.key_slot = Some(verified.slot.as_str());
-            answer(
-                204,
-                None,
-                &[
-                    ("x-hookvault-key", &verified.key_id),
-                    ("x-hookvault-key-slot", verified.slot.as_str()),
-                ],
-            )
-        }
-        _ => Err(handler::not_found()),
+        _ => answer(
+            204,
+            None,
+            &[
+                ("x-hookvault-key", &verified.key_id),
+                ("x-hookvault-key-slot", verified.slot.as_str()),
+            ],
+        ),
     }
 }
 

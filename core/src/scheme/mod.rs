@@ -18,7 +18,7 @@ use base64::Engine as _;
 
 use crate::ct;
 use crate::headers::{self, Headers, Single};
-use crate::keyring::{KeyError, KeyRing, KeySlot};
+use crate::keyring::{Key, KeyError, KeyRing, KeySlot};
 
 mod hex_prefixed;
 mod standard;
@@ -244,6 +244,64 @@ pub(crate) struct Parsed<'a> {
     pub(crate) delivery_id: Option<&'a [u8]>,
 }
 
+/// A request whose signature header parsed and whose timestamp is within tolerance,
+/// waiting for the MAC that each key gives its signed message ([`Scheme::prepare`]).
+pub struct Pending<'a> {
+    parsed: Parsed<'a>,
+    body: &'a [u8],
+    now: i64,
+    expired: Option<(String, i64)>,
+}
+
+impl<'a> Pending<'a> {
+    /// What the sender signed, as pieces to MAC in order: the scheme's prefix (pieces may
+    /// be empty: `{id}.{ts}.` for Standard Webhooks, `{ts}.` for Stripe, nothing for
+    /// Skytells and GitHub), then the body.
+    pub fn message(&self) -> [&'a [u8]; 5] {
+        let [a, b, c, d] = self.parsed.prefix.parts;
+        [a, b, c, d, self.body]
+    }
+
+    /// Offers `mac`, the HMAC-SHA256 that `key` gives [`Pending::message`]. It is compared
+    /// in constant time with every candidate signature of the header. `Some` when one
+    /// matches and the key is active; a match on an expired key is remembered for
+    /// [`Pending::refusal`]. Offer the ring's keys in order, and stop at the first `Some`.
+    pub fn offer(&mut self, key: &Key, mac: &[u8; 32]) -> Option<Verified> {
+        let matched = self
+            .parsed
+            .candidates
+            .as_slice()
+            .iter()
+            .fold(false, |acc, sig| acc | ct::eq(mac, sig));
+        if !matched {
+            return None;
+        }
+        if key.is_active(self.now) {
+            return Some(Verified {
+                key_id: key.id().to_owned(),
+                slot: key.slot(),
+                delivery_id: self
+                    .parsed
+                    .delivery_id
+                    .map(|id| String::from_utf8_lossy(id).into_owned()),
+                timestamp: self.parsed.timestamp,
+            });
+        }
+        self.expired
+            .get_or_insert_with(|| (key.id().to_owned(), key.not_after().unwrap_or_default()));
+        None
+    }
+
+    /// Why the request is refused once every key was offered without a `Some`: the
+    /// expired key that matched, if any, else no match.
+    pub fn refusal(self) -> VerifyError {
+        match self.expired {
+            Some((key_id, not_after)) => VerifyError::KeyExpired { key_id, not_after },
+            None => VerifyError::NoMatch,
+        }
+    }
+}
+
 /// The bytes signed before the body: `{id}.{ts}.` or `{ts}.` or nothing.
 #[derive(Default)]
 pub(crate) struct Prefix<'a> {
@@ -340,7 +398,8 @@ impl Scheme {
         Ok(bytes)
     }
 
-    /// Verifies a request against every active key of `ring`.
+    /// Verifies a request against every active key of `ring`: [`Scheme::prepare`], then the
+    /// MAC of each key in ring order (this crate's HMAC-SHA256) offered to [`Pending::offer`].
     pub fn verify<H: Headers + ?Sized>(
         self,
         ring: &KeyRing,
@@ -348,6 +407,27 @@ impl Scheme {
         body: &[u8],
         opts: &VerifyOptions,
     ) -> Result<Verified, VerifyError> {
+        let mut pending = self.prepare(headers, body, opts)?;
+        let message = pending.message();
+        for key in ring.keys() {
+            if let Some(verified) = pending.offer(key, &key.mac(&message)) {
+                return Ok(verified);
+            }
+        }
+        Err(pending.refusal())
+    }
+
+    /// Everything verification does before the MACs: parses the signature header (and the
+    /// scheme's id and timestamp headers) and checks the timestamp's tolerance. The MACs
+    /// can then come from anywhere that computes HMAC-SHA256 over [`Pending::message`]: the
+    /// edge uses the runtime's WebCrypto, which is native code, where this crate's HMAC
+    /// would run as WASM.
+    pub fn prepare<'a, H: Headers + ?Sized>(
+        self,
+        headers: &'a H,
+        body: &'a [u8],
+        opts: &VerifyOptions,
+    ) -> Result<Pending<'a>, VerifyError> {
         let parsed = match self {
             Scheme::Skytells => hex_prefixed::parse(headers, hex_prefixed::SKYTELLS_HEADER)?,
             Scheme::GitHub => {
@@ -365,37 +445,11 @@ impl Scheme {
         if let Some(ts) = parsed.timestamp {
             check_timestamp(ts, opts)?;
         }
-        let [a, b, c, d] = parsed.prefix.parts;
-        let message = [a, b, c, d, body];
-        let mut expired = None;
-        for key in ring.keys() {
-            let mac = key.mac(&message);
-            let matched = parsed
-                .candidates
-                .as_slice()
-                .iter()
-                .fold(false, |acc, sig| acc | ct::eq(&mac, sig));
-            if !matched {
-                continue;
-            }
-            if key.is_active(opts.now) {
-                return Ok(Verified {
-                    key_id: key.id().to_owned(),
-                    slot: key.slot(),
-                    delivery_id: parsed
-                        .delivery_id
-                        .map(|id| String::from_utf8_lossy(id).into_owned()),
-                    timestamp: parsed.timestamp,
-                });
-            }
-            expired.get_or_insert((key.id(), key.not_after().unwrap_or_default()));
-        }
-        Err(match expired {
-            Some((key_id, not_after)) => VerifyError::KeyExpired {
-                key_id: key_id.to_owned(),
-                not_after,
-            },
-            None => VerifyError::NoMatch,
+        Ok(Pending {
+            parsed,
+            body,
+            now: opts.now,
+            expired: None,
         })
     }
 
@@ -407,7 +461,7 @@ impl Scheme {
         body: &[u8],
         params: &SignParams,
     ) -> Result<Vec<(&'static str, String)>, SignError> {
-        let key = crate::keyring::Key::new("sign", KeySlot::Current, key, None)?;
+        let key = Key::new("sign", KeySlot::Current, key, None)?;
         let need_ts = || {
             params.timestamp.ok_or(SignError::Missing {
                 scheme: self,

@@ -364,3 +364,100 @@ fn formatted_secrets_decode_to_the_random_bytes_or_sign_round_trip() {
             .unwrap();
     }
 }
+
+/// HMAC-SHA256 of `message` computed apart from `Key::mac`: what a platform HMAC (the
+/// edge's WebCrypto) hands to `Pending::offer`.
+fn platform_mac(material: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(material).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+#[test]
+fn prepared_requests_verify_with_macs_computed_elsewhere() {
+    let params = SignParams {
+        id: Some("msg_2".into()),
+        timestamp: Some(1_700_000_000),
+    };
+    let opts = VerifyOptions::at(1_700_000_000);
+    for scheme in ALL_SCHEMES {
+        let secret = match scheme {
+            Scheme::Standard => "whsec_c2VjcmV0LWtleS1mb3Itcm91bmQtdHJpcA==",
+            _ => "two-phase-secret",
+        };
+        let ring = ring(scheme, secret);
+        let body = br#"{"id":"p","status":"succeeded"}"#;
+        let headers = scheme
+            .sign(&scheme.decode_secret(secret).unwrap(), body, &params)
+            .unwrap();
+        let mut pending = scheme.prepare(&headers, body, &opts).unwrap();
+        // The message is exactly what the scheme signs: the prefix pieces, then the body.
+        let message = pending.message().concat();
+        assert!(message.ends_with(body), "{scheme}");
+        let key = &ring.keys()[0];
+        let mac = platform_mac(key.material(), &message);
+        assert_eq!(mac, key.mac(&pending.message()), "{scheme}");
+        let verified = pending.offer(key, &mac).expect("the right MAC verifies");
+        assert_eq!(
+            Ok(verified),
+            scheme.verify(&ring, &headers, body, &opts),
+            "{scheme}: both paths agree"
+        );
+        // A MAC of anything else is no match, however close.
+        let mut pending = scheme.prepare(&headers, body, &opts).unwrap();
+        let mut wrong = mac;
+        wrong[31] ^= 1;
+        assert_eq!(pending.offer(key, &wrong), None, "{scheme}");
+        assert_eq!(pending.refusal(), VerifyError::NoMatch, "{scheme}");
+    }
+}
+
+#[test]
+fn prepare_refuses_what_verify_refuses_before_any_mac() {
+    let opts = VerifyOptions::at(1_700_000_000);
+    let none: Vec<(String, String)> = Vec::new();
+    assert!(matches!(
+        Scheme::Skytells.prepare(&none, b"{}", &opts),
+        Err(VerifyError::MissingHeader(_))
+    ));
+    // A timestamp outside the tolerance is refused before any key is tried.
+    let headers = Scheme::Stripe
+        .sign(
+            b"k",
+            b"{}",
+            &SignParams {
+                id: None,
+                timestamp: Some(1_700_000_000 - 301),
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        Scheme::Stripe.prepare(&headers, b"{}", &opts),
+        Err(VerifyError::TimestampTooOld { .. })
+    ));
+}
+
+#[test]
+fn an_expired_match_is_the_refusal_once_no_active_key_matches() {
+    let now = 1_800_000_000;
+    let old = Key::new("k1", KeySlot::Previous, b"previous-secret", Some(now - 1)).unwrap();
+    let current = Key::new("k2", KeySlot::Current, b"current-secret", None).unwrap();
+    let headers = Scheme::Skytells
+        .sign(b"previous-secret", b"{}", &SignParams::default())
+        .unwrap();
+    let mut pending = Scheme::Skytells
+        .prepare(&headers, b"{}", &VerifyOptions::at(now))
+        .unwrap();
+    for key in [&current, &old] {
+        let mac = platform_mac(key.material(), b"{}");
+        assert_eq!(pending.offer(key, &mac), None, "{}", key.id());
+    }
+    assert_eq!(
+        pending.refusal(),
+        VerifyError::KeyExpired {
+            key_id: "k1".into(),
+            not_after: now - 1
+        }
+    );
+}
