@@ -75,6 +75,22 @@ impl Envelope {
         body: &[u8],
         received_at_ms: i64,
     ) -> Result<Self, EnvelopeError> {
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        Self::with_digest(provider, scheme, verified, body, received_at_ms, &digest)
+    }
+
+    /// [`Envelope::new`] with the body's SHA-256 computed by the caller (the edge uses the
+    /// runtime's WebCrypto, native where this crate's would run as WASM). It must be the
+    /// digest of `body`: [`Envelope::from_json`] checks it, so a wrong one makes the
+    /// message unreadable downstream, never a different payload.
+    pub fn with_digest(
+        provider: &str,
+        scheme: Scheme,
+        verified: &Verified,
+        body: &[u8],
+        received_at_ms: i64,
+        body_sha256: &[u8; 32],
+    ) -> Result<Self, EnvelopeError> {
         let text = std::str::from_utf8(body)
             .map_err(|_| EnvelopeError::BodyNotJson("not UTF-8".into()))?;
         let payload = RawValue::from_string(text.to_owned())
@@ -88,7 +104,7 @@ impl Envelope {
             received_at_ms,
             key_id: verified.key_id.clone(),
             key_slot: verified.slot,
-            payload_sha256: hex::encode(Sha256::digest(body)),
+            payload_sha256: hex::encode(body_sha256),
             payload,
         })
     }
@@ -196,6 +212,22 @@ mod tests {
         assert_eq!(back.payload.get().as_bytes(), body);
         assert_eq!(back.event().unwrap().prediction.id, "pred_1");
         assert_eq!(back.received_at_ms, 1_700_000_000_123);
+    }
+
+    #[test]
+    fn a_digest_from_elsewhere_is_kept_and_checked_downstream() {
+        let body = br#"{"id":"pred_2","status":"failed"}"#;
+        let v = verified(None);
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        let given = Envelope::with_digest("skytells", Scheme::Skytells, &v, body, 5, &digest);
+        let computed = Envelope::new("skytells", Scheme::Skytells, &v, body, 5);
+        assert_eq!(given.unwrap().to_json(), computed.unwrap().to_json());
+        // A wrong digest never passes for the payload: the reader refuses the message.
+        let wrong = Envelope::with_digest("skytells", Scheme::Skytells, &v, body, 5, &[0; 32]);
+        assert_eq!(
+            Envelope::from_json(&wrong.unwrap().to_json()).unwrap_err(),
+            EnvelopeError::Corrupt
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use hookvault_core::envelope::Envelope;
 use hookvault_core::{Pending, Verified, VerifyError, VerifyOptions};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::config::{EdgeConfig, Provider};
 use crate::sqs::SqsError;
@@ -170,15 +171,17 @@ pub fn settle(p: &Provider, mut pending: Pending<'_>) -> Result<Verified, Reject
     Err(refused(pending.refusal()))
 }
 
-/// The queue envelope of a verified webhook; 400 when the body is not the provider's JSON.
+/// The queue envelope of a verified webhook, given the body's SHA-256; 400 when the body
+/// is not the provider's JSON.
 pub fn envelope(
     p: &Provider,
     verified: &Verified,
     body: &[u8],
+    body_sha256: &[u8; 32],
     now_ms: u64,
 ) -> Result<Envelope, Rejection> {
     let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    Envelope::new(&p.name, p.scheme, verified, body, received_at)
+    Envelope::with_digest(&p.name, p.scheme, verified, body, received_at, body_sha256)
         .map_err(|e| Rejection::new(400, "invalid_body", e.to_string()))
 }
 
@@ -192,7 +195,7 @@ pub fn accept_webhook(
 ) -> Result<(Verified, Envelope), Rejection> {
     let (p, pending) = prepare(cfg, Some(provider_name), headers, body, now_ms)?;
     let verified = settle(p, pending)?;
-    let envelope = envelope(p, &verified, body, now_ms)?;
+    let envelope = envelope(p, &verified, body, &Sha256::digest(body).into(), now_ms)?;
     Ok((verified, envelope))
 }
 

@@ -1,18 +1,22 @@
 //! SQS `SendMessage` over the JSON protocol, signed with SigV4 (the `aws-sigv4` crate,
 //! which builds for wasm32 and takes the time as an argument).
 //!
-//! [`send_message`] builds the signed request; the Worker glue sends it; [`parse_response`]
-//! checks the answer, including `MD5OfMessageBody` as the AWS SDKs do.
+//! [`send_message`] builds the signed request ([`unsigned_send_message`], then
+//! [`sign_send_message`] with the body's SHA-256, which the Worker takes from WebCrypto);
+//! the Worker glue sends it; [`parse_response`] checks the answer, including
+//! `MD5OfMessageBody` as the AWS SDKs do.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+pub use aws_sigv4::http_request::SignableBody;
+use aws_sigv4::http_request::{sign, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use hookvault_core::envelope::Envelope;
 use md5::{Digest, Md5};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::Sha256;
 
 /// The queue and the send-only credentials.
 #[derive(Clone)]
@@ -49,6 +53,15 @@ impl SqsTarget {
     }
 }
 
+/// A `SendMessage` body, not signed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedRequest {
+    /// The JSON body.
+    pub body: String,
+    /// MD5 of the message body (hex), to check SQS's `MD5OfMessageBody` against.
+    pub message_md5: String,
+}
+
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRequest {
@@ -58,6 +71,8 @@ pub struct SignedRequest {
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: String,
+    /// MD5 of the message body (hex).
+    pub message_md5: String,
 }
 
 /// Why a message was not queued.
@@ -132,6 +147,18 @@ pub fn send_message(
     max_message: usize,
     now_ms: u64,
 ) -> Result<SignedRequest, SqsError> {
+    let unsigned = unsigned_send_message(target, envelope, max_message)?;
+    let body_sha256: [u8; 32] = Sha256::digest(unsigned.body.as_bytes()).into();
+    sign_send_message(target, unsigned, &body_sha256, now_ms)
+}
+
+/// The `SendMessage` body for `envelope`: the queue, the envelope as the message, the event
+/// id as an attribute (and as group and deduplication id on a FIFO queue).
+pub fn unsigned_send_message(
+    target: &SqsTarget,
+    envelope: &Envelope,
+    max_message: usize,
+) -> Result<UnsignedRequest, SqsError> {
     let message = envelope.to_json();
     if message.len() > max_message {
         return Err(SqsError::TooLarge {
@@ -151,6 +178,20 @@ pub fn send_message(
         message_deduplication_id: dedup.as_deref(),
     })
     .map_err(|e| SqsError::Sign(e.to_string()))?;
+    Ok(UnsignedRequest {
+        body,
+        message_md5: hex::encode(Md5::digest(message.as_bytes())),
+    })
+}
+
+/// Signs `unsigned` with SigV4 at `now_ms`; `body_sha256` is the SHA-256 of its body
+/// (SigV4's payload hash: if it is wrong, SQS refuses the signature).
+pub fn sign_send_message(
+    target: &SqsTarget,
+    unsigned: UnsignedRequest,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+) -> Result<SignedRequest, SqsError> {
     let base = [
         ("content-type", "application/x-amz-json-1.0"),
         ("x-amz-target", "AmazonSQS.SendMessage"),
@@ -160,13 +201,14 @@ pub fn send_message(
         "sqs",
         &target.endpoint,
         &base,
-        body.as_bytes(),
+        SignableBody::Precomputed(hex::encode(body_sha256)),
         now_ms,
     )?;
     Ok(SignedRequest {
         url: target.endpoint.clone(),
         headers,
-        body,
+        body: unsigned.body,
+        message_md5: unsigned.message_md5,
     })
 }
 
@@ -176,7 +218,7 @@ pub fn sign_v4(
     service: &str,
     url: &str,
     headers: &[(&str, &str)],
-    body: &[u8],
+    body: SignableBody<'_>,
     now_ms: u64,
 ) -> Result<Vec<(String, String)>, SqsError> {
     let identity = Credentials::new(
@@ -197,13 +239,8 @@ pub fn sign_v4(
         .build()
         .map_err(|e| SqsError::Sign(e.to_string()))?
         .into();
-    let request = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| SqsError::Sign(e.to_string()))?;
+    let request = SignableRequest::new("POST", url, headers.iter().copied(), body)
+        .map_err(|e| SqsError::Sign(e.to_string()))?;
     let (instructions, _signature) = sign(request, &params)
         .map_err(|e| SqsError::Sign(e.to_string()))?
         .into_parts();
@@ -236,13 +273,8 @@ pub fn parse_response(status: u16, body: &str, sent: &SignedRequest) -> Result<S
         .get("MessageId")
         .and_then(Value::as_str)
         .ok_or(SqsError::BadResponse)?;
-    let message: Value = serde_json::from_str(&sent.body).map_err(|_| SqsError::BadResponse)?;
-    let message = message
-        .get("MessageBody")
-        .and_then(Value::as_str)
-        .ok_or(SqsError::BadResponse)?;
     if let Some(md5) = json.get("MD5OfMessageBody").and_then(Value::as_str) {
-        if md5 != hex::encode(Md5::digest(message.as_bytes())) {
+        if md5 != sent.message_md5 {
             return Err(SqsError::Md5Mismatch);
         }
     }

@@ -105,3 +105,42 @@ pub async fn settle(p: &Provider, mut pending: Pending<'_>) -> Result<Verified, 
     }
     Err(refused(pending.refusal()))
 }
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = ["crypto", "subtle"], js_name = digest)]
+    fn digest(algorithm: &str, data: &Uint8Array) -> Result<Promise, JsValue>;
+}
+
+fn start_sha256(data: &[u8]) -> Result<JsFuture, JsValue> {
+    Ok(JsFuture::from(digest("SHA-256", &Uint8Array::from(data))?))
+}
+
+async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], JsValue> {
+    let hash = Uint8Array::new(&started?.await?);
+    let mut out = [0u8; 32];
+    if hash.length() as usize != out.len() {
+        return Err(JsValue::from_str("SHA-256 gave other than 32 bytes"));
+    }
+    hash.copy_to(&mut out);
+    Ok(out)
+}
+
+/// SHA-256 of `data` by WebCrypto (by the `sha2` crate if WebCrypto fails, logged). The
+/// digest starts at once, before the returned future is first polled, so it runs while
+/// the caller awaits something else (the edge: the signature check).
+pub fn sha256(data: &[u8]) -> impl std::future::Future<Output = [u8; 32]> + '_ {
+    let started = start_sha256(data);
+    async move {
+        match finish_sha256(started).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                console_log!(
+                    "{}",
+                    serde_json::json!({"msg": "webcrypto_failed", "op": "digest", "error": format!("{e:?}")})
+                );
+                <sha2::Sha256 as sha2::Digest>::digest(data).into()
+            }
+        }
+    }
+}

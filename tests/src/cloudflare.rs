@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::net::{TcpListener, TcpStream};
@@ -151,11 +150,7 @@ fn edge_port(edge: &Edge) -> Result<u16, StackError> {
 }
 
 fn answer(code: u16, v: serde_json::Value) -> Response<ServerBody> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(v.to_string())).boxed())
-        .unwrap_or_default()
+    crate::process::json_response(code, &v, &[])
 }
 
 fn failure(code: u16, message: &str) -> Response<ServerBody> {

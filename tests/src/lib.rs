@@ -25,6 +25,7 @@ pub mod provider;
 pub mod rotation;
 pub mod s3;
 pub mod sqs;
+pub mod sqs_sink;
 pub mod start_bench;
 pub mod workerd;
 

@@ -131,6 +131,23 @@ impl Drop for TempDir {
 /// A stand-in server's response body.
 pub type ServerBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
 
+/// A stand-in server's JSON answer with `headers` added.
+pub fn json_response(
+    code: u16,
+    value: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> hyper::Response<ServerBody> {
+    use http_body_util::BodyExt as _;
+    let mut b = hyper::Response::builder()
+        .status(code)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(http_body_util::Full::new(bytes::Bytes::from(value.to_string())).boxed())
+        .unwrap_or_default()
+}
+
 /// Serves HTTP/1 on `listener`, each request answered by `handler` with its own clone of
 /// `state`, until the returned task is aborted (the stand-in servers).
 pub fn serve_http<S, F, Fut>(

@@ -43,7 +43,7 @@ fn signs_the_published_post_vanilla_vector() {
         "service",
         "https://example.amazonaws.com/",
         &[],
-        b"",
+        SignableBody::Bytes(b""),
         1_440_938_160_000,
     )
     .unwrap();
@@ -156,4 +156,42 @@ fn checks_the_answer_and_its_md5() {
             kind: "com.amazonaws.sqs#QueueDoesNotExist".into()
         })
     );
+}
+
+#[test]
+fn a_precomputed_payload_hash_signs_exactly_like_the_body() {
+    let t = target("https://sqs.us-east-1.amazonaws.com/1/events");
+    let body = br#"{"QueueUrl":"q","MessageBody":"m"}"#;
+    let base = [("content-type", "application/x-amz-json-1.0")];
+    let from_body = sign_v4(
+        &t,
+        "sqs",
+        &t.endpoint,
+        &base,
+        SignableBody::Bytes(body),
+        1_440_938_160_000,
+    )
+    .unwrap();
+    let digest: [u8; 32] = Sha256::digest(body).into();
+    let precomputed = sign_v4(
+        &t,
+        "sqs",
+        &t.endpoint,
+        &base,
+        SignableBody::Precomputed(hex::encode(digest)),
+        1_440_938_160_000,
+    )
+    .unwrap();
+    assert_eq!(from_body, precomputed);
+    // And a wrong hash is a different signature (SQS would refuse it).
+    let wrong = sign_v4(
+        &t,
+        "sqs",
+        &t.endpoint,
+        &base,
+        SignableBody::Precomputed(hex::encode([0u8; 32])),
+        1_440_938_160_000,
+    )
+    .unwrap();
+    assert_ne!(from_body, wrong);
 }

@@ -335,12 +335,13 @@ async fn main() -> ExitCode {
             hookvault_localstack::edge_bench::run(
                 num("--seconds", 10) as u32,
                 num("--connections", 50) as u32,
+                num("--rounds", 3).max(1) as usize,
             )
             .await,
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }

@@ -15,8 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
@@ -92,11 +91,7 @@ impl Default for KeyState {
 }
 
 fn json(code: u16, v: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(v.to_string())).boxed())
-        .unwrap_or_default()
+    crate::process::json_response(code, &v, &[])
 }
 
 fn unauthorized() -> Response<Body> {

@@ -16,8 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::json;
@@ -60,14 +59,8 @@ impl PredictionState {
 }
 
 fn json_answer(code: u16, v: &serde_json::Value, headers: &[(&str, String)]) -> Response<Body> {
-    let mut b = Response::builder()
-        .status(code)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        b = b.header(*k, v.as_str());
-    }
-    b.body(Full::new(Bytes::from(v.to_string())).boxed())
-        .unwrap_or_default()
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::process::json_response(code, v, &headers)
 }
 
 /// The error `code` as the provider sends it: `(status, body)`.
