@@ -124,17 +124,15 @@ pub fn median(runs: &[Figures]) -> Option<&Figures> {
     sorted.get(sorted.len() / 2).copied()
 }
 
-/// Runs the benchmark: for each route, `rounds` rounds of Rust then JavaScript, one after
-/// the other (a busy moment hits both, not one), each figure the median round. Returns a
-/// Markdown table.
-pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String, StackError> {
-    let secret = "bench-webhook-secret";
-    let moto = Moto::start(None).await?;
-    let client = sqs::client(&moto.endpoint);
-    let queue = sqs::create_queue(&client, "bench").await?;
+/// The Rust edge and the JavaScript baseline, both sending to the SQS at `endpoint`.
+async fn both_workers(
+    endpoint: &str,
+    queue_url: &str,
+    secret: &str,
+) -> Result<(Edge, Edge), StackError> {
     let bindings = crate::workerd::local_bindings(
-        &moto.endpoint,
-        &queue,
+        endpoint,
+        queue_url,
         &[("WEBHOOK_SECRETS", secret.to_owned())],
     );
     let rust = Edge::start(&bindings, None).await?;
@@ -145,19 +143,23 @@ pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String
         None,
     )
     .await?;
+    Ok((rust, js))
+}
 
+/// Runs the benchmark: for each route, `rounds` rounds of Rust then JavaScript, one after
+/// the other (a busy moment hits both, not one), each figure the median round. Returns a
+/// Markdown table.
+pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String, StackError> {
+    let secret = "bench-webhook-secret";
+    let moto = Moto::start(None).await?;
+    let client = sqs::client(&moto.endpoint);
+    let queue = sqs::create_queue(&client, "bench").await?;
+    let (rust, js) = both_workers(&moto.endpoint, &queue, secret).await?;
     let sink = SqsSink::start().await?;
-    let sink_bindings = crate::workerd::local_bindings(
+    let (rust_sink, js_sink) = both_workers(
         sink.endpoint.trim_end_matches('/'),
         &sink.queue_url(),
-        &[("WEBHOOK_SECRETS", secret.to_owned())],
-    );
-    let rust_sink = Edge::start(&sink_bindings, None).await?;
-    let js_sink = Edge::start_modules(
-        &paths::root().join("edge/bench"),
-        &[("js-worker.mjs", "esModule")],
-        &sink_bindings,
-        None,
+        secret,
     )
     .await?;
 
