@@ -111,8 +111,14 @@ impl Envelope {
 
     /// The queue message body.
     pub fn to_json(&self) -> String {
-        // Serialising a struct of strings, numbers and a raw value cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized once: the payload plus the envelope's own fields.
+        let mut out = Vec::with_capacity(self.payload.get().len() + 512);
+        // Serialising a struct of strings, numbers and a raw value cannot fail, and
+        // serde_json writes UTF-8.
+        if serde_json::to_writer(&mut out, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Reads a queue message, checking the version and the payload's hash.

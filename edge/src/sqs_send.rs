@@ -38,7 +38,7 @@ pub async fn enqueue(
     now_ms: u64,
 ) -> Result<String, SqsError> {
     let unsigned = sqs::unsigned_send_message(&cfg.sqs, envelope, cfg.max_message)?;
-    let body_sha256 = webcrypto::sha256(unsigned.body.as_bytes()).await;
+    let body_sha256 = webcrypto::sha256(unsigned.body.as_bytes(), None).await;
     let signed = sqs::sign_send_message(&cfg.sqs, unsigned, &body_sha256, now_ms)?;
     let headers = web_sys::Headers::new().map_err(unreachable)?;
     for (k, v) in &signed.headers {

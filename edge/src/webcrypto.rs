@@ -74,13 +74,22 @@ async fn webcrypto_mac(
     Ok(mac)
 }
 
+/// The JS heap's copy of `data` when the caller has one (the body as the runtime read
+/// it), else a new one: WebCrypto never reads WASM memory, whatever it does meanwhile.
+fn in_js(data: &[u8], js: Option<&Uint8Array>) -> Uint8Array {
+    js.cloned().unwrap_or_else(|| Uint8Array::from(data))
+}
+
 /// Finishes [`crate::handler::prepare`]: offers each key's MAC, computed by WebCrypto, in
-/// ring order.
-pub async fn settle(p: &Provider, mut pending: Pending<'_>) -> Result<Verified, Rejection> {
+/// ring order. `body_js` is the body as the runtime read it, if the caller kept it.
+pub async fn settle(
+    p: &Provider,
+    mut pending: Pending<'_>,
+    body_js: Option<&Uint8Array>,
+) -> Result<Verified, Rejection> {
     let parts = pending.message();
-    // One copy of the signed bytes into the JS heap, whatever WASM memory does meanwhile.
     let message = match parts {
-        [[], [], [], [], body] => Uint8Array::from(body),
+        [[], [], [], [], body] => in_js(body, body_js),
         _ => Uint8Array::from(parts.concat().as_slice()),
     };
     for (index, key) in p.ring.keys().iter().enumerate() {
@@ -112,8 +121,8 @@ extern "C" {
     fn digest(algorithm: &str, data: &Uint8Array) -> Result<Promise, JsValue>;
 }
 
-fn start_sha256(data: &[u8]) -> Result<JsFuture, JsValue> {
-    Ok(JsFuture::from(digest("SHA-256", &Uint8Array::from(data))?))
+fn start_sha256(data: &[u8], js: Option<&Uint8Array>) -> Result<JsFuture, JsValue> {
+    Ok(JsFuture::from(digest("SHA-256", &in_js(data, js))?))
 }
 
 async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], JsValue> {
@@ -126,11 +135,15 @@ async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], J
     Ok(out)
 }
 
-/// SHA-256 of `data` by WebCrypto (by the `sha2` crate if WebCrypto fails, logged). The
-/// digest starts at once, before the returned future is first polled, so it runs while
-/// the caller awaits something else (the edge: the signature check).
-pub fn sha256(data: &[u8]) -> impl std::future::Future<Output = [u8; 32]> + '_ {
-    let started = start_sha256(data);
+/// SHA-256 of `data` (`js`: the same bytes in the JS heap, if the caller has them) by
+/// WebCrypto, or by the `sha2` crate if WebCrypto fails (logged). The digest starts at
+/// once, before the returned future is first polled, so it runs while the caller awaits
+/// something else (the edge: the signature check).
+pub fn sha256<'a>(
+    data: &'a [u8],
+    js: Option<&Uint8Array>,
+) -> impl std::future::Future<Output = [u8; 32]> + 'a {
+    let started = start_sha256(data, js);
     async move {
         match finish_sha256(started).await {
             Ok(hash) => hash,

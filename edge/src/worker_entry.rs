@@ -76,13 +76,14 @@ fn refusal(r: &Rejection) -> std::result::Result<web_sys::Response, Rejection> {
 }
 
 /// Reads the body, refusing it as soon as it passes `max` bytes. With a declared length
-/// (already checked against the cap) the body is taken in one piece, one copy into WASM
-/// memory; without one it is streamed and cut off at the cap.
+/// (already checked against the cap) the body is taken in one piece, copied once into
+/// WASM memory and also kept as the runtime read it (WebCrypto hashes that one); without
+/// one it is streamed and cut off at the cap.
 async fn read_body(
     req: &web_sys::Request,
     declared: bool,
     max: usize,
-) -> std::result::Result<Vec<u8>, Rejection> {
+) -> std::result::Result<(Vec<u8>, Option<Uint8Array>), Rejection> {
     let unreadable =
         |_| Rejection::new(400, "unreadable_body", "the request body could not be read");
     if declared {
@@ -92,12 +93,12 @@ async fn read_body(
         if bytes.length() as usize > max {
             return Err(handler::too_large(max));
         }
-        return Ok(bytes.to_vec());
+        return Ok((bytes.to_vec(), Some(bytes)));
     }
     let mut out = Vec::new();
     // `Clone::clone` copies the JS reference; `req.clone()` would be the Web API's clone.
     let Ok(mut stream) = Request::from(Clone::clone(req)).stream() else {
-        return Ok(out); // no body
+        return Ok((out, None)); // no body
     };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable(JsValue::NULL))?;
@@ -106,7 +107,7 @@ async fn read_body(
         }
         out.extend_from_slice(&chunk);
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// The headers `names` lists (the scheme's), each value as the runtime gives it. One
@@ -149,13 +150,14 @@ async fn handle(
         .map(|p| p.scheme.header_names())
         .unwrap_or_default();
     let headers = header_list(&request_headers, names);
-    let body = read_body(req, content_length.is_some(), cfg.max_body).await?;
+    let (body, body_js) = read_body(req, content_length.is_some(), cfg.max_body).await?;
     log.provider = provider.map(str::to_owned);
     let (target, pending) = handler::prepare(&cfg, provider, &headers, &body, now_ms)?;
     // A webhook's envelope carries the body's SHA-256: WebCrypto computes it while the
     // signature is checked (a refused webhook just drops it).
-    let body_sha256 = matches!(route, Route::Webhook(_)).then(|| webcrypto::sha256(&body));
-    let verified = webcrypto::settle(target, pending).await?;
+    let body_sha256 =
+        matches!(route, Route::Webhook(_)).then(|| webcrypto::sha256(&body, body_js.as_ref()));
+    let verified = webcrypto::settle(target, pending, body_js.as_ref()).await?;
     log.key_id = Some(verified.key_id.clone());
     log.key_slot = Some(verified.slot.as_str());
     let Some(body_sha256) = body_sha256 else {

@@ -26,6 +26,16 @@ pub async fn create_queue(sqs: &Client, name: &str) -> Result<String, StackError
     out.queue_url.ok_or_else(|| err("no queue URL"))
 }
 
+/// Empties the queue at `queue_url` (moto's `SendMessage` slows down as a queue fills).
+pub async fn purge(sqs: &Client, queue_url: &str) -> Result<(), StackError> {
+    sqs.purge_queue()
+        .queue_url(queue_url)
+        .send()
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 /// Receives every message now on the queue, deleting each, until a receive comes back
 /// empty twice.
 pub async fn drain(sqs: &Client, queue_url: &str) -> Result<Vec<Message>, StackError> {
