@@ -25,6 +25,8 @@ pub mod route;
 pub mod sqs;
 
 #[cfg(target_arch = "wasm32")]
+mod one_call;
+#[cfg(target_arch = "wasm32")]
 mod sqs_send;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;

@@ -15,7 +15,7 @@ use crate::config::EdgeConfig;
 use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
 use crate::route::{path_of, route, Route};
-use crate::{sqs_send, webcrypto};
+use crate::{one_call, sqs_send, webcrypto};
 
 thread_local! {
     /// The parsed configuration, kept for the isolate's life: vars and secrets cannot
@@ -41,22 +41,13 @@ fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, String> {
     Ok(cfg)
 }
 
-/// A response built with one `new Response(body, {status, headers})`: the runtime's own
-/// objects, no intermediate Rust wrapper.
+/// A response, built in one call to the runtime.
 fn answer(
     status: u16,
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> std::result::Result<web_sys::Response, Rejection> {
-    let js = |e: JsValue| Rejection::new(500, "internal_error", format!("{e:?}"));
-    let h = web_sys::Headers::new().map_err(js)?;
-    for (name, value) in headers {
-        h.set(name, value).map_err(js)?;
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&h);
-    web_sys::Response::new_with_opt_str_and_init(body, &init).map_err(js)
+    one_call::response(status, body, headers).map_err(|e| Rejection::new(500, "internal_error", e))
 }
 
 fn json(status: u16, body: &str) -> std::result::Result<web_sys::Response, Rejection> {
