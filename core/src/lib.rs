@@ -6,7 +6,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`scheme`] | the four signature schemes (Skytells, GitHub, Standard Webhooks, Stripe): sign and verify |
+//! | [`scheme`] | the four signature schemes (Skytells, GitHub, Standard Webhooks, Stripe): sign and verify, in one step or in two (`prepare`, then `Pending::offer` of MACs computed elsewhere, e.g. by WebCrypto) |
 //! | [`keyring`] | several active secrets at once (current, pending, previous with a not-after time) |
 //! | [`headers`] | case-insensitive header lookup over any list of name/value pairs |
 //! | [`event`] | the provider's webhook payload (the Prediction object), tolerant of unknown fields |

@@ -186,10 +186,11 @@ fn start() {
 
 /// wasm-bindgen's executor wakes a future with `queueMicrotask` when the global has it,
 /// else with `Promise.then`, and it decides once, when it first schedules a task. In
-/// workerd a `queueMicrotask` call costs about 2 µs and a `then` about 0.15 µs (measured,
-/// docs/benchmarks.md), and a webhook wakes the executor six times. So the first task is
-/// scheduled here, at instantiation, with `queueMicrotask` hidden for that one call; the
-/// global is put back at once. If the global cannot be changed, nothing changes.
+/// workerd a `queueMicrotask` call costs about 2–2.5 µs and a `then` a fraction of a µs
+/// (measured, docs/benchmarks.md), and a webhook wakes the executor several times. So the
+/// first task is scheduled here, at instantiation, with `queueMicrotask` hidden for that
+/// one call; the global is put back at once. If the global cannot be changed, nothing
+/// changes.
 fn executor_on_promise_jobs() {
     let global = worker::js_sys::global();
     let name = JsValue::from_str("queueMicrotask");

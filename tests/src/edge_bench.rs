@@ -252,8 +252,9 @@ pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String
         "\nThe sink accepted {} messages (wrk counts only the answers that arrived before it stopped).",
         sink.accepted()
     );
-    // Where the floor comes from: the cheapest JavaScript Worker, and the same one behind
-    // the class-and-Proxy pattern of worker-build's shim.
+    // Where the floor comes from: the cheapest JavaScript Worker; the same one behind the
+    // class-and-Proxy pattern of worker-build's shim (which edge/entry.mjs avoids); and
+    // the two ways wasm-bindgen's executor can schedule a wake.
     let _ = writeln!(
         table,
         "\n| floor probe (GET, no work) | req/s | p50 | p99 |\n|---|---|---|---|"
@@ -261,6 +262,11 @@ pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String
     for (name, file) in [
         ("plain JS module", "floor-plain.mjs"),
         ("JS behind worker-build's shim pattern", "floor-shim.mjs"),
+        (
+            "plain, + 20 queueMicrotask per request",
+            "floor-microtask.mjs",
+        ),
+        ("plain, + 20 Promise.then per request", "floor-then.mjs"),
     ] {
         let w = Edge::start_modules(
             &paths::root().join("edge/bench"),
