@@ -10,7 +10,8 @@
 // Nothing else changes: index.js still loads and instantiates the WASM, and its glue still
 // recovers from a Rust panic by itself (worker-build builds it with wasm-bindgen's
 // reset-state function and abort handler: after an abort, the next call into the WASM
-// starts a fresh instance), so the Proxy's checks are not needed for that.
+// starts a fresh instance), so the Proxy's checks are not needed for that. tests/it checks
+// it with a test build that panics on one route.
 import Edge from "./index.js";
 
 const handle = Edge.prototype.fetch;

@@ -25,6 +25,7 @@ hv_log "hookvault-core for wasm32-unknown-unknown"
 cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
+scripts/build-edge.sh --panic-route
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
 cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
 

@@ -116,6 +116,10 @@ async fn handle(
     now_ms: u64,
     log: &mut RequestLog,
 ) -> std::result::Result<web_sys::Response, Rejection> {
+    #[cfg(feature = "panic-route")]
+    if log.path == "/_hookvault/panic" {
+        panic!("the test build's panic route");
+    }
     let route = route(&log.method, &log.path);
     match route {
         Route::NotFound => return Err(handler::not_found()),

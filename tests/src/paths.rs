@@ -42,7 +42,15 @@ pub fn workerd() -> Result<PathBuf, StackError> {
 
 /// The built edge (`edge/build/`, with `entry.mjs`, `index.js` and `index_bg.wasm`).
 pub fn edge_build() -> Result<PathBuf, StackError> {
-    let dir = root().join("edge/build");
+    built_edge(root().join("edge/build"))
+}
+
+/// The edge's test build with a route that panics (`scripts/build-edge.sh --panic-route`).
+pub fn edge_panic_build() -> Result<PathBuf, StackError> {
+    built_edge(root().join("target/edge-panic-route"))
+}
+
+fn built_edge(dir: PathBuf) -> Result<PathBuf, StackError> {
     existing("the edge build (index_bg.wasm)", dir.join("index_bg.wasm"))?;
     existing("the edge build (index.js)", dir.join("index.js"))?;
     existing("the edge build (entry.mjs)", dir.join("entry.mjs"))?;
