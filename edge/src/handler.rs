@@ -160,15 +160,9 @@ pub fn refused(e: VerifyError) -> Rejection {
     Rejection::new(e.status(), e.code(), e.to_string())
 }
 
-/// Finishes [`prepare`] with hookvault-core's HMAC-SHA256.
-pub fn settle(p: &Provider, mut pending: Pending<'_>) -> Result<Verified, Rejection> {
-    let message = pending.message();
-    for key in p.ring.keys() {
-        if let Some(verified) = pending.offer(key, &key.mac(&message)) {
-            return Ok(verified);
-        }
-    }
-    Err(refused(pending.refusal()))
+/// Finishes [`prepare`] with hookvault-core's HMAC-SHA256 ([`Pending::finish`]).
+pub fn settle(p: &Provider, pending: Pending<'_>) -> Result<Verified, Rejection> {
+    pending.finish(&p.ring).map_err(refused)
 }
 
 /// The queue envelope of a verified webhook, given the body's SHA-256; 400 when the body

@@ -65,13 +65,18 @@ async fn webcrypto_mac(
     message: &Uint8Array,
 ) -> Result<[u8; 32], JsValue> {
     let crypto_key = crypto_key(provider, index, key).await?;
-    let signature = Uint8Array::new(&JsFuture::from(sign("HMAC", &crypto_key, message)?).await?);
-    let mut mac = [0u8; 32];
-    if signature.length() as usize != mac.len() {
-        return Err(JsValue::from_str("HMAC-SHA256 gave other than 32 bytes"));
+    bytes_32(JsFuture::from(sign("HMAC", &crypto_key, message)?).await?)
+}
+
+/// The 32 bytes of a SHA-256 or HMAC-SHA256 result (an `ArrayBuffer`).
+fn bytes_32(buffer: JsValue) -> Result<[u8; 32], JsValue> {
+    let bytes = Uint8Array::new(&buffer);
+    let mut out = [0u8; 32];
+    if bytes.length() as usize != out.len() {
+        return Err(JsValue::from_str("WebCrypto gave other than 32 bytes"));
     }
-    signature.copy_to(&mut mac);
-    Ok(mac)
+    bytes.copy_to(&mut out);
+    Ok(out)
 }
 
 /// The JS heap's copy of `data` when the caller has one (the body as the runtime read
@@ -126,13 +131,7 @@ fn start_sha256(data: &[u8], js: Option<&Uint8Array>) -> Result<JsFuture, JsValu
 }
 
 async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], JsValue> {
-    let hash = Uint8Array::new(&started?.await?);
-    let mut out = [0u8; 32];
-    if hash.length() as usize != out.len() {
-        return Err(JsValue::from_str("SHA-256 gave other than 32 bytes"));
-    }
-    hash.copy_to(&mut out);
-    Ok(out)
+    bytes_32(started?.await?)
 }
 
 /// SHA-256 of `data` (`js`: the same bytes in the JS heap, if the caller has them) by

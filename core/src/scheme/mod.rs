@@ -292,6 +292,18 @@ impl<'a> Pending<'a> {
         None
     }
 
+    /// Offers the MAC of each key of `ring` in order, computed with this crate's
+    /// HMAC-SHA256: the first active match, else [`Pending::refusal`].
+    pub fn finish(mut self, ring: &KeyRing) -> Result<Verified, VerifyError> {
+        let message = self.message();
+        for key in ring.keys() {
+            if let Some(verified) = self.offer(key, &key.mac(&message)) {
+                return Ok(verified);
+            }
+        }
+        Err(self.refusal())
+    }
+
     /// Why the request is refused once every key was offered without a `Some`: the
     /// expired key that matched, if any, else no match.
     pub fn refusal(self) -> VerifyError {
@@ -398,8 +410,8 @@ impl Scheme {
         Ok(bytes)
     }
 
-    /// Verifies a request against every active key of `ring`: [`Scheme::prepare`], then the
-    /// MAC of each key in ring order (this crate's HMAC-SHA256) offered to [`Pending::offer`].
+    /// Verifies a request against every active key of `ring`: [`Scheme::prepare`], then
+    /// [`Pending::finish`].
     pub fn verify<H: Headers + ?Sized>(
         self,
         ring: &KeyRing,
@@ -407,14 +419,7 @@ impl Scheme {
         body: &[u8],
         opts: &VerifyOptions,
     ) -> Result<Verified, VerifyError> {
-        let mut pending = self.prepare(headers, body, opts)?;
-        let message = pending.message();
-        for key in ring.keys() {
-            if let Some(verified) = pending.offer(key, &key.mac(&message)) {
-                return Ok(verified);
-            }
-        }
-        Err(pending.refusal())
+        self.prepare(headers, body, opts)?.finish(ring)
     }
 
     /// Everything verification does before the MACs: parses the signature header (and the

@@ -9,11 +9,9 @@ use hookvault_core::scheme::ALL_SCHEMES;
 use hookvault_core::Scheme;
 use serde_json::{json, Value};
 
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::workerd::{Edge, RUST_EDGE_MODULES};
-use hookvault_localstack::{paths, sqs};
+use hookvault_localstack::paths;
 
-use crate::utils::{bindings, now, prediction, secret, sign, Stack};
+use crate::utils::{now, prediction, secret, sign, Stack};
 
 fn all_schemes_config() -> Vec<(&'static str, String)> {
     let providers: serde_json::Map<String, Value> = ALL_SCHEMES
@@ -517,50 +515,32 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
 /// worker-build. Runs the test build with the panic route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_panic_the_next_request_is_served_by_a_fresh_instance() {
-    let moto = Moto::start(None).await.unwrap();
-    let sqs_client = sqs::client(&moto.endpoint);
-    let queue_url = sqs::create_queue(&sqs_client, "after-panic").await.unwrap();
-    let edge = Edge::start_modules(
+    let secrets = ("WEBHOOK_SECRETS", "panic-test-secret".to_owned());
+    let stack = Stack::start_build(
         &paths::edge_panic_build().unwrap(),
-        RUST_EDGE_MODULES,
-        &bindings(
-            &moto.endpoint,
-            &queue_url,
-            &[("WEBHOOK_SECRETS", "panic-test-secret".to_owned())],
-        ),
-        None,
+        "after-panic",
+        &[secrets],
     )
-    .await
-    .unwrap();
-    let http = reqwest::Client::new();
+    .await;
     for round in 0..2 {
-        let panicked = http
-            .post(format!("{}/_hookvault/panic", edge.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(panicked.status().as_u16(), 500, "round {round}");
-        let health = http
-            .get(format!("{}/healthz", edge.url))
+        let (status, _, _) = stack.post("/_hookvault/panic", &[], Vec::new()).await;
+        assert_eq!(status, 500, "round {round}");
+        let health = stack
+            .http
+            .get(format!("{}/healthz", stack.edge.url))
             .send()
             .await
             .unwrap();
         assert_eq!(health.status().as_u16(), 200, "round {round}");
         // The whole path works again: verify (WebCrypto), envelope, SigV4, SQS.
         let body = prediction(&format!("pred_after_panic_{round}"));
-        let mut req = http
-            .post(format!("{}/webhooks/skytells", edge.url))
-            .body(body.clone());
-        for (k, v) in sign(Scheme::Skytells, "panic-test-secret", &body, now()) {
-            req = req.header(k, v);
-        }
-        let queued = req.send().await.unwrap();
-        assert_eq!(queued.status().as_u16(), 202, "round {round}");
+        let headers = sign(Scheme::Skytells, "panic-test-secret", &body, now());
+        let (status, _, text) = stack.post("/webhooks/skytells", &headers, body).await;
+        assert_eq!(status, 202, "round {round}: {text}");
     }
-    let messages = sqs::drain(&sqs_client, &queue_url).await.unwrap();
-    assert_eq!(messages.len(), 2);
+    assert_eq!(stack.drain().await.len(), 2);
     assert!(
-        edge.logs().contains("the test build's panic route"),
+        stack.edge.logs().contains("the test build's panic route"),
         "the panic is logged"
     );
 }

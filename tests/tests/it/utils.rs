@@ -3,9 +3,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookvault_core::Scheme;
+use std::path::Path;
+
 use hookvault_localstack::moto::Moto;
-use hookvault_localstack::sqs;
-use hookvault_localstack::workerd::Edge;
+use hookvault_localstack::workerd::{Edge, RUST_EDGE_MODULES};
+use hookvault_localstack::{paths, sqs};
 
 pub struct Stack {
     pub moto: Moto,
@@ -42,12 +44,23 @@ pub fn bindings(
 impl Stack {
     /// moto, a queue named `queue`, and the edge configured with `extra`.
     pub async fn start(queue: &str, extra: &[(&str, String)]) -> Stack {
+        Self::start_build(&paths::edge_build().unwrap(), queue, extra).await
+    }
+
+    /// [`Stack::start`] with the edge built into `build` (e.g. the test build with a
+    /// route that panics).
+    pub async fn start_build(build: &Path, queue: &str, extra: &[(&str, String)]) -> Stack {
         let moto = Moto::start(None).await.unwrap();
         let sqs = sqs::client(&moto.endpoint);
         let queue_url = sqs::create_queue(&sqs, queue).await.unwrap();
-        let edge = Edge::start(&bindings(&moto.endpoint, &queue_url, extra), None)
-            .await
-            .unwrap();
+        let edge = Edge::start_modules(
+            build,
+            RUST_EDGE_MODULES,
+            &bindings(&moto.endpoint, &queue_url, extra),
+            None,
+        )
+        .await
+        .unwrap();
         Stack {
             moto,
             sqs,
