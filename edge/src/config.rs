@@ -21,6 +21,7 @@ use hookvault_core::keyring::KeySpec;
 use hookvault_core::{KeyRing, Scheme};
 use serde::Deserialize;
 
+use crate::sigv4::PostSigner;
 use crate::sqs::SqsTarget;
 
 /// One provider the edge accepts webhooks from.
@@ -41,6 +42,8 @@ pub struct EdgeConfig {
     pub providers: Vec<Provider>,
     /// Where and how to send.
     pub sqs: SqsTarget,
+    /// `sqs.signer()`, made once: it keeps the day's signing key between requests.
+    pub sqs_signer: Option<PostSigner>,
     /// Body cap, bytes.
     pub max_body: usize,
     /// Largest envelope SQS takes, bytes.
@@ -158,6 +161,7 @@ impl EdgeConfig {
         let size = |name, v: u64| usize::try_from(v).map_err(|_| invalid(name, "too large".into()));
         Ok(EdgeConfig {
             providers: out,
+            sqs_signer: sqs.signer(),
             sqs,
             max_body: size("MAX_BODY_BYTES", num("MAX_BODY_BYTES", 200_000)?)?,
             max_message: size(
@@ -211,6 +215,11 @@ mod tests {
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.provider("skytells").unwrap().scheme, Scheme::Skytells);
         assert_eq!(c.sqs.endpoint, "https://sqs.eu-west-1.amazonaws.com/");
+        // The regional endpoint is signed with the day's key kept (crate::sigv4).
+        assert_eq!(
+            c.sqs_signer.as_ref().map(PostSigner::url),
+            Some("https://sqs.eu-west-1.amazonaws.com/")
+        );
         assert_eq!(
             (c.max_body, c.tolerance, c.sqs_timeout_ms),
             (200_000, 300, 5_000)

@@ -22,6 +22,7 @@ pub mod config;
 pub mod handler;
 pub mod log;
 pub mod route;
+pub mod sigv4;
 pub mod sqs;
 
 #[cfg(target_arch = "wasm32")]

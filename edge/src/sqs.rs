@@ -2,7 +2,8 @@
 //! which builds for wasm32 and takes the time as an argument).
 //!
 //! [`send_message`] builds the signed request ([`unsigned_send_message`], then
-//! [`sign_send_message`] with the body's SHA-256, which the Worker takes from WebCrypto);
+//! [`sign_send_message`] with the body's SHA-256, which the Worker takes from WebCrypto,
+//! and the target's [`PostSigner`] when the endpoint has a shape it takes);
 //! the Worker glue sends it; [`parse_response`] checks the answer, including
 //! `MD5OfMessageBody` as the AWS SDKs do.
 
@@ -17,6 +18,14 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
+
+use crate::sigv4::PostSigner;
+
+/// The headers a `SendMessage` is sent with, besides SigV4's own.
+pub const SEND_MESSAGE_HEADERS: [(&str, &str); 2] = [
+    ("content-type", "application/x-amz-json-1.0"),
+    ("x-amz-target", "AmazonSQS.SendMessage"),
+];
 
 /// The queue and the send-only credentials.
 #[derive(Clone)]
@@ -50,6 +59,22 @@ impl SqsTarget {
     /// True for a FIFO queue.
     pub fn is_fifo(&self) -> bool {
         self.queue_url.ends_with(".fifo")
+    }
+
+    /// The signer that keeps the day's signing key, if the endpoint has a shape it
+    /// signs (`None`: [`sign_v4`] signs each request in full).
+    pub fn signer(&self) -> Option<PostSigner> {
+        PostSigner::new(
+            &self.endpoint,
+            &self.region,
+            "sqs",
+            (
+                &self.access_key_id,
+                &self.secret_access_key,
+                self.session_token.as_deref(),
+            ),
+            &SEND_MESSAGE_HEADERS,
+        )
     }
 }
 
@@ -149,7 +174,13 @@ pub fn send_message(
 ) -> Result<SignedRequest, SqsError> {
     let unsigned = unsigned_send_message(target, envelope, max_message)?;
     let body_sha256: [u8; 32] = Sha256::digest(unsigned.body.as_bytes()).into();
-    sign_send_message(target, unsigned, &body_sha256, now_ms)
+    sign_send_message(
+        target,
+        target.signer().as_ref(),
+        unsigned,
+        &body_sha256,
+        now_ms,
+    )
 }
 
 /// The `SendMessage` body for `envelope`: the queue, the envelope as the message, the event
@@ -190,26 +221,28 @@ pub fn unsigned_send_message(
     })
 }
 
-/// Signs `unsigned` with SigV4 at `now_ms`; `body_sha256` is the SHA-256 of its body
-/// (SigV4's payload hash: if it is wrong, SQS refuses the signature).
+/// Signs `unsigned` with SigV4 at `now_ms`, with `signer` if there is one (it must be
+/// `target.signer()`), else with `aws-sigv4` in full; `body_sha256` is the SHA-256 of its
+/// body (SigV4's payload hash: if it is wrong, SQS refuses the signature).
 pub fn sign_send_message(
     target: &SqsTarget,
+    signer: Option<&PostSigner>,
     unsigned: UnsignedRequest,
     body_sha256: &[u8; 32],
     now_ms: u64,
 ) -> Result<SignedRequest, SqsError> {
-    let base = [
-        ("content-type", "application/x-amz-json-1.0"),
-        ("x-amz-target", "AmazonSQS.SendMessage"),
-    ];
-    let headers = sign_v4(
-        target,
-        "sqs",
-        &target.endpoint,
-        &base,
-        SignableBody::Precomputed(hex::encode(body_sha256)),
-        now_ms,
-    )?;
+    let payload_hash = hex::encode(body_sha256);
+    let headers = match signer {
+        Some(signer) => signer.sign(&payload_hash, now_ms),
+        None => sign_v4(
+            target,
+            "sqs",
+            &target.endpoint,
+            &SEND_MESSAGE_HEADERS,
+            SignableBody::Precomputed(payload_hash),
+            now_ms,
+        )?,
+    };
     Ok(SignedRequest {
         url: target.endpoint.clone(),
         headers,

@@ -17,7 +17,13 @@ pub async fn enqueue(
 ) -> Result<String, SqsError> {
     let unsigned = sqs::unsigned_send_message(&cfg.sqs, envelope, cfg.max_message)?;
     let body_sha256 = webcrypto::sha256(unsigned.body.as_bytes(), None).await;
-    let signed = sqs::sign_send_message(&cfg.sqs, unsigned, &body_sha256, now_ms)?;
+    let signed = sqs::sign_send_message(
+        &cfg.sqs,
+        cfg.sqs_signer.as_ref(),
+        unsigned,
+        &body_sha256,
+        now_ms,
+    )?;
     let (status, text) = one_call::post_text(
         &signed.url,
         &signed.body,

@@ -146,10 +146,27 @@ async fn both_workers(
     Ok((rust, js))
 }
 
-/// Runs the benchmark: for each route, `rounds` rounds of Rust then JavaScript, one after
-/// the other (a busy moment hits both, not one), each figure the median round. Returns a
-/// Markdown table.
-pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String, StackError> {
+/// The benchmark's routes, by the names `--routes` takes.
+/// `floor` is the floor probes: small JavaScript Workers that show where the runtime's
+/// per-request floor comes from.
+pub const ROUTES: [&str; 5] = ["healthz", "probe", "moto", "sink", "floor"];
+
+/// Runs the benchmark: for each route named in `routes` (all of [`ROUTES`] when empty),
+/// `rounds` rounds of Rust then JavaScript, one after the other (a busy moment hits both,
+/// not one), each figure the median round. Returns a Markdown table.
+pub async fn run(
+    seconds: u32,
+    connections: u32,
+    rounds: usize,
+    routes: &[String],
+) -> Result<String, StackError> {
+    if let Some(unknown) = routes.iter().find(|r| !ROUTES.contains(&r.as_str())) {
+        return Err(StackError::Start(format!(
+            "unknown route {unknown:?}: --routes takes {}",
+            ROUTES.join(",")
+        )));
+    }
+    let wanted = |name: &str| routes.is_empty() || routes.iter().any(|r| r == name);
     let secret = "bench-webhook-secret";
     let moto = Moto::start(None).await?;
     let client = sqs::client(&moto.endpoint);
@@ -184,32 +201,39 @@ pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String
         crate::workerd::COMPATIBILITY_DATE
     );
     let post = Some(script.as_path());
-    for (route, path, script, (rust, js)) in [
+    for (name, route, path, script, (rust, js)) in [
         (
+            "healthz",
             "GET /healthz (runtime floor)",
             "/healthz",
             None,
             (&rust, &js),
         ),
         (
+            "probe",
             "probe (verify only)",
             "/_hookvault/probe",
             post,
             (&rust, &js),
         ),
         (
+            "moto",
             "webhook (verify + SQS: moto)",
             "/webhooks/skytells",
             post,
             (&rust, &js),
         ),
         (
+            "sink",
             "webhook (verify + SQS: instant sink)",
             "/webhooks/skytells",
             post,
             (&rust_sink, &js_sink),
         ),
     ] {
+        if !wanted(name) {
+            continue;
+        }
         let (mut rs, mut js_runs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             for (worker, runs) in [(rust, &mut rs), (js, &mut js_runs)] {
@@ -247,11 +271,16 @@ pub async fn run(seconds: u32, connections: u32, rounds: usize) -> Result<String
             );
         }
     }
-    let _ = writeln!(
-        table,
-        "\nThe sink accepted {} messages (wrk counts only the answers that arrived before it stopped).",
-        sink.accepted()
-    );
+    if wanted("sink") {
+        let _ = writeln!(
+            table,
+            "\nThe sink accepted {} messages (wrk counts only the answers that arrived before it stopped).",
+            sink.accepted()
+        );
+    }
+    if !wanted("floor") {
+        return Ok(table);
+    }
     // Where the floor comes from: the cheapest JavaScript Worker; the same one behind the
     // class-and-Proxy pattern of worker-build's shim (which edge/entry.mjs avoids); and
     // the two ways wasm-bindgen's executor can schedule a wake.

@@ -195,3 +195,35 @@ fn a_precomputed_payload_hash_signs_exactly_like_the_body() {
     .unwrap();
     assert_ne!(from_body, wrong);
 }
+
+#[test]
+fn the_kept_key_signer_and_the_crate_send_the_same_request() {
+    for endpoint in [
+        "http://127.0.0.1:4566/",
+        "https://sqs.us-east-1.amazonaws.com/",
+    ] {
+        let mut t = target("https://sqs.us-east-1.amazonaws.com/1/events");
+        t.endpoint = endpoint.to_owned();
+        t.session_token = Some("session-token".to_owned());
+        let unsigned = unsigned_send_message(&t, &envelope(), 262_144).unwrap();
+        let digest: [u8; 32] = Sha256::digest(unsigned.body.as_bytes()).into();
+        let signer = t.signer().unwrap();
+        let sort = |mut r: SignedRequest| {
+            r.headers.sort();
+            r
+        };
+        let kept = sign_send_message(
+            &t,
+            Some(&signer),
+            unsigned.clone(),
+            &digest,
+            1_440_938_160_000,
+        );
+        let full = sign_send_message(&t, None, unsigned, &digest, 1_440_938_160_000);
+        assert_eq!(kept.map(sort), full.map(sort), "{endpoint}");
+    }
+    // An endpoint the kept-key signer does not take is signed by the crate.
+    let mut t = target("q");
+    t.endpoint = "https://[::1]:4566/".to_owned();
+    assert!(t.signer().is_none());
+}

@@ -8,7 +8,9 @@
 //! `hookvault-dev demo --serve` then keeps the stack up until Ctrl-C.
 //! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
 //! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`);
-//! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`).
+//! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`);
+//! `hookvault-dev sqs-sink` runs the edge benchmark's instant SQS sink alone (for
+//! `scripts/profile-edge.sh webhook`).
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -298,6 +300,19 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     Ok(())
 }
 
+/// Runs the benchmark's instant SQS sink until Ctrl-C or SIGTERM, for
+/// `scripts/profile-edge.sh webhook`: prints its endpoint, then the messages it accepted.
+async fn sqs_sink() -> Result<String, StackError> {
+    let sink = hookvault_localstack::sqs_sink::SqsSink::start().await?;
+    println!("{}", sink.endpoint);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(format!("the sink accepted {} messages", sink.accepted()))
+}
+
 /// Prints a report, or the error; the exit code says which.
 fn report(r: Result<String, StackError>) -> ExitCode {
     match r {
@@ -323,7 +338,15 @@ async fn main() -> ExitCode {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    let list = |flag: &str| -> Vec<String> {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
     match args.first().map(String::as_str) {
+        Some("sqs-sink") => report(sqs_sink().await),
         Some("demo") => report(demo(serve).await.map(|()| String::new())),
         Some("bench-archiver") => report(
             hookvault_localstack::archiver_bench::run(num("--mib", 1024) * 1024 * 1024).await,
@@ -336,12 +359,13 @@ async fn main() -> ExitCode {
                 num("--seconds", 10) as u32,
                 num("--connections", 50) as u32,
                 num("--rounds", 3).max(1) as usize,
+                &list("--routes"),
             )
             .await,
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] | sqs-sink | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }
