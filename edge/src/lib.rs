@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod json_string;
 pub mod log;
 pub mod route;
 pub mod sigv4;

@@ -13,7 +13,7 @@
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast as _, JsValue};
-use worker::js_sys::{Array, Promise};
+use worker::js_sys::{Array, Promise, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
@@ -43,7 +43,7 @@ extern "C" {
     fn respond(status: u16, body: Option<&str>, flat: &str) -> Result<web_sys::Response, JsValue>;
 
     #[wasm_bindgen(catch)]
-    fn post(url: &str, body: &str, flat: &str, timeout_ms: u32) -> Result<Promise, JsValue>;
+    fn post(url: &str, body: &Uint8Array, flat: &str, timeout_ms: u32) -> Result<Promise, JsValue>;
 }
 
 /// `name\nvalue\n…`; `None` if a name or value has a line break (never sent).
@@ -86,7 +86,7 @@ pub fn response(
 /// and text. `Err` when there is no answer (network error, timeout).
 pub async fn post_text(
     url: &str,
-    body: &str,
+    body: &Uint8Array,
     headers: &[(String, String)],
     timeout_ms: u32,
 ) -> Result<(u16, String), String> {

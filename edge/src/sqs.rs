@@ -15,10 +15,10 @@ use aws_sigv4::http_request::{sign, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use hookvault_core::envelope::Envelope;
 use md5::{Digest, Md5};
-use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::json_string;
 use crate::sigv4::PostSigner;
 
 /// The headers a `SendMessage` is sent with, besides SigV4's own.
@@ -83,8 +83,15 @@ impl SqsTarget {
 pub struct UnsignedRequest {
     /// The JSON body.
     pub body: String,
-    /// MD5 of the message body (hex), to check SQS's `MD5OfMessageBody` against.
-    pub message_md5: String,
+    /// The message (the envelope) the body carries: SQS answers with its MD5.
+    pub message: String,
+}
+
+impl UnsignedRequest {
+    /// MD5 of the message, by the `md-5` crate (the Worker takes it from WebCrypto).
+    pub fn message_md5(&self) -> [u8; 16] {
+        Md5::digest(self.message.as_bytes()).into()
+    }
 }
 
 /// A request ready to send.
@@ -133,36 +140,21 @@ pub enum SqsError {
     Unreachable(String),
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct SendMessage<'a> {
-    queue_url: &'a str,
-    message_body: &'a str,
-    message_attributes: Attributes<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message_group_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message_deduplication_id: Option<&'a str>,
+/// Appends `"name":` and `value` as a JSON string.
+fn field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    json_string::push(out, value);
 }
 
-#[derive(Serialize)]
-struct Attributes<'a> {
-    event_id: StringAttr<'a>,
-    provider: StringAttr<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct StringAttr<'a> {
-    data_type: &'static str,
-    string_value: &'a str,
-}
-
-fn attr(v: &str) -> StringAttr<'_> {
-    StringAttr {
-        data_type: "String",
-        string_value: v,
-    }
+/// Appends a `String` message attribute.
+fn string_attribute(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(br#"":{"DataType":"String","#);
+    field(out, "StringValue", value);
+    out.push(b'}');
 }
 
 /// The SigV4-signed `SendMessage` for `envelope`, at `now_ms` (Unix milliseconds).
@@ -174,11 +166,13 @@ pub fn send_message(
 ) -> Result<SignedRequest, SqsError> {
     let unsigned = unsigned_send_message(target, envelope, max_message)?;
     let body_sha256: [u8; 32] = Sha256::digest(unsigned.body.as_bytes()).into();
+    let message_md5 = unsigned.message_md5();
     sign_send_message(
         target,
         target.signer().as_ref(),
         unsigned,
         &body_sha256,
+        &message_md5,
         now_ms,
     )
 }
@@ -200,35 +194,37 @@ pub fn unsigned_send_message(
     let dedup = target.is_fifo().then(|| envelope.dedup_id());
     // Sized once: the message grows by its escapes (about one byte in ten for JSON).
     let mut body = Vec::with_capacity(message.len() + message.len() / 8 + 512);
-    serde_json::to_writer(
-        &mut body,
-        &SendMessage {
-            queue_url: &target.queue_url,
-            message_body: &message,
-            message_attributes: Attributes {
-                event_id: attr(&envelope.event_id),
-                provider: attr(&envelope.provider),
-            },
-            message_group_id: dedup.as_deref(),
-            message_deduplication_id: dedup.as_deref(),
-        },
-    )
-    .map_err(|e| SqsError::Sign(e.to_string()))?;
+    body.push(b'{');
+    field(&mut body, "QueueUrl", &target.queue_url);
+    body.push(b',');
+    field(&mut body, "MessageBody", &message);
+    body.extend_from_slice(br#","MessageAttributes":{"#);
+    string_attribute(&mut body, "event_id", &envelope.event_id);
+    body.push(b',');
+    string_attribute(&mut body, "provider", &envelope.provider);
+    body.push(b'}');
+    if let Some(dedup) = &dedup {
+        body.push(b',');
+        field(&mut body, "MessageGroupId", dedup);
+        body.push(b',');
+        field(&mut body, "MessageDeduplicationId", dedup);
+    }
+    body.push(b'}');
+    // Only whole UTF-8 strings and ASCII were written.
     let body = String::from_utf8(body).map_err(|e| SqsError::Sign(e.to_string()))?;
-    Ok(UnsignedRequest {
-        body,
-        message_md5: hex::encode(Md5::digest(message.as_bytes())),
-    })
+    Ok(UnsignedRequest { body, message })
 }
 
 /// Signs `unsigned` with SigV4 at `now_ms`, with `signer` if there is one (it must be
 /// `target.signer()`), else with `aws-sigv4` in full; `body_sha256` is the SHA-256 of its
-/// body (SigV4's payload hash: if it is wrong, SQS refuses the signature).
+/// body (SigV4's payload hash: if it is wrong, SQS refuses the signature) and
+/// `message_md5` the MD5 of its message (SQS's answer is checked against it).
 pub fn sign_send_message(
     target: &SqsTarget,
     signer: Option<&PostSigner>,
     unsigned: UnsignedRequest,
     body_sha256: &[u8; 32],
+    message_md5: &[u8; 16],
     now_ms: u64,
 ) -> Result<SignedRequest, SqsError> {
     let payload_hash = hex::encode(body_sha256);
@@ -247,7 +243,7 @@ pub fn sign_send_message(
         url: target.endpoint.clone(),
         headers,
         body: unsigned.body,
-        message_md5: unsigned.message_md5,
+        message_md5: hex::encode(message_md5),
     })
 }
 

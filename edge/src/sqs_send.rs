@@ -4,6 +4,7 @@
 //! boundary, cost more than the rest of the request together), its answer checked.
 
 use hookvault_core::envelope::Envelope;
+use worker::js_sys::Uint8Array;
 
 use crate::config::EdgeConfig;
 use crate::sqs::{self, SqsError};
@@ -16,21 +17,20 @@ pub async fn enqueue(
     now_ms: u64,
 ) -> Result<String, SqsError> {
     let unsigned = sqs::unsigned_send_message(&cfg.sqs, envelope, cfg.max_message)?;
-    let body_sha256 = webcrypto::sha256(unsigned.body.as_bytes(), None).await;
+    // The body crosses into the JS heap once: WebCrypto hashes it and fetch sends it.
+    let body_js = Uint8Array::from(unsigned.body.as_bytes());
+    let (body_sha256, message_md5) = webcrypto::send_message_hashes(&unsigned, &body_js).await;
     let signed = sqs::sign_send_message(
         &cfg.sqs,
         cfg.sqs_signer.as_ref(),
         unsigned,
         &body_sha256,
+        &message_md5,
         now_ms,
     )?;
-    let (status, text) = one_call::post_text(
-        &signed.url,
-        &signed.body,
-        &signed.headers,
-        cfg.sqs_timeout_ms,
-    )
-    .await
-    .map_err(SqsError::Unreachable)?;
+    let (status, text) =
+        one_call::post_text(&signed.url, &body_js, &signed.headers, cfg.sqs_timeout_ms)
+            .await
+            .map_err(SqsError::Unreachable)?;
     sqs::parse_response(status, &text, &signed)
 }

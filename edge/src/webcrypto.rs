@@ -18,9 +18,11 @@ use wasm_bindgen::JsValue;
 use worker::console_log;
 use worker::js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 
 use crate::config::Provider;
 use crate::handler::{refused, Rejection};
+use crate::sqs::UnsignedRequest;
 
 #[wasm_bindgen]
 extern "C" {
@@ -38,13 +40,17 @@ extern "C" {
 }
 
 thread_local! {
-    /// Imported keys, by provider name and position in its ring.
-    static KEYS: RefCell<HashMap<(String, usize), JsValue>> = RefCell::new(HashMap::new());
+    /// Imported keys, by provider name, in ring order (`None`: not imported yet).
+    static KEYS: RefCell<HashMap<String, Vec<Option<JsValue>>>> = RefCell::new(HashMap::new());
+}
+
+/// The ring's key at `index` as imported, if it was imported already.
+fn imported(provider: &str, index: usize) -> Option<JsValue> {
+    KEYS.with(|keys| keys.borrow().get(provider)?.get(index)?.clone())
 }
 
 async fn crypto_key(provider: &str, index: usize, key: &Key) -> Result<JsValue, JsValue> {
-    let slot = (provider.to_owned(), index);
-    if let Some(k) = KEYS.with(|keys| keys.borrow().get(&slot).cloned()) {
+    if let Some(k) = imported(provider, index) {
         return Ok(k);
     }
     let algorithm = Object::new();
@@ -54,7 +60,14 @@ async fn crypto_key(provider: &str, index: usize, key: &Key) -> Result<JsValue, 
     let material = Uint8Array::from(key.material());
     let imported =
         JsFuture::from(import_key("raw", &material, &algorithm, false, &usages)?).await?;
-    KEYS.with(|keys| keys.borrow_mut().insert(slot, imported.clone()));
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let ring = keys.entry(provider.to_owned()).or_default();
+        if ring.len() <= index {
+            ring.resize(index + 1, None);
+        }
+        ring[index] = Some(imported.clone());
+    });
     Ok(imported)
 }
 
@@ -65,15 +78,17 @@ async fn webcrypto_mac(
     message: &Uint8Array,
 ) -> Result<[u8; 32], JsValue> {
     let crypto_key = crypto_key(provider, index, key).await?;
-    bytes_32(JsFuture::from(sign("HMAC", &crypto_key, message)?).await?)
+    bytes(&JsFuture::from(sign("HMAC", &crypto_key, message)?).await?)
 }
 
-/// The 32 bytes of a SHA-256 or HMAC-SHA256 result (an `ArrayBuffer`).
-fn bytes_32(buffer: JsValue) -> Result<[u8; 32], JsValue> {
-    let bytes = Uint8Array::new(&buffer);
-    let mut out = [0u8; 32];
-    if bytes.length() as usize != out.len() {
-        return Err(JsValue::from_str("WebCrypto gave other than 32 bytes"));
+/// The `N` bytes of a digest or HMAC (an `ArrayBuffer`).
+fn bytes<const N: usize>(buffer: &JsValue) -> Result<[u8; N], JsValue> {
+    let bytes = Uint8Array::new(buffer);
+    let mut out = [0u8; N];
+    if bytes.length() as usize != N {
+        return Err(JsValue::from_str(
+            "WebCrypto gave a result of another length",
+        ));
     }
     bytes.copy_to(&mut out);
     Ok(out)
@@ -86,18 +101,28 @@ fn in_js(data: &[u8], js: Option<&Uint8Array>) -> Uint8Array {
 }
 
 /// Finishes [`crate::handler::prepare`]: offers each key's MAC, computed by WebCrypto, in
-/// ring order. `body_js` is the body as the runtime read it, if the caller kept it.
+/// ring order. `body_js` is the body as the runtime read it, if the caller kept it;
+/// `first_mac` the first key's MAC of the body alone, if [`read_body`] computed it (used
+/// only if the scheme signs the body alone).
 pub async fn settle(
     p: &Provider,
     mut pending: Pending<'_>,
     body_js: Option<&Uint8Array>,
+    first_mac: Option<[u8; 32]>,
 ) -> Result<Verified, Rejection> {
     let parts = pending.message();
+    let body_alone = matches!(parts, [[], [], [], [], _]);
     let message = match parts {
         [[], [], [], [], body] => in_js(body, body_js),
         _ => Uint8Array::from(parts.concat().as_slice()),
     };
     for (index, key) in p.ring.keys().iter().enumerate() {
+        if let (0, true, Some(mac)) = (index, body_alone, first_mac) {
+            if let Some(verified) = pending.offer(key, &mac) {
+                return Ok(verified);
+            }
+            continue;
+        }
         let mac = match webcrypto_mac(&p.name, index, key, &message).await {
             Ok(mac) => mac,
             Err(e) => {
@@ -131,7 +156,7 @@ fn start_sha256(data: &[u8], js: Option<&Uint8Array>) -> Result<JsFuture, JsValu
 }
 
 async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], JsValue> {
-    bytes_32(started?.await?)
+    bytes(&started?.await?)
 }
 
 /// SHA-256 of `data` (`js`: the same bytes in the JS heap, if the caller has them) by
@@ -155,4 +180,108 @@ pub fn sha256<'a>(
             }
         }
     }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function sha256_md5(body, message) {
+  return Promise.all([
+    crypto.subtle.digest("SHA-256", body),
+    crypto.subtle.digest("MD5", message),
+  ]);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn sha256_md5(body: &Uint8Array, message: &Uint8Array) -> Result<Promise, JsValue>;
+}
+
+async fn webcrypto_sha256_md5(
+    body: &Uint8Array,
+    message: &[u8],
+) -> Result<([u8; 32], [u8; 16]), JsValue> {
+    let both: Array = JsFuture::from(sha256_md5(body, &Uint8Array::from(message))?)
+        .await?
+        .into();
+    Ok((bytes(&both.get(0))?, bytes(&both.get(1))?))
+}
+
+/// A `SendMessage`'s two hashes in one wait: SHA-256 of the body (`body_js`, the request
+/// body as it will be sent), SigV4's payload hash, and MD5 of the message, to check SQS's
+/// answer against (workerd's WebCrypto has MD5 for this). By the `sha2` and `md-5` crates
+/// if WebCrypto fails (logged).
+pub async fn send_message_hashes(
+    unsigned: &UnsignedRequest,
+    body_js: &Uint8Array,
+) -> ([u8; 32], [u8; 16]) {
+    match webcrypto_sha256_md5(body_js, unsigned.message.as_bytes()).await {
+        Ok(hashes) => hashes,
+        Err(e) => {
+            console_log!(
+                "{}",
+                serde_json::json!({"msg": "webcrypto_failed", "op": "digest", "error": format!("{e:?}")})
+            );
+            (
+                <sha2::Sha256 as sha2::Digest>::digest(unsigned.body.as_bytes()).into(),
+                unsigned.message_md5(),
+            )
+        }
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+const skip = () => undefined;
+export function read_body(request, key, digest) {
+  return request.arrayBuffer().then((body) => Promise.all([
+    body,
+    key === undefined ? undefined : crypto.subtle.sign("HMAC", key, body).catch(skip),
+    digest ? crypto.subtle.digest("SHA-256", body).catch(skip) : undefined,
+  ]));
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = read_body)]
+    fn read_body_js(
+        request: &web_sys::Request,
+        key: &JsValue,
+        digest: bool,
+    ) -> Result<Promise, JsValue>;
+}
+
+/// A request body read in one piece, and what WebCrypto computed from it on arrival.
+pub struct Body {
+    /// The body, in WASM memory.
+    pub bytes: Vec<u8>,
+    /// The body as the runtime read it.
+    pub js: Uint8Array,
+    /// The ring's first key's HMAC of the body, if asked for and computed.
+    pub first_mac: Option<[u8; 32]>,
+    /// The body's SHA-256, if asked for and computed.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Reads `request`'s body (its length is declared and within the cap) and, in the same
+/// wait, has WebCrypto compute from it what verification and the envelope need: the
+/// HMAC with `p`'s first key if the scheme signs the body alone and that key is imported
+/// already, and the SHA-256 if `digest`. A result WebCrypto could not compute is `None`
+/// (the caller computes it as it would have); `Err` only if the body cannot be read.
+pub async fn read_body(
+    request: &web_sys::Request,
+    p: Option<&Provider>,
+    digest: bool,
+) -> Result<Body, JsValue> {
+    let key = p
+        .filter(|p| p.scheme.signs_body_alone())
+        .and_then(|p| imported(&p.name, 0))
+        .unwrap_or(JsValue::UNDEFINED);
+    let read: Array = JsFuture::from(read_body_js(request, &key, digest)?)
+        .await?
+        .into();
+    let js = Uint8Array::new(&read.get(0));
+    let optional = |v: JsValue| (!v.is_undefined()).then(|| bytes(&v).ok()).flatten();
+    Ok(Body {
+        bytes: js.to_vec(),
+        first_mac: optional(read.get(1)),
+        sha256: optional(read.get(2)),
+        js,
+    })
 }

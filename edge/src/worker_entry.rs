@@ -4,14 +4,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use futures_util::future::Either;
 use futures_util::StreamExt;
 use worker::js_sys::{Date, Reflect, Uint8Array};
 use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 use worker::{console_log, event, Context, Env, Request, Result};
 
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, Provider};
 use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
 use crate::route::{path_of, route, Route};
@@ -67,38 +67,44 @@ fn refusal(r: &Rejection) -> std::result::Result<web_sys::Response, Rejection> {
 }
 
 /// Reads the body, refusing it as soon as it passes `max` bytes. With a declared length
-/// (already checked against the cap) the body is taken in one piece, copied once into
-/// WASM memory and also kept as the runtime read it (WebCrypto hashes that one); without
-/// one it is streamed and cut off at the cap.
+/// (already checked against the cap) the body is taken in one piece, and WebCrypto
+/// starts on it in the same wait (`webcrypto::read_body`: the first key's MAC, the
+/// digest); without one it is streamed and cut off at the cap.
 async fn read_body(
     req: &web_sys::Request,
     declared: bool,
     max: usize,
-) -> std::result::Result<(Vec<u8>, Option<Uint8Array>), Rejection> {
+    target: Option<&Provider>,
+    digest: bool,
+) -> std::result::Result<webcrypto::Body, Rejection> {
     let unreadable =
         |_| Rejection::new(400, "unreadable_body", "the request body could not be read");
     if declared {
-        let promise = req.array_buffer().map_err(unreadable)?;
-        let buffer = JsFuture::from(promise).await.map_err(unreadable)?;
-        let bytes = Uint8Array::new(&buffer);
-        if bytes.length() as usize > max {
+        let body = webcrypto::read_body(req, target, digest)
+            .await
+            .map_err(unreadable)?;
+        if body.bytes.len() > max {
             return Err(handler::too_large(max));
         }
-        return Ok((bytes.to_vec(), Some(bytes)));
+        return Ok(body);
     }
     let mut out = Vec::new();
     // `Clone::clone` copies the JS reference; `req.clone()` would be the Web API's clone.
-    let Ok(mut stream) = Request::from(Clone::clone(req)).stream() else {
-        return Ok((out, None)); // no body
-    };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable(JsValue::NULL))?;
-        if out.len() + chunk.len() > max {
-            return Err(handler::too_large(max));
+    if let Ok(mut stream) = Request::from(Clone::clone(req)).stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| unreadable(JsValue::NULL))?;
+            if out.len() + chunk.len() > max {
+                return Err(handler::too_large(max));
+            }
+            out.extend_from_slice(&chunk);
         }
-        out.extend_from_slice(&chunk);
     }
-    Ok((out, None))
+    Ok(webcrypto::Body {
+        js: Uint8Array::from(out.as_slice()),
+        bytes: out,
+        first_mac: None,
+        sha256: None,
+    })
 }
 
 /// The headers `names` lists (the scheme's), each value as the runtime gives it. One
@@ -141,18 +147,33 @@ async fn handle(
         Route::Probe(p) => p,
         _ => None,
     };
-    let names = handler::target(&cfg, provider)
+    let provider_cfg = handler::target(&cfg, provider).ok();
+    let names = provider_cfg
         .map(|p| p.scheme.header_names())
         .unwrap_or_default();
     let headers = header_list(&request_headers, names);
-    let (body, body_js) = read_body(req, content_length.is_some(), cfg.max_body).await?;
+    let webhook = matches!(route, Route::Webhook(_));
+    let body = read_body(
+        req,
+        content_length.is_some(),
+        cfg.max_body,
+        provider_cfg,
+        webhook,
+    )
+    .await?;
     log.provider = provider.map(str::to_owned);
-    let (target, pending) = handler::prepare(&cfg, provider, &headers, &body, now_ms)?;
-    // A webhook's envelope carries the body's SHA-256: WebCrypto computes it while the
-    // signature is checked (a refused webhook just drops it).
-    let body_sha256 =
-        matches!(route, Route::Webhook(_)).then(|| webcrypto::sha256(&body, body_js.as_ref()));
-    let verified = webcrypto::settle(target, pending, body_js.as_ref()).await?;
+    let (target, pending) = handler::prepare(&cfg, provider, &headers, &body.bytes, now_ms)?;
+    // A webhook's envelope carries the body's SHA-256: if WebCrypto did not compute it
+    // with the read, it does now, while the signature is checked.
+    let body_sha256 = match (webhook, body.sha256) {
+        (false, _) => None,
+        (true, Some(known)) => Some(Either::Left(std::future::ready(known))),
+        (true, None) => Some(Either::Right(webcrypto::sha256(
+            &body.bytes,
+            Some(&body.js),
+        ))),
+    };
+    let verified = webcrypto::settle(target, pending, Some(&body.js), body.first_mac).await?;
     log.key_id = Some(verified.key_id.clone());
     log.key_slot = Some(verified.slot.as_str());
     let Some(body_sha256) = body_sha256 else {
@@ -166,7 +187,7 @@ async fn handle(
             ],
         );
     };
-    let envelope = handler::envelope(target, &verified, &body, &body_sha256.await, now_ms)?;
+    let envelope = handler::envelope(target, &verified, &body.bytes, &body_sha256.await, now_ms)?;
     log.scheme = Some(envelope.scheme.name());
     log.event_id = Some(envelope.event_id.clone());
     let message_id = sqs_send::enqueue(&cfg, &envelope, now_ms)

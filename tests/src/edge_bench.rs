@@ -32,6 +32,9 @@ pub struct Figures {
     pub non_2xx: u64,
     /// Requests in all.
     pub requests: u64,
+    /// The Worker's workerd process's CPU time per request, µs (all its threads: the
+    /// Worker, the HTTP server, the console log), where it could be read.
+    pub cpu_us: Option<f64>,
 }
 
 /// Parses wrk's summary.
@@ -67,6 +70,7 @@ pub fn parse_wrk(out: &str) -> Option<Figures> {
         p99,
         non_2xx,
         requests,
+        cpu_us: None,
     })
 }
 
@@ -91,6 +95,28 @@ pub fn webhook_4k(secret: &str) -> (Vec<u8>, String) {
         .map(|(_, v)| v)
         .unwrap_or_default();
     (body.into_bytes(), sig)
+}
+
+/// wrk against `worker`'s `path`, with workerd's CPU time per request.
+async fn wrk_worker(
+    worker: &Edge,
+    path: &str,
+    script: Option<&std::path::Path>,
+    seconds: u32,
+    connections: u32,
+) -> Result<Figures, StackError> {
+    let before = worker.cpu_seconds();
+    let mut f = wrk(
+        &format!("{}{path}", worker.url),
+        script,
+        seconds,
+        connections,
+    )
+    .await?;
+    if let (Some(b), Some(a)) = (before, worker.cpu_seconds()) {
+        f.cpu_us = (f.requests > 0).then(|| (a - b) * 1e6 / f.requests as f64);
+    }
+    Ok(f)
 }
 
 async fn wrk(
@@ -122,6 +148,13 @@ pub fn median(runs: &[Figures]) -> Option<&Figures> {
     let mut sorted: Vec<&Figures> = runs.iter().collect();
     sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
     sorted.get(sorted.len() / 2).copied()
+}
+
+/// The median of the runs' CPU time per request, µs.
+pub fn median_cpu(runs: &[Figures]) -> Option<f64> {
+    let mut cpu: Vec<f64> = runs.iter().filter_map(|f| f.cpu_us).collect();
+    cpu.sort_by(f64::total_cmp);
+    cpu.get(cpu.len() / 2).copied()
 }
 
 /// The Rust edge and the JavaScript baseline, both sending to the SQS at `endpoint`.
@@ -197,7 +230,7 @@ pub async fn run(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut table = format!(
-        "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp}); {rounds} rounds, Rust and JavaScript alternating; req/s, p50 and p99 from the median round, non-2xx and requests over all rounds\n\n| route | Worker | req/s | req/s, every round | p50 | p99 | non-2xx | requests | Rust / JS |\n|---|---|---|---|---|---|---|---|---|\n",
+        "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp}); {rounds} rounds, Rust and JavaScript alternating; req/s, p50 and p99 from the median round, non-2xx and requests over all rounds; workerd CPU per request the median of the rounds\n\n| route | Worker | req/s | req/s, every round | p50 | p99 | non-2xx | requests | workerd CPU µs/req | req/s: Rust / JS | CPU/req: JS / Rust |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         crate::workerd::COMPATIBILITY_DATE
     );
     let post = Some(script.as_path());
@@ -239,31 +272,36 @@ pub async fn run(
             for (worker, runs) in [(rust, &mut rs), (js, &mut js_runs)] {
                 // Every run starts on an empty queue: moto slows down as its queue fills.
                 sqs::purge(&client, &queue).await?;
-                runs.push(
-                    wrk(
-                        &format!("{}{path}", worker.url),
-                        script,
-                        seconds,
-                        connections,
-                    )
-                    .await?,
-                );
+                runs.push(wrk_worker(worker, path, script, seconds, connections).await?);
             }
         }
         let (Some(r), Some(j)) = (median(&rs), median(&js_runs)) else {
             continue;
         };
+        let (r_cpu, j_cpu) = (median_cpu(&rs), median_cpu(&js_runs));
         let ratio = format!("**{:.2}×**", r.rps / j.rps);
-        for (name, f, all, ratio) in [
-            ("Rust (hookvault-edge)", r, &rs, ratio.as_str()),
-            ("JavaScript (WebCrypto)", j, &js_runs, ""),
+        let cpu_ratio = match (r_cpu, j_cpu) {
+            (Some(r), Some(j)) => format!("**{:.2}×**", j / r),
+            _ => "?".to_owned(),
+        };
+        for (name, f, all, cpu, ratio, cpu_ratio) in [
+            (
+                "Rust (hookvault-edge)",
+                r,
+                &rs,
+                r_cpu,
+                ratio.as_str(),
+                cpu_ratio.as_str(),
+            ),
+            ("JavaScript (WebCrypto)", j, &js_runs, j_cpu, "", ""),
         ] {
             let rates: Vec<String> = all.iter().map(|f| format!("{:.0}", f.rps)).collect();
             let non_2xx: u64 = all.iter().map(|f| f.non_2xx).sum();
             let requests: u64 = all.iter().map(|f| f.requests).sum();
+            let cpu = cpu.map_or_else(|| "?".to_owned(), |c| format!("{c:.0}"));
             let _ = writeln!(
                 table,
-                "| {route} | {name} | {:.0} | {} | {} | {} | {non_2xx} | {requests} | {ratio} |",
+                "| {route} | {name} | {:.0} | {} | {} | {} | {non_2xx} | {requests} | {cpu} | {ratio} | {cpu_ratio} |",
                 f.rps,
                 rates.join(", "),
                 f.p50,
@@ -324,6 +362,7 @@ mod tests {
             p99: "9.10ms".into(),
             non_2xx: 3,
             requests: 160000,
+            cpu_us: None,
         };
         assert_eq!(f, want);
     }
@@ -336,10 +375,28 @@ mod tests {
             p99: String::new(),
             non_2xx: 0,
             requests: 0,
+            cpu_us: None,
         };
         assert_eq!(median(&[f(3.0), f(1.0), f(2.0)]).map(|m| m.rps), Some(2.0));
         assert_eq!(median(&[f(1.0), f(4.0)]).map(|m| m.rps), Some(4.0));
         assert!(median(&[]).is_none());
+    }
+
+    #[test]
+    fn the_median_cpu_skips_unread_rounds() {
+        let f = |cpu_us| Figures {
+            rps: 0.0,
+            p50: String::new(),
+            p99: String::new(),
+            non_2xx: 0,
+            requests: 0,
+            cpu_us,
+        };
+        assert_eq!(
+            median_cpu(&[f(Some(30.0)), f(None), f(Some(10.0)), f(Some(20.0))]),
+            Some(20.0)
+        );
+        assert_eq!(median_cpu(&[f(None)]), None);
     }
 
     #[test]

@@ -40,6 +40,18 @@ impl Service {
         })
     }
 
+    /// CPU time the process has used so far, all its threads, in seconds (Linux:
+    /// `/proc/PID/task/*/schedstat`); `None` where that cannot be read.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id()?;
+        let mut ns: u64 = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(ns as f64 / 1e9)
+    }
+
     /// The output so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -152,6 +152,11 @@ impl Edge {
         })
     }
 
+    /// CPU seconds workerd has used so far (see [`Service::cpu_seconds`]).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.service.cpu_seconds()
+    }
+
     /// What workerd printed (the edge's log lines among it).
     pub fn logs(&self) -> String {
         self.service.output()

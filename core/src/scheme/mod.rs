@@ -341,6 +341,16 @@ impl Scheme {
         }
     }
 
+    /// True if the scheme signs the raw body alone (no prefix): a runtime can start the MAC
+    /// as soon as the body arrives, before the headers are parsed, and offer it to
+    /// [`Pending::offer`] once they are.
+    pub fn signs_body_alone(self) -> bool {
+        match self {
+            Scheme::Skytells | Scheme::GitHub => true,
+            Scheme::Standard | Scheme::Stripe => false,
+        }
+    }
+
     /// The header that carries the sender's delivery id, if the scheme has one.
     pub fn delivery_id_header(self) -> Option<&'static str> {
         match self {

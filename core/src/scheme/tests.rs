@@ -395,6 +395,11 @@ fn prepared_requests_verify_with_macs_computed_elsewhere() {
         // The message is exactly what the scheme signs: the prefix pieces, then the body.
         let message = pending.message().concat();
         assert!(message.ends_with(body), "{scheme}");
+        assert_eq!(
+            scheme.signs_body_alone(),
+            pending.message()[..4].iter().all(|part| part.is_empty()),
+            "{scheme}: signs_body_alone says what prepare does"
+        );
         let key = &ring.keys()[0];
         let mac = platform_mac(key.material(), &message);
         assert_eq!(mac, key.mac(&pending.message()), "{scheme}");

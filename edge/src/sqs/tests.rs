@@ -207,6 +207,7 @@ fn the_kept_key_signer_and_the_crate_send_the_same_request() {
         t.session_token = Some("session-token".to_owned());
         let unsigned = unsigned_send_message(&t, &envelope(), 262_144).unwrap();
         let digest: [u8; 32] = Sha256::digest(unsigned.body.as_bytes()).into();
+        let md5 = unsigned.message_md5();
         let signer = t.signer().unwrap();
         let sort = |mut r: SignedRequest| {
             r.headers.sort();
@@ -217,13 +218,84 @@ fn the_kept_key_signer_and_the_crate_send_the_same_request() {
             Some(&signer),
             unsigned.clone(),
             &digest,
+            &md5,
             1_440_938_160_000,
         );
-        let full = sign_send_message(&t, None, unsigned, &digest, 1_440_938_160_000);
+        let full = sign_send_message(&t, None, unsigned, &digest, &md5, 1_440_938_160_000);
         assert_eq!(kept.map(sort), full.map(sort), "{endpoint}");
     }
     // An endpoint the kept-key signer does not take is signed by the crate.
     let mut t = target("q");
     t.endpoint = "https://[::1]:4566/".to_owned();
     assert!(t.signer().is_none());
+}
+
+/// The body as serde_json writes it from a struct: what `unsigned_send_message` writes by
+/// hand must be the same bytes.
+fn reference_body(target: &SqsTarget, envelope: &Envelope) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct SendMessage<'a> {
+        queue_url: &'a str,
+        message_body: &'a str,
+        message_attributes: Attributes<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_group_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_deduplication_id: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Attributes<'a> {
+        event_id: StringAttr<'a>,
+        provider: StringAttr<'a>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct StringAttr<'a> {
+        data_type: &'static str,
+        string_value: &'a str,
+    }
+    let attr = |v| StringAttr {
+        data_type: "String",
+        string_value: v,
+    };
+    let dedup = target.is_fifo().then(|| envelope.dedup_id());
+    serde_json::to_string(&SendMessage {
+        queue_url: &target.queue_url,
+        message_body: &envelope.to_json(),
+        message_attributes: Attributes {
+            event_id: attr(&envelope.event_id),
+            provider: attr(&envelope.provider),
+        },
+        message_group_id: dedup.as_deref(),
+        message_deduplication_id: dedup.as_deref(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_body_is_what_serde_json_writes() {
+    let verified = Verified {
+        key_id: "k\"1".into(),
+        slot: KeySlot::Previous,
+        delivery_id: None,
+        timestamp: None,
+    };
+    let bodies: [&[u8]; 3] = [
+        br#"{"id":"pred_1","status":"succeeded","output":["https://cdn/x.png"]}"#,
+        "{\"id\":\"pred_\\\"q\\\\\",\"status\":\"failed\",\"error_message\":\"line\\nbreak \\u0001 é 日本 🎉\",\n\t\"x\": [1, 2.5e3, null, true]}".as_bytes(),
+        br#"{"type":"prediction.completed","data":{"id":"pred_2","status":"cancelled"}}"#,
+    ];
+    for body in bodies {
+        let env = Envelope::new("sky\"tells", Scheme::Skytells, &verified, body, 1).unwrap();
+        for queue in [
+            "https://sqs.us-east-1.amazonaws.com/1/events",
+            "https://sqs.us-east-1.amazonaws.com/1/events.fifo",
+        ] {
+            let t = target(queue);
+            let ours = unsigned_send_message(&t, &env, 262_144).unwrap();
+            assert_eq!(ours.body, reference_body(&t, &env), "{queue}");
+            assert_eq!(ours.message, env.to_json());
+        }
+    }
 }
