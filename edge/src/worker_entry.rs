@@ -153,14 +153,12 @@ async fn handle(
         .unwrap_or_default();
     let headers = header_list(&request_headers, names);
     let webhook = matches!(route, Route::Webhook(_));
-    let body = read_body(
-        req,
-        content_length.is_some(),
-        cfg.max_body,
-        provider_cfg,
-        webhook,
-    )
-    .await?;
+    // The MAC starts with the read only if there is a signature to check it against.
+    let signed = provider_cfg.filter(|p| {
+        let header = p.scheme.signature_header();
+        headers.iter().any(|(name, _)| name.as_str() == header)
+    });
+    let body = read_body(req, content_length.is_some(), cfg.max_body, signed, webhook).await?;
     log.provider = provider.map(str::to_owned);
     let (target, pending) = handler::prepare(&cfg, provider, &headers, &body.bytes, now_ms)?;
     // A webhook's envelope carries the body's SHA-256: if WebCrypto did not compute it
