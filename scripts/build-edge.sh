@@ -4,16 +4,17 @@
 # wasm-bindgen and esbuild come from the tools folder and edge/node_modules, never from a
 # download.
 #   scripts/build-edge.sh                 the Worker to deploy
-#   scripts/build-edge.sh --panic-route   a test build into target/edge-panic-route/ with
-#                                         POST /_hookvault/panic, which panics (the tests
-#                                         check the Worker recovers); never deploy it
+#   scripts/build-edge.sh --test-build    the test build into target/edge-test-build/, with
+#                                         the test hooks (cargo feature test-hooks): POST
+#                                         /_hookvault/panic panics, TEST_BREAK_WEBCRYPTO=1
+#                                         breaks WebCrypto; never deploy it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 hv_edge_tools
 out=edge/build; cargo_args=()
-if [[ "${1:-}" == "--panic-route" ]]; then
-  out=target/edge-panic-route; cargo_args=(-- --features panic-route)
+if [[ "${1:-}" == "--test-build" ]]; then
+  out=target/edge-test-build; cargo_args=(-- --features test-hooks)
 fi
 hv_log "building the edge into $out (worker-build --profile edge)"
 (cd edge && worker-build --profile edge --no-opt --out-dir "$PWD/../$out" "${cargo_args[@]}" >&2)

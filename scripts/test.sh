@@ -14,9 +14,10 @@ hv_cargo_lambda
 hv_log "cargo fmt --check"
 cargo fmt --all --check
 
-hv_log "clippy (all targets, warnings are errors; the edge also as wasm32)"
+hv_log "clippy (all targets, warnings are errors; the edge also as wasm32, as deployed and as the test build)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p hookvault-edge --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p hookvault-edge --target wasm32-unknown-unknown --features test-hooks --locked -- -D warnings
 
 hv_log "the SAM template: cfn-lint, sam validate --lint, our own rules (offline)"
 scripts/check-infra.sh
@@ -25,7 +26,7 @@ hv_log "hookvault-core for wasm32-unknown-unknown"
 cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
-scripts/build-edge.sh --panic-route
+scripts/build-edge.sh --test-build
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
 cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
 

@@ -34,3 +34,6 @@ mod sqs_send;
 mod webcrypto;
 #[cfg(target_arch = "wasm32")]
 mod worker_entry;
+
+#[cfg(all(target_arch = "wasm32", feature = "test-hooks"))]
+mod test_hooks;

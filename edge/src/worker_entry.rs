@@ -37,6 +37,10 @@ fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, String> {
     }
     let cfg =
         Rc::new(EdgeConfig::from_vars(&|name| read_var(env, name)).map_err(|e| e.to_string())?);
+    #[cfg(feature = "test-hooks")]
+    if read_var(env, "TEST_BREAK_WEBCRYPTO").as_deref() == Some("1") {
+        crate::test_hooks::break_webcrypto();
+    }
     CONFIG.with(|c| *c.borrow_mut() = Some(Rc::clone(&cfg)));
     Ok(cfg)
 }
@@ -122,7 +126,7 @@ async fn handle(
     now_ms: u64,
     log: &mut RequestLog,
 ) -> std::result::Result<web_sys::Response, Rejection> {
-    #[cfg(feature = "panic-route")]
+    #[cfg(feature = "test-hooks")]
     if log.path == "/_hookvault/panic" {
         panic!("the test build's panic route");
     }

@@ -45,9 +45,10 @@ pub fn edge_build() -> Result<PathBuf, StackError> {
     built_edge(root().join("edge/build"))
 }
 
-/// The edge's test build with a route that panics (`scripts/build-edge.sh --panic-route`).
-pub fn edge_panic_build() -> Result<PathBuf, StackError> {
-    built_edge(root().join("target/edge-panic-route"))
+/// The edge's test build, with its test hooks: a route that panics, and WebCrypto broken
+/// on request (`scripts/build-edge.sh --test-build`).
+pub fn edge_test_build() -> Result<PathBuf, StackError> {
+    built_edge(root().join("target/edge-test-build"))
 }
 
 fn built_edge(dir: PathBuf) -> Result<PathBuf, StackError> {

@@ -517,7 +517,7 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
 async fn after_a_panic_the_next_request_is_served_by_a_fresh_instance() {
     let secrets = ("WEBHOOK_SECRETS", "panic-test-secret".to_owned());
     let stack = Stack::start_build(
-        &paths::edge_panic_build().unwrap(),
+        &paths::edge_test_build().unwrap(),
         "after-panic",
         &[secrets],
     )
@@ -543,4 +543,80 @@ async fn after_a_panic_the_next_request_is_served_by_a_fresh_instance() {
         stack.edge.logs().contains("the test build's panic route"),
         "the panic is logged"
     );
+}
+
+/// If WebCrypto fails, the Rust hashes take over: every webhook is still verified against
+/// each key, enqueued with the right envelope and checked against SQS's MD5, and each
+/// failure is logged. Runs the test build with WebCrypto broken (`TEST_BREAK_WEBCRYPTO`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_webcrypto_fails_the_rust_hashes_take_over_and_nothing_is_lost() {
+    let t = now();
+    let ring = json!([
+        { "id": "k2", "secret": "broken-crypto-current", "slot": "current" },
+        { "id": "k1", "secret": "broken-crypto-previous", "slot": "previous", "not_after": t + 3600 },
+    ]);
+    let stack = Stack::start_build(
+        &paths::edge_test_build().unwrap(),
+        "broken-webcrypto",
+        &[
+            ("WEBHOOK_SECRETS", ring.to_string()),
+            ("TEST_BREAK_WEBCRYPTO", "1".to_owned()),
+        ],
+    )
+    .await;
+    let mut sent = Vec::new();
+    for (secret, key) in [
+        ("broken-crypto-current", "k2"),
+        ("broken-crypto-previous", "k1"),
+    ] {
+        let body = prediction(&format!("pred_broken_crypto_{key}"));
+        let headers = sign(Scheme::Skytells, secret, &body, t);
+        let (status, _, text) = stack
+            .post("/webhooks/skytells", &headers, body.clone())
+            .await;
+        assert_eq!(status, 202, "{key}: {text}");
+        let (status, headers, _) = stack
+            .post(
+                "/_hookvault/probe",
+                &sign(Scheme::Skytells, secret, &body, t),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(status, 204, "{key}");
+        assert_eq!(headers.get("x-hookvault-key").unwrap(), key);
+        sent.push((key, body));
+    }
+    let body = prediction("pred_broken_crypto_wrong");
+    let headers = sign(Scheme::Skytells, "not-in-the-ring", &body, t);
+    let (status, _, _) = stack.post("/webhooks/skytells", &headers, body).await;
+    assert_eq!(status, 401);
+
+    let messages = stack.drain().await;
+    assert_eq!(messages.len(), 2);
+    for (key, body) in sent {
+        // from_json checks the payload against payload_sha256: the Rust digest was right.
+        let env = messages
+            .iter()
+            .map(|m| Envelope::from_json(m.body.as_deref().unwrap()).unwrap())
+            .find(|e| e.key_id == key)
+            .unwrap_or_else(|| panic!("no message for {key}"));
+        assert_eq!(env.payload.get().as_bytes(), body.as_slice());
+    }
+    let logs = stack.edge.logs();
+    let failures: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "webcrypto_failed")
+        .collect();
+    assert!(
+        failures.iter().any(|v| v["op"] == "digest"),
+        "a digest failure is logged:\n{logs}"
+    );
+    for key in ["k1", "k2"] {
+        assert!(
+            failures.iter().any(|v| v["key_id"] == key),
+            "a MAC failure with {key} is logged:\n{logs}"
+        );
+    }
 }
