@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 
@@ -17,13 +18,25 @@ fn err(e: impl std::fmt::Display) -> StackError {
 }
 
 /// Creates a queue (FIFO when `name` ends in `.fifo`) and returns its URL.
+/// A moto that has just started answers its first SQS calls with an error now and then
+/// (seen once in CI: `CreateQueue` on a fresh moto under a loaded machine), so this
+/// retries a few times, and says what the last error was.
 pub async fn create_queue(sqs: &Client, name: &str) -> Result<String, StackError> {
-    let mut req = sqs.create_queue().queue_name(name);
-    if name.ends_with(".fifo") {
-        req = req.attributes(QueueAttributeName::FifoQueue, "true");
+    let mut last = String::new();
+    for attempt in 0..5u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+        let mut req = sqs.create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            req = req.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        match req.send().await {
+            Ok(out) => return out.queue_url.ok_or_else(|| err("no queue URL")),
+            Err(e) => last = DisplayErrorContext(&e).to_string(),
+        }
     }
-    let out = req.send().await.map_err(err)?;
-    out.queue_url.ok_or_else(|| err("no queue URL"))
+    Err(err(format!("CreateQueue {name}: {last}")))
 }
 
 /// Empties the queue at `queue_url` (moto's `SendMessage` slows down as a queue fills).
