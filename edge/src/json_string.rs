@@ -25,8 +25,9 @@ const fn needs_escape(word: u64) -> bool {
     control || has_zero_byte(word ^ QUOTES) || has_zero_byte(word ^ BACKSLASHES)
 }
 
-/// The escape of `byte`, if it has one (as serde_json writes it).
-fn escape(byte: u8, out: &mut Vec<u8>) -> bool {
+/// What `byte` is written as inside a JSON string when not as itself (serde_json's
+/// escapes), and that escape's length.
+fn escaped(byte: u8) -> Option<([u8; 6], usize)> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let short = match byte {
         b'"' => b'"',
@@ -37,20 +38,12 @@ fn escape(byte: u8, out: &mut Vec<u8>) -> bool {
         0x08 => b'b',
         0x0c => b'f',
         0x00..=0x1f => {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0xf)],
-            ]);
-            return true;
+            let (hi, lo) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]);
+            return Some(([b'\\', b'u', b'0', b'0', hi, lo], 6));
         }
-        _ => return false,
+        _ => return None,
     };
-    out.extend_from_slice(&[b'\\', short]);
-    true
+    Some(([b'\\', short, 0, 0, 0, 0], 2))
 }
 
 /// Appends `s` to `out` as a JSON string literal, quotes included.
@@ -69,10 +62,9 @@ pub fn push(out: &mut Vec<u8>, s: &str) {
                 continue;
             }
         }
-        let byte = bytes[i];
-        if byte < 0x20 || byte == b'"' || byte == b'\\' {
+        if let Some((escape, len)) = escaped(bytes[i]) {
             out.extend_from_slice(&bytes[copied..i]);
-            escape(byte, out);
+            out.extend_from_slice(&escape[..len]);
             copied = i + 1;
         }
         i += 1;
@@ -123,11 +115,19 @@ mod tests {
 
     #[test]
     fn finds_each_byte_that_needs_an_escape_in_a_word() {
+        // The escaped bytes are exactly the control characters, `"` and `\\`.
+        for b in 0u8..=255 {
+            assert_eq!(
+                escaped(b).is_some(),
+                b < 0x20 || b == b'"' || b == b'\\',
+                "{b:#x}"
+            );
+        }
         for b in 0u8..=255 {
             for pos in 0..8 {
                 let mut word = [b'a'; 8];
                 word[pos] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
+                let expected = escaped(b).is_some();
                 assert_eq!(
                     needs_escape(u64::from_ne_bytes(word)),
                     expected,
@@ -141,10 +141,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let expected = x
-                .to_ne_bytes()
-                .iter()
-                .any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            let expected = x.to_ne_bytes().iter().any(|&b| escaped(b).is_some());
             assert_eq!(needs_escape(x), expected, "{x:#018x}");
         }
     }
