@@ -100,6 +100,11 @@ pub fn check_declared_length(content_length: Option<&str>, max: usize) -> Result
     Ok(())
 }
 
+/// 400 for a body the runtime could not read.
+pub fn unreadable_body() -> Rejection {
+    Rejection::new(400, "unreadable_body", "the request body could not be read")
+}
+
 /// 413 for a body over the cap.
 pub fn too_large(max: usize) -> Rejection {
     Rejection::new(

@@ -21,7 +21,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 use crate::config::Provider;
-use crate::handler::{refused, Rejection};
+use crate::handler::{refused, too_large, unreadable_body, Rejection};
 use crate::sqs::UnsignedRequest;
 
 #[wasm_bindgen]
@@ -94,27 +94,20 @@ fn bytes<const N: usize>(buffer: &JsValue) -> Result<[u8; N], JsValue> {
     Ok(out)
 }
 
-/// The JS heap's copy of `data` when the caller has one (the body as the runtime read
-/// it), else a new one: WebCrypto never reads WASM memory, whatever it does meanwhile.
-fn in_js(data: &[u8], js: Option<&Uint8Array>) -> Uint8Array {
-    js.cloned().unwrap_or_else(|| Uint8Array::from(data))
-}
-
 /// Finishes [`crate::handler::prepare`]: offers each key's MAC, computed by WebCrypto, in
-/// ring order. `body_js` is the body as the runtime read it, if the caller kept it;
+/// ring order. `body` is the body in the JS heap (WebCrypto never reads WASM memory);
 /// `first_mac` the first key's MAC of the body alone, if [`read_body`] computed it (used
 /// only if the scheme signs the body alone).
 pub async fn settle(
     p: &Provider,
     mut pending: Pending<'_>,
-    body_js: Option<&Uint8Array>,
+    body: &Uint8Array,
     first_mac: Option<[u8; 32]>,
 ) -> Result<Verified, Rejection> {
     let parts = pending.message();
-    let body_alone = matches!(parts, [[], [], [], [], _]);
-    let message = match parts {
-        [[], [], [], [], body] => in_js(body, body_js),
-        _ => Uint8Array::from(parts.concat().as_slice()),
+    let (message, body_alone) = match parts {
+        [[], [], [], [], _] => (body.clone(), true),
+        _ => (Uint8Array::from(parts.concat().as_slice()), false),
     };
     for (index, key) in p.ring.keys().iter().enumerate() {
         if let (0, true, Some(mac)) = (index, body_alone, first_mac) {
@@ -151,31 +144,36 @@ extern "C" {
     fn digest(algorithm: &str, data: &Uint8Array) -> Result<Promise, JsValue>;
 }
 
-fn start_sha256(data: &[u8], js: Option<&Uint8Array>) -> Result<JsFuture, JsValue> {
-    Ok(JsFuture::from(digest("SHA-256", &in_js(data, js))?))
+fn start_sha256(js: &Uint8Array) -> Result<JsFuture, JsValue> {
+    Ok(JsFuture::from(digest("SHA-256", js)?))
+}
+
+/// Logs a failed WebCrypto digest (the caller then hashes in Rust).
+fn digest_failed(e: &JsValue) {
+    console_log!(
+        "{}",
+        serde_json::json!({"msg": "webcrypto_failed", "op": "digest", "error": format!("{e:?}")})
+    );
 }
 
 async fn finish_sha256(started: Result<JsFuture, JsValue>) -> Result<[u8; 32], JsValue> {
     bytes(&started?.await?)
 }
 
-/// SHA-256 of `data` (`js`: the same bytes in the JS heap, if the caller has them) by
-/// WebCrypto, or by the `sha2` crate if WebCrypto fails (logged). The digest starts at
-/// once, before the returned future is first polled, so it runs while the caller awaits
-/// something else (the edge: the signature check).
+/// SHA-256 of `data` (`js`: the same bytes in the JS heap) by WebCrypto, or by the
+/// `sha2` crate if WebCrypto fails (logged). The digest starts at once, before the
+/// returned future is first polled, so it runs while the caller awaits something else
+/// (the edge: the signature check).
 pub fn sha256<'a>(
     data: &'a [u8],
-    js: Option<&Uint8Array>,
+    js: &Uint8Array,
 ) -> impl std::future::Future<Output = [u8; 32]> + 'a {
-    let started = start_sha256(data, js);
+    let started = start_sha256(js);
     async move {
         match finish_sha256(started).await {
             Ok(hash) => hash,
             Err(e) => {
-                console_log!(
-                    "{}",
-                    serde_json::json!({"msg": "webcrypto_failed", "op": "digest", "error": format!("{e:?}")})
-                );
+                digest_failed(&e);
                 <sha2::Sha256 as sha2::Digest>::digest(data).into()
             }
         }
@@ -216,10 +214,7 @@ pub async fn send_message_hashes(
     match webcrypto_sha256_md5(body_js, unsigned.message.as_bytes()).await {
         Ok(hashes) => hashes,
         Err(e) => {
-            console_log!(
-                "{}",
-                serde_json::json!({"msg": "webcrypto_failed", "op": "digest", "error": format!("{e:?}")})
-            );
+            digest_failed(&e);
             (
                 <sha2::Sha256 as sha2::Digest>::digest(unsigned.body.as_bytes()).into(),
                 unsigned.message_md5(),
@@ -259,24 +254,31 @@ pub struct Body {
     pub sha256: Option<[u8; 32]>,
 }
 
-/// Reads `request`'s body (its length is declared and within the cap) and, in the same
+/// Reads `request`'s body (its length is declared and within `max`) and, in the same
 /// wait, has WebCrypto compute from it what verification and the envelope need: the
 /// HMAC with `p`'s first key if the scheme signs the body alone and that key is imported
 /// already, and the SHA-256 if `digest`. A result WebCrypto could not compute is `None`
-/// (the caller computes it as it would have); `Err` only if the body cannot be read.
+/// (the caller computes it as it would have). Refused if the body cannot be read, or if
+/// it is over `max` after all (checked before it is copied into WASM memory).
 pub async fn read_body(
     request: &web_sys::Request,
     p: Option<&Provider>,
     digest: bool,
-) -> Result<Body, JsValue> {
+    max: usize,
+) -> Result<Body, Rejection> {
     let key = p
         .filter(|p| p.scheme.signs_body_alone())
         .and_then(|p| imported(&p.name, 0))
         .unwrap_or(JsValue::UNDEFINED);
-    let read: Array = JsFuture::from(read_body_js(request, &key, digest)?)
-        .await?
+    let promise = read_body_js(request, &key, digest).map_err(|_| unreadable_body())?;
+    let read: Array = JsFuture::from(promise)
+        .await
+        .map_err(|_| unreadable_body())?
         .into();
     let js = Uint8Array::new(&read.get(0));
+    if js.length() as usize > max {
+        return Err(too_large(max));
+    }
     let optional = |v: JsValue| (!v.is_undefined()).then(|| bytes(&v).ok()).flatten();
     Ok(Body {
         bytes: js.to_vec(),

@@ -81,22 +81,14 @@ async fn read_body(
     target: Option<&Provider>,
     digest: bool,
 ) -> std::result::Result<webcrypto::Body, Rejection> {
-    let unreadable =
-        |_| Rejection::new(400, "unreadable_body", "the request body could not be read");
     if declared {
-        let body = webcrypto::read_body(req, target, digest)
-            .await
-            .map_err(unreadable)?;
-        if body.bytes.len() > max {
-            return Err(handler::too_large(max));
-        }
-        return Ok(body);
+        return webcrypto::read_body(req, target, digest, max).await;
     }
     let mut out = Vec::new();
     // `Clone::clone` copies the JS reference; `req.clone()` would be the Web API's clone.
     if let Ok(mut stream) = Request::from(Clone::clone(req)).stream() {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| unreadable(JsValue::NULL))?;
+            let chunk = chunk.map_err(|_| handler::unreadable_body())?;
             if out.len() + chunk.len() > max {
                 return Err(handler::too_large(max));
             }
@@ -170,12 +162,9 @@ async fn handle(
     let body_sha256 = match (webhook, body.sha256) {
         (false, _) => None,
         (true, Some(known)) => Some(Either::Left(std::future::ready(known))),
-        (true, None) => Some(Either::Right(webcrypto::sha256(
-            &body.bytes,
-            Some(&body.js),
-        ))),
+        (true, None) => Some(Either::Right(webcrypto::sha256(&body.bytes, &body.js))),
     };
-    let verified = webcrypto::settle(target, pending, Some(&body.js), body.first_mac).await?;
+    let verified = webcrypto::settle(target, pending, &body.js, body.first_mac).await?;
     log.key_id = Some(verified.key_id.clone());
     log.key_slot = Some(verified.slot.as_str());
     let Some(body_sha256) = body_sha256 else {

@@ -215,12 +215,7 @@ async fn every_bad_input_gets_its_documented_status_and_nothing_is_queued() {
         chunked_post(&stack.edge.url, "/webhooks/skytells", 9, 1024).await,
         413
     );
-    let resp = stack
-        .http
-        .get(format!("{}/webhooks/skytells", stack.edge.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = stack.get("/webhooks/skytells").await;
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(
         resp.headers().get("allow").and_then(|v| v.to_str().ok()),
@@ -474,12 +469,7 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
             body,
         )
         .await;
-    stack
-        .http
-        .get(format!("{}/nowhere", stack.edge.url))
-        .send()
-        .await
-        .unwrap();
+    stack.get("/nowhere").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let logs = stack.edge.logs();
     let lines: Vec<Value> = logs
@@ -525,12 +515,7 @@ async fn after_a_panic_the_next_request_is_served_by_a_fresh_instance() {
     for round in 0..2 {
         let (status, _, _) = stack.post("/_hookvault/panic", &[], Vec::new()).await;
         assert_eq!(status, 500, "round {round}");
-        let health = stack
-            .http
-            .get(format!("{}/healthz", stack.edge.url))
-            .send()
-            .await
-            .unwrap();
+        let health = stack.get("/healthz").await;
         assert_eq!(health.status().as_u16(), 200, "round {round}");
         // The whole path works again: verify (WebCrypto), envelope, SigV4, SQS.
         let body = prediction(&format!("pred_after_panic_{round}"));

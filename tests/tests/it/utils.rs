@@ -89,6 +89,15 @@ impl Stack {
         (status, headers, resp.text().await.unwrap())
     }
 
+    /// A GET of `path` on the edge.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.edge.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn drain(&self) -> Vec<aws_sdk_sqs::types::Message> {
         sqs::drain(&self.sqs, &self.queue_url).await.unwrap()
     }
