@@ -4,6 +4,11 @@
 //! predictions/{id}/{index}{ext}     one object per output, ext from the URL path, .bin if none
 //! predictions/{id}/manifest.json    written last: its presence means "archived"
 //! predictions/{id}/failure.json     a failed or cancelled prediction, or an expired output
+//! predictions/{id}/output.json      the prediction's `output` value, verbatim
+//! events/{provider}/{sha256}/body        the exact signed bytes of an event
+//! events/{provider}/{sha256}/event.json  its evidence (written after the body)
+//! raw/{sha256}                      a body too large for SQS, written by the edge (claim
+//!                                   check); expires by a lifecycle rule once archived
 //! rejected/{message id}.json        a queue message that could not be read
 //! ```
 //! Ids and URLs come from the network: an id that is not a plain token is refused (no
@@ -14,6 +19,10 @@
 pub const PREDICTIONS_PREFIX: &str = "predictions/";
 /// The folder unreadable queue messages are kept under.
 pub const REJECTED_PREFIX: &str = "rejected/";
+/// The folder of every event's raw bytes and evidence.
+pub const EVENTS_PREFIX: &str = "events/";
+/// The folder the edge writes claim-checked bodies to (its IAM user may write only here).
+pub const CLAIM_CHECK_PREFIX: &str = "raw/";
 /// The longest prediction id accepted.
 pub const MAX_ID_LEN: usize = 128;
 
@@ -64,9 +73,30 @@ pub fn failure_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}failure.json", prediction_prefix(id)?))
 }
 
-/// `rejected/{message id}.json`, with anything but `[A-Za-z0-9_-]` in the id replaced.
-pub fn rejected_key(message_id: &str) -> String {
-    let safe: String = message_id
+/// `predictions/{id}/output.json`.
+pub fn output_value_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}output.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/{index}{ext}` for a file whose extension is known (a `data:` URI's,
+/// from its media type): `ext` is used only if it is a dot and 1 to 10 ASCII
+/// alphanumerics, else `.bin`.
+pub fn output_key_with_extension(id: &str, index: usize, ext: &str) -> Result<String, LayoutError> {
+    let ok = ext.len() >= 2
+        && ext.len() <= 11
+        && ext.starts_with('.')
+        && ext[1..].bytes().all(|c| c.is_ascii_alphanumeric());
+    Ok(format!(
+        "{}{index}{}",
+        prediction_prefix(id)?,
+        if ok { ext } else { ".bin" }
+    ))
+}
+
+/// `s` cut to [`MAX_ID_LEN`] characters with anything but `[A-Za-z0-9_-]` replaced by
+/// `_`; `unnamed` if empty.
+fn safe_segment(s: &str) -> String {
+    let safe: String = s
         .chars()
         .take(MAX_ID_LEN)
         .map(|c| {
@@ -77,10 +107,45 @@ pub fn rejected_key(message_id: &str) -> String {
             }
         })
         .collect();
-    format!(
-        "{REJECTED_PREFIX}{}.json",
-        if safe.is_empty() { "unnamed" } else { &safe }
-    )
+    if safe.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        safe
+    }
+}
+
+/// `rejected/{message id}.json`, with anything but `[A-Za-z0-9_-]` in the id replaced.
+pub fn rejected_key(message_id: &str) -> String {
+    format!("{REJECTED_PREFIX}{}.json", safe_segment(message_id))
+}
+
+/// `events/{provider}/{body sha256}/`: the folder of one event's raw bytes and evidence.
+/// Content addressed: a sender's retry of the same bytes lands on the same keys. The
+/// provider is made safe as [`rejected_key`] does; the digest must be 64 hex digits (it
+/// is lowercased), else it is hashed again.
+pub fn event_prefix(provider: &str, body_sha256: &str) -> String {
+    let digest = if body_sha256.len() == 64 && body_sha256.bytes().all(|c| c.is_ascii_hexdigit())
+    {
+        body_sha256.to_ascii_lowercase()
+    } else {
+        safe_segment(body_sha256)
+    };
+    format!("{EVENTS_PREFIX}{}/{digest}/", safe_segment(provider))
+}
+
+/// `events/{provider}/{sha256}/body`: the exact signed bytes.
+pub fn event_body_key(provider: &str, body_sha256: &str) -> String {
+    format!("{}body", event_prefix(provider, body_sha256))
+}
+
+/// `events/{provider}/{sha256}/event.json`: the evidence, written after the body.
+pub fn event_record_key(provider: &str, body_sha256: &str) -> String {
+    format!("{}event.json", event_prefix(provider, body_sha256))
+}
+
+/// `raw/{sha256}`: where the edge writes a body too large for one SQS message.
+pub fn claim_check_key(body_sha256: &str) -> String {
+    format!("{CLAIM_CHECK_PREFIX}{body_sha256}")
 }
 
 /// The extension of the URL path's last segment, lowercased, with its dot: `.mp4`; `.bin`
@@ -169,5 +234,24 @@ mod tests {
         assert!(check_id("pred_ABC-1.2").is_ok());
         assert_eq!(rejected_key("../../a b"), "rejected/______a_b.json");
         assert_eq!(rejected_key(""), "rejected/unnamed.json");
+        let sha = "ab".repeat(32);
+        assert_eq!(
+            event_body_key("../sky tells", &sha),
+            format!("events/___sky_tells/{sha}/body")
+        );
+        assert_eq!(
+            event_record_key("skytells", "../x"),
+            "events/skytells/___x/event.json"
+        );
+        assert_eq!(
+            output_key_with_extension("p", 2, ".png").unwrap(),
+            "predictions/p/2.png"
+        );
+        assert_eq!(
+            output_key_with_extension("p", 2, "/../x").unwrap(),
+            "predictions/p/2.bin"
+        );
+        assert_eq!(output_value_key("p").unwrap(), "predictions/p/output.json");
+        assert_eq!(claim_check_key(&sha), format!("raw/{sha}"));
     }
 }

@@ -1,37 +1,89 @@
 //! The versioned queue envelope: what the edge puts on SQS and the archiver reads.
 //!
+//! Version 2 (written since the lossless-ingestion work; the format is documented in
+//! `docs/envelope.md`):
+//!
 //! ```json
-//! {"v":1,"provider":"skytells","scheme":"skytells","event_id":"skytells:pred_abc:succeeded",
+//! {"v":2,"provider":"skytells","scheme":"skytells","event_id":"skytells:pred_abc:succeeded",
 //!  "received_at_ms":1764000000000,"key_id":"2026-11","key_slot":"current",
-//!  "payload_sha256":"…","payload":{…the raw body, byte for byte…}}
+//!  "signature_headers":[["x-skytells-signature","sha256=…"]],
+//!  "content_type":"application/json",
+//!  "body_sha256":"…","body_bytes":1234,
+//!  "body_base64":"eyJpZCI6…"}
 //! ```
-//! `payload` is the request body verbatim (a JSON raw value, never re-serialised), so the
-//! archiver sees exactly the bytes whose signature was checked.
+//! or, for a body too large for one SQS message, `"body_s3":{"bucket":"…","key":"raw/<sha256>"}`
+//! in place of `body_base64` (the claim check: the edge wrote the exact bytes there first).
+//!
+//! * The body is carried **byte for byte, whatever it is**: base64 (RFC 4648, standard
+//!   alphabet, padded) round-trips every byte sequence, including a BOM, surrounding
+//!   whitespace and bytes that are not UTF-8. The alternative, the body as a JSON string,
+//!   cannot carry bytes that are not UTF-8 at all; `docs/envelope.md` has the measured
+//!   comparison of size and speed.
+//! * `body_sha256` is the SHA-256 of exactly those bytes; the reader checks it.
+//! * `signature_headers` are the scheme's headers as received and `key_id` the key that
+//!   matched: with the secret, `hookvault verify` checks an archived event again.
+//! * The message is written as **ASCII only** (every other character as a `\u` escape), so
+//!   it never holds a character outside SQS's allowed set, whatever the event id or a
+//!   header held (see [`Envelope::to_json`]).
+//!
+//! Version 1 (`"payload"`: the body as a JSON raw value, `"payload_sha256"`) is still read,
+//! for messages in flight during an upgrade.
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::event::{EventError, WebhookEvent};
+use crate::event::WebhookEvent;
 use crate::keyring::KeySlot;
 use crate::scheme::{Scheme, Verified};
 
-/// The envelope version this code writes and reads.
-pub const ENVELOPE_VERSION: u32 = 1;
+/// The envelope version this code writes. [`Envelope::from_json`] reads it and version 1.
+pub const ENVELOPE_VERSION: u32 = 2;
 
-/// The longest a FIFO queue's deduplication id may be.
-const MAX_DEDUP_ID_LEN: usize = 128;
+/// The longest event id kept as it is; a longer one, or one with a character that is not
+/// printable ASCII, is replaced by its SHA-256 ([`event_id`]).
+pub const MAX_EVENT_ID_LEN: usize = 256;
+
+/// Bytes of a queue message that are not the base64 body, at most: the envelope's other
+/// fields (the signature headers are capped at 4,096 bytes each by the schemes' parsers,
+/// and a scheme reads at most three headers) and the `SendMessage` attributes. A body whose
+/// base64 plus this does not fit the queue's message size goes by claim check
+/// ([`needs_claim_check`]).
+pub const ENVELOPE_RESERVE: usize = 16 * 1024;
+
+/// The FIFO group id's longest length (SQS: 128 characters).
+const MAX_GROUP_ID_LEN: usize = 128;
+
+/// Where a claim-checked body is: an S3 object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Object {
+    /// The bucket.
+    pub bucket: String,
+    /// The key, `raw/{sha256}` ([`crate::archive::claim_check_key`]).
+    pub key: String,
+}
+
+/// Where the signed bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// In the message itself (`body_base64` on the wire).
+    Inline(Vec<u8>),
+    /// In S3, written by the edge before the message was sent (`body_s3`).
+    S3(S3Object),
+}
 
 /// One verified webhook, ready for the queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
-    /// Envelope version ([`ENVELOPE_VERSION`]).
+    /// The version it was read as (or [`ENVELOPE_VERSION`] for a new one).
     pub v: u32,
     /// The provider's name, from the edge's route (`/webhooks/{provider}`).
     pub provider: String,
     /// The scheme that verified it.
     pub scheme: Scheme,
-    /// A stable id for deduplication (see [`event_id`]).
+    /// A stable id for deduplication (see [`event_id`]): printable ASCII, at most
+    /// [`MAX_EVENT_ID_LEN`] bytes.
     pub event_id: String,
     /// When the edge received it, Unix milliseconds.
     pub received_at_ms: i64,
@@ -39,259 +91,378 @@ pub struct Envelope {
     pub key_id: String,
     /// The slot of the key that matched.
     pub key_slot: KeySlot,
-    /// Lowercase hex SHA-256 of the payload bytes.
-    pub payload_sha256: String,
-    /// The request body, verbatim.
-    pub payload: Box<RawValue>,
+    /// The scheme's headers as received (`(lowercase name, value)`), the evidence to verify
+    /// the event again later. Empty for version 1 messages.
+    pub signature_headers: Vec<(String, String)>,
+    /// The request's `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+    /// Lowercase hex SHA-256 of the body bytes.
+    pub body_sha256: String,
+    /// The body's length in bytes.
+    pub body_bytes: u64,
+    /// The body, or where it is.
+    pub body: Body,
 }
 
-/// Why an envelope could not be built or read.
+/// Why an envelope could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// The webhook body is not JSON.
-    #[error("body is not JSON: {0}")]
-    BodyNotJson(String),
-    /// The provider's body is JSON but not a prediction webhook.
-    #[error(transparent)]
-    Event(#[from] EventError),
     /// A queue message is not an envelope.
     #[error("queue message is not a hookvault envelope: {0}")]
     Malformed(String),
     /// A queue message carries a version this code does not read.
-    #[error("envelope version {0} is not supported (this build reads version 1)")]
+    #[error("envelope version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u32),
-    /// The payload's hash does not match `payload_sha256`.
-    #[error("payload does not match its sha256")]
+    /// The body's hash or length does not match `body_sha256` / `body_bytes`.
+    #[error("the body does not match its sha256 and length")]
     Corrupt,
 }
 
+/// What the edge knows of a verified request, besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The provider's name (the route's segment).
+    pub provider: &'a str,
+    /// The scheme that verified it.
+    pub scheme: Scheme,
+    /// What verification found.
+    pub verified: &'a Verified,
+    /// The scheme's headers as received.
+    pub signature_headers: &'a [(String, String)],
+    /// The request's `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// When it arrived, Unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// The length of `n` bytes in padded base64.
+pub fn base64_len(n: usize) -> usize {
+    n.div_ceil(3).saturating_mul(4)
+}
+
+/// True when a body of `body_len` bytes does not fit, as base64 with
+/// [`ENVELOPE_RESERVE`] for the rest, in a queue message of `max_message` bytes: the
+/// edge then writes it to S3 and queues a claim check.
+pub fn needs_claim_check(body_len: usize, max_message: usize) -> bool {
+    base64_len(body_len).saturating_add(ENVELOPE_RESERVE) > max_message
+}
+
 impl Envelope {
-    /// Builds the envelope for a verified body. The Skytells scheme's body must be a
-    /// prediction webhook; other schemes' bodies must be JSON.
-    pub fn new(
-        provider: &str,
-        scheme: Scheme,
-        verified: &Verified,
-        body: &[u8],
-        received_at_ms: i64,
-    ) -> Result<Self, EnvelopeError> {
+    /// The envelope of a verified body, carried inline. Never fails: every byte sequence
+    /// can be carried, whatever its encoding or shape.
+    pub fn new(received: &Received<'_>, body: &[u8]) -> Self {
         let digest: [u8; 32] = Sha256::digest(body).into();
-        Self::with_digest(provider, scheme, verified, body, received_at_ms, &digest)
+        Self::with_digest(received, body, &digest, None)
     }
 
     /// [`Envelope::new`] with the body's SHA-256 computed by the caller (the edge uses the
-    /// runtime's WebCrypto, native where this crate's would run as WASM). It must be the
-    /// digest of `body`: [`Envelope::from_json`] checks it, so a wrong one makes the
-    /// message unreadable downstream, never a different payload.
+    /// runtime's WebCrypto), and with `claim_check` the S3 object that holds the body (it
+    /// is then not carried inline). `body_sha256` must be the digest of `body`: the reader
+    /// checks it, so a wrong one makes the message unreadable downstream, never a
+    /// different body.
     pub fn with_digest(
-        provider: &str,
-        scheme: Scheme,
-        verified: &Verified,
+        received: &Received<'_>,
         body: &[u8],
-        received_at_ms: i64,
         body_sha256: &[u8; 32],
-    ) -> Result<Self, EnvelopeError> {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| EnvelopeError::BodyNotJson("not UTF-8".into()))?;
-        let payload = RawValue::from_string(text.to_owned())
-            .map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?;
-        let event_id = event_id(provider, scheme, verified, body)?;
-        Ok(Envelope {
+        claim_check: Option<S3Object>,
+    ) -> Self {
+        let body_sha256_hex = hex::encode(body_sha256);
+        let event_id = event_id(
+            received.provider,
+            received.scheme,
+            received.verified,
+            body,
+            &body_sha256_hex,
+        );
+        Envelope {
             v: ENVELOPE_VERSION,
-            provider: provider.to_owned(),
-            scheme,
+            provider: received.provider.to_owned(),
+            scheme: received.scheme,
             event_id,
-            received_at_ms,
-            key_id: verified.key_id.clone(),
-            key_slot: verified.slot,
-            payload_sha256: hex::encode(body_sha256),
-            payload,
-        })
+            received_at_ms: received.received_at_ms,
+            key_id: received.verified.key_id.clone(),
+            key_slot: received.verified.slot,
+            signature_headers: received.signature_headers.to_vec(),
+            content_type: received.content_type.map(str::to_owned),
+            body_sha256: body_sha256_hex,
+            body_bytes: body.len() as u64,
+            body: match claim_check {
+                Some(object) => Body::S3(object),
+                None => Body::Inline(body.to_vec()),
+            },
+        }
     }
 
-    /// The queue message body.
+    /// The queue message body: version 2, ASCII only. Every character outside ASCII is
+    /// written as a `\u` escape, so the message never holds a character SQS refuses
+    /// (`#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`,
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>),
+    /// such as U+FFFE in an event id, whatever the fields hold.
     pub fn to_json(&self) -> String {
-        // Sized once: the payload plus the envelope's own fields.
-        let mut out = Vec::with_capacity(self.payload.get().len() + 512);
-        // Serialising a struct of strings, numbers and a raw value cannot fail, and
-        // serde_json writes UTF-8.
-        if serde_json::to_writer(&mut out, self).is_err() {
+        let (body_base64, body_s3) = match &self.body {
+            Body::Inline(bytes) => (
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                None,
+            ),
+            Body::S3(object) => (None, Some(object)),
+        };
+        let wire = WireOut {
+            v: ENVELOPE_VERSION,
+            provider: &self.provider,
+            scheme: self.scheme,
+            event_id: &self.event_id,
+            received_at_ms: self.received_at_ms,
+            key_id: &self.key_id,
+            key_slot: self.key_slot,
+            signature_headers: &self.signature_headers,
+            content_type: self.content_type.as_deref(),
+            body_sha256: &self.body_sha256,
+            body_bytes: self.body_bytes,
+            body_base64: body_base64.as_deref(),
+            body_s3,
+        };
+        let mut out = Vec::with_capacity(body_base64.as_ref().map_or(0, String::len) + 512);
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+        // Serialising strings, numbers and sequences into a Vec cannot fail, and the
+        // formatter writes ASCII only.
+        if wire.serialize(&mut ser).is_err() {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
     }
 
-    /// Reads a queue message, checking the version and the payload's hash.
+    /// Reads a queue message of version 1 or 2, checking the inline body's hash and
+    /// length. A claim-checked body is checked by [`Envelope::check_body`] once fetched.
     pub fn from_json(text: &str) -> Result<Self, EnvelopeError> {
         #[derive(Deserialize)]
         struct Version {
             v: u32,
         }
-        let Version { v } =
-            serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        if v != ENVELOPE_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion(v));
-        }
-        let env: Envelope =
-            serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        if hex::encode(Sha256::digest(env.payload.get().as_bytes())) != env.payload_sha256 {
-            return Err(EnvelopeError::Corrupt);
+        let malformed = |e: serde_json::Error| EnvelopeError::Malformed(e.to_string());
+        let Version { v } = serde_json::from_str(text).map_err(malformed)?;
+        let env = match v {
+            1 => {
+                let w: WireV1 = serde_json::from_str(text).map_err(malformed)?;
+                let bytes = w.payload.get().as_bytes().to_vec();
+                Envelope {
+                    v,
+                    provider: w.provider,
+                    scheme: w.scheme,
+                    event_id: w.event_id,
+                    received_at_ms: w.received_at_ms,
+                    key_id: w.key_id,
+                    key_slot: w.key_slot,
+                    signature_headers: Vec::new(),
+                    content_type: None,
+                    body_sha256: w.payload_sha256,
+                    body_bytes: bytes.len() as u64,
+                    body: Body::Inline(bytes),
+                }
+            }
+            ENVELOPE_VERSION => {
+                let w: WireIn = serde_json::from_str(text).map_err(malformed)?;
+                let body = match (w.body_base64, w.body_s3) {
+                    (Some(b64), None) => Body::Inline(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .map_err(|e| {
+                                EnvelopeError::Malformed(format!("body_base64: {e}"))
+                            })?,
+                    ),
+                    (None, Some(object)) => Body::S3(object),
+                    _ => {
+                        return Err(EnvelopeError::Malformed(
+                            "exactly one of body_base64 and body_s3 is expected".into(),
+                        ))
+                    }
+                };
+                Envelope {
+                    v,
+                    provider: w.provider,
+                    scheme: w.scheme,
+                    event_id: w.event_id,
+                    received_at_ms: w.received_at_ms,
+                    key_id: w.key_id,
+                    key_slot: w.key_slot,
+                    signature_headers: w.signature_headers,
+                    content_type: w.content_type,
+                    body_sha256: w.body_sha256,
+                    body_bytes: w.body_bytes,
+                    body,
+                }
+            }
+            other => return Err(EnvelopeError::UnsupportedVersion(other)),
+        };
+        if let Body::Inline(bytes) = &env.body {
+            env.check_body(bytes)?;
         }
         Ok(env)
     }
 
-    /// The payload as the provider's webhook event.
-    pub fn event(&self) -> Result<WebhookEvent, EnvelopeError> {
-        Ok(WebhookEvent::parse(self.payload.get().as_bytes())?)
+    /// Checks that `bytes` are the body this envelope announces (length and SHA-256).
+    pub fn check_body(&self, bytes: &[u8]) -> Result<(), EnvelopeError> {
+        if bytes.len() as u64 != self.body_bytes
+            || hex::encode(Sha256::digest(bytes)) != self.body_sha256
+        {
+            return Err(EnvelopeError::Corrupt);
+        }
+        Ok(())
     }
 
-    /// A FIFO `MessageDeduplicationId`: the event id if it fits SQS's rules (at most 128
-    /// visible ASCII characters), else its SHA-256.
-    pub fn dedup_id(&self) -> String {
-        let id = &self.event_id;
-        if id.len() <= MAX_DEDUP_ID_LEN && id.bytes().all(|c| c.is_ascii_graphic()) {
-            id.clone()
-        } else {
-            hex::encode(Sha256::digest(id.as_bytes()))
+    /// The body, when it is carried inline.
+    pub fn inline_body(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Inline(bytes) => Some(bytes),
+            Body::S3(_) => None,
         }
+    }
+
+    /// A FIFO `MessageGroupId`: the event id (printable ASCII, cut to SQS's 128
+    /// characters by hashing when longer).
+    pub fn group_id(&self) -> String {
+        if self.event_id.len() <= MAX_GROUP_ID_LEN {
+            self.event_id.clone()
+        } else {
+            hex::encode(Sha256::digest(self.event_id.as_bytes()))
+        }
+    }
+
+    /// A FIFO `MessageDeduplicationId`: SHA-256 of the provider and the body's SHA-256, so
+    /// a sender's retry of the same bytes is one message, and two different bodies are
+    /// never taken for one (even with the same event id).
+    pub fn dedup_id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.provider.as_bytes());
+        h.update(b"\n");
+        h.update(self.body_sha256.as_bytes());
+        hex::encode(h.finalize())
     }
 }
 
-/// The event id used to deduplicate: the sender's delivery id where the scheme has one;
-/// for Skytells `{provider}:{prediction id}:{status}` (a duplicate webhook of the same
-/// outcome gets the same id); for Stripe the event's `id`; else the body's SHA-256.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    v: u32,
+    provider: &'a str,
+    scheme: Scheme,
+    event_id: &'a str,
+    received_at_ms: i64,
+    key_id: &'a str,
+    key_slot: KeySlot,
+    signature_headers: &'a [(String, String)],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+    body_sha256: &'a str,
+    body_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_s3: Option<&'a S3Object>,
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    provider: String,
+    scheme: Scheme,
+    event_id: String,
+    received_at_ms: i64,
+    key_id: String,
+    key_slot: KeySlot,
+    #[serde(default)]
+    signature_headers: Vec<(String, String)>,
+    #[serde(default)]
+    content_type: Option<String>,
+    body_sha256: String,
+    body_bytes: u64,
+    #[serde(default)]
+    body_base64: Option<String>,
+    #[serde(default)]
+    body_s3: Option<S3Object>,
+}
+
+/// Version 1: the body as a JSON raw value (which could only carry JSON, and whose
+/// surrounding whitespace serde trimmed: the fault version 2 fixes).
+#[derive(Deserialize)]
+struct WireV1 {
+    provider: String,
+    scheme: Scheme,
+    event_id: String,
+    received_at_ms: i64,
+    key_id: String,
+    key_slot: KeySlot,
+    payload_sha256: String,
+    payload: Box<RawValue>,
+}
+
+/// serde_json's compact formatter, writing every non-ASCII character of a string as a
+/// `\u` escape (a surrogate pair above U+FFFF), as JSON allows (RFC 8259, section 7).
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The event id used to deduplicate and to find an event:
+///
+/// * the sender's delivery id where the scheme has one (`webhook-id`, `X-GitHub-Delivery`):
+///   `{provider}:{id}`;
+/// * Skytells, when the body is a prediction webhook: `{provider}:{prediction id}:{status}`
+///   (a duplicate webhook of the same outcome gets the same id);
+/// * Stripe, when the body is JSON with a string `id`: `{provider}:{id}`;
+/// * otherwise `{provider}:sha256:{body_sha256}`: a body that is not JSON, or not a
+///   prediction, still gets a stable id.
+///
+/// An id that is longer than [`MAX_EVENT_ID_LEN`] or holds anything but printable ASCII
+/// is replaced by `sha256:{hex of its SHA-256}`, so it is always safe as an SQS attribute,
+/// a FIFO group id and a log field.
 pub fn event_id(
     provider: &str,
     scheme: Scheme,
     verified: &Verified,
     body: &[u8],
-) -> Result<String, EnvelopeError> {
-    if let Some(id) = &verified.delivery_id {
-        return Ok(format!("{provider}:{id}"));
-    }
-    match scheme {
-        Scheme::Skytells => {
-            let ev = WebhookEvent::parse(body)?;
-            Ok(format!(
+    body_sha256_hex: &str,
+) -> String {
+    let id = match (&verified.delivery_id, scheme) {
+        (Some(id), _) => Some(format!("{provider}:{id}")),
+        (None, Scheme::Skytells) => WebhookEvent::parse(body).ok().map(|ev| {
+            format!(
                 "{provider}:{}:{}",
                 ev.prediction.id,
                 ev.prediction.status.as_str()
-            ))
-        }
-        _ => {
-            let value: serde_json::Value = serde_json::from_slice(body)
-                .map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?;
-            Ok(match value.get("id").and_then(serde_json::Value::as_str) {
-                Some(id) if scheme == Scheme::Stripe => format!("{provider}:{id}"),
-                _ => format!("{provider}:sha256:{}", hex::encode(Sha256::digest(body))),
-            })
-        }
+            )
+        }),
+        (None, Scheme::Stripe) => crate::event::parse_json(body).ok().and_then(|v| {
+            v.get("id")
+                .and_then(serde_json::Value::as_str)
+                .map(|id| format!("{provider}:{id}"))
+        }),
+        (None, _) => None,
+    }
+    .unwrap_or_else(|| format!("{provider}:sha256:{body_sha256_hex}"));
+    if id.len() <= MAX_EVENT_ID_LEN && id.bytes().all(|c| c.is_ascii_graphic()) {
+        id
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(id.as_bytes())))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verified(delivery: Option<&str>) -> Verified {
-        Verified {
-            key_id: "k1".into(),
-            slot: KeySlot::Current,
-            delivery_id: delivery.map(str::to_owned),
-            timestamp: None,
-        }
-    }
-
-    #[test]
-    fn round_trip_keeps_payload_bytes_exactly() {
-        let body = br#"{ "id" : "pred_1", "status":"succeeded", "output":["https://x/y.mp4"], "n": 1.000 }"#;
-        let env = Envelope::new(
-            "skytells",
-            Scheme::Skytells,
-            &verified(None),
-            body,
-            1_700_000_000_123,
-        )
-        .unwrap();
-        assert_eq!(env.event_id, "skytells:pred_1:succeeded");
-        let back = Envelope::from_json(&env.to_json()).unwrap();
-        assert_eq!(back.payload.get().as_bytes(), body);
-        assert_eq!(back.event().unwrap().prediction.id, "pred_1");
-        assert_eq!(back.received_at_ms, 1_700_000_000_123);
-    }
-
-    #[test]
-    fn a_digest_from_elsewhere_is_kept_and_checked_downstream() {
-        let body = br#"{"id":"pred_2","status":"failed"}"#;
-        let v = verified(None);
-        let digest: [u8; 32] = Sha256::digest(body).into();
-        let given = Envelope::with_digest("skytells", Scheme::Skytells, &v, body, 5, &digest);
-        let computed = Envelope::new("skytells", Scheme::Skytells, &v, body, 5);
-        assert_eq!(given.unwrap().to_json(), computed.unwrap().to_json());
-        // A wrong digest never passes for the payload: the reader refuses the message.
-        let wrong = Envelope::with_digest("skytells", Scheme::Skytells, &v, body, 5, &[0; 32]);
-        assert_eq!(
-            Envelope::from_json(&wrong.unwrap().to_json()).unwrap_err(),
-            EnvelopeError::Corrupt
-        );
-    }
-
-    #[test]
-    fn refuses_non_json_non_prediction_and_other_versions() {
-        assert!(matches!(
-            Envelope::new(
-                "skytells",
-                Scheme::Skytells,
-                &verified(None),
-                b"not json",
-                0
-            ),
-            Err(EnvelopeError::BodyNotJson(_))
-        ));
-        assert!(matches!(
-            Envelope::new(
-                "skytells",
-                Scheme::Skytells,
-                &verified(None),
-                b"{\"a\":1}",
-                0
-            ),
-            Err(EnvelopeError::Event(_))
-        ));
-        let env = Envelope::new(
-            "gh",
-            Scheme::GitHub,
-            &verified(Some("d-1")),
-            b"{\"a\":1}",
-            0,
-        )
-        .unwrap();
-        assert_eq!(env.event_id, "gh:d-1");
-        let v2 = env.to_json().replacen("\"v\":1", "\"v\":2", 1);
-        assert_eq!(
-            Envelope::from_json(&v2).unwrap_err(),
-            EnvelopeError::UnsupportedVersion(2)
-        );
-        let tampered = env.to_json().replace("\"a\":1", "\"a\":2");
-        assert_eq!(
-            Envelope::from_json(&tampered).unwrap_err(),
-            EnvelopeError::Corrupt
-        );
-    }
-
-    #[test]
-    fn dedup_id_fits_sqs_rules() {
-        let long = "x".repeat(300);
-        let env = Envelope::new("p", Scheme::Standard, &verified(Some(&long)), b"{}", 0).unwrap();
-        assert_eq!(env.dedup_id().len(), 64);
-        let env = Envelope::new(
-            "p",
-            Scheme::Stripe,
-            &verified(None),
-            br#"{"id":"evt_1"}"#,
-            0,
-        )
-        .unwrap();
-        assert_eq!(env.dedup_id(), "p:evt_1");
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@
 //! kept in `extra`, never refused.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Where a prediction stands.
@@ -82,10 +83,12 @@ pub struct Prediction {
     /// The model, where the payload names it (`model` or `model_id`).
     #[serde(default, alias = "model_id", skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Output URLs (temporary CDN links, valid 24 hours). A single string is taken as a
-    /// list of one; `null` or absent as none.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub output: Vec<String>,
+    /// The output, whatever its shape: a URL, a list of URLs (temporary CDN links, valid
+    /// 24 hours), an object (Cog-style models: `{"image": "https://…", "coords": …}`),
+    /// nested lists, text (LLM tokens), numbers, `data:` URIs. `null` when absent.
+    /// [`crate::output::files`] finds the files in it.
+    #[serde(default)]
+    pub output: Value,
     /// Prediction API error code, when failed.
     #[serde(default)]
     pub error_id: Option<String>,
@@ -98,20 +101,6 @@ pub struct Prediction {
     /// Every other field, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(s)) => vec![s],
-        Some(OneOrMany::Many(v)) => v,
-    })
 }
 
 /// A webhook as received: the prediction, and the event type when the payload is wrapped
@@ -133,10 +122,10 @@ pub enum EventError {
 }
 
 impl WebhookEvent {
-    /// Parses a webhook body, bare or wrapped in `data`.
+    /// Parses a webhook body, bare or wrapped in `data`, with [`parse_json`]'s leniency
+    /// (a UTF-8 BOM and surrounding whitespace are not the JSON's business).
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| EventError::Shape(e.to_string()))?;
+        let value = parse_json(body).map_err(|e| EventError::Shape(e.to_string()))?;
         Self::from_value(value)
     }
 
@@ -167,6 +156,41 @@ impl WebhookEvent {
     }
 }
 
+/// The UTF-8 byte order mark, which some senders put before a JSON body.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `body` without a leading UTF-8 BOM.
+pub fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(UTF8_BOM).unwrap_or(body)
+}
+
+/// Parses a body as JSON after [`strip_bom`]; JSON's own whitespace around the value
+/// (space, tab, CR, LF) is allowed, as RFC 8259 allows it. The bytes kept in the archive
+/// are always the body as received, never this reading of it.
+pub fn parse_json(body: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(strip_bom(body))
+}
+
+/// The prediction's `output` exactly as the body spells it (bare or wrapped in `data`),
+/// for the archive's `output.json`; `None` when the body has none or cannot be read that
+/// way (a duplicated key, for one): the caller then writes [`Prediction::output`].
+pub fn raw_output(body: &[u8]) -> Option<&str> {
+    #[derive(Deserialize)]
+    struct Outer<'a> {
+        #[serde(borrow, default)]
+        output: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        data: Option<&'a RawValue>,
+    }
+    let text = std::str::from_utf8(strip_bom(body)).ok()?;
+    let outer: Outer<'_> = serde_json::from_str(text).ok()?;
+    if let Some(data) = outer.data.filter(|d| d.get().trim_start().starts_with('{')) {
+        let inner: Outer<'_> = serde_json::from_str(data.get()).ok()?;
+        return inner.output.map(RawValue::get);
+    }
+    outer.output.map(RawValue::get)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +200,7 @@ mod tests {
         let bare = br#"{"id":"pred_1","status":"succeeded","output":["https://a/x.png"],"created_at":"2026-01-01","metrics":{"t":1}}"#;
         let ev = WebhookEvent::parse(bare).unwrap();
         assert_eq!(ev.prediction.status, PredictionStatus::Succeeded);
-        assert_eq!(ev.prediction.output, vec!["https://a/x.png"]);
+        assert_eq!(ev.prediction.output, serde_json::json!(["https://a/x.png"]));
         assert!(ev.prediction.extra.contains_key("metrics"));
         assert_eq!(ev.event_type, None);
 
@@ -187,7 +211,7 @@ mod tests {
             ev.prediction.error_id.as_deref(),
             Some("INSUFFICIENT_CREDITS")
         );
-        assert!(ev.prediction.output.is_empty());
+        assert!(ev.prediction.output.is_null());
     }
 
     #[test]
@@ -201,7 +225,7 @@ mod tests {
             PredictionStatus::Other("paused".into())
         );
         assert!(!ev.prediction.status.is_terminal());
-        assert_eq!(ev.prediction.output.len(), 1);
+        assert_eq!(ev.prediction.output, "https://a/b");
         assert_eq!(ev.prediction.model.as_deref(), Some("m"));
     }
 
@@ -213,8 +237,47 @@ mod tests {
             b"{\"id\":\"\",\"status\":\"failed\"}",
             b"\xff",
             b"{\"id\":1,\"status\":\"x\"}",
+            b"\xEF\xBB\xBF",
         ] {
             assert!(WebhookEvent::parse(body).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_bom_and_surrounding_whitespace_do_not_hide_the_prediction() {
+        for body in [
+            &b"\xEF\xBB\xBF{\"id\":\"p\",\"status\":\"succeeded\"}"[..],
+            b"\r\n  {\"id\":\"p\",\"status\":\"succeeded\"}\r\n",
+            b"{\"id\":\"p\",\"status\":\"succeeded\"}\n",
+        ] {
+            assert_eq!(WebhookEvent::parse(body).unwrap().prediction.id, "p");
+        }
+    }
+
+    #[test]
+    fn the_raw_output_is_the_body_s_own_spelling() {
+        let body = b"\xEF\xBB\xBF{\"id\":\"p\",\"output\": { \"z\" : 1.50, \"a\": [\"t\"] } }";
+        assert_eq!(raw_output(body), Some(r#"{ "z" : 1.50, "a": ["t"] }"#));
+        let wrapped = br#"{"type":"x","data":{"id":"p","output":"tok"}}"#;
+        assert_eq!(raw_output(wrapped), Some(r#""tok""#));
+        assert_eq!(raw_output(br#"{"id":"p"}"#), None);
+        assert_eq!(raw_output(b"\xff"), None);
+        assert_eq!(raw_output(br#"{"output":1,"output":2}"#), None);
+    }
+
+    #[test]
+    fn outputs_of_every_shape_are_read() {
+        for output in [
+            r#"{"image":"https://a/x.png","coords":[1,2]}"#,
+            r#"[{"url":"https://a/x.png"},{"url":"https://a/y.png"}]"#,
+            r#"[["https://a/x.png"],["https://a/y.png"]]"#,
+            r#"["Hello"," world"]"#,
+            r#""data:text/plain;base64,aGk=""#,
+            "42",
+        ] {
+            let body = format!(r#"{{"id":"p","status":"succeeded","output":{output}}}"#);
+            let ev = WebhookEvent::parse(body.as_bytes()).unwrap();
+            assert_eq!(ev.prediction.output, serde_json::from_str::<Value>(output).unwrap());
         }
     }
 

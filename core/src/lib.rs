@@ -9,8 +9,9 @@
 //! | [`scheme`] | the four signature schemes (Skytells, GitHub, Standard Webhooks, Stripe): sign and verify, in one step or in two (`prepare`, then `Pending::offer` of MACs computed elsewhere, e.g. by WebCrypto) |
 //! | [`keyring`] | several active secrets at once (current, pending, previous with a not-after time) |
 //! | [`headers`] | case-insensitive header lookup over any list of name/value pairs |
-//! | [`event`] | the provider's webhook payload (the Prediction object), tolerant of unknown fields |
-//! | [`envelope`] | the versioned message the edge puts on the queue |
+//! | [`event`] | the provider's webhook payload (the Prediction object, `output` of any shape), tolerant of unknown fields, a BOM and surrounding whitespace |
+//! | [`envelope`] | the versioned message the edge puts on the queue: the signed bytes exactly (inline or by claim check) and the evidence |
+//! | [`output`] | the files in a prediction's `output`, whatever its shape |
 //! | [`provider_error`] | both provider error formats mapped to one error type |
 //! | [`retry`] | exponential back-off with jitter, `Retry-After` in both forms |
 //! | [`archive`] | the S3 key layout, safe against hostile ids and URLs |
@@ -24,6 +25,7 @@ pub mod envelope;
 pub mod event;
 pub mod headers;
 pub mod keyring;
+pub mod output;
 pub mod provider_error;
 pub mod records;
 pub mod retry;

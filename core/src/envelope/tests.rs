@@ -1,0 +1,225 @@
+use super::*;
+
+fn verified(delivery: Option<&str>) -> Verified {
+    Verified {
+        key_id: "k1".into(),
+        slot: KeySlot::Current,
+        delivery_id: delivery.map(str::to_owned),
+        timestamp: None,
+    }
+}
+
+fn headers() -> Vec<(String, String)> {
+    vec![("x-skytells-signature".into(), "sha256=00ff".into())]
+}
+
+fn envelope(provider: &str, scheme: Scheme, delivery: Option<&str>, body: &[u8]) -> Envelope {
+    let v = verified(delivery);
+    let h = headers();
+    Envelope::new(
+        &Received {
+            provider,
+            scheme,
+            verified: &v,
+            signature_headers: &h,
+            content_type: Some("application/json"),
+            received_at_ms: 1_700_000_000_123,
+        },
+        body,
+    )
+}
+
+#[test]
+fn every_byte_sequence_round_trips_exactly() {
+    let bodies: Vec<Vec<u8>> = vec![
+        br#"{ "id" : "pred_1", "status":"succeeded", "n": 1.000 }"#.to_vec(),
+        b"{\"id\":\"pred_1\",\"status\":\"succeeded\"}\n".to_vec(),
+        b"  {\"id\":\"pred_1\",\"status\":\"failed\"}\r\n".to_vec(),
+        b"\xEF\xBB\xBF{\"id\":\"pred_1\",\"status\":\"succeeded\"}".to_vec(),
+        b"{\"id\":\"pred_1\",\"x\":\"\xff\xfe\"}".to_vec(),
+        "{\"id\":\"pred_\u{FFFE}\",\"status\":\"succeeded\"}"
+            .as_bytes()
+            .to_vec(),
+        b"payload=%7B%22a%22%3A1%7D".to_vec(),
+        Vec::new(),
+        (0..=255u8).collect(),
+    ];
+    for body in bodies {
+        let env = envelope("skytells", Scheme::Skytells, None, &body);
+        let json = env.to_json();
+        assert!(json.is_ascii(), "the message is ASCII only: {json}");
+        let back = Envelope::from_json(&json).unwrap();
+        assert_eq!(back.inline_body(), Some(body.as_slice()));
+        assert_eq!(back, env);
+        assert_eq!(back.body_bytes, body.len() as u64);
+        assert_eq!(back.signature_headers, headers());
+        assert_eq!(back.content_type.as_deref(), Some("application/json"));
+    }
+}
+
+#[test]
+fn the_event_id_comes_from_the_prediction_the_delivery_id_or_the_body_digest() {
+    let e = envelope(
+        "skytells",
+        Scheme::Skytells,
+        None,
+        b"\xEF\xBB\xBF {\"id\":\"pred_1\",\"status\":\"succeeded\",\"output\":{\"a\":1}}\n",
+    );
+    assert_eq!(e.event_id, "skytells:pred_1:succeeded");
+    let e = envelope("gh", Scheme::GitHub, Some("d-1"), b"payload=x");
+    assert_eq!(e.event_id, "gh:d-1");
+    let e = envelope("st", Scheme::Stripe, None, br#"{"id":"evt_1"}"#);
+    assert_eq!(e.event_id, "st:evt_1");
+    let e = envelope("skytells", Scheme::Skytells, None, b"not json \xff");
+    assert_eq!(e.event_id, format!("skytells:sha256:{}", e.body_sha256));
+    // Characters SQS refuses, or any non-printable, never reach an attribute.
+    let e = envelope(
+        "skytells",
+        Scheme::Skytells,
+        None,
+        "{\"id\":\"pred_\u{FFFE}\",\"status\":\"succeeded\"}".as_bytes(),
+    );
+    assert!(e.event_id.starts_with("sha256:") && e.event_id.len() == 71);
+    let long = "x".repeat(300);
+    let e = envelope("p", Scheme::Standard, Some(&long), b"{}");
+    assert!(e.event_id.starts_with("sha256:"));
+    assert_eq!(e.group_id(), e.event_id);
+}
+
+#[test]
+fn a_digest_from_elsewhere_is_kept_and_checked_downstream() {
+    let body = br#"{"id":"pred_2","status":"failed"}"#;
+    let v = verified(None);
+    let h = headers();
+    let received = Received {
+        provider: "skytells",
+        scheme: Scheme::Skytells,
+        verified: &v,
+        signature_headers: &h,
+        content_type: None,
+        received_at_ms: 5,
+    };
+    let digest: [u8; 32] = Sha256::digest(body).into();
+    let given = Envelope::with_digest(&received, body, &digest, None);
+    assert_eq!(given, Envelope::new(&received, body));
+    // A wrong digest never passes for the body: the reader refuses the message.
+    let wrong = Envelope::with_digest(&received, body, &[0; 32], None);
+    assert_eq!(
+        Envelope::from_json(&wrong.to_json()).unwrap_err(),
+        EnvelopeError::Corrupt
+    );
+}
+
+#[test]
+fn a_claim_check_carries_the_object_and_is_checked_once_fetched() {
+    let body = vec![b'x'; 2000];
+    let v = verified(None);
+    let received = Received {
+        provider: "skytells",
+        scheme: Scheme::Skytells,
+        verified: &v,
+        signature_headers: &[],
+        content_type: None,
+        received_at_ms: 5,
+    };
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let object = S3Object {
+        bucket: "b".into(),
+        key: crate::archive::claim_check_key(&hex::encode(digest)),
+    };
+    let env = Envelope::with_digest(&received, &body, &digest, Some(object.clone()));
+    let json = env.to_json();
+    assert!(!json.contains("body_base64") && json.len() < 600, "{json}");
+    let back = Envelope::from_json(&json).unwrap();
+    assert_eq!(back.body, Body::S3(object));
+    assert_eq!(back.inline_body(), None);
+    assert!(back.check_body(&body).is_ok());
+    let mut other = body.clone();
+    other[0] = b'y';
+    assert_eq!(back.check_body(&other), Err(EnvelopeError::Corrupt));
+    assert_eq!(back.check_body(&body[1..]), Err(EnvelopeError::Corrupt));
+}
+
+#[test]
+fn version_1_is_still_read_and_other_versions_are_refused() {
+    let payload = r#"{"id":"pred_v1","status":"succeeded","output":["https://x/y.png"]}"#;
+    let v1 = format!(
+        r#"{{"v":1,"provider":"skytells","scheme":"skytells","event_id":"skytells:pred_v1:succeeded","received_at_ms":7,"key_id":"k","key_slot":"current","payload_sha256":"{}","payload":{payload}}}"#,
+        hex::encode(Sha256::digest(payload.as_bytes()))
+    );
+    let env = Envelope::from_json(&v1).unwrap();
+    assert_eq!(env.v, 1);
+    assert_eq!(env.inline_body(), Some(payload.as_bytes()));
+    assert!(env.signature_headers.is_empty());
+    let tampered = v1.replace("y.png", "z.png");
+    assert_eq!(
+        Envelope::from_json(&tampered).unwrap_err(),
+        EnvelopeError::Corrupt
+    );
+    let json = envelope("p", Scheme::GitHub, Some("d"), b"{}").to_json();
+    let v3 = json.replacen("\"v\":2", "\"v\":3", 1);
+    assert_eq!(
+        Envelope::from_json(&v3).unwrap_err(),
+        EnvelopeError::UnsupportedVersion(3)
+    );
+    for broken in [
+        json.replacen("\"body_base64\"", "\"body_b64\"", 1),
+        json.replacen("\"body_base64\":\"", "\"body_base64\":\"!", 1),
+        "[]".to_owned(),
+    ] {
+        assert!(
+            matches!(
+                Envelope::from_json(&broken),
+                Err(EnvelopeError::Malformed(_))
+            ),
+            "{broken}"
+        );
+    }
+}
+
+#[test]
+fn dedup_ids_tell_different_bodies_apart_and_fit_sqs_rules() {
+    let a = envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}");
+    let b = envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}\n");
+    assert_eq!(a.event_id, b.event_id);
+    assert_ne!(a.dedup_id(), b.dedup_id());
+    assert_eq!(
+        a.dedup_id(),
+        envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}").dedup_id()
+    );
+    assert_eq!(a.dedup_id().len(), 64);
+}
+
+#[test]
+fn the_claim_check_threshold_leaves_room_for_the_envelope() {
+    assert_eq!(base64_len(0), 0);
+    assert_eq!(base64_len(1), 4);
+    assert_eq!(base64_len(3), 4);
+    assert_eq!(base64_len(4), 8);
+    let max = 1_048_576;
+    let largest_inline = (0..max).rev().find(|n| !needs_claim_check(*n, max)).unwrap();
+    assert!(needs_claim_check(largest_inline + 3, max));
+    assert!(base64_len(largest_inline) + ENVELOPE_RESERVE <= max);
+    assert!(largest_inline > 750_000, "{largest_inline}");
+}
+
+#[test]
+fn non_ascii_in_any_field_is_escaped() {
+    let v = verified(Some("id\u{FFFE}"));
+    let h = vec![("x-skytells-signature".to_owned(), "é\u{1F600}".to_owned())];
+    let env = Envelope::new(
+        &Received {
+            provider: "prövider",
+            scheme: Scheme::Skytells,
+            verified: &v,
+            signature_headers: &h,
+            content_type: Some("text/plain; charset=\u{FFFF}"),
+            received_at_ms: 0,
+        },
+        b"{}",
+    );
+    let json = env.to_json();
+    assert!(json.is_ascii(), "{json}");
+    assert!(json.contains("\\ud83d\\ude00") && json.contains("\\u00e9"), "{json}");
+    assert_eq!(Envelope::from_json(&json).unwrap(), env);
+}
