@@ -124,8 +124,7 @@ pub fn rejected_key(message_id: &str) -> String {
 /// provider is made safe as [`rejected_key`] does; the digest must be 64 hex digits (it
 /// is lowercased), else it is hashed again.
 pub fn event_prefix(provider: &str, body_sha256: &str) -> String {
-    let digest = if body_sha256.len() == 64 && body_sha256.bytes().all(|c| c.is_ascii_hexdigit())
-    {
+    let digest = if body_sha256.len() == 64 && body_sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
         body_sha256.to_ascii_lowercase()
     } else {
         safe_segment(body_sha256)

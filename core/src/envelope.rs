@@ -265,9 +265,7 @@ impl Envelope {
                     (Some(b64), None) => Body::Inline(
                         base64::engine::general_purpose::STANDARD
                             .decode(b64)
-                            .map_err(|e| {
-                                EnvelopeError::Malformed(format!("body_base64: {e}"))
-                            })?,
+                            .map_err(|e| EnvelopeError::Malformed(format!("body_base64: {e}")))?,
                     ),
                     (None, Some(object)) => Body::S3(object),
                     _ => {

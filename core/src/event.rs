@@ -277,7 +277,10 @@ mod tests {
         ] {
             let body = format!(r#"{{"id":"p","status":"succeeded","output":{output}}}"#);
             let ev = WebhookEvent::parse(body.as_bytes()).unwrap();
-            assert_eq!(ev.prediction.output, serde_json::from_str::<Value>(output).unwrap());
+            assert_eq!(
+                ev.prediction.output,
+                serde_json::from_str::<Value>(output).unwrap()
+            );
         }
     }
 

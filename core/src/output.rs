@@ -124,15 +124,24 @@ mod tests {
     use serde_json::json;
 
     fn found(v: &Value) -> Vec<(String, Source<'_>)> {
-        files(v).into_iter().map(|f| (f.pointer, f.source)).collect()
+        files(v)
+            .into_iter()
+            .map(|f| (f.pointer, f.source))
+            .collect()
     }
 
     #[test]
     fn files_are_found_in_every_shape_with_their_place() {
         let v = json!("https://cdn/x.png");
-        assert_eq!(found(&v), vec![(String::new(), Source::Url("https://cdn/x.png"))]);
+        assert_eq!(
+            found(&v),
+            vec![(String::new(), Source::Url("https://cdn/x.png"))]
+        );
         let v = json!({"image": "https://cdn/x.png", "coords": [1, 2], "caption": "a cat"});
-        assert_eq!(found(&v), vec![("/image".into(), Source::Url("https://cdn/x.png"))]);
+        assert_eq!(
+            found(&v),
+            vec![("/image".into(), Source::Url("https://cdn/x.png"))]
+        );
         let v = json!([[ "HTTPS://cdn/a.png" ], [{ "a/b~c": "data:text/plain,hi" }]]);
         assert_eq!(
             found(&v),
@@ -162,7 +171,10 @@ mod tests {
     #[test]
     fn media_types_map_to_extensions() {
         assert_eq!(extension_for_media_type("image/PNG"), ".png");
-        assert_eq!(extension_for_media_type("text/plain;charset=US-ASCII"), ".txt");
+        assert_eq!(
+            extension_for_media_type("text/plain;charset=US-ASCII"),
+            ".txt"
+        );
         assert_eq!(extension_for_media_type("application/x-unknown"), ".bin");
         assert_eq!(extension_for_media_type(""), ".bin");
     }

@@ -9,8 +9,10 @@
 //! | `SQS_ENDPOINT` | var | `https://sqs.{region}.amazonaws.com/` | endpoint override (the local stack) |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | secret | — | the send-only IAM user |
 //! | `AWS_SESSION_TOKEN` | secret | none | for temporary credentials |
-//! | `MAX_BODY_BYTES` | var | 200000 | larger bodies get 413 |
-//! | `SQS_MAX_MESSAGE_BYTES` | var | 262144 | an envelope larger than this gets 413 |
+//! | `MAX_BODY_BYTES` | var | 26214400 (25 MiB) | the hard cap: larger bodies get 413, before verification; at most 52428800 (50 MiB, see [`MAX_BODY_LIMIT`]) |
+//! | `SQS_MAX_MESSAGE_BYTES` | var | 1048576 (1 MiB) | the queue's `MaximumMessageSize`; a body whose envelope would be larger goes by claim check; at most 1048576 |
+//! | `CLAIM_CHECK_BUCKET` | var | none | the bucket large bodies are written to (`raw/{sha256}`) before their envelope is queued; without it the cap is what fits in one message (about 770 KB) |
+//! | `S3_ENDPOINT` | var | `https://{bucket}.s3.{region}.amazonaws.com/` | endpoint override, path style (the local stack) |
 //! | `SIGNATURE_TOLERANCE_SECS` | var | 300 | timestamp tolerance (Standard Webhooks, Stripe) |
 //! | `SQS_TIMEOUT_MS` | var | 5000 | how long to wait for SQS before answering 503 |
 //! | `RETRY_AFTER_SECS` | var | 10 | `Retry-After` on a 503 |
@@ -21,8 +23,23 @@ use hookvault_core::keyring::KeySpec;
 use hookvault_core::{KeyRing, Scheme};
 use serde::Deserialize;
 
+use crate::s3::ClaimCheck;
 use crate::sigv4::PostSigner;
 use crate::sqs::SqsTarget;
+
+/// The default body cap: 25 MiB.
+pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// The largest `MAX_BODY_BYTES` accepted: 50 MiB. Cloudflare takes request bodies up to
+/// 100 MB (Free and Pro plans, <https://developers.cloudflare.com/workers/platform/limits/#request-limits>),
+/// but a Worker isolate has 128 MB of memory, and the edge holds a body twice while it
+/// handles it (the runtime's copy, which WebCrypto hashes and `fetch` sends to S3, and the
+/// WASM copy the Rust code reads): 2 × 50 MiB plus the runtime stays under 128 MB.
+pub const MAX_BODY_LIMIT: usize = 50 * 1024 * 1024;
+
+/// SQS's largest message: 1 MiB (raised from 256 KiB in 2025;
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
+pub const SQS_MESSAGE_LIMIT: usize = 1_048_576;
 
 /// One provider the edge accepts webhooks from.
 #[derive(Debug, Clone)]
@@ -44,9 +61,12 @@ pub struct EdgeConfig {
     pub sqs: SqsTarget,
     /// `sqs.signer()`, made once: it keeps the day's signing key between requests.
     pub sqs_signer: Option<PostSigner>,
-    /// Body cap, bytes.
+    /// Where bodies too large for one message go, if configured.
+    pub claim_check: Option<ClaimCheck>,
+    /// Body cap, bytes: `MAX_BODY_BYTES`, or, without a claim-check bucket, the largest
+    /// body that fits in one message.
     pub max_body: usize,
-    /// Largest envelope SQS takes, bytes.
+    /// Largest queue message, bytes.
     pub max_message: usize,
     /// Timestamp tolerance, seconds.
     pub tolerance: u64,
@@ -123,6 +143,19 @@ impl EdgeConfig {
         };
         let mut out = Vec::with_capacity(providers.len());
         for (name, scheme) in providers {
+            // The name is a path segment, a log field, an SQS attribute and an S3 key
+            // segment: a plain token keeps it safe in all of them.
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            {
+                return Err(invalid(
+                    "PROVIDERS",
+                    format!("provider name {name:?} is not 1 to 64 of A-Z a-z 0-9 - _"),
+                ));
+            }
             let scheme: Scheme =
                 scheme
                     .parse()
@@ -158,16 +191,40 @@ impl EdgeConfig {
             session_token: get("AWS_SESSION_TOKEN").filter(|v| !v.is_empty()),
         };
         let small = |name, v: u64| u32::try_from(v).map_err(|_| invalid(name, "too large".into()));
-        let size = |name, v: u64| usize::try_from(v).map_err(|_| invalid(name, "too large".into()));
+        let size = |name, v: u64, max: usize| {
+            usize::try_from(v)
+                .ok()
+                .filter(|v| *v <= max && *v > 0)
+                .ok_or_else(|| invalid(name, format!("expected 1 to {max}")))
+        };
+        let max_message = size(
+            "SQS_MAX_MESSAGE_BYTES",
+            num("SQS_MAX_MESSAGE_BYTES", SQS_MESSAGE_LIMIT as u64)?,
+            SQS_MESSAGE_LIMIT,
+        )?;
+        let claim_check = get("CLAIM_CHECK_BUCKET")
+            .filter(|v| !v.trim().is_empty())
+            .map(|bucket| {
+                let endpoint = get("S3_ENDPOINT").filter(|v| !v.trim().is_empty());
+                ClaimCheck::new(bucket.trim(), &sqs.region, endpoint.as_deref())
+            });
+        let mut max_body = size(
+            "MAX_BODY_BYTES",
+            num("MAX_BODY_BYTES", DEFAULT_MAX_BODY as u64)?,
+            MAX_BODY_LIMIT,
+        )?;
+        if claim_check.is_none() {
+            // Without a bucket, a body must fit in one message: the cap is refused before
+            // verification rather than an authentic event after it.
+            max_body = max_body.min(largest_inline_body(max_message));
+        }
         Ok(EdgeConfig {
             providers: out,
             sqs_signer: sqs.signer(),
             sqs,
-            max_body: size("MAX_BODY_BYTES", num("MAX_BODY_BYTES", 200_000)?)?,
-            max_message: size(
-                "SQS_MAX_MESSAGE_BYTES",
-                num("SQS_MAX_MESSAGE_BYTES", 262_144)?,
-            )?,
+            claim_check,
+            max_body,
+            max_message,
             tolerance: num(
                 "SIGNATURE_TOLERANCE_SECS",
                 hookvault_core::scheme::DEFAULT_TOLERANCE_SECS,
@@ -181,6 +238,13 @@ impl EdgeConfig {
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
     }
+}
+
+/// The largest body carried inline in a message of `max_message` bytes
+/// (`hookvault_core::envelope::needs_claim_check`'s threshold).
+pub fn largest_inline_body(max_message: usize) -> usize {
+    let room = max_message.saturating_sub(hookvault_core::envelope::ENVELOPE_RESERVE);
+    room / 4 * 3
 }
 
 #[cfg(test)]
@@ -220,10 +284,51 @@ mod tests {
             c.sqs_signer.as_ref().map(PostSigner::url),
             Some("https://sqs.eu-west-1.amazonaws.com/")
         );
+        // No claim-check bucket: the cap is what fits in one message.
         assert_eq!(
-            (c.max_body, c.tolerance, c.sqs_timeout_ms),
-            (200_000, 300, 5_000)
+            (c.max_body, c.max_message, c.tolerance, c.sqs_timeout_ms),
+            (largest_inline_body(1_048_576), 1_048_576, 300, 5_000)
         );
+        assert!(!hookvault_core::envelope::needs_claim_check(
+            c.max_body,
+            c.max_message
+        ));
+        assert!(hookvault_core::envelope::needs_claim_check(
+            c.max_body + 3,
+            c.max_message
+        ));
+        assert!(c.claim_check.is_none());
+    }
+
+    #[test]
+    fn a_claim_check_bucket_lifts_the_cap_to_max_body_bytes() {
+        let c = load(&vars(&[("CLAIM_CHECK_BUCKET", "archive")])).unwrap();
+        assert_eq!(c.max_body, DEFAULT_MAX_BODY);
+        assert_eq!(
+            c.claim_check.unwrap().object_url("raw/x"),
+            "https://archive.s3.eu-west-1.amazonaws.com/raw/x"
+        );
+        let c = load(&vars(&[
+            ("CLAIM_CHECK_BUCKET", "archive"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9/"),
+            ("MAX_BODY_BYTES", "52428800"),
+        ]))
+        .unwrap();
+        assert_eq!(c.max_body, MAX_BODY_LIMIT);
+        assert_eq!(
+            c.claim_check.unwrap().object_url("raw/x"),
+            "http://127.0.0.1:9/archive/raw/x"
+        );
+        for (name, value) in [
+            ("MAX_BODY_BYTES", "52428801"),
+            ("MAX_BODY_BYTES", "0"),
+            ("SQS_MAX_MESSAGE_BYTES", "1048577"),
+        ] {
+            assert!(
+                matches!(load(&vars(&[(name, value)])), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{name}={value}"
+            );
+        }
     }
 
     #[test]
@@ -252,6 +357,22 @@ mod tests {
             load(&m).unwrap_err(),
             ConfigError::Missing("AWS_SECRET_ACCESS_KEY")
         );
+        for bad in [
+            r#"{"a/b":"github"}"#,
+            r#"{"":"github"}"#,
+            r#"{"sky tells":"skytells"}"#,
+        ] {
+            assert!(
+                matches!(
+                    load(&vars(&[("PROVIDERS", bad)])),
+                    Err(ConfigError::Invalid {
+                        name: "PROVIDERS",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             load(&vars(&[("PROVIDERS", r#"{"x":"svix"}"#)])),
             Err(ConfigError::Invalid {

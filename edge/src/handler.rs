@@ -1,15 +1,18 @@
 //! What the edge answers, decided without I/O.
 //!
-//! The Worker glue calls [`check_declared_length`] before reading the body,
-//! [`accept_webhook`] or [`accept_probe`] once it has it, and [`queue_failure`] when SQS
-//! does not take the message.
+//! The Worker glue calls [`check_declared_length`] before reading the body, [`prepare`]
+//! and the MACs (or [`accept_webhook`] / [`accept_probe`] natively) once it has it,
+//! [`received`] for the envelope, and [`queue_failure`] or [`claim_check_failure`] when
+//! SQS or S3 does not take the event. After a signature verifies, the only refusal left is
+//! the size cap, checked before: every authentic body is queued, whatever its bytes.
 
-use hookvault_core::envelope::Envelope;
+use hookvault_core::envelope::{Envelope, Received};
 use hookvault_core::{Pending, Verified, VerifyError, VerifyOptions};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{EdgeConfig, Provider};
+use crate::s3::S3Error;
 use crate::sqs::SqsError;
 
 /// A refusal: status, stable code, message, and `Retry-After` for 503.
@@ -170,21 +173,28 @@ pub fn settle(p: &Provider, pending: Pending<'_>) -> Result<Verified, Rejection>
     pending.finish(&p.ring).map_err(refused)
 }
 
-/// The queue envelope of a verified webhook, given the body's SHA-256; 400 when the body
-/// is not the provider's JSON.
-pub fn envelope(
-    p: &Provider,
-    verified: &Verified,
-    body: &[u8],
-    body_sha256: &[u8; 32],
+/// What the envelope records of a verified request besides its body: the provider, the
+/// key that matched, the scheme's headers as received (the evidence), the request's
+/// `Content-Type` (kept only up to 256 bytes: it is not evidence), the time.
+pub fn received<'a>(
+    p: &'a Provider,
+    verified: &'a Verified,
+    signature_headers: &'a [(String, String)],
+    content_type: Option<&'a str>,
     now_ms: u64,
-) -> Result<Envelope, Rejection> {
-    let received_at = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    Envelope::with_digest(&p.name, p.scheme, verified, body, received_at, body_sha256)
-        .map_err(|e| Rejection::new(400, "invalid_body", e.to_string()))
+) -> Received<'a> {
+    Received {
+        provider: &p.name,
+        scheme: p.scheme,
+        verified,
+        signature_headers,
+        content_type: content_type.filter(|c| c.len() <= 256),
+        received_at_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
+    }
 }
 
-/// Verifies a webhook and builds its envelope: [`prepare`], [`settle`], [`envelope`].
+/// Verifies a webhook and builds its envelope, carried inline: [`prepare`], [`settle`],
+/// [`received`]. Once the signature verifies, nothing about the body is refused.
 pub fn accept_webhook(
     cfg: &EdgeConfig,
     provider_name: &str,
@@ -194,7 +204,12 @@ pub fn accept_webhook(
 ) -> Result<(Verified, Envelope), Rejection> {
     let (p, pending) = prepare(cfg, Some(provider_name), headers, body, now_ms)?;
     let verified = settle(p, pending)?;
-    let envelope = envelope(p, &verified, body, &Sha256::digest(body).into(), now_ms)?;
+    let envelope = Envelope::with_digest(
+        &received(p, &verified, headers, None, now_ms),
+        body,
+        &Sha256::digest(body).into(),
+        None,
+    );
     Ok((verified, envelope))
 }
 
@@ -211,18 +226,29 @@ pub fn accept_probe(
     settle(p, pending)
 }
 
-/// 503 when SQS does not take the message (413 when it is too large for the queue).
-pub fn queue_failure(err: &SqsError, retry_after: u32) -> Rejection {
-    match err {
-        SqsError::TooLarge { .. } => Rejection::new(413, "body_too_large", err.to_string()),
-        _ => Rejection {
-            retry_after: Some(retry_after),
-            ..Rejection::new(
-                503,
-                "queue_unavailable",
-                "the event could not be queued; retry later",
-            )
-        },
+/// 503 when SQS does not take the message: the sender retries. (Once the signature
+/// verified, nothing is refused for its content; a message too large for the queue is a
+/// configuration fault, logged with its reason.)
+pub fn queue_failure(_err: &SqsError, retry_after: u32) -> Rejection {
+    Rejection {
+        retry_after: Some(retry_after),
+        ..Rejection::new(
+            503,
+            "queue_unavailable",
+            "the event could not be queued; retry later",
+        )
+    }
+}
+
+/// 503 when S3 does not take a claim-checked body: the sender retries.
+pub fn claim_check_failure(_err: &S3Error, retry_after: u32) -> Rejection {
+    Rejection {
+        retry_after: Some(retry_after),
+        ..Rejection::new(
+            503,
+            "claim_check_unavailable",
+            "the event could not be stored; retry later",
+        )
     }
 }
 

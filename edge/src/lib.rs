@@ -3,15 +3,19 @@
 //! The Cloudflare Worker the provider talks to. It verifies the webhook's signature in
 //! constant time against the key ring (current, pending and previous secrets), refuses
 //! everything else with a precise status, and forwards each valid event to SQS with a
-//! SigV4-signed `SendMessage`, answering 202 only once SQS has accepted it.
+//! SigV4-signed `SendMessage`, answering 202 only once SQS has accepted it. Once a
+//! signature verifies, the body is queued byte for byte whatever it is (the envelope
+//! carries it as base64); a body too large for one message is first written to S3 with a
+//! SigV4 `PutObject` (the claim check, [`s3`]) and the envelope points at it.
 //!
 //! The request logic is plain Rust, tested natively: [`route`], [`handler`], [`sqs`],
-//! [`config`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only) reads
-//! the request and the environment, performs the one `fetch` to SQS, and writes the log.
+//! [`s3`], [`config`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only)
+//! reads the request and the environment, performs the `fetch`es to S3 and SQS, and
+//! writes the log.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /webhooks/{provider}` | 202 `{"event_id", "message_id"}` once queued; 400/401/404/413/503 otherwise |
+//! | `POST /webhooks/{provider}` | 202 `{"event_id", "message_id"}` once queued; before verification 400/401/404/413, after it only 503 (SQS or S3 did not take it) |
 //! | `POST /_hookvault/probe[/{provider}]` | 204 if the signature verifies (nothing queued), with the matching key in `x-hookvault-key` |
 //! | `GET /healthz` | 200 `{"ok":true}` |
 //! | other paths / methods | 404 / 405 |
@@ -23,11 +27,14 @@ pub mod handler;
 pub mod json_string;
 pub mod log;
 pub mod route;
+pub mod s3;
 pub mod sigv4;
 pub mod sqs;
 
 #[cfg(target_arch = "wasm32")]
 mod one_call;
+#[cfg(target_arch = "wasm32")]
+mod s3_put;
 #[cfg(target_arch = "wasm32")]
 mod sqs_send;
 #[cfg(target_arch = "wasm32")]

@@ -32,6 +32,12 @@ pub struct RequestLog {
     /// Slot of the key that matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_slot: Option<&'static str>,
+    /// The body's length in bytes, once verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<usize>,
+    /// The S3 key of the claim-checked body, when it went by claim check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_check: Option<String>,
     /// The event id queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,

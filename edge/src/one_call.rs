@@ -28,9 +28,9 @@ function headers(flat) {
 export function respond(status, body, flat) {
   return new Response(body, { status, headers: headers(flat) });
 }
-export async function post(url, body, flat, timeoutMs) {
+export async function send(method, url, body, flat, timeoutMs) {
   const r = await fetch(url, {
-    method: "POST",
+    method,
     headers: headers(flat),
     body,
     signal: AbortSignal.timeout(timeoutMs),
@@ -43,7 +43,13 @@ extern "C" {
     fn respond(status: u16, body: Option<&str>, flat: &str) -> Result<web_sys::Response, JsValue>;
 
     #[wasm_bindgen(catch)]
-    fn post(url: &str, body: &Uint8Array, flat: &str, timeout_ms: u32) -> Result<Promise, JsValue>;
+    fn send(
+        method: &str,
+        url: &str,
+        body: &Uint8Array,
+        flat: &str,
+        timeout_ms: u32,
+    ) -> Result<Promise, JsValue>;
 }
 
 /// `name\nvalue\n…`; `None` if a name or value has a line break (never sent).
@@ -82,9 +88,11 @@ pub fn response(
     respond(status, body, &flat).map_err(|e| message(&e))
 }
 
-/// POSTs `body` to `url` with `headers`, giving up after `timeout_ms`; the answer's status
-/// and text. `Err` when there is no answer (network error, timeout).
-pub async fn post_text(
+/// Sends `body` to `url` with `method` (`POST`, `PUT`) and `headers`, giving up after
+/// `timeout_ms`; the answer's status and text. `Err` when there is no answer (network
+/// error, timeout).
+pub async fn send_text(
+    method: &str,
     url: &str,
     body: &Uint8Array,
     headers: &[(String, String)],
@@ -92,7 +100,7 @@ pub async fn post_text(
 ) -> Result<(u16, String), String> {
     let flat = flatten(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .ok_or("a header with a line break")?;
-    let promise = post(url, body, &flat, timeout_ms).map_err(|e| message(&e))?;
+    let promise = send(method, url, body, &flat, timeout_ms).map_err(|e| message(&e))?;
     let answer: Array = JsFuture::from(promise)
         .await
         .map_err(|e| message(&e))?

@@ -113,7 +113,7 @@ pub enum SqsError {
     /// The request could not be signed.
     #[error("cannot sign the SQS request: {0}")]
     Sign(String),
-    /// The envelope is larger than SQS takes.
+    /// The envelope is larger than the queue takes (`SQS_MAX_MESSAGE_BYTES`).
     #[error("the queue message would be {size} bytes, over the {max}-byte limit")]
     TooLarge {
         /// The envelope's size.
@@ -177,8 +177,11 @@ pub fn send_message(
     )
 }
 
-/// The `SendMessage` body for `envelope`: the queue, the envelope as the message, the event
-/// id as an attribute (and as group and deduplication id on a FIFO queue).
+/// The `SendMessage` body for `envelope`: the queue, the envelope as the message (ASCII
+/// only: [`Envelope::to_json`]), the event id and provider as attributes (printable ASCII,
+/// so within SQS's allowed characters), and on a FIFO queue the event id as group id and
+/// the body's digest as deduplication id ([`Envelope::dedup_id`]). `TooLarge` when the
+/// message is over `max_message` bytes (the caller then sends the body by claim check).
 pub fn unsigned_send_message(
     target: &SqsTarget,
     envelope: &Envelope,
@@ -191,7 +194,9 @@ pub fn unsigned_send_message(
             max: max_message,
         });
     }
-    let dedup = target.is_fifo().then(|| envelope.dedup_id());
+    let fifo = target
+        .is_fifo()
+        .then(|| (envelope.group_id(), envelope.dedup_id()));
     // Sized once: the message grows by its escapes (about one byte in ten for JSON).
     let mut body = Vec::with_capacity(message.len() + message.len() / 8 + 512);
     body.push(b'{');
@@ -203,9 +208,9 @@ pub fn unsigned_send_message(
     body.push(b',');
     string_attribute(&mut body, "provider", &envelope.provider);
     body.push(b'}');
-    if let Some(dedup) = &dedup {
+    if let Some((group, dedup)) = &fifo {
         body.push(b',');
-        field(&mut body, "MessageGroupId", dedup);
+        field(&mut body, "MessageGroupId", group);
         body.push(b',');
         field(&mut body, "MessageDeduplicationId", dedup);
     }
@@ -247,7 +252,8 @@ pub fn sign_send_message(
     })
 }
 
-/// Signs a POST with SigV4; returns `headers` plus the signature's own headers.
+/// Signs a POST with SigV4 (SQS's settings); returns `headers` plus the signature's own
+/// headers.
 pub fn sign_v4(
     target: &SqsTarget,
     service: &str,
@@ -256,6 +262,42 @@ pub fn sign_v4(
     body: SignableBody<'_>,
     now_ms: u64,
 ) -> Result<Vec<(String, String)>, SqsError> {
+    sign_request(
+        target,
+        &Signing {
+            method: "POST",
+            service,
+            settings: SigningSettings::default(),
+        },
+        url,
+        headers,
+        body,
+        now_ms,
+    )
+    .map_err(SqsError::Sign)
+}
+
+/// What a request is signed as: its method, the service, and the service's SigV4 settings
+/// (S3 differs from the other services: single URI encoding, no path normalisation).
+pub struct Signing<'a> {
+    /// `POST`, `PUT`.
+    pub method: &'a str,
+    /// `sqs`, `s3`.
+    pub service: &'a str,
+    /// `aws-sigv4`'s settings.
+    pub settings: SigningSettings,
+}
+
+/// Signs a request with SigV4 with `target`'s credentials and region; returns `headers`
+/// plus the signature's own headers, or why it could not be signed.
+pub fn sign_request(
+    target: &SqsTarget,
+    signing: &Signing<'_>,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: SignableBody<'_>,
+    now_ms: u64,
+) -> Result<Vec<(String, String)>, String> {
     let identity = Credentials::new(
         &target.access_key_id,
         &target.secret_access_key,
@@ -268,16 +310,16 @@ pub fn sign_v4(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&target.region)
-        .name(service)
+        .name(signing.service)
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(signing.settings.clone())
         .build()
-        .map_err(|e| SqsError::Sign(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .into();
-    let request = SignableRequest::new("POST", url, headers.iter().copied(), body)
-        .map_err(|e| SqsError::Sign(e.to_string()))?;
+    let request = SignableRequest::new(signing.method, url, headers.iter().copied(), body)
+        .map_err(|e| e.to_string())?;
     let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| SqsError::Sign(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .into_parts();
     let mut out: Vec<(String, String)> = headers
         .iter()

@@ -1,5 +1,5 @@
 //! The one SQS request of a webhook: `SendMessage`, signed, sent with the runtime's
-//! `fetch` and a timeout in one call (`one_call::post_text`, which reads the answer with
+//! `fetch` and a timeout in one call (`one_call::send_text`, which reads the answer with
 //! one `response.text()`: reading it as a stream, chunk by chunk across the JS/WASM
 //! boundary, cost more than the rest of the request together), its answer checked.
 
@@ -28,9 +28,14 @@ pub async fn enqueue(
         &message_md5,
         now_ms,
     )?;
-    let (status, text) =
-        one_call::post_text(&signed.url, &body_js, &signed.headers, cfg.sqs_timeout_ms)
-            .await
-            .map_err(SqsError::Unreachable)?;
+    let (status, text) = one_call::send_text(
+        "POST",
+        &signed.url,
+        &body_js,
+        &signed.headers,
+        cfg.sqs_timeout_ms,
+    )
+    .await
+    .map_err(SqsError::Unreachable)?;
     sqs::parse_response(status, &text, &signed)
 }

@@ -11,11 +11,15 @@ use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
 use worker::{console_log, event, Context, Env, Request, Result};
 
+use hookvault_core::archive::claim_check_key;
+use hookvault_core::envelope::{needs_claim_check, Envelope, Received, S3Object};
+
 use crate::config::{EdgeConfig, Provider};
 use crate::handler::{self, Rejection};
 use crate::log::RequestLog;
 use crate::route::{path_of, route, Route};
-use crate::{one_call, sqs_send, webcrypto};
+use crate::sqs::SqsError;
+use crate::{one_call, s3_put, sqs_send, webcrypto};
 
 thread_local! {
     /// The parsed configuration, kept for the isolate's life: vars and secrets cannot
@@ -178,20 +182,70 @@ async fn handle(
             ],
         );
     };
-    let envelope = handler::envelope(target, &verified, &body.bytes, &body_sha256.await, now_ms)?;
-    log.scheme = Some(envelope.scheme.name());
+    let body_sha256 = body_sha256.await;
+    let content_type = request_headers.get("content-type").ok().flatten();
+    let received = handler::received(target, &verified, &headers, content_type.as_deref(), now_ms);
+    log.scheme = Some(target.scheme.name());
+    log.body_bytes = Some(body.bytes.len());
+    let (envelope, message_id) = queue(&cfg, &received, &body, &body_sha256, now_ms, log).await?;
     log.event_id = Some(envelope.event_id.clone());
-    let message_id = sqs_send::enqueue(&cfg, &envelope, now_ms)
-        .await
-        .map_err(|e| {
-            log.reason = Some(e.to_string());
-            handler::queue_failure(&e, cfg.retry_after_secs)
-        })?;
     log.sqs_message_id = Some(message_id.clone());
     json(
         202,
         &handler::accepted_body(&envelope.event_id, &message_id),
     )
+}
+
+/// Queues a verified body: inline when its envelope fits in one message, else by claim
+/// check (the body to S3 first, then the envelope that points at it). The message id once
+/// SQS has the message; 503 if S3 or SQS does not take it.
+async fn queue(
+    cfg: &EdgeConfig,
+    received: &Received<'_>,
+    body: &webcrypto::Body,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+    log: &mut RequestLog,
+) -> std::result::Result<(Envelope, String), Rejection> {
+    let queue_failed = |log: &mut RequestLog, e: SqsError| {
+        log.reason = Some(e.to_string());
+        handler::queue_failure(&e, cfg.retry_after_secs)
+    };
+    if !needs_claim_check(body.bytes.len(), cfg.max_message) {
+        let envelope = Envelope::with_digest(received, &body.bytes, body_sha256, None);
+        match sqs_send::enqueue(cfg, &envelope, now_ms).await {
+            Ok(message_id) => return Ok((envelope, message_id)),
+            // Checked before anything is sent: the headers made the envelope larger than
+            // the reserve allows for. The claim check carries the body instead.
+            Err(SqsError::TooLarge { .. }) if cfg.claim_check.is_some() => {}
+            Err(e) => return Err(queue_failed(log, e)),
+        }
+    }
+    let Some(claim) = &cfg.claim_check else {
+        // The cap keeps such bodies out (config::largest_inline_body); only headers far
+        // beyond the reserve get here.
+        log.reason = Some(
+            "the envelope does not fit in one message and CLAIM_CHECK_BUCKET is not set".into(),
+        );
+        return Err(handler::misconfigured(cfg.retry_after_secs));
+    };
+    let key = claim_check_key(&hex::encode(body_sha256));
+    s3_put::put(cfg, claim, &key, &body.js, body_sha256, now_ms)
+        .await
+        .map_err(|e| {
+            log.reason = Some(e.to_string());
+            handler::claim_check_failure(&e, cfg.retry_after_secs)
+        })?;
+    let object = S3Object {
+        bucket: claim.bucket.clone(),
+        key,
+    };
+    log.claim_check = Some(object.key.clone());
+    let envelope = Envelope::with_digest(received, &body.bytes, body_sha256, Some(object));
+    match sqs_send::enqueue(cfg, &envelope, now_ms).await {
+        Ok(message_id) => Ok((envelope, message_id)),
+        Err(e) => Err(queue_failed(log, e)),
+    }
 }
 
 #[event(start)]

@@ -1,5 +1,11 @@
-"""moto_server, plus the one thing moto cannot do alone: RotateSecret running a rotation
-Lambda that runs elsewhere (our rotator under `cargo lambda watch`).
+"""moto_server, plus what moto does not do as AWS does for us:
+
+1. Secrets Manager: RotateSecret running a rotation Lambda that runs elsewhere (our rotator
+   under `cargo lambda watch`), and ListSecretVersionIds' creation dates (below).
+2. SQS: SendMessage and SendMessageBatch refuse what real SQS refuses (further below).
+
+RotateSecret
+(https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html):
 
 AWS's RotateSecret stages a new version id with AWSPENDING and no value, then invokes the
 rotation function with createSecret, setSecret, testSecret and finishSecret in turn,
@@ -17,6 +23,31 @@ So this wrapper replaces `rotate_secret` for the rotation functions named in the
 * `RotateImmediately=false` only configures rotation (function, schedule).
 
 ListSecretVersionIds also reports each version's real creation date (moto says "now").
+
+SendMessage / SendMessageBatch, in both of moto's protocols (JSON, as aws-sdk-sqs and
+boto3 >= 1.34 speak it, and query):
+
+* characters: the body and every String/Number message attribute value may hold only
+  #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF; anything else is refused
+  with `InvalidMessageContents` (HTTP 400); moto stores it as sent.
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+* size: UTF-8 bytes of the body plus, for every message attribute, its name, data type and
+  value (message system attributes such as AWSTraceHeader do not count), at most the
+  queue's MaximumMessageSize and never more than 1,048,576 bytes; over it,
+  `InvalidParameterValue` "One or more parameters are invalid. Reason: Message must be
+  shorter than N bytes." (moto counts characters of the body only).
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+  A new queue's MaximumMessageSize is 1,048,576 unless CreateQueue says otherwise, which
+  is moto 5.2.5's own default too.
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html
+* batch: each entry is judged alone; a refused entry is listed in `Failed` with its code
+  (SenderFault true) and the others are sent (moto refuses the whole batch for one
+  oversized entry). The request-level errors stay moto's (TooManyEntriesInBatchRequest,
+  BatchEntryIdsNotDistinct, InvalidBatchEntryId, BatchRequestTooLong), but the batch's
+  total is counted as above (bytes, attributes included) against 1,048,576.
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
+
 Every other call is moto's own.
 
 Usage: python serve.py -H 127.0.0.1 -p PORT   (the same arguments as moto_server)
@@ -24,6 +55,7 @@ Usage: python serve.py -H 127.0.0.1 -p PORT   (the same arguments as moto_server
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -37,6 +69,17 @@ from moto.secretsmanager.exceptions import (
     SecretNotFoundException,
 )
 from moto.server import main
+from moto.sqs import models as sqs_models
+from moto.sqs.constants import MAXIMUM_MESSAGE_LENGTH
+from moto.sqs.exceptions import (
+    BatchEntryIdsNotDistinct,
+    BatchRequestTooLong,
+    InvalidBatchEntryId,
+    InvalidParameterValue,
+    SQSException,
+    TooManyEntriesInBatchRequest,
+)
+from moto.sqs.responses import SQSResponse
 
 _original = models.SecretsManagerBackend.rotate_secret
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -139,6 +182,138 @@ def list_secret_version_ids(self, secret_id):
 
 models.SecretsManagerBackend.rotate_secret = rotate_secret
 models.SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids
+
+
+# --- SQS: SendMessage / SendMessageBatch ------------------------------------------------
+
+# The characters a message may hold (the XML 1.0 Char production). Current API references
+# say SQS refuses anything else with InvalidMessageContents; some SDK docs say it instead
+# replaces such characters with U+FFFD. Either way what is queued is not what was sent, so
+# the local stack refuses loudly: a test must not pass here on bytes AWS would not keep.
+_DISALLOWED = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+class InvalidMessageContents(SQSException):
+    """SQS's own error shape (HTTP 400), serialized by moto for either protocol as it
+    serializes its own SQS errors: JSON `__type` ...#InvalidMessageContents and the
+    `x-amzn-query-error: InvalidMessageContents;Sender` header, or the query XML `Code`.
+    Only the code is documented; the message follows the wording SQS is reported to use."""
+
+    code = "InvalidMessageContents"
+
+
+def _check_characters(body, attributes):
+    bad = _DISALLOWED.search(body or "")
+    if bad:
+        raise InvalidMessageContents(
+            f"Invalid binary character '#x{ord(bad.group()):X}' was found in the message "
+            "body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
+            "#xE000 to #xFFFD | #x10000 to #x10FFFF"
+        )
+    for name, value in (attributes or {}).items():
+        kind = str((value or {}).get("DataType") or "").split(".")[0]
+        text = (value or {}).get("StringValue")
+        if kind in ("String", "Number") and isinstance(text, str):
+            bad = _DISALLOWED.search(text)
+            if bad:
+                raise InvalidMessageContents(
+                    f"Invalid binary character '#x{ord(bad.group()):X}' was found in the "
+                    f"value of message attribute '{name}', the set of allowed characters "
+                    "is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to "
+                    "#x10FFFF"
+                )
+
+
+def _utf8_len(text):
+    # surrogatepass: a lone surrogate (possible from a JSON "\ud800" escape) is refused by
+    # _check_characters first, but must not crash a size count made before it.
+    return len(str(text).encode("utf-8", "surrogatepass"))
+
+
+def _message_size(body, attributes):
+    """UTF-8 bytes of the body, plus each message attribute's name, data type and value."""
+    size = _utf8_len(body or "")
+    for name, value in (attributes or {}).items():
+        value = value or {}
+        size += _utf8_len(name) + _utf8_len(value.get("DataType") or "")
+        if value.get("StringValue") is not None:
+            size += _utf8_len(value["StringValue"])
+        elif value.get("BinaryValue") is not None:
+            raw = value["BinaryValue"]  # moto hands it over decoded (bytes)
+            size += len(raw) if isinstance(raw, (bytes, bytearray)) else _utf8_len(raw)
+    return size
+
+
+def _check_message(queue, body, attributes):
+    _check_characters(body, attributes)
+    limit = min(int(queue.maximum_message_size), MAXIMUM_MESSAGE_LENGTH)
+    if _message_size(body, attributes) > limit:
+        raise InvalidParameterValue(
+            "One or more parameters are invalid. Reason: Message must be shorter than "
+            f"{limit} bytes."
+        )
+
+
+_original_send = SQSResponse.send_message
+
+
+def send_message(self):
+    """SendMessage. Hooked at the API handler, not `SQSBackend.send_message`: moto's SNS,
+    EventBridge and S3-notification deliveries into SQS call the backend too, and checking
+    them there would fail moto's Publish / PutEvents / PutObject with an SQS error."""
+    queue = self.sqs_backend.get_queue(self._get_queue_name())
+    _check_message(
+        queue, self._get_param("MessageBody"), self._get_param("MessageAttributes", {})
+    )
+    return _original_send(self)
+
+
+_original_batch = sqs_models.SQSBackend.send_message_batch
+
+
+def send_message_batch(self, queue_name, entries):
+    """SendMessageBatch (only the API handler calls it). moto checks every entry first and
+    refuses the whole request for one bad entry; AWS reports each entry on its own. So the
+    request-level checks run here, in moto's order, on every entry; each entry is then
+    judged alone, and moto's own method sends the rest (its checks pass again on them)."""
+    queue = self.get_queue(queue_name)
+    if any(not re.match(r"^[\w-]{1,80}$", e["Id"]) for e in entries.values()):
+        raise InvalidBatchEntryId()
+    total = sum(
+        _message_size(e.get("MessageBody"), e.get("MessageAttributes"))
+        for e in entries.values()
+    )
+    if total > MAXIMUM_MESSAGE_LENGTH:
+        raise BatchRequestTooLong(total)
+    duplicate = self._get_first_duplicate_id([e["Id"] for e in entries.values()])
+    if duplicate:
+        raise BatchEntryIdsNotDistinct(duplicate)
+    if len(entries) > 10:
+        raise TooManyEntriesInBatchRequest(len(entries))
+
+    failed, rest = [], {}
+    for key, entry in entries.items():
+        try:
+            _check_message(queue, entry.get("MessageBody"), entry.get("MessageAttributes"))
+        except SQSException as err:
+            failed.append(
+                {
+                    "Id": entry["Id"],
+                    "SenderFault": True,
+                    "Code": err.code,
+                    "Message": err.message,
+                }
+            )
+        else:
+            rest[key] = entry
+    if not rest:
+        return [], failed
+    messages, moto_failed = _original_batch(self, queue_name, rest)
+    return messages, failed + moto_failed
+
+
+SQSResponse.send_message = send_message
+sqs_models.SQSBackend.send_message_batch = send_message_batch
 
 if __name__ == "__main__":
     main(sys.argv[1:])

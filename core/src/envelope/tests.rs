@@ -179,13 +179,29 @@ fn version_1_is_still_read_and_other_versions_are_refused() {
 
 #[test]
 fn dedup_ids_tell_different_bodies_apart_and_fit_sqs_rules() {
-    let a = envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}");
-    let b = envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}\n");
+    let a = envelope(
+        "p",
+        Scheme::Skytells,
+        None,
+        b"{\"id\":\"x\",\"status\":\"failed\"}",
+    );
+    let b = envelope(
+        "p",
+        Scheme::Skytells,
+        None,
+        b"{\"id\":\"x\",\"status\":\"failed\"}\n",
+    );
     assert_eq!(a.event_id, b.event_id);
     assert_ne!(a.dedup_id(), b.dedup_id());
     assert_eq!(
         a.dedup_id(),
-        envelope("p", Scheme::Skytells, None, b"{\"id\":\"x\",\"status\":\"failed\"}").dedup_id()
+        envelope(
+            "p",
+            Scheme::Skytells,
+            None,
+            b"{\"id\":\"x\",\"status\":\"failed\"}"
+        )
+        .dedup_id()
     );
     assert_eq!(a.dedup_id().len(), 64);
 }
@@ -197,7 +213,10 @@ fn the_claim_check_threshold_leaves_room_for_the_envelope() {
     assert_eq!(base64_len(3), 4);
     assert_eq!(base64_len(4), 8);
     let max = 1_048_576;
-    let largest_inline = (0..max).rev().find(|n| !needs_claim_check(*n, max)).unwrap();
+    let largest_inline = (0..max)
+        .rev()
+        .find(|n| !needs_claim_check(*n, max))
+        .unwrap();
     assert!(needs_claim_check(largest_inline + 3, max));
     assert!(base64_len(largest_inline) + ENVELOPE_RESERVE <= max);
     assert!(largest_inline > 750_000, "{largest_inline}");
@@ -220,6 +239,9 @@ fn non_ascii_in_any_field_is_escaped() {
     );
     let json = env.to_json();
     assert!(json.is_ascii(), "{json}");
-    assert!(json.contains("\\ud83d\\ude00") && json.contains("\\u00e9"), "{json}");
+    assert!(
+        json.contains("\\ud83d\\ude00") && json.contains("\\u00e9"),
+        "{json}"
+    );
     assert_eq!(Envelope::from_json(&json).unwrap(), env);
 }

@@ -75,14 +75,15 @@ fn a_valid_webhook_becomes_an_envelope() {
         let (v, env) =
             accept_webhook(&cfg, scheme.name(), &signed(scheme, &body), &body, NOW_MS).unwrap();
         assert_eq!((v.key_id.as_str(), v.slot), ("k1", KeySlot::Current));
-        assert_eq!(env.payload.get().as_bytes(), body.as_slice());
+        assert_eq!(env.inline_body(), Some(body.as_slice()));
+        assert_eq!(env.signature_headers, signed(scheme, &body));
         assert_eq!(env.received_at_ms, 1_800_000_000_000);
         assert_eq!(env.provider, scheme.name());
     }
 }
 
 #[test]
-fn refuses_unknown_providers_large_and_non_provider_bodies() {
+fn refuses_unknown_providers_and_large_bodies_and_queues_every_verified_body() {
     let cfg = config();
     let body = sample_body();
     let h = signed(Scheme::Skytells, &body);
@@ -105,16 +106,22 @@ fn refuses_unknown_providers_large_and_non_provider_bodies() {
         .status,
         413
     );
-    for body in [&b"not json"[..], br#"{"hello":"world"}"#, b"\xff\xfe"] {
-        let err = accept_webhook(
-            &cfg,
-            "skytells",
-            &signed(Scheme::Skytells, body),
-            body,
-            NOW_MS,
-        )
-        .unwrap_err();
-        assert_eq!((err.status, err.code), (400, "invalid_body"), "{body:?}");
+    // Once the signature verifies, every body is queued, whatever it is.
+    for body in [
+        &b"not json"[..],
+        br#"{"hello":"world"}"#,
+        b"\xff\xfe",
+        b"\xEF\xBB\xBF{\"id\":\"p\",\"status\":\"succeeded\"}\r\n",
+        b"payload=%7B%22zen%22%3A%22x%22%7D",
+        b"",
+    ] {
+        for scheme in ALL_SCHEMES {
+            let (_, env) = accept_webhook(&cfg, scheme.name(), &signed(scheme, body), body, NOW_MS)
+                .unwrap_or_else(|e| panic!("{scheme} {body:?}: {e:?}"));
+            assert_eq!(env.inline_body(), Some(body), "{scheme} {body:?}");
+            let back = hookvault_core::envelope::Envelope::from_json(&env.to_json()).unwrap();
+            assert_eq!(back, env);
+        }
     }
     assert_eq!(
         check_declared_length(Some("4097"), 4096)
@@ -163,6 +170,17 @@ fn rejection_bodies_are_json_with_code_and_message() {
     assert_eq!(body["error"], "queue_unavailable");
     assert_eq!(
         queue_failure(&SqsError::TooLarge { size: 2, max: 1 }, 7).status,
-        413
+        503
+    );
+    let r = claim_check_failure(
+        &crate::s3::S3Error::Refused {
+            status: 403,
+            code: "AccessDenied".into(),
+        },
+        7,
+    );
+    assert_eq!(
+        (r.status, r.code, r.retry_after),
+        (503, "claim_check_unavailable", Some(7))
     );
 }

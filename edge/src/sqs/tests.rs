@@ -1,4 +1,5 @@
 use super::*;
+use hookvault_core::envelope::Received;
 use hookvault_core::keyring::KeySlot;
 use hookvault_core::{Scheme, Verified};
 
@@ -22,13 +23,16 @@ fn envelope() -> Envelope {
     };
     let body = br#"{"id":"pred_1","status":"succeeded","output":["https://cdn/x.png"]}"#;
     Envelope::new(
-        "skytells",
-        Scheme::Skytells,
-        &verified,
+        &Received {
+            provider: "skytells",
+            scheme: Scheme::Skytells,
+            verified: &verified,
+            signature_headers: &[],
+            content_type: None,
+            received_at_ms: 1_440_938_160_000,
+        },
         body,
-        1_440_938_160_000,
     )
-    .unwrap()
 }
 
 /// AWS's SigV4 test suite, `post-vanilla` (aws-sig-v4-test-suite, as shipped with the AWS
@@ -81,7 +85,7 @@ fn standard_queue_message_carries_the_event_id_as_an_attribute() {
     );
     assert!(body.get("MessageGroupId").is_none());
     let back = Envelope::from_json(body["MessageBody"].as_str().unwrap()).unwrap();
-    assert_eq!(back.payload.get(), env.payload.get());
+    assert_eq!(back, env);
     let names: Vec<&str> = req.headers.iter().map(|(k, _)| k.as_str()).collect();
     for h in [
         "content-type",
@@ -119,7 +123,7 @@ fn fifo_queue_message_gets_group_and_deduplication_ids() {
     .unwrap();
     let body: Value = serde_json::from_str(&req.body).unwrap();
     assert_eq!(body["MessageGroupId"], "skytells:pred_1:succeeded");
-    assert_eq!(body["MessageDeduplicationId"], "skytells:pred_1:succeeded");
+    assert_eq!(body["MessageDeduplicationId"], envelope().dedup_id());
 }
 
 #[test]
@@ -259,6 +263,7 @@ fn reference_body(target: &SqsTarget, envelope: &Envelope) -> String {
         data_type: "String",
         string_value: v,
     };
+    let group = target.is_fifo().then(|| envelope.group_id());
     let dedup = target.is_fifo().then(|| envelope.dedup_id());
     serde_json::to_string(&SendMessage {
         queue_url: &target.queue_url,
@@ -267,7 +272,7 @@ fn reference_body(target: &SqsTarget, envelope: &Envelope) -> String {
             event_id: attr(&envelope.event_id),
             provider: attr(&envelope.provider),
         },
-        message_group_id: dedup.as_deref(),
+        message_group_id: group.as_deref(),
         message_deduplication_id: dedup.as_deref(),
     })
     .unwrap()
@@ -287,7 +292,21 @@ fn the_body_is_what_serde_json_writes() {
         br#"{"type":"prediction.completed","data":{"id":"pred_2","status":"cancelled"}}"#,
     ];
     for body in bodies {
-        let env = Envelope::new("sky\"tells", Scheme::Skytells, &verified, body, 1).unwrap();
+        let headers = vec![(
+            "x-skytells-signature".to_owned(),
+            "sha256=\"é\u{FFFE}".to_owned(),
+        )];
+        let env = Envelope::new(
+            &Received {
+                provider: "sky\"tells",
+                scheme: Scheme::Skytells,
+                verified: &verified,
+                signature_headers: &headers,
+                content_type: Some("application/json; charset=utf-8"),
+                received_at_ms: 1,
+            },
+            body,
+        );
         for queue in [
             "https://sqs.us-east-1.amazonaws.com/1/events",
             "https://sqs.us-east-1.amazonaws.com/1/events.fifo",

@@ -1,0 +1,216 @@
+//! The claim check: a body too large for one SQS message is written to S3 first, with a
+//! SigV4-signed `PutObject`, and the queued envelope points at it
+//! (`hookvault_core::envelope::Body::S3`).
+//!
+//! The object is content addressed, `raw/{sha256}` (`hookvault_core::archive::claim_check_key`):
+//! a sender's retry of the same bytes writes the same object again, which changes nothing.
+//! The edge's IAM user may put objects under `raw/` only (infra/template.yaml), and a
+//! lifecycle rule expires them once the archiver has had its time.
+//!
+//! Signed as S3 wants (<https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>):
+//! `x-amz-content-sha256` carries the payload's SHA-256 (which the Worker already has from
+//! WebCrypto), the URI is encoded once and not normalised.
+
+use aws_sigv4::http_request::{PercentEncodingMode, SigningSettings, UriPathNormalizationMode};
+
+use crate::sqs::{sign_request, SignableBody, Signing, SqsTarget};
+
+/// The bucket claim-checked bodies go to, and how it is addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimCheck {
+    /// The bucket (the archive bucket, whose `raw/` prefix the edge may write).
+    pub bucket: String,
+    /// Object URLs are this plus the key: `https://{bucket}.s3.{region}.amazonaws.com/`
+    /// (virtual-hosted style), or `{S3_ENDPOINT}/{bucket}/` (path style, the local stack).
+    base_url: String,
+}
+
+impl ClaimCheck {
+    /// The claim-check bucket `bucket` in `region`, at `endpoint` (path style) if given.
+    pub fn new(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
+        let base_url = match endpoint {
+            Some(e) => format!("{}/{bucket}/", e.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com/"),
+        };
+        ClaimCheck {
+            bucket: bucket.to_owned(),
+            base_url,
+        }
+    }
+
+    /// The URL of the object `key`.
+    pub fn object_url(&self, key: &str) -> String {
+        format!("{}{key}", self.base_url)
+    }
+}
+
+/// Why the body could not be written to S3 (the edge answers 503: the sender retries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3Error {
+    /// The request could not be signed.
+    #[error("cannot sign the S3 request: {0}")]
+    Sign(String),
+    /// S3 answered with an error.
+    #[error("S3 refused the object: HTTP {status} {code}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// S3's error `<Code>`, e.g. `AccessDenied`.
+        code: String,
+    },
+    /// No answer (network error, timeout).
+    #[error("S3 did not answer: {0}")]
+    Unreachable(String),
+}
+
+/// A signed `PutObject`, ready to send with the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPut {
+    /// Where to PUT.
+    pub url: String,
+    /// Every header, the signature's included.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The `PutObject` of a body whose SHA-256 is `body_sha256` to `key`, signed at `now_ms`
+/// with the edge's credentials (`credentials`: the queue target's, one IAM user).
+pub fn put_object(
+    credentials: &SqsTarget,
+    claim: &ClaimCheck,
+    key: &str,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+) -> Result<SignedPut, S3Error> {
+    let url = claim.object_url(key);
+    let payload_hash = hex::encode(body_sha256);
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let headers = [
+        ("content-type", "application/octet-stream"),
+        ("x-amz-content-sha256", payload_hash.as_str()),
+    ];
+    let headers = sign_request(
+        credentials,
+        &Signing {
+            method: "PUT",
+            service: "s3",
+            settings,
+        },
+        &url,
+        &headers,
+        SignableBody::Precomputed(payload_hash.clone()),
+        now_ms,
+    )
+    .map_err(S3Error::Sign)?;
+    Ok(SignedPut { url, headers })
+}
+
+/// Checks S3's answer to a `PutObject`: any 2xx is success; otherwise the error's
+/// `<Code>` from S3's XML error body.
+pub fn check_put_response(status: u16, body: &str) -> Result<(), S3Error> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let code = body
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map_or("unknown error", |(code, _)| code)
+        .to_owned();
+    Err(S3Error::Refused { status, code })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials() -> SqsTarget {
+        SqsTarget {
+            queue_url: "https://sqs.us-east-1.amazonaws.com/1/q".into(),
+            endpoint: "https://sqs.us-east-1.amazonaws.com/".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: Some("token".into()),
+        }
+    }
+
+    #[test]
+    fn urls_are_virtual_hosted_on_aws_and_path_style_on_an_endpoint() {
+        let aws = ClaimCheck::new("archive-1", "eu-west-1", None);
+        assert_eq!(
+            aws.object_url("raw/ab"),
+            "https://archive-1.s3.eu-west-1.amazonaws.com/raw/ab"
+        );
+        let local = ClaimCheck::new("archive", "us-east-1", Some("http://127.0.0.1:4566/"));
+        assert_eq!(
+            local.object_url("raw/ab"),
+            "http://127.0.0.1:4566/archive/raw/ab"
+        );
+    }
+
+    #[test]
+    fn put_object_is_signed_for_s3_with_the_payload_hash() {
+        let claim = ClaimCheck::new("archive-1", "us-east-1", None);
+        let put = put_object(
+            &credentials(),
+            &claim,
+            "raw/00ff",
+            &[7; 32],
+            1_700_000_000_000,
+        )
+        .unwrap();
+        let get = |name: &str| {
+            put.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("x-amz-content-sha256"),
+            Some(hex::encode([7; 32]).as_str())
+        );
+        assert_eq!(get("x-amz-date"), Some("20231114T221320Z"));
+        assert_eq!(get("x-amz-security-token"), Some("token"));
+        let auth = get("authorization").unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/s3/aws4_request, SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature="),
+            "{auth}"
+        );
+        // Another body, another signature.
+        let other = put_object(
+            &credentials(),
+            &claim,
+            "raw/00ff",
+            &[8; 32],
+            1_700_000_000_000,
+        )
+        .unwrap();
+        assert_ne!(
+            other.headers.iter().find(|(k, _)| k == "authorization"),
+            put.headers.iter().find(|(k, _)| k == "authorization")
+        );
+    }
+
+    #[test]
+    fn s3_errors_are_read_from_the_xml() {
+        assert_eq!(check_put_response(200, ""), Ok(()));
+        assert_eq!(
+            check_put_response(
+                403,
+                "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+            ),
+            Err(S3Error::Refused {
+                status: 403,
+                code: "AccessDenied".into()
+            })
+        );
+        assert_eq!(
+            check_put_response(500, "oops"),
+            Err(S3Error::Refused {
+                status: 500,
+                code: "unknown error".into()
+            })
+        );
+    }
+}
