@@ -5,7 +5,8 @@
 //! | `ARCHIVE_BUCKET` | — | the bucket |
 //! | `DOWNLOAD_ALLOWED_HOSTS` | — | comma-separated hosts outputs may come from (`cdn.example.com`, `*.example.com`) |
 //! | `DOWNLOAD_ALLOW_INSECURE_LOOPBACK` | `false` | local stack only: allow `http` and loopback hosts on the list |
-//! | `DOWNLOAD_MAX_BYTES` | 5 GiB | an output larger than this is refused |
+//! | `DOWNLOAD_MAX_BYTES` | 5 GiB | an output (downloaded, or decoded from a `data:` URI) larger than this is refused |
+//! | `EVENT_MAX_BYTES` | 64 MiB | the largest claim-checked event body read from S3 (it is held in memory) |
 //! | `DOWNLOAD_CONNECT_TIMEOUT_MS` | 5000 | connect timeout |
 //! | `DOWNLOAD_READ_TIMEOUT_MS` | 30000 | longest silence while reading |
 //! | `UPLOAD_PART_BYTES` | 8 MiB | multipart part size (≥ 5 MiB, S3's minimum) |
@@ -13,13 +14,18 @@
 //! | `OUTPUTS_IN_FLIGHT` | 2 | outputs of one prediction archived at once |
 //!
 //! Peak memory is about `(UPLOAD_PARTS_IN_FLIGHT + 1) × UPLOAD_PART_BYTES ×
-//! OUTPUTS_IN_FLIGHT` plus the runtime: 48 MiB with the defaults.
+//! OUTPUTS_IN_FLIGHT` plus the runtime: 48 MiB with the defaults; plus the event's body
+//! (at most `EVENT_MAX_BYTES`) and the `data:` URIs decoded from it, which are held whole.
 
 use hookvault_aws::env::{self, EnvError};
 use hookvault_core::url_guard::UrlGuard;
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// `EVENT_MAX_BYTES`'s default: 64 MiB, far above any webhook, well within the
+/// function's memory.
+pub const DEFAULT_MAX_EVENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The archiver's settings.
 #[derive(Debug, Clone)]
@@ -30,6 +36,9 @@ pub struct ArchiverConfig {
     pub guard: UrlGuard,
     /// Largest output accepted, bytes.
     pub max_output_bytes: u64,
+    /// Largest claim-checked event body read from S3, bytes (the body is held in memory
+    /// to check its digest, parse it and store it).
+    pub max_event_bytes: u64,
     /// Connect timeout, milliseconds.
     pub connect_timeout_ms: u64,
     /// Read timeout, milliseconds.
@@ -59,6 +68,7 @@ impl ArchiverConfig {
                 .allow_http(insecure)
                 .allow_loopback(insecure),
             max_output_bytes: env::number("DOWNLOAD_MAX_BYTES", 5 * 1024 * 1024 * 1024)?,
+            max_event_bytes: env::number("EVENT_MAX_BYTES", DEFAULT_MAX_EVENT_BYTES)?,
             connect_timeout_ms: env::number("DOWNLOAD_CONNECT_TIMEOUT_MS", 5_000)?,
             read_timeout_ms: env::number("DOWNLOAD_READ_TIMEOUT_MS", 30_000)?,
             part_bytes,

@@ -1,6 +1,16 @@
 //! Guarded downloads: every URL and every redirect through the core's URL guard, every
 //! resolved address checked too (no DNS trick reaches 169.254.169.254), timeouts, a size
 //! cap, and retries of 429/5xx with the core's policy within the Lambda's time.
+//!
+//! * **Whole files only.** A download is a plain `GET` (no `Range`), so only `200 OK` and
+//!   `203 Non-Authoritative Information` carry the whole file. `204 No Content`,
+//!   `205 Reset Content` and `206 Partial Content` are refused as
+//!   [`DownloadError::Incomplete`] (`OUTPUT_INCOMPLETE`): an empty or partial object is
+//!   never stored as if it were the output. Any other 2xx is [`DownloadError::Status`].
+//! * **No proxy.** The client is built with `no_proxy()`: `HTTP_PROXY`, `HTTPS_PROXY`
+//!   and `ALL_PROXY` (which reqwest honours by default) are ignored, so a proxy can never
+//!   take the connection and, with it, the address checks the guarded resolver makes:
+//!   every connection goes straight to an address the guard accepted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +40,10 @@ pub enum DownloadError {
     /// Another status a retry cannot fix. Permanent.
     #[error("the CDN answered HTTP {0}")]
     Status(u16),
+    /// A 2xx answer to a plain `GET` that is not the whole file: 204 or 205 (no body) or
+    /// 206 (a part). Permanent: nothing is stored.
+    #[error("the CDN answered HTTP {0} {reason} to a plain GET: {what}, not the whole output; nothing was stored", reason = incomplete_reason(.0), what = incomplete_what(.0))]
+    Incomplete(u16),
     /// Redirects without end. Permanent.
     #[error("more than {MAX_REDIRECTS} redirects")]
     TooManyRedirects,
@@ -52,8 +66,25 @@ impl DownloadError {
             DownloadError::Refused(_) => "OUTPUT_URL_REFUSED",
             DownloadError::TooLarge(_) => "OUTPUT_TOO_LARGE",
             DownloadError::Status(_) | DownloadError::TooManyRedirects => "OUTPUT_DOWNLOAD_FAILED",
+            DownloadError::Incomplete(_) => "OUTPUT_INCOMPLETE",
             DownloadError::Unavailable(_) => "OUTPUT_UNAVAILABLE",
         }
+    }
+}
+
+fn incomplete_reason(status: &u16) -> &'static str {
+    match *status {
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        _ => "",
+    }
+}
+
+fn incomplete_what(status: &u16) -> &'static str {
+    match *status {
+        206 => "a part of the file",
+        _ => "no file at all",
     }
 }
 
@@ -113,10 +144,15 @@ pub struct Downloader {
 }
 
 impl Downloader {
-    /// A downloader for `cfg`.
+    /// A downloader for `cfg`. The client follows no redirect by itself (each one goes
+    /// through the guard in [`Downloader::open`]), resolves names through the guard, and
+    /// uses no proxy, whatever `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` say.
     pub fn new(cfg: &ArchiverConfig) -> Result<Self, reqwest::Error> {
         let guard = Arc::new(cfg.guard.clone());
         let client = reqwest::Client::builder()
+            // reqwest reads the proxy variables by default; a proxy would make the
+            // connection (and the name resolution) on our behalf, out of the guard's reach.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: Arc::clone(&guard),
@@ -217,7 +253,8 @@ impl Downloader {
                 continue;
             }
             return match status {
-                200..=299 => {
+                204..=206 => Err(DownloadError::Incomplete(status)),
+                200 | 203 => {
                     if resp.content_length().is_some_and(|n| n > self.max_bytes) {
                         return Err(DownloadError::TooLarge(self.max_bytes));
                     }
@@ -232,6 +269,8 @@ impl Downloader {
                     }))
                 }
                 403 | 404 | 410 => Err(DownloadError::Expired(status)),
+                // 201, 202, 207, 208, 226: not a file a plain GET should get.
+                201..=299 => Err(DownloadError::Status(status)),
                 _ => {
                     let retry_after = resp
                         .headers()
@@ -303,10 +342,25 @@ mod tests {
             DownloadError::TooLarge(1),
             DownloadError::Status(400),
             DownloadError::TooManyRedirects,
+            DownloadError::Incomplete(206),
         ] {
             assert!(!e.is_transient(), "{e}");
         }
         assert_eq!(DownloadError::Expired(403).error_id(), "OUTPUT_EXPIRED");
+        assert_eq!(
+            DownloadError::Incomplete(204).error_id(),
+            "OUTPUT_INCOMPLETE"
+        );
+        assert_eq!(
+            DownloadError::Incomplete(206).to_string(),
+            "the CDN answered HTTP 206 Partial Content to a plain GET: a part of the file, \
+             not the whole output; nothing was stored"
+        );
+        assert_eq!(
+            DownloadError::Incomplete(204).to_string(),
+            "the CDN answered HTTP 204 No Content to a plain GET: no file at all, \
+             not the whole output; nothing was stored"
+        );
         assert_eq!(
             redact("https://cdn/x.png?X-Amz-Signature=abc#f"),
             "https://cdn/x.png"

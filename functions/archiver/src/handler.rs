@@ -1,5 +1,18 @@
 //! One SQS batch in, one `SqsBatchResponse` out.
+//!
+//! Each record is handled in this order (the crate documentation has the whole picture):
+//!
+//! 1. [`Envelope::from_json`]: an unreadable message goes to `rejected/`.
+//! 2. The body: inline, or the claim check read from S3 and checked
+//!    ([`Archiver::claim_checked_body`]); a claim check that can never be read goes to
+//!    `rejected/`, an S3 failure is transient.
+//! 3. The raw event, for every envelope ([`Archiver::keep_raw_event`]).
+//! 4. [`WebhookEvent::parse`]: a body that is not a prediction, or whose id is not a safe
+//!    folder name, is [`Outcome::EventKept`]: its bytes are archived, nothing else.
+//! 5. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
+//!    `failed` / `cancelled` → `failure.json`; other statuses → nothing more.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -7,25 +20,37 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::{self, StreamExt};
 use hookvault_core::archive;
-use hookvault_core::envelope::Envelope;
-use hookvault_core::event::{Prediction, PredictionStatus};
+use hookvault_core::envelope::{Body, Envelope};
+use hookvault_core::event::{raw_output, Prediction, PredictionStatus, WebhookEvent};
+use hookvault_core::output::{self, Source};
+use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
+use sha2::{Digest, Sha256};
 
 use crate::config::ArchiverConfig;
+use crate::data_uri;
 use crate::download::{redact, Downloader};
-use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
+use crate::raw_event::BodyError;
+use crate::upload::{self, Target, UploadError};
 
 /// Now as RFC 3339 UTC (second precision).
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     hookvault_core::time::rfc3339(hookvault_core::time::unix_now())
 }
-use crate::upload::{self, Target, UploadError};
+
+/// True when `s` can be sent as an HTTP header value as it is (S3's `Content-Type`):
+/// 1 to 1,024 characters of visible ASCII, space or tab. A content type that came from
+/// the network and is not is replaced by `application/octet-stream` when stored (the
+/// original stays in `event.json`).
+pub fn is_header_safe(s: &str) -> bool {
+    (1..=1024).contains(&s.len()) && s.bytes().all(|c| c == b'\t' || (b' '..=b'~').contains(&c))
+}
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every output stored and the manifest written.
+    /// `output.json`, every file of `output` and the manifest written.
     Archived {
-        /// How many outputs.
+        /// How many files (URLs and `data:` URIs) were stored; 0 for text-only output.
         outputs: usize,
     },
     /// The manifest already existed: a duplicate or a redelivery.
@@ -35,9 +60,14 @@ pub enum Outcome {
         /// The error id recorded.
         error_id: String,
     },
-    /// A status with nothing to archive (`starting`, `processing`, unknown).
+    /// A status with nothing to archive beyond the raw event (`starting`, `processing`,
+    /// unknown).
     Ignored,
-    /// Unreadable: kept under `rejected/`.
+    /// The raw event was kept and there is nothing else to do: the body is not a
+    /// prediction webhook (a form-encoded GitHub delivery, other JSON, bytes that are not
+    /// UTF-8), or its prediction id is not a safe folder name.
+    EventKept,
+    /// Unreadable, or its claim-checked body cannot be read: kept under `rejected/`.
     Rejected,
 }
 
@@ -49,12 +79,12 @@ pub struct Transient(pub String);
 /// The archiver, built once per Lambda instance.
 #[derive(Debug, Clone)]
 pub struct Archiver {
-    s3: aws_sdk_s3::Client,
-    cfg: Arc<ArchiverConfig>,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) cfg: Arc<ArchiverConfig>,
     downloader: Downloader,
 }
 
-fn s3_error<E: std::error::Error + 'static>(
+pub(crate) fn s3_error<E: std::error::Error + 'static>(
     op: &str,
     e: aws_sdk_s3::error::SdkError<E>,
 ) -> Transient {
@@ -62,6 +92,32 @@ fn s3_error<E: std::error::Error + 'static>(
         "S3 {op} failed: {}",
         aws_sdk_s3::error::DisplayErrorContext(e)
     ))
+}
+
+/// What the records of one event share.
+#[derive(Debug, Clone, Copy)]
+struct Event<'a> {
+    /// The envelope's event id.
+    id: &'a str,
+    /// The key of the raw event's `event.json`.
+    raw_event: &'a str,
+    /// The body's bytes, as verified.
+    body: &'a [u8],
+}
+
+/// A file of `output`, owned (futures that borrow their arguments defeat the `Send`
+/// inference lambda_runtime needs).
+#[derive(Debug, Clone)]
+struct FileJob {
+    index: usize,
+    pointer: String,
+    source: OwnedSource,
+}
+
+#[derive(Debug, Clone)]
+enum OwnedSource {
+    Url(String),
+    DataUri(String),
 }
 
 impl Archiver {
@@ -97,42 +153,69 @@ impl Archiver {
         response
     }
 
-    /// Handles one record.
+    /// Handles one record (the steps are in the module's documentation).
     pub async fn process(
         &self,
         record: &SqsMessage,
         deadline: Option<Instant>,
     ) -> Result<Outcome, Transient> {
         let message_id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.clone().unwrap_or_default();
-        let envelope = match Envelope::from_json(&body) {
+        let text = record.body.as_deref().unwrap_or_default();
+        let envelope = match Envelope::from_json(text) {
             Ok(e) => e,
-            Err(e) => return self.reject(&message_id, &body, &e.to_string()).await,
+            Err(e) => return self.reject(&message_id, text, &e.to_string()).await,
         };
-        let event = match envelope.event() {
-            Ok(e) => e,
-            Err(e) => return self.reject(&message_id, &body, &e.to_string()).await,
+        let body: Cow<'_, [u8]> = match &envelope.body {
+            Body::Inline(bytes) => Cow::Borrowed(bytes),
+            Body::S3(object) => match self.claim_checked_body(&envelope, object).await {
+                Ok(bytes) => Cow::Owned(bytes),
+                Err(BodyError::Unusable(reason)) => {
+                    return self.reject(&message_id, text, &reason).await
+                }
+                Err(BodyError::Transient(t)) => return Err(t),
+            },
         };
-        let p = event.prediction;
+        let parsed = WebhookEvent::parse(&body);
+        let raw_event = self
+            .keep_raw_event(
+                &envelope,
+                &body,
+                parsed.as_ref().ok().map(|e| &e.prediction),
+                &message_id,
+            )
+            .await?;
+        let p = match parsed {
+            Ok(e) => e.prediction,
+            Err(e) => {
+                tracing::info!(event_id = %envelope.event_id, raw_event = %raw_event, reason = %e, "not a prediction webhook; the raw event is kept, nothing else to do");
+                return Ok(Outcome::EventKept);
+            }
+        };
         if let Err(e) = archive::check_id(&p.id) {
-            return self.reject(&message_id, &body, &e.to_string()).await;
+            tracing::error!(event_id = %envelope.event_id, raw_event = %raw_event, id = %p.id.escape_debug().to_string().chars().take(200).collect::<String>(), reason = %e, "prediction id is not a safe folder name; only the raw event is kept");
+            return Ok(Outcome::EventKept);
         }
+        let ev = Event {
+            id: &envelope.event_id,
+            raw_event: &raw_event,
+            body: &body,
+        };
         match p.status {
-            PredictionStatus::Succeeded => self.archive(&p, &envelope.event_id, deadline).await,
+            PredictionStatus::Succeeded => self.archive(&p, ev, deadline).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
                 let (error_id, error_message) = provider_error(&p);
                 tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = ?error_id, "prediction did not succeed; recording it");
-                self.record_failure(&p, &envelope.event_id, error_id, error_message, None)
+                self.record_failure(&p, ev, error_id, error_message, None)
                     .await
             }
             _ => {
-                tracing::info!(prediction = %p.id, status = p.status.as_str(), "nothing to archive for this status");
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), "nothing to archive for this status beyond the raw event");
                 Ok(Outcome::Ignored)
             }
         }
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, Transient> {
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, Transient> {
         match self
             .s3
             .head_object()
@@ -147,13 +230,26 @@ impl Archiver {
         }
     }
 
-    async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), Transient> {
+    pub(crate) async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), Transient> {
         let body = serde_json::to_vec_pretty(value).map_err(|e| Transient(e.to_string()))?;
+        self.put_bytes(key, body, "application/json").await
+    }
+
+    async fn put_bytes(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), Transient> {
         self.s3
             .put_object()
             .bucket(&self.cfg.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(body))
             .send()
             .await
@@ -186,19 +282,22 @@ impl Archiver {
     async fn record_failure(
         &self,
         p: &Prediction,
-        event_id: &str,
+        ev: Event<'_>,
         error_id: Option<String>,
         error_message: Option<String>,
-        output_index: Option<usize>,
+        output: Option<(usize, String)>,
     ) -> Result<Outcome, Transient> {
         let key = archive::failure_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+        let (output_index, output_pointer) = output.unzip();
         let record = FailureRecord {
             id: p.id.clone(),
             status: p.status.as_str().to_owned(),
             error_id: error_id.clone(),
             error_message,
             output_index,
-            event_id: event_id.to_owned(),
+            output_pointer,
+            raw_event: Some(ev.raw_event.to_owned()),
+            event_id: ev.id.to_owned(),
             recorded_at: now_rfc3339(),
         };
         self.put_json(&key, &record).await?;
@@ -207,10 +306,11 @@ impl Archiver {
         })
     }
 
+    /// A succeeded prediction: `output.json`, every file, the manifest last.
     async fn archive(
         &self,
         p: &Prediction,
-        event_id: &str,
+        ev: Event<'_>,
         deadline: Option<Instant>,
     ) -> Result<Outcome, Transient> {
         let manifest_key = archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
@@ -218,19 +318,32 @@ impl Archiver {
             tracing::info!(prediction = %p.id, "already archived (manifest exists); skipping");
             return Ok(Outcome::AlreadyArchived);
         }
-        // Owned (index, url) pairs: futures that borrow their arguments defeat the `Send`
-        // inference lambda_runtime needs.
-        let jobs = p
-            .output
-            .iter()
-            .cloned()
+        // The output value verbatim: as the body spells it, else as parsed.
+        let output_key = archive::output_value_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+        let value = match raw_output(ev.body) {
+            Some(raw) => raw.as_bytes().to_vec(),
+            None => serde_json::to_vec(&p.output).map_err(|e| Transient(e.to_string()))?,
+        };
+        self.put_bytes(&output_key, value, "application/json")
+            .await?;
+        let jobs: Vec<FileJob> = output::files(&p.output)
+            .into_iter()
             .enumerate()
-            .map(|(index, url)| async move {
-                self.archive_output(p, index, &url, deadline)
-                    .await
-                    .map_err(|e| (index, e))
-            });
-        let results: Vec<Result<OutputRecord, (usize, UploadError)>> = stream::iter(jobs)
+            .map(|(index, f)| FileJob {
+                index,
+                pointer: f.pointer,
+                source: match f.source {
+                    Source::Url(u) => OwnedSource::Url(u.to_owned()),
+                    Source::DataUri(d) => OwnedSource::DataUri(d.to_owned()),
+                },
+            })
+            .collect();
+        let jobs = jobs.into_iter().map(|job| async move {
+            self.archive_file(p, &job, deadline)
+                .await
+                .map_err(|e| (job.index, job.pointer.clone(), e))
+        });
+        let results: Vec<Result<OutputRecord, (usize, String, UploadError)>> = stream::iter(jobs)
             .buffered(self.cfg.outputs_in_flight)
             .collect()
             .await;
@@ -239,27 +352,23 @@ impl Archiver {
         for r in results {
             match r {
                 Ok(o) => outputs.push(o),
-                Err((index, e)) if e.is_transient() => {
-                    return Err(Transient(format!("output {index}: {e}")));
+                Err((index, pointer, e)) if e.is_transient() => {
+                    return Err(Transient(format!("output {index} ({pointer:?}): {e}")));
                 }
-                Err((index, e)) => {
-                    tracing::error!(prediction = %p.id, output = index, error = %e, "output cannot be archived");
-                    permanent.get_or_insert((index, e));
+                Err((index, pointer, e)) => {
+                    tracing::error!(prediction = %p.id, output = index, pointer = %pointer, error = %e, "output cannot be archived");
+                    permanent.get_or_insert((index, pointer, e));
                 }
             }
         }
-        if let Some((index, e)) = permanent {
-            let id = match &e {
-                UploadError::Download(d) => d.error_id(),
-                UploadError::S3 { .. } => "OUTPUT_STORE_FAILED",
-            };
+        if let Some((index, pointer, e)) = permanent {
             return self
                 .record_failure(
                     p,
-                    event_id,
-                    Some(id.to_owned()),
+                    ev,
+                    Some(e.error_id().to_owned()),
                     Some(e.to_string()),
-                    Some(index),
+                    Some((index, pointer)),
                 )
                 .await;
         }
@@ -268,9 +377,11 @@ impl Archiver {
             id: p.id.clone(),
             status: "succeeded".to_owned(),
             model: p.model.clone(),
-            event_id: event_id.to_owned(),
+            event_id: ev.id.to_owned(),
             archived_at: now_rfc3339(),
             outputs,
+            output_key: Some(output_key),
+            raw_event: Some(ev.raw_event.to_owned()),
         };
         // Last: the manifest is the commit point.
         self.put_json(&manifest_key, &manifest).await?;
@@ -278,41 +389,77 @@ impl Archiver {
         Ok(Outcome::Archived { outputs: count })
     }
 
-    async fn archive_output(
+    async fn archive_file(
         &self,
         p: &Prediction,
-        index: usize,
-        url: &str,
+        job: &FileJob,
         deadline: Option<Instant>,
     ) -> Result<OutputRecord, UploadError> {
-        let key = archive::output_key(&p.id, index, url).map_err(|e| UploadError::S3 {
+        let key_error = |e: archive::LayoutError| UploadError::S3 {
             op: "key",
             message: e.to_string(),
-        })?;
-        let download = self.downloader.open(url, deadline).await?;
-        let content_type = download
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/octet-stream".to_owned());
-        let target = Target {
-            s3: &self.s3,
-            bucket: &self.cfg.bucket,
-            key: &key,
-            content_type: &content_type,
-            part_bytes: self.cfg.part_bytes,
-            parts_in_flight: self.cfg.parts_in_flight,
-            max_bytes: self.downloader.max_bytes(),
         };
-        let stored = upload::store(download, &target).await?;
-        tracing::info!(prediction = %p.id, output = index, key = %key, bytes = stored.bytes, "output stored");
-        Ok(OutputRecord {
-            index,
-            source_url: redact(url).to_owned(),
-            key,
-            bytes: stored.bytes,
-            sha256: stored.sha256,
-            content_type,
-        })
+        let record = match &job.source {
+            OwnedSource::Url(url) => {
+                let key = archive::output_key(&p.id, job.index, url).map_err(key_error)?;
+                let download = self.downloader.open(url, deadline).await?;
+                let content_type = download
+                    .content_type
+                    .clone()
+                    .filter(|c| is_header_safe(c))
+                    .unwrap_or_else(|| "application/octet-stream".to_owned());
+                let target = Target {
+                    s3: &self.s3,
+                    bucket: &self.cfg.bucket,
+                    key: &key,
+                    content_type: &content_type,
+                    part_bytes: self.cfg.part_bytes,
+                    parts_in_flight: self.cfg.parts_in_flight,
+                    max_bytes: self.downloader.max_bytes(),
+                };
+                let stored = upload::store(download, &target).await?;
+                OutputRecord {
+                    index: job.index,
+                    pointer: job.pointer.clone(),
+                    source_url: redact(url).to_owned(),
+                    key,
+                    bytes: stored.bytes,
+                    sha256: stored.sha256,
+                    content_type,
+                }
+            }
+            OwnedSource::DataUri(uri) => {
+                let decoded = data_uri::decode(uri, self.cfg.max_output_bytes)?;
+                let ext = output::extension_for_media_type(&decoded.essence);
+                let key =
+                    archive::output_key_with_extension(&p.id, job.index, ext).map_err(key_error)?;
+                let bytes = decoded.bytes.len() as u64;
+                let sha256 = hex::encode(Sha256::digest(&decoded.bytes));
+                self.s3
+                    .put_object()
+                    .bucket(&self.cfg.bucket)
+                    .key(&key)
+                    .content_type(&decoded.content_type)
+                    .body(ByteStream::from(decoded.bytes))
+                    .send()
+                    .await
+                    .map_err(|e| UploadError::S3 {
+                        op: "PutObject",
+                        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                    })?;
+                OutputRecord {
+                    index: job.index,
+                    pointer: job.pointer.clone(),
+                    source_url: format!("data:{}", decoded.essence),
+                    key,
+                    bytes,
+                    sha256,
+                    content_type: decoded.content_type,
+                }
+            }
+        };
+        tracing::info!(prediction = %p.id, output = job.index, pointer = %job.pointer, key = %record.key, bytes = record.bytes, "output stored");
+        Ok(record)
     }
 }
 
@@ -342,4 +489,24 @@ fn assert_send(
     e: SqsEvent,
 ) -> impl std::future::Future<Output = SqsBatchResponse> + Send + '_ {
     a.handle(e, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_content_types() {
+        for ok in ["application/json", "text/plain; charset=utf-8", "a\tb"] {
+            assert!(is_header_safe(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "text/plain\r\nx: y",
+            "t\u{e9}xt/plain",
+            &"a".repeat(1025),
+        ] {
+            assert!(!is_header_safe(bad), "{bad:?}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::data_uri::DataUriError;
 use crate::download::{Download, DownloadError};
 
 /// What was stored.
@@ -29,9 +30,12 @@ pub struct Stored {
 /// Why an output could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
-    /// The download failed while streaming.
+    /// The download failed, before or while streaming.
     #[error(transparent)]
     Download(#[from] DownloadError),
+    /// A `data:` URI could not be decoded, or is too large.
+    #[error(transparent)]
+    DataUri(#[from] DataUriError),
     /// S3 refused or failed.
     #[error("S3 {op} failed: {message}")]
     S3 {
@@ -47,7 +51,17 @@ impl UploadError {
     pub fn is_transient(&self) -> bool {
         match self {
             UploadError::Download(d) => d.is_transient(),
+            UploadError::DataUri(_) => false,
             UploadError::S3 { .. } => true,
+        }
+    }
+
+    /// The `error_id` written to `failure.json` when the error is permanent.
+    pub fn error_id(&self) -> &'static str {
+        match self {
+            UploadError::Download(d) => d.error_id(),
+            UploadError::DataUri(d) => d.error_id(),
+            UploadError::S3 { .. } => "OUTPUT_STORE_FAILED",
         }
     }
 }
