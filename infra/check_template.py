@@ -30,6 +30,11 @@ Every problem names the resource it is about. The rules:
    incomplete multipart uploads, and a bucket policy denying aws:SecureTransport false.
 5. No local-stack-only setting (DOWNLOAD_ALLOW_INSECURE_LOOPBACK, AWS_ENDPOINT_URL) in a
    deployed function's environment.
+6. The claim check (bodies too large for one SQS message go to S3 first). Every queue's
+   MaximumMessageSize is SQS's 1 MiB (the edge's SQS_MAX_MESSAGE_BYTES default); an IAM
+   user (the edge's) may write to S3 only under raw/; a bucket an IAM user writes raw/ to
+   has an enabled lifecycle rule expiring raw/ after at least 15 days (the longest a message
+   that points at such a body can wait: 4 days queued, 14 in the DLQ), never sooner.
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ REQUIRED_ROTATED = ("WebhookSecret", "ProviderApiKeySecret")
 #: SAM policy templates narrow enough to use (each grants a fixed list of actions on one
 #: named resource).
 NARROW_SAM_POLICY_TEMPLATES = {"SQSPollerPolicy", "SQSSendMessagePolicy"}
+#: SQS's largest message (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html).
+SQS_MAX_MESSAGE_BYTES = 1_048_576
+#: Where the edge writes claim-checked bodies (core/src/archive.rs, CLAIM_CHECK_PREFIX).
+CLAIM_CHECK_PREFIX = "raw/"
+#: The shortest life of a claim-checked body, in days: longer than a message pointing at it
+#: can wait (the DLQ keeps messages 14 days from their first enqueue).
+CLAIM_CHECK_MIN_DAYS = 15
 #: Settings only the local stack may use.
 LOCAL_ONLY_ENV = ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "AWS_ENDPOINT_URL")
 
@@ -543,6 +555,71 @@ def check_buckets(t: Template) -> list[str]:
     return problems
 
 
+def s3_object_resources(stmt) -> list[str]:
+    """The Sub strings of an Allow statement's S3 object resources (`…/prefix/*`)."""
+    out = []
+    for r in leaves(stmt.get("Resource")):
+        if isinstance(r, dict) and "Fn::Sub" in r:
+            sub = r["Fn::Sub"]
+            out.append(sub if isinstance(sub, str) else str(sub))
+        elif isinstance(r, str):
+            out.append(r)
+    return out
+
+
+def check_claim_check(t: Template) -> list[str]:
+    problems = []
+    for qid, _res, props in t.of_type("AWS::SQS::Queue"):
+        size = literal_int(props.get("MaximumMessageSize"))
+        if size != SQS_MAX_MESSAGE_BYTES:
+            problems.append(
+                f"{qid}: MaximumMessageSize is {describe(props.get('MaximumMessageSize'))}, not "
+                f"{SQS_MAX_MESSAGE_BYTES} (SQS's largest, the edge's SQS_MAX_MESSAGE_BYTES): "
+                "the edge would send messages the queue refuses"
+            )
+    writes_raw = False
+    for uid, _res, props in t.of_type("AWS::IAM::User"):
+        for pol in as_list(props.get("Policies")):
+            doc = pol.get("PolicyDocument") if isinstance(pol, dict) else None
+            for stmt in as_list((doc or {}).get("Statement")):
+                if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                    continue
+                if not any(isinstance(a, str) and a.startswith("s3:") for a in leaves(stmt.get("Action"))):
+                    continue
+                for res in s3_object_resources(stmt):
+                    if res.endswith("/" + CLAIM_CHECK_PREFIX + "*"):
+                        writes_raw = True
+                    else:
+                        problems.append(
+                            f"{uid}: may use S3 on {res!r}; the edge's user writes only claim "
+                            f"checks, under {CLAIM_CHECK_PREFIX}"
+                        )
+    if writes_raw:
+        for bid, _res, props in t.of_type("AWS::S3::Bucket"):
+            expiring = [
+                r
+                for r in as_list((props.get("LifecycleConfiguration") or {}).get("Rules"))
+                if isinstance(r, dict)
+                and r.get("Status") == "Enabled"
+                and (r.get("Prefix") or ((r.get("Filter") or {}).get("Prefix"))) == CLAIM_CHECK_PREFIX
+                and r.get("ExpirationInDays") is not None
+            ]
+            if not expiring:
+                problems.append(
+                    f"{bid}: no enabled lifecycle rule expiring {CLAIM_CHECK_PREFIX}; claim-checked "
+                    "bodies would be kept (and billed) forever"
+                )
+            for r in expiring:
+                days = parameter_minimum(t, r.get("ExpirationInDays"))
+                if days is None or days < CLAIM_CHECK_MIN_DAYS:
+                    problems.append(
+                        f"{bid}: lifecycle rule {r.get('Id')!r} may expire {CLAIM_CHECK_PREFIX} after "
+                        f"{describe(days)} days, sooner than {CLAIM_CHECK_MIN_DAYS}: a message in the "
+                        "DLQ could outlive the body it points at"
+                    )
+    return problems
+
+
 def check_local_only(t: Template) -> list[str]:
     problems = []
     for fid, _res, _props in t.functions():
@@ -565,6 +642,7 @@ def check(data: dict, exceptions: dict | None = None) -> list[str]:
         + check_rotation(t)
         + check_buckets(t)
         + check_local_only(t)
+        + check_claim_check(t)
     )
 
 

@@ -369,6 +369,36 @@ class Mutations(unittest.TestCase):
 
         self.assertCaught(self.problems(m), "ArchiverFunction", "DOWNLOAD_ALLOW_INSECURE_LOOPBACK")
 
+    # ---- rule 6: the claim check ----------------------------------------------------------
+
+    def test_queue_with_the_old_256_kib_limit(self):
+        def m(r, _):
+            r["EventsQueue"]["Properties"]["MaximumMessageSize"] = 262144
+
+        self.assertCaught(self.problems(m), "EventsQueue", "MaximumMessageSize", "262144")
+
+    def test_edge_user_writing_outside_raw(self):
+        def m(r, _):
+            for pol in r["EdgeSenderUser"]["Properties"]["Policies"]:
+                for stmt in pol["PolicyDocument"]["Statement"]:
+                    if stmt.get("Sid") == "PutClaimChecks":
+                        stmt["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/predictions/*"}
+
+        self.assertCaught(self.problems(m), "EdgeSenderUser", "predictions/*")
+
+    def test_claim_check_rule_removed(self):
+        def m(r, _):
+            rules = r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+            rules[:] = [x for x in rules if x.get("Id") != "expire-claim-checks"]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "raw/", "forever")
+
+    def test_claim_checks_expiring_before_the_dlq_is_done(self):
+        def m(_r, data):
+            data["Parameters"]["ClaimCheckRetentionDays"]["MinValue"] = 3
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "expire-claim-checks", "3 days")
+
 
 if __name__ == "__main__":
     unittest.main()
