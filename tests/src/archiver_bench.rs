@@ -107,13 +107,16 @@ pub async fn run(size: u64) -> Result<String, StackError> {
     };
     let payload = format!(r#"{{"id":"pred_bench","status":"succeeded","output":["{url}"]}}"#);
     let envelope = hookvault_core::envelope::Envelope::new(
-        "skytells",
-        hookvault_core::Scheme::Skytells,
-        &verified,
+        &hookvault_core::envelope::Received {
+            provider: "skytells",
+            scheme: hookvault_core::Scheme::Skytells,
+            verified: &verified,
+            signature_headers: &[],
+            content_type: Some("application/json"),
+            received_at_ms: 0,
+        },
         payload.as_bytes(),
-        0,
     )
-    .map_err(err)?
     .to_json();
     let t = Instant::now();
     let answer = invoke(&invoke_url, &record(envelope)).await?;

@@ -16,7 +16,7 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hookvault_core::envelope::Envelope;
+use hookvault_core::envelope::{Body, Envelope};
 use hookvault_core::scheme::SignParams;
 use hookvault_core::Scheme;
 use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
@@ -95,16 +95,21 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let (status, text) = post(&http, &hook, &sign(CURRENT, body), body).await?;
     println!("HTTP {status} {text}");
 
-    step("2. On the queue: the versioned envelope, payload byte for byte");
+    step("2. On the queue: the versioned envelope, the body byte for byte");
     for m in sqs::drain(&client, &queue).await? {
         let raw = m.body.unwrap_or_default();
         match Envelope::from_json(&raw) {
             Ok(env) => println!(
-                "event_id={} key={} ({}) payload={}",
+                "v{} event_id={} key={} ({}) body_sha256={} body={}",
+                env.v,
                 env.event_id,
                 env.key_id,
                 env.key_slot.as_str(),
-                env.payload.get()
+                env.body_sha256,
+                match &env.body {
+                    Body::Inline(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Body::S3(o) => format!("(claim check s3://{}/{})", o.bucket, o.key),
+                }
             ),
             Err(e) => println!("unreadable message: {e}"),
         }
@@ -189,7 +194,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         unauthenticated.status().as_u16()
     );
 
-    step("8. The provider's webhook → edge → SQS → the archiver Lambda (a poller plays the event-source mapping) → S3, manifest last");
+    step("8. The provider's webhook → edge → SQS → the archiver Lambda (a poller plays the event-source mapping) → S3: the raw event, output.json, the outputs, the manifest last");
     let poller = Poller {
         queue_url: queue.clone(),
         batch_size: 10,
@@ -218,8 +223,10 @@ async fn demo(serve: bool) -> Result<(), StackError> {
             )));
         }
     }
-    for key in s3::keys(&store, "hookvault-archive", &format!("predictions/{id}/")).await? {
-        println!("s3://hookvault-archive/{key}");
+    for prefix in [format!("predictions/{id}/"), "events/".to_owned()] {
+        for key in s3::keys(&store, "hookvault-archive", &prefix).await? {
+            println!("s3://hookvault-archive/{key}");
+        }
     }
 
     step("9. The app reads the archive status through the api: outputs with presigned S3 URLs");

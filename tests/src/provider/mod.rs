@@ -14,6 +14,8 @@
 //! | `GET /redirect/to/{name}?size=N` | 302 to `/files/{name}?size=N` |
 //! | `GET /stall/{name}?size=N` | half the file, then silence (a read timeout) |
 //! | `GET /stall-once/{name}?size=N` | the first time half the file then silence, after that the file |
+//! | `GET /status/{code}/{name}` | `code` with an empty body, every time (e.g. 204) |
+//! | `GET /partial/{name}?size=N` | 206 Partial Content with the first half of the N-byte file and its `Content-Range`, to a plain GET |
 //!
 //! Every request is counted per path ([`Provider::hits`]).
 
@@ -166,6 +168,22 @@ fn file(name: &str, size: u64, stall_after: Option<u64>) -> Response<Body> {
         .unwrap_or_default()
 }
 
+/// 206 with the first half of a `size`-byte file, as a server that ignores that no
+/// `Range` was asked for would answer.
+fn partial(name: &str, size: u64) -> Response<Body> {
+    let half = size / 2;
+    Response::builder()
+        .status(206)
+        .header("content-type", content_type(name))
+        .header("content-length", half.to_string())
+        .header(
+            "content-range",
+            format!("bytes 0-{}/{size}", half.saturating_sub(1)),
+        )
+        .body(Full::new(Bytes::from(content(0, half as usize))).boxed())
+        .unwrap_or_default()
+}
+
 async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     if path == "/v1/predictions" {
@@ -217,6 +235,8 @@ async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Bo
         }
         ["stall", name] => file(name, size, Some(size / 2)),
         ["stall-once", name] => file(name, size, (n == 1).then_some(size / 2)),
+        ["status", code, _] => status(code.parse().unwrap_or(500), &[]),
+        ["partial", name] => partial(name, size),
         _ => status(404, &[]),
     }
 }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use hookvault_core::provider_error::CODES;
-use hookvault_core::records::{FailureRecord, Manifest, OutputRecord};
+use hookvault_core::records::{EventRecord, FailureRecord, Manifest, OutputRecord};
+use hookvault_core::{KeySlot, Scheme};
 use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
@@ -285,6 +286,43 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
             .send()
     };
     put(key, content.clone()).await.unwrap();
+    // The raw event: its bytes and evidence, as the archiver writes them.
+    let raw = b"\xEF\xBB\xBF{\"id\":\"pred_7\",\"status\":\"succeeded\"}\n".to_vec();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&raw))
+    };
+    let event_key = format!("events/skytells/{sha}/event.json");
+    let body_key = format!("events/skytells/{sha}/body");
+    let record = |status: &str| EventRecord {
+        envelope_version: 2,
+        provider: "skytells".into(),
+        scheme: Scheme::Skytells,
+        event_id: "ev_1".into(),
+        received_at_ms: 1_800_000_000_123,
+        key_id: "2026-11".into(),
+        key_slot: KeySlot::Current,
+        signature_headers: vec![("x-skytells-signature".into(), "sha256=ab".into())],
+        content_type: Some("application/json".into()),
+        body_sha256: sha.clone(),
+        body_bytes: raw.len() as u64,
+        body_key: body_key.clone(),
+        prediction_id: Some("pred_7".into()),
+        status: Some(status.into()),
+        message_id: "m".into(),
+        archived_at: "2026-11-25T00:00:00Z".into(),
+    };
+    put(&body_key, raw.clone()).await.unwrap();
+    put(
+        &event_key,
+        serde_json::to_vec(&record("succeeded")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let output = br#"{"image": "https://cdn.example/o.png", "caption": "a cat", "score": 0.5}"#;
+    put("predictions/pred_7/output.json", output.to_vec())
+        .await
+        .unwrap();
     let manifest = Manifest {
         id: "pred_7".into(),
         status: "succeeded".into(),
@@ -293,12 +331,15 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         archived_at: "2026-11-25T00:00:00Z".into(),
         outputs: vec![OutputRecord {
             index: 0,
+            pointer: "/image".into(),
             source_url: "https://cdn.example/o.png".into(),
             key: key.into(),
             bytes: content.len() as u64,
             sha256: "abc".into(),
             content_type: "image/png".into(),
         }],
+        output_key: Some("predictions/pred_7/output.json".into()),
+        raw_event: Some(event_key.clone()),
     };
     put(
         "predictions/pred_7/manifest.json",
@@ -326,13 +367,97 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
     let got = reqwest::get(url).await.unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().to_vec(), content);
+    assert_eq!(v["outputs"][0]["pointer"], "/image");
+    assert_eq!(v["outputs"][0]["source_url"], "https://cdn.example/o.png");
+    assert_eq!(
+        v["output"],
+        serde_json::from_slice::<serde_json::Value>(output).unwrap(),
+        "the output value"
+    );
+    let output_url = v["output_url"].as_str().unwrap();
+    let got = reqwest::get(output_url).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), output, "output.json");
+    let event = &v["event"];
+    assert_eq!(
+        (
+            event["event_id"].as_str(),
+            event["scheme"].as_str(),
+            event["key_id"].as_str(),
+            event["key_slot"].as_str(),
+            event["received_at_ms"].as_i64(),
+            event["body_sha256"].as_str(),
+            event["body_bytes"].as_u64(),
+        ),
+        (
+            Some("ev_1"),
+            Some("skytells"),
+            Some("2026-11"),
+            Some("current"),
+            Some(1_800_000_000_123),
+            Some(sha.as_str()),
+            Some(raw.len() as u64)
+        ),
+        "{event}"
+    );
+    assert_eq!(
+        event["signature_headers"],
+        serde_json::json!([["x-skytells-signature", "sha256=ab"]])
+    );
+    let body_url = event["body_url"].as_str().unwrap();
+    assert!(body_url.contains("X-Amz-Signature="), "{body_url}");
+    let got = reqwest::get(body_url).await.unwrap();
+    assert_eq!(
+        got.bytes().await.unwrap().to_vec(),
+        raw,
+        "the raw event, byte for byte"
+    );
+
+    // A manifest written before output.json and raw events existed still reads.
+    let old = r#"{"id":"pred_old","status":"succeeded","event_id":"e","archived_at":"2026-01-01T00:00:00Z","outputs":[{"index":0,"source_url":"https://cdn.example/o.png","key":"predictions/pred_7/output-0.png","bytes":21,"sha256":"abc","content_type":"image/png"}]}"#;
+    put(
+        "predictions/pred_old/manifest.json",
+        old.as_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_old",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("archived")),
+        "{v}"
+    );
+    assert_eq!(
+        (
+            &v["output"],
+            &v["output_url"],
+            &v["event"],
+            &v["outputs"][0]["pointer"]
+        ),
+        (
+            &serde_json::Value::Null,
+            &serde_json::Value::Null,
+            &serde_json::Value::Null,
+            &serde_json::json!("")
+        ),
+        "{v}"
+    );
+    assert!(v["outputs"][0]["url"].is_string());
 
     let failure = FailureRecord {
         id: "pred_8".into(),
         status: "failed".into(),
         error_id: Some("INSUFFICIENT_CREDITS".into()),
         error_message: Some("no credits".into()),
-        output_index: None,
+        output_index: Some(0),
+        output_pointer: Some("/image".into()),
+        raw_event: Some(event_key.clone()),
         event_id: "ev_2".into(),
         recorded_at: "2026-11-25T00:00:00Z".into(),
     };
@@ -352,6 +477,12 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         .await;
     assert_eq!((status, v["status"].as_str()), (200, Some("failed")), "{v}");
     assert_eq!(v["error"]["id"], "INSUFFICIENT_CREDITS");
+    assert_eq!(
+        (&v["error"]["output_index"], &v["error"]["output_pointer"]),
+        (&serde_json::json!(0), &serde_json::json!("/image"))
+    );
+    assert_eq!(v["event"]["body_sha256"], sha.as_str(), "{v}");
+    assert!(v["event"]["body_url"].is_string(), "{v}");
 
     let (status, _, v) = stack
         .call(

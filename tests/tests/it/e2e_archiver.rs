@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookvault_archiver::handler::Outcome;
 use hookvault_archiver::{Archiver, ArchiverConfig};
-use hookvault_core::envelope::Envelope;
-use hookvault_core::records::{FailureRecord, Manifest};
+use hookvault_core::envelope::{Envelope, Received, S3Object};
+use hookvault_core::records::{EventRecord, FailureRecord, Manifest, RejectedRecord};
 use hookvault_core::retry::RetryPolicy;
 use hookvault_core::url_guard::UrlGuard;
 use hookvault_core::{KeySlot, Scheme, Verified};
@@ -15,6 +15,7 @@ use hookvault_localstack::moto::Moto;
 use hookvault_localstack::provider::{content_sha256, Provider};
 use hookvault_localstack::s3;
 use serde_json::json;
+use sha2::Digest;
 
 const BUCKET: &str = "archive";
 const MIB: u64 = 1024 * 1024;
@@ -27,6 +28,7 @@ fn config() -> ArchiverConfig {
             .allow_http(true)
             .allow_loopback(true),
         max_output_bytes: 64 * MIB,
+        max_event_bytes: 64 * MIB,
         connect_timeout_ms: 2_000,
         read_timeout_ms: 1_000,
         part_bytes: 5 * MIB as usize,
@@ -89,25 +91,72 @@ impl Rig {
             .await
             .map(|(b, _)| serde_json::from_slice(&b).unwrap())
     }
+
+    /// The raw event of `body` (provider `skytells`): its stored bytes, their content
+    /// type, and its `event.json`; panics if either is missing.
+    async fn raw_event(&self, body: &[u8]) -> (Vec<u8>, Option<String>, EventRecord) {
+        let sha = sha256(body);
+        let record: EventRecord = self
+            .json(&format!("events/skytells/{sha}/event.json"))
+            .await
+            .unwrap_or_else(|| panic!("no event.json for {sha}"));
+        let (bytes, ct) = self
+            .object(&format!("events/skytells/{sha}/body"))
+            .await
+            .unwrap_or_else(|| panic!("no body for {sha}"));
+        (bytes, ct, record)
+    }
+
+    /// `predictions/{id}/output.json`, as stored.
+    async fn output_json(&self, id: &str) -> Vec<u8> {
+        let (bytes, ct) = self
+            .object(&format!("predictions/{id}/output.json"))
+            .await
+            .unwrap_or_else(|| panic!("no output.json for {id}"));
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        bytes
+    }
 }
 
-fn envelope(prediction: serde_json::Value) -> String {
+fn event_json_key(body: &[u8]) -> String {
+    format!("events/skytells/{}/event.json", sha256(body))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+const SIGNATURE: &str = "sha256=0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The envelope the edge would queue for `body`, received with `content_type`; the body
+/// claim-checked at `claim_check` when given.
+fn envelope_of(body: &[u8], content_type: Option<&str>, claim_check: Option<S3Object>) -> Envelope {
     let verified = Verified {
         key_id: "k1".into(),
         slot: KeySlot::Current,
         delivery_id: None,
         timestamp: None,
     };
-    let body = serde_json::to_vec(&prediction).unwrap();
-    Envelope::new(
-        "skytells",
-        Scheme::Skytells,
-        &verified,
-        &body,
-        1_800_000_000_000,
-    )
-    .unwrap()
-    .to_json()
+    let headers = [("x-skytells-signature".to_owned(), SIGNATURE.to_owned())];
+    let received = Received {
+        provider: "skytells",
+        scheme: Scheme::Skytells,
+        verified: &verified,
+        signature_headers: &headers,
+        content_type,
+        received_at_ms: 1_800_000_000_000,
+    };
+    let digest: [u8; 32] = sha2::Sha256::digest(body).into();
+    Envelope::with_digest(&received, body, &digest, claim_check)
+}
+
+/// The queue message for `body` as it is, inline.
+fn raw_envelope(body: &[u8]) -> String {
+    envelope_of(body, Some("application/json"), None).to_json()
+}
+
+fn envelope(prediction: serde_json::Value) -> String {
+    raw_envelope(&serde_json::to_vec(&prediction).unwrap())
 }
 
 fn event(records: &[(&str, String)]) -> SqsEvent {
@@ -132,10 +181,13 @@ async fn every_output_is_stored_byte_for_byte_with_its_sha256_and_the_manifest_l
         rig.url(&format!("/files/video.mp4?size={}", 12 * MIB + 123)), // three parts: multipart
         rig.url("/files/raw?size=70000"),                              // no extension: .bin
     ];
-    let resp = rig
-        .archiver
-        .handle(event(&[("m1", succeeded("pred_a", &outputs))]), None)
-        .await;
+    let message = succeeded("pred_a", &outputs);
+    let body = Envelope::from_json(&message)
+        .unwrap()
+        .inline_body()
+        .unwrap()
+        .to_vec();
+    let resp = rig.archiver.handle(event(&[("m1", message)]), None).await;
     assert!(
         resp.batch_item_failures.is_empty(),
         "{:?}",
@@ -164,6 +216,28 @@ async fn every_output_is_stored_byte_for_byte_with_its_sha256_and_the_manifest_l
         ),
     ];
     assert_eq!(manifest.outputs.len(), 3);
+    assert_eq!(
+        manifest.output_key.as_deref(),
+        Some("predictions/pred_a/output.json")
+    );
+    assert_eq!(manifest.raw_event, Some(event_json_key(&body)));
+    assert_eq!(
+        rig.output_json("pred_a").await,
+        serde_json::to_vec(&outputs).unwrap(),
+        "output.json is the output value"
+    );
+    let (raw, _, record) = rig.raw_event(&body).await;
+    assert_eq!(raw, body, "the raw event is the body");
+    assert_eq!(
+        (record.prediction_id.as_deref(), record.status.as_deref()),
+        (Some("pred_a"), Some("succeeded"))
+    );
+    let pointers: Vec<&str> = manifest
+        .outputs
+        .iter()
+        .map(|o| o.pointer.as_str())
+        .collect();
+    assert_eq!(pointers, ["/0", "/1", "/2"]);
     for (record, (key, size, ct)) in manifest.outputs.iter().zip(expected) {
         let (bytes, content_type) = rig
             .object(key)
@@ -192,13 +266,41 @@ async fn every_output_is_stored_byte_for_byte_with_its_sha256_and_the_manifest_l
 async fn duplicates_and_redeliveries_archive_exactly_once() {
     let rig = Rig::start().await;
     let body = succeeded("pred_dup", &[rig.url("/files/once.png?size=2048")]);
+    let bytes = Envelope::from_json(&body)
+        .unwrap()
+        .inline_body()
+        .unwrap()
+        .to_vec();
     let first = rig.one("m1", body.clone()).await.unwrap();
     assert_eq!(first, Outcome::Archived { outputs: 1 });
+    let (_, _, written) = rig.raw_event(&bytes).await;
+    let manifest: Manifest = rig
+        .json("predictions/pred_dup/manifest.json")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // archived_at has whole seconds
     for id in ["m1", "m2", "m3"] {
         let again = rig.one(id, body.clone()).await.unwrap();
         assert_eq!(again, Outcome::AlreadyArchived, "{id}");
     }
     assert_eq!(rig.cdn.hits("/files/once.png"), 1, "downloaded once");
+    let (_, _, after) = rig.raw_event(&bytes).await;
+    assert_eq!(after, written, "the raw event is written once");
+    assert_eq!(
+        (after.message_id.as_str(), after.archived_at),
+        ("m1", manifest.archived_at)
+    );
+    // A failed prediction's redelivery rewrites its failure.json, never its raw event.
+    let failed = envelope(json!({ "id": "pred_dup_f", "status": "failed", "error_id": "E" }));
+    let failed_bytes = Envelope::from_json(&failed)
+        .unwrap()
+        .inline_body()
+        .unwrap()
+        .to_vec();
+    rig.one("f1", failed.clone()).await.unwrap();
+    rig.one("f2", failed).await.unwrap();
+    let (_, _, record) = rig.raw_event(&failed_bytes).await;
+    assert_eq!(record.message_id, "f1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,9 +385,14 @@ async fn expired_links_are_recorded_not_retried() {
             .await
             .unwrap();
         assert_eq!(
-            (f.error_id.as_deref(), f.output_index),
-            (Some("OUTPUT_EXPIRED"), Some(1))
+            (
+                f.error_id.as_deref(),
+                f.output_index,
+                f.output_pointer.as_deref()
+            ),
+            (Some("OUTPUT_EXPIRED"), Some(1), Some("/1"))
         );
+        assert!(f.raw_event.is_some());
         assert!(f.error_message.unwrap().contains(status));
         assert!(
             rig.object(&format!("predictions/{id}/manifest.json"))
@@ -323,7 +430,7 @@ async fn the_guard_refuses_the_metadata_redirect_and_unlisted_hosts() {
             .await
             .unwrap()
             .iter()
-            .all(|k| k.ends_with("failure.json")));
+            .all(|k| k.ends_with("failure.json") || k.ends_with("output.json")));
     }
     assert_eq!(rig.cdn.hits("/redirect/metadata"), 1);
     // A redirect to an allowed place is followed.
@@ -424,7 +531,11 @@ async fn a_batch_reports_exactly_the_record_that_can_succeed_later() {
     let good = succeeded("pred_good", &[rig.url("/files/g.png?size=100")]);
     let flaky = succeeded("pred_later", &[rig.url("/flaky/503/100/l.png")]);
     let garbage = "{\"not\":\"an envelope\"}".to_owned();
-    let hostile = envelope(json!({ "id": "../../etc", "status": "succeeded", "output": [] }));
+    // A hostile id: the raw event is kept, nothing is written under predictions/.
+    let hostile_body =
+        serde_json::to_vec(&json!({ "id": "../../etc", "status": "succeeded", "output": [] }))
+            .unwrap();
+    let hostile = raw_envelope(&hostile_body);
     let resp = rig
         .archiver
         .handle(
@@ -448,8 +559,434 @@ async fn a_batch_reports_exactly_the_record_that_can_succeed_later() {
         .await
         .is_some());
     let rejected = s3::keys(&rig.s3, BUCKET, "rejected/").await.unwrap();
-    assert_eq!(
-        rejected,
-        vec!["rejected/garbage.json", "rejected/hostile.json"]
+    assert_eq!(rejected, vec!["rejected/garbage.json"]);
+    let (raw, _, record) = rig.raw_event(&hostile_body).await;
+    assert_eq!(raw, hostile_body);
+    assert_eq!(record.prediction_id.as_deref(), Some("../../etc"));
+    let predictions = s3::keys(&rig.s3, BUCKET, "predictions/").await.unwrap();
+    assert!(
+        predictions
+            .iter()
+            .all(|k| k.starts_with("predictions/pred_good/")
+                || k.starts_with("predictions/pred_later/")),
+        "{predictions:?}"
     );
+}
+
+/// A prediction webhook body, spelt as given (`output` is inserted as it is).
+fn spelt(id: &str, output: &str) -> Vec<u8> {
+    format!(r#"{{"id":"{id}","status":"succeeded","model":"m","output": {output} }}"#).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_of_every_shape_are_archived_with_their_pointer_and_output_json_verbatim() {
+    let rig = Rig::start().await;
+    let image = rig.url("/files/cat.png?size=3000");
+    let object = format!(
+        r#"{{ "image" : "{image}", "coords": "12.5, 40.25", "score": 0.50, "tags": ["cat"] }}"#
+    );
+    let a = rig.url("/files/a.jpg?size=100");
+    let b = rig.url("/files/b.wav?size=200");
+    let list = format!(r#"[{{"url": "{a}", "label": "first"}}, {{"url": "{b}"}}]"#);
+    let nested = format!(r#"[["{a}"], ["see {b} for more", "{b}"]]"#);
+    for (id, output, files) in [
+        ("pred_obj", object.as_str(), vec![("/image", "0.png", 3000)]),
+        (
+            "pred_list",
+            list.as_str(),
+            vec![("/0/url", "0.jpg", 100), ("/1/url", "1.wav", 200)],
+        ),
+        (
+            "pred_nested",
+            nested.as_str(),
+            vec![("/0/0", "0.jpg", 100), ("/1/1", "1.wav", 200)],
+        ),
+    ] {
+        let body = spelt(id, output);
+        let out = rig.one("m", raw_envelope(&body)).await.unwrap();
+        assert_eq!(
+            out,
+            Outcome::Archived {
+                outputs: files.len()
+            },
+            "{id}"
+        );
+        assert_eq!(
+            rig.output_json(id).await,
+            output.as_bytes(),
+            "{id}: output.json is the output as the body spells it"
+        );
+        let manifest: Manifest = rig
+            .json(&format!("predictions/{id}/manifest.json"))
+            .await
+            .unwrap();
+        assert_eq!(manifest.outputs.len(), files.len(), "{id}");
+        for (record, (pointer, name, size)) in manifest.outputs.iter().zip(files) {
+            let key = format!("predictions/{id}/{name}");
+            assert_eq!(
+                (record.pointer.as_str(), record.key.as_str(), record.bytes),
+                (pointer, key.as_str(), size)
+            );
+            let (bytes, _) = rig.object(&key).await.unwrap();
+            assert_eq!(sha256(&bytes), content_sha256(size), "{key}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_output_is_archived_with_no_files_and_no_failure() {
+    let rig = Rig::start().await;
+    let output = r#"["Hello", ",", " world", "! See https://cdn.skytells.ai/x.png\n"]"#;
+    let body = spelt("pred_llm", output);
+    let out = rig.one("m", raw_envelope(&body)).await.unwrap();
+    assert_eq!(out, Outcome::Archived { outputs: 0 });
+    let manifest: Manifest = rig
+        .json("predictions/pred_llm/manifest.json")
+        .await
+        .unwrap();
+    assert!(manifest.outputs.is_empty());
+    assert_eq!(rig.output_json("pred_llm").await, output.as_bytes());
+    assert_eq!(
+        s3::keys(&rig.s3, BUCKET, "predictions/pred_llm/")
+            .await
+            .unwrap(),
+        vec![
+            "predictions/pred_llm/manifest.json",
+            "predictions/pred_llm/output.json"
+        ],
+        "no file, no failure.json"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_uri_outputs_are_decoded_and_stored_with_their_media_type() {
+    let rig = Rig::start().await;
+    // An 8-byte PNG signature and 5 bytes, base64; and percent-encoded text.
+    let png = b"\x89PNG\r\n\x1a\n\x00\x01\x02\xfe\xff";
+    let body = spelt(
+        "pred_data",
+        r#"{"image": "data:image/png;base64,iVBORw0KGgoAAQL+/w==", "note": "data:,hi%20there"}"#,
+    );
+    let out = rig.one("m", raw_envelope(&body)).await.unwrap();
+    assert_eq!(out, Outcome::Archived { outputs: 2 });
+    let manifest: Manifest = rig
+        .json("predictions/pred_data/manifest.json")
+        .await
+        .unwrap();
+    let image = &manifest.outputs[0];
+    assert_eq!(
+        (
+            image.pointer.as_str(),
+            image.key.as_str(),
+            image.source_url.as_str(),
+            image.content_type.as_str(),
+            image.bytes,
+        ),
+        (
+            "/image",
+            "predictions/pred_data/0.png",
+            "data:image/png",
+            "image/png",
+            png.len() as u64
+        )
+    );
+    assert_eq!(image.sha256, sha256(png));
+    let (bytes, ct) = rig.object("predictions/pred_data/0.png").await.unwrap();
+    assert_eq!(
+        (bytes.as_slice(), ct.as_deref()),
+        (&png[..], Some("image/png"))
+    );
+    let note = &manifest.outputs[1];
+    assert_eq!(
+        (
+            note.pointer.as_str(),
+            note.key.as_str(),
+            note.source_url.as_str()
+        ),
+        ("/note", "predictions/pred_data/1.txt", "data:text/plain")
+    );
+    let (bytes, ct) = rig.object("predictions/pred_data/1.txt").await.unwrap();
+    assert_eq!(
+        (bytes.as_slice(), ct.as_deref()),
+        (&b"hi there"[..], Some("text/plain;charset=US-ASCII"))
+    );
+
+    // Undecodable: a permanent failure that names the file.
+    let body = spelt(
+        "pred_bad_data",
+        r#"["data:image/png;base64,iVBORw0KGgo=", "data:image/png;base64,%%%"]"#,
+    );
+    let out = rig.one("m", raw_envelope(&body)).await.unwrap();
+    assert_eq!(
+        out,
+        Outcome::FailureRecorded {
+            error_id: "OUTPUT_DATA_URI_INVALID".into()
+        }
+    );
+    let f: FailureRecord = rig
+        .json("predictions/pred_bad_data/failure.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.output_index, f.output_pointer.as_deref()),
+        (Some(1), Some("/1"))
+    );
+    assert!(rig
+        .object("predictions/pred_bad_data/manifest.json")
+        .await
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_kept_byte_for_byte_whatever_it_is() {
+    let rig = Rig::start().await;
+    let bom =
+        b"\xEF\xBB\xBF{\"id\":\"pred_bom\",\"status\":\"succeeded\",\"output\":[\"tok\"]}\r\n"
+            .to_vec();
+    let failed = br#"{"id":"pred_fail","status":"failed","error_id":"INSUFFICIENT_CREDITS","error_message":"out"}"#.to_vec();
+    let form = b"payload=%7B%22action%22%3A%22opened%22%7D".to_vec();
+    let not_utf8 = b"{\"id\":\"pred_x\",\"status\":\"succeeded\",\"note\":\"\xff\"}".to_vec();
+    let other_json = br#"{"object":"event","type":"invoice.paid"}"#.to_vec();
+    let json = Some("application/json");
+    // The form body without its content type: moto 5.2.5 (not S3) drops the body of a
+    // PutObject sent as application/x-www-form-urlencoded (werkzeug parses it as a form).
+    let cases: [(&[u8], Option<&str>, Outcome); 5] = [
+        (&bom, json, Outcome::Archived { outputs: 0 }),
+        (
+            &failed,
+            json,
+            Outcome::FailureRecorded {
+                error_id: "INSUFFICIENT_CREDITS".into(),
+            },
+        ),
+        (&form, None, Outcome::EventKept),
+        (&not_utf8, json, Outcome::EventKept),
+        (&other_json, json, Outcome::EventKept),
+    ];
+    for (i, (body, content_type, expected)) in cases.iter().enumerate() {
+        let message = envelope_of(body, *content_type, None).to_json();
+        let out = rig.one(&format!("m{i}"), message).await.unwrap();
+        assert_eq!(&out, expected, "case {i}");
+        let (raw, ct, record) = rig.raw_event(body).await;
+        assert_eq!(raw.as_slice(), *body, "case {i}: the exact bytes");
+        assert_eq!(
+            ct.as_deref(),
+            Some(content_type.unwrap_or("application/octet-stream")),
+            "case {i}"
+        );
+        assert_eq!(
+            (
+                record.envelope_version,
+                record.body_bytes,
+                record.body_sha256.as_str(),
+                record.key_id.as_str(),
+                record.content_type.as_deref(),
+            ),
+            (
+                2,
+                body.len() as u64,
+                sha256(body).as_str(),
+                "k1",
+                *content_type
+            ),
+            "case {i}"
+        );
+        assert_eq!(
+            record.signature_headers,
+            vec![("x-skytells-signature".to_owned(), SIGNATURE.to_owned())]
+        );
+        assert_eq!(record.message_id, format!("m{i}"));
+    }
+    let manifest: Manifest = rig
+        .json("predictions/pred_bom/manifest.json")
+        .await
+        .unwrap();
+    assert_eq!(manifest.raw_event, Some(event_json_key(&bom)));
+    assert_eq!(rig.output_json("pred_bom").await, br#"["tok"]"#);
+    let f: FailureRecord = rig
+        .json("predictions/pred_fail/failure.json")
+        .await
+        .unwrap();
+    assert_eq!(f.raw_event, Some(event_json_key(&failed)));
+    let (_, _, record) = rig.raw_event(&failed).await;
+    assert_eq!(
+        (record.prediction_id.as_deref(), record.status.as_deref()),
+        (Some("pred_fail"), Some("failed"))
+    );
+    let (_, _, record) = rig.raw_event(&form).await;
+    assert_eq!((record.prediction_id, record.status), (None, None));
+    assert!(s3::keys(&rig.s3, BUCKET, "rejected/")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_checked_body_is_read_from_s3_checked_and_archived() {
+    let rig = Rig::start().await;
+    let put = |key: String, bytes: Vec<u8>| {
+        rig.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(bytes.into())
+            .send()
+    };
+    let claim = |body: &[u8]| S3Object {
+        bucket: BUCKET.to_owned(),
+        key: format!("raw/{}", sha256(body)),
+    };
+    // A large body, as the edge would claim-check it.
+    let padding = "x".repeat(300_000);
+    let body = spelt(
+        "pred_big",
+        &format!(
+            r#"{{"video": "{}", "log": "{padding}"}}"#,
+            rig.url("/files/v.mp4?size=5000")
+        ),
+    );
+    put(claim(&body).key, body.clone()).await.unwrap();
+    let message = envelope_of(&body, Some("application/json"), Some(claim(&body))).to_json();
+    assert!(message.len() < 2_000, "the message carries no body");
+    let out = rig.one("m1", message.clone()).await.unwrap();
+    assert_eq!(out, Outcome::Archived { outputs: 1 });
+    let (raw, _, record) = rig.raw_event(&body).await;
+    assert_eq!(raw, body);
+    assert_eq!(record.body_bytes, body.len() as u64);
+    let manifest: Manifest = rig
+        .json("predictions/pred_big/manifest.json")
+        .await
+        .unwrap();
+    assert_eq!(manifest.outputs[0].pointer, "/video");
+
+    // The object is missing: it can never be read; rejected with the reason.
+    let lost = spelt("pred_lost", "[]");
+    let out = rig
+        .one(
+            "lost",
+            envelope_of(&lost, Some("application/json"), Some(claim(&lost))).to_json(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, Outcome::Rejected);
+    let r: RejectedRecord = rig.json("rejected/lost.json").await.unwrap();
+    assert!(
+        r.reason.contains("NoSuchKey") && r.reason.contains(&claim(&lost).key),
+        "{}",
+        r.reason
+    );
+
+    // Other bytes under the key (same length, or longer): rejected, nothing archived.
+    let announced = spelt("pred_swap", "[]");
+    let mut same_length = announced.clone();
+    same_length[2] = b'X';
+    let mut longer = announced.clone();
+    longer.push(b' ');
+    for (message_id, stored) in [("swap", same_length), ("long", longer)] {
+        put(claim(&announced).key, stored).await.unwrap();
+        let out = rig
+            .one(
+                message_id,
+                envelope_of(
+                    &announced,
+                    Some("application/json"),
+                    Some(claim(&announced)),
+                )
+                .to_json(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, Outcome::Rejected, "{message_id}");
+        let r: RejectedRecord = rig
+            .json(&format!("rejected/{message_id}.json"))
+            .await
+            .unwrap();
+        assert!(r.reason.contains("not the event's body"), "{}", r.reason);
+    }
+    assert!(s3::keys(
+        &rig.s3,
+        BUCKET,
+        &format!("events/skytells/{}/", sha256(&announced))
+    )
+    .await
+    .unwrap()
+    .is_empty());
+
+    // Over this archiver's EVENT_MAX_BYTES: not read.
+    let small = Archiver::new(
+        rig.s3.clone(),
+        ArchiverConfig {
+            max_event_bytes: 1000,
+            ..config()
+        },
+    )
+    .unwrap();
+    let out = small
+        .process(&event(&[("cap", message)]).records[0], None)
+        .await
+        .unwrap();
+    assert_eq!(out, Outcome::Rejected);
+    let r: RejectedRecord = rig.json("rejected/cap.json").await.unwrap();
+    assert!(r.reason.contains("EVENT_MAX_BYTES"), "{}", r.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_envelope_is_still_archived() {
+    let rig = Rig::start().await;
+    let payload = format!(
+        r#"{{"id":"pred_v1","status":"succeeded","output":["{}"]}}"#,
+        rig.url("/files/v1.png?size=64")
+    );
+    // As the edge wrote it before version 2: the body as a raw JSON value.
+    let message = format!(
+        r#"{{"v":1,"provider":"skytells","scheme":"skytells","event_id":"skytells:pred_v1:succeeded","received_at_ms":1800000000000,"key_id":"k1","key_slot":"current","payload_sha256":"{}","payload":{payload}}}"#,
+        sha256(payload.as_bytes())
+    );
+    let out = rig.one("m", message).await.unwrap();
+    assert_eq!(out, Outcome::Archived { outputs: 1 });
+    let (raw, ct, record) = rig.raw_event(payload.as_bytes()).await;
+    assert_eq!(raw, payload.as_bytes());
+    assert_eq!(ct.as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        (record.envelope_version, record.signature_headers.len()),
+        (1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_content_and_partial_content_are_never_stored_as_the_output() {
+    let rig = Rig::start().await;
+    for (id, path, status) in [
+        ("pred_204", "/status/204/a.png", "204 No Content"),
+        ("pred_206", "/partial/a.png", "206 Partial Content"),
+    ] {
+        let out = rig
+            .one("m", succeeded(id, &[rig.url(&format!("{path}?size=4000"))]))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::FailureRecorded {
+                error_id: "OUTPUT_INCOMPLETE".into()
+            },
+            "{id}"
+        );
+        let f: FailureRecord = rig
+            .json(&format!("predictions/{id}/failure.json"))
+            .await
+            .unwrap();
+        let message = f.error_message.unwrap();
+        assert!(message.contains(status), "{message}");
+        assert!(
+            rig.object(&format!("predictions/{id}/0.png"))
+                .await
+                .is_none(),
+            "nothing stored"
+        );
+        assert!(rig
+            .object(&format!("predictions/{id}/manifest.json"))
+            .await
+            .is_none());
+        assert_eq!(rig.cdn.hits(path), 1, "not retried");
+    }
 }
