@@ -128,7 +128,7 @@ fn refused_by_resolver(e: &reqwest::Error) -> Option<GuardError> {
 /// A response ready to stream.
 #[derive(Debug)]
 pub struct Download {
-    /// The response (status 2xx).
+    /// The response: 200 or 203, the whole file.
     pub response: reqwest::Response,
     /// `Content-Type`, if sent.
     pub content_type: Option<String>,
