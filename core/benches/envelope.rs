@@ -45,7 +45,10 @@ fn as_json_string(body: &[u8]) -> String {
 }
 
 fn encodings(c: &mut Criterion) {
-    let headers = vec![("x-skytells-signature".to_owned(), format!("sha256={}", "ab".repeat(32)))];
+    let headers = vec![(
+        "x-skytells-signature".to_owned(),
+        format!("sha256={}", "ab".repeat(32)),
+    )];
     let v = verified();
     let received = Received {
         provider: "skytells",

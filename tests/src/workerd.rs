@@ -90,8 +90,10 @@ const edge :Workerd.Worker = (
 /// A test can look for it in logs: it must never appear.
 pub const LOCAL_AWS_SECRET: &str = "local-aws-secret-key";
 
-/// The edge's vars for moto at `moto_endpoint` and the queue `queue_url`, with `extra`
-/// added or replacing the defaults (`WEBHOOK_SECRETS` has none: pass it).
+/// The edge's vars for moto at `moto_endpoint` (SQS, and S3 for the claim check) and the
+/// queue `queue_url`, with `extra` added or replacing the defaults (`WEBHOOK_SECRETS` has
+/// none: pass it; nor has `CLAIM_CHECK_BUCKET`: without it the edge takes only bodies that
+/// fit in one message).
 pub fn local_bindings(
     moto_endpoint: &str,
     queue_url: &str,
@@ -100,6 +102,8 @@ pub fn local_bindings(
     let base = vec![
         ("SQS_QUEUE_URL".to_owned(), queue_url.to_owned()),
         ("SQS_ENDPOINT".to_owned(), format!("{moto_endpoint}/")),
+        // Used once CLAIM_CHECK_BUCKET names a bucket (pass it in `extra`).
+        ("S3_ENDPOINT".to_owned(), format!("{moto_endpoint}/")),
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
         (

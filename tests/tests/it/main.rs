@@ -6,7 +6,9 @@
 mod e2e_api;
 mod e2e_archiver;
 mod e2e_edge;
+mod e2e_lossless;
 mod e2e_pipeline;
 mod e2e_rotation;
 mod e2e_secrets;
+mod e2e_sqs_rules;
 mod utils;

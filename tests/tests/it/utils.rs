@@ -7,11 +7,12 @@ use std::path::Path;
 
 use hookvault_localstack::moto::Moto;
 use hookvault_localstack::workerd::{Edge, RUST_EDGE_MODULES};
-use hookvault_localstack::{paths, sqs};
+use hookvault_localstack::{paths, s3, sqs};
 
 pub struct Stack {
     pub moto: Moto,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
     pub queue_url: String,
     pub edge: Edge,
     pub http: reqwest::Client,
@@ -26,8 +27,12 @@ pub fn now() -> i64 {
 
 pub use hookvault_core::corpus::example_secret as secret;
 
-/// The edge's vars for the tests: the library's, with a short SQS timeout and a
-/// recognisable Retry-After.
+/// The bucket every test stack has: the claim check's (and the archive's, where a test
+/// archives).
+pub const BUCKET: &str = "archive";
+
+/// The edge's vars for the tests: the library's, with a short SQS timeout, a
+/// recognisable Retry-After, and the claim check to [`BUCKET`] (which the caller creates).
 pub fn bindings(
     endpoint: &str,
     queue_url: &str,
@@ -36,13 +41,15 @@ pub fn bindings(
     let mut all = vec![
         ("SQS_TIMEOUT_MS", "2000".to_owned()),
         ("RETRY_AFTER_SECS", "7".to_owned()),
+        ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
     ];
     all.extend(extra.iter().cloned());
     hookvault_localstack::workerd::local_bindings(endpoint, queue_url, &all)
 }
 
 impl Stack {
-    /// moto, a queue named `queue`, and the edge configured with `extra`.
+    /// moto, a queue named `queue`, the bucket [`BUCKET`], and the edge configured with
+    /// `extra`.
     pub async fn start(queue: &str, extra: &[(&str, String)]) -> Stack {
         Self::start_build(&paths::edge_build().unwrap(), queue, extra).await
     }
@@ -53,6 +60,8 @@ impl Stack {
         let moto = Moto::start(None).await.unwrap();
         let sqs = sqs::client(&moto.endpoint);
         let queue_url = sqs::create_queue(&sqs, queue).await.unwrap();
+        let s3 = s3::client(&moto.endpoint);
+        s3::create_bucket(&s3, BUCKET).await.unwrap();
         let edge = Edge::start_modules(
             build,
             RUST_EDGE_MODULES,
@@ -64,6 +73,7 @@ impl Stack {
         Stack {
             moto,
             sqs,
+            s3,
             queue_url,
             edge,
             http: reqwest::Client::new(),
