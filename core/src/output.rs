@@ -38,10 +38,19 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 
 /// What a string of `output` is: a file's source, or text (`None`). A URL is the whole
 /// string, `http://` or `https://` then no whitespace or control character; a string with
-/// a URL inside a sentence is text.
+/// a URL inside a sentence is text. A `data:` URI has RFC 2397's header before its first
+/// comma (empty, `;base64`, or a media type), with no whitespace; `data:` alone, or
+/// `data: see below, …`, is text.
 pub fn classify(s: &str) -> Option<Source<'_>> {
     if starts_with_ignore_case(s, "data:") {
-        return Some(Source::DataUri(s));
+        // RFC 2397: `data:[<mediatype>][;base64],<data>`. Text that merely starts with
+        // `data:` (an LLM token, "data: see below") has no such header before a comma.
+        let header = s[5..].split_once(',').map(|(h, _)| h);
+        let is_uri = header.is_some_and(|h| {
+            !h.chars().any(|c| c.is_whitespace() || c.is_control())
+                && (h.is_empty() || h.starts_with(';') || h.contains('/'))
+        });
+        return is_uri.then_some(Source::DataUri(s));
     }
     let url = (starts_with_ignore_case(s, "https://") || starts_with_ignore_case(s, "http://"))
         && !s.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -163,8 +172,24 @@ mod tests {
             json!({"ok": true}),
             json!("ftp://cdn/x"),
             json!("http"),
+            json!("data:"),
+            json!(["data", ":", "data:"]),
+            json!("data: see below, then more"),
+            json!("data:text"),
         ] {
             assert!(files(&v).is_empty(), "{v}");
+        }
+    }
+
+    #[test]
+    fn data_uris_need_rfc_2397_s_header() {
+        for uri in [
+            "data:,hello",
+            "data:;base64,aGk=",
+            "data:text/plain;charset=US-ASCII,hi",
+            "DATA:image/png;base64,iVBORw0KGgo=",
+        ] {
+            assert_eq!(classify(uri), Some(Source::DataUri(uri)), "{uri}");
         }
     }
 

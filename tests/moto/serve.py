@@ -3,6 +3,8 @@
 1. Secrets Manager: RotateSecret running a rotation Lambda that runs elsewhere (our rotator
    under `cargo lambda watch`), and ListSecretVersionIds' creation dates (below).
 2. SQS: SendMessage and SendMessageBatch refuse what real SQS refuses (further below).
+3. S3: a PUT (PutObject, UploadPart, ...) keeps its body as sent whatever its Content-Type,
+   form types included (at the end of this file).
 
 RotateSecret
 (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html):
@@ -48,11 +50,26 @@ boto3 >= 1.34 speak it, and query):
   total is counted as above (bytes, attributes included) against 1,048,576.
   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
 
+S3 PUT bodies sent as `application/x-www-form-urlencoded` or `multipart/form-data`:
+
+* S3 stores a PUT's body as the object's data, byte for byte; Content-Type is only stored
+  as metadata and returned by GetObject.
+  https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
+  https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html
+  moto 5.2.5 parses such a body as a form and stores an empty object, or one form field's
+  value (details beside the code). This wrapper keeps S3 PUT bodies unparsed; S3's
+  browser-form POST upload (POST Object) and every other service's form (the SQS query
+  protocol's `Action=SendMessage&...`) are still parsed as moto parses them.
+* An unsigned request (a presigned PUT URL) with a form Content-Type and a body that is not
+  UTF-8 no longer hangs: moto's dispatcher read the body to look for `Action=` and did not
+  put it back.
+
 Every other call is moto's own.
 
 Usage: python serve.py -H 127.0.0.1 -p PORT   (the same arguments as moto_server)
 """
 
+import io
 import json
 import os
 import re
@@ -68,6 +85,8 @@ from moto.secretsmanager.exceptions import (
     InvalidRequestException,
     SecretNotFoundException,
 )
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.s3.responses import S3Response
 from moto.server import main
 from moto.sqs import models as sqs_models
 from moto.sqs.constants import MAXIMUM_MESSAGE_LENGTH
@@ -314,6 +333,72 @@ def send_message_batch(self, queue_name, entries):
 
 SQSResponse.send_message = send_message
 sqs_models.SQSBackend.send_message_batch = send_message_batch
+
+
+# --- S3: PUT bodies with a form Content-Type --------------------------------------------
+
+_original_s3_setup_class = S3Response.setup_class
+
+
+def s3_setup_class(self, request, full_url=None, headers=None):
+    """Every S3 request goes through here before moto reads its body.
+
+    What moto does: `BaseResponse.setup_class` takes the body from werkzeug's
+    `request.data`, i.e. `get_data(parse_form_data=True)`. For a Content-Type of
+    `application/x-www-form-urlencoded` or `multipart/form-data` werkzeug first parses
+    the stream into `request.form` / `request.files`, which consumes it, so the body moto
+    gets is b"". moto then takes, if the form has a field `key`, the field `file` (or the
+    last field's name) as the body, and otherwise any uploaded file's content; failing
+    all that PutObject / UploadPart store an empty object (with the client's checksum
+    headers, so an SDK then rejects its own GetObject). The form's fields also replace
+    the URL query in moto's `querystring`.
+
+    What S3 does: for PutObject "the body is the object's data"; Content-Type is only
+    stored as metadata (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html),
+    and UploadPart's body is the part's data likewise. No S3 PUT takes a form: the only
+    form S3 reads is the browser-based POST Object upload (a POST, left alone here).
+
+    So for an S3 PUT, mark the form as already parsed and empty, as werkzeug itself records
+    a parsed form (`Request._load_form_data` sets `form` and `files` in the instance dict
+    and returns early once they are there). `request.data` then reads the stream as sent,
+    and moto goes on exactly as for any other Content-Type; the Content-Type header is
+    stored as moto stores it."""
+    if request.method == "PUT" and "form" not in request.__dict__:
+        request.__dict__["form"] = request.parameter_storage_class()
+        request.__dict__["files"] = request.parameter_storage_class()
+    return _original_s3_setup_class(self, request, full_url, headers)
+
+
+S3Response.setup_class = s3_setup_class
+
+
+_original_get_body = DomainDispatcherApplication._get_body
+
+
+def _get_body(self, environ):
+    """moto's dispatcher, for a request without an Authorization header (a presigned URL),
+    reads a form-typed body to find the service from `Action=...`, decodes it as UTF-8 and
+    puts it back only if that worked. A body that is not UTF-8 (a presigned PUT of binary
+    data sent as application/x-www-form-urlencoded) was thus read and dropped, and the
+    S3 handler then waited for bytes already read: the request hung. Here the bytes moto
+    reads are put back whatever moto made of them; its routing is unchanged."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    simple_form = str(environ.get("CONTENT_TYPE", "")).startswith(
+        "application/x-www-form-urlencoded"
+    )
+    if not (simple_form and length > 0 and "wsgi.input" in environ):
+        return _original_get_body(self, environ)
+    raw = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(raw)
+    body = _original_get_body(self, environ)
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return body
+
+
+DomainDispatcherApplication._get_body = _get_body
 
 if __name__ == "__main__":
     main(sys.argv[1:])

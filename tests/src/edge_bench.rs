@@ -9,6 +9,7 @@
 //! cost of the whole path is what is measured.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::process::Command;
@@ -157,11 +158,14 @@ pub fn median_cpu(runs: &[Figures]) -> Option<f64> {
     cpu.get(cpu.len() / 2).copied()
 }
 
-/// The Rust edge and the JavaScript baseline, both sending to the SQS at `endpoint`.
+/// The Rust edge and its peer, both sending to the SQS at `endpoint`: the JavaScript
+/// baseline, or, with `baseline`, the Rust edge as built into that folder (another
+/// commit's `edge/build`: the same run compares two builds).
 async fn both_workers(
     endpoint: &str,
     queue_url: &str,
     secret: &str,
+    baseline: Option<&Path>,
 ) -> Result<(Edge, Edge), StackError> {
     let bindings = crate::workerd::local_bindings(
         endpoint,
@@ -169,14 +173,21 @@ async fn both_workers(
         &[("WEBHOOK_SECRETS", secret.to_owned())],
     );
     let rust = Edge::start(&bindings, None).await?;
-    let js = Edge::start_modules(
-        &paths::root().join("edge/bench"),
-        &[("js-worker.mjs", "esModule")],
-        &bindings,
-        None,
-    )
-    .await?;
-    Ok((rust, js))
+    let peer = match baseline {
+        Some(dir) => {
+            Edge::start_modules(dir, crate::workerd::RUST_EDGE_MODULES, &bindings, None).await?
+        }
+        None => {
+            Edge::start_modules(
+                &paths::root().join("edge/bench"),
+                &[("js-worker.mjs", "esModule")],
+                &bindings,
+                None,
+            )
+            .await?
+        }
+    };
+    Ok((rust, peer))
 }
 
 /// The benchmark's routes, by the names `--routes` takes.
@@ -185,13 +196,15 @@ async fn both_workers(
 pub const ROUTES: [&str; 5] = ["healthz", "probe", "moto", "sink", "floor"];
 
 /// Runs the benchmark: for each route named in `routes` (all of [`ROUTES`] when empty),
-/// `rounds` rounds of Rust then JavaScript, one after the other (a busy moment hits both,
-/// not one), each figure the median round. Returns a Markdown table.
+/// `rounds` rounds of Rust then its peer (the JavaScript baseline, or the Rust edge built
+/// into `baseline`), one after the other (a busy moment hits both, not one), each figure
+/// the median round. Returns a Markdown table.
 pub async fn run(
     seconds: u32,
     connections: u32,
     rounds: usize,
     routes: &[String],
+    baseline: Option<&Path>,
 ) -> Result<String, StackError> {
     if let Some(unknown) = routes.iter().find(|r| !ROUTES.contains(&r.as_str())) {
         return Err(StackError::Start(format!(
@@ -204,12 +217,13 @@ pub async fn run(
     let moto = Moto::start(None).await?;
     let client = sqs::client(&moto.endpoint);
     let queue = sqs::create_queue(&client, "bench").await?;
-    let (rust, js) = both_workers(&moto.endpoint, &queue, secret).await?;
+    let (rust, js) = both_workers(&moto.endpoint, &queue, secret, baseline).await?;
     let sink = SqsSink::start().await?;
     let (rust_sink, js_sink) = both_workers(
         sink.endpoint.trim_end_matches('/'),
         &sink.queue_url(),
         secret,
+        baseline,
     )
     .await?;
 
@@ -229,8 +243,13 @@ pub async fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let peer_name = match baseline {
+        Some(_) => "Rust (baseline build)",
+        None => "JavaScript (WebCrypto)",
+    };
+    let peer_short = if baseline.is_some() { "baseline" } else { "JS" };
     let mut table = format!(
-        "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp}); {rounds} rounds, Rust and JavaScript alternating; req/s, p50 and p99 from the median round, non-2xx and requests over all rounds; workerd CPU per request the median of the rounds\n\n| route | Worker | req/s | req/s, every round | p50 | p99 | non-2xx | requests | workerd CPU µs/req | req/s: Rust / JS | CPU/req: JS / Rust |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "wrk -t2 -c{connections} -d{seconds}s, signed 4 KiB webhook, compatibility date {} (Unix time {stamp}); {rounds} rounds, Rust and {peer_name} alternating; req/s, p50 and p99 from the median round, non-2xx and requests over all rounds; workerd CPU per request the median of the rounds\n\n| route | Worker | req/s | req/s, every round | p50 | p99 | non-2xx | requests | workerd CPU µs/req | req/s: Rust / {peer_short} | CPU/req: {peer_short} / Rust |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         crate::workerd::COMPATIBILITY_DATE
     );
     let post = Some(script.as_path());
@@ -293,7 +312,7 @@ pub async fn run(
                 ratio.as_str(),
                 cpu_ratio.as_str(),
             ),
-            ("JavaScript (WebCrypto)", j, &js_runs, j_cpu, "", ""),
+            (peer_name, j, &js_runs, j_cpu, "", ""),
         ] {
             let rates: Vec<String> = all.iter().map(|f| format!("{:.0}", f.rps)).collect();
             let non_2xx: u64 = all.iter().map(|f| f.non_2xx).sum();

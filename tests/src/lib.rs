@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod archiver_bench;
+pub mod claim_check_bench;
 pub mod cloudflare;
 pub mod edge_bench;
 pub mod lambda;

@@ -52,6 +52,20 @@ impl Service {
         Some(ns as f64 / 1e9)
     }
 
+    /// The process's peak resident memory so far, KiB (Linux: `VmHWM` in
+    /// `/proc/PID/status`); `None` where that cannot be read.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// The output so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -161,6 +161,11 @@ impl Edge {
         self.service.cpu_seconds()
     }
 
+    /// workerd's peak resident memory so far, KiB (see [`Service::peak_rss_kib`]).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.service.peak_rss_kib()
+    }
+
     /// What workerd printed (the edge's log lines among it).
     pub fn logs(&self) -> String {
         self.service.output()

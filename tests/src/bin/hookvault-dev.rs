@@ -358,6 +358,15 @@ async fn main() -> ExitCode {
         Some("bench-archiver") => report(
             hookvault_localstack::archiver_bench::run(num("--mib", 1024) * 1024 * 1024).await,
         ),
+        Some("bench-claim-check") => report(
+            hookvault_localstack::claim_check_bench::run(
+                num("--mb", 5),
+                num("--seconds", 10),
+                num("--rounds", 3).max(1) as usize,
+                num("--connections", 2).max(1) as usize,
+            )
+            .await,
+        ),
         Some("bench-start") => {
             report(hookvault_localstack::start_bench::run(num("--runs", 10) as usize).await)
         }
@@ -367,12 +376,16 @@ async fn main() -> ExitCode {
                 num("--connections", 50) as u32,
                 num("--rounds", 3).max(1) as usize,
                 &list("--routes"),
+                args.iter()
+                    .position(|a| a == "--baseline")
+                    .and_then(|i| args.get(i + 1))
+                    .map(std::path::Path::new),
             )
             .await,
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] | sqs-sink | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }
