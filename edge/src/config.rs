@@ -9,7 +9,7 @@
 //! | `SQS_ENDPOINT` | var | `https://sqs.{region}.amazonaws.com/` | endpoint override (the local stack) |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | secret | — | the send-only IAM user |
 //! | `AWS_SESSION_TOKEN` | secret | none | for temporary credentials |
-//! | `MAX_BODY_BYTES` | var | 26214400 (25 MiB) | the hard cap: larger bodies get 413, before verification; at most 52428800 (50 MiB, see [`MAX_BODY_LIMIT`]) |
+//! | `MAX_BODY_BYTES` | var | 26214400 (25 MiB) | the hard cap: larger bodies get 413, before verification; at most 33554432 (32 MiB, see [`MAX_BODY_LIMIT`]) |
 //! | `SQS_MAX_MESSAGE_BYTES` | var | 1048576 (1 MiB) | the queue's `MaximumMessageSize`; a body whose envelope would be larger goes by claim check; at most 1048576 |
 //! | `CLAIM_CHECK_BUCKET` | var | none | the bucket large bodies are written to (`raw/{sha256}`) before their envelope is queued; without it the cap is what fits in one message (about 770 KB) |
 //! | `S3_ENDPOINT` | var | `https://{bucket}.s3.{region}.amazonaws.com/` | endpoint override, path style (the local stack) |
@@ -30,12 +30,14 @@ use crate::sqs::SqsTarget;
 /// The default body cap: 25 MiB.
 pub const DEFAULT_MAX_BODY: usize = 25 * 1024 * 1024;
 
-/// The largest `MAX_BODY_BYTES` accepted: 50 MiB. Cloudflare takes request bodies up to
+/// The largest `MAX_BODY_BYTES` accepted: 32 MiB. Cloudflare takes request bodies up to
 /// 100 MB (Free and Pro plans, <https://developers.cloudflare.com/workers/platform/limits/#request-limits>),
-/// but a Worker isolate has 128 MB of memory, and the edge holds a body twice while it
-/// handles it (the runtime's copy, which WebCrypto hashes and `fetch` sends to S3, and the
-/// WASM copy the Rust code reads): 2 × 50 MiB plus the runtime stays under 128 MB.
-pub const MAX_BODY_LIMIT: usize = 50 * 1024 * 1024;
+/// but a Worker isolate has 128 MB of memory, and the edge holds a body in the runtime (the
+/// copy WebCrypto hashes and `fetch` sends to S3) and in WASM memory, which grows to about
+/// twice the largest body and never shrinks (measured with `hookvault-dev
+/// bench-claim-check --mb 25`: 51 MB of WASM memory for 25 MB bodies, docs/benchmarks.md).
+/// 32 MiB bodies stay under 128 MB that way; 50 MiB would not.
+pub const MAX_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// SQS's largest message: 1 MiB (raised from 256 KiB in 2025;
 /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
@@ -311,7 +313,7 @@ mod tests {
         let c = load(&vars(&[
             ("CLAIM_CHECK_BUCKET", "archive"),
             ("S3_ENDPOINT", "http://127.0.0.1:9/"),
-            ("MAX_BODY_BYTES", "52428800"),
+            ("MAX_BODY_BYTES", "33554432"),
         ]))
         .unwrap();
         assert_eq!(c.max_body, MAX_BODY_LIMIT);
@@ -320,7 +322,7 @@ mod tests {
             "http://127.0.0.1:9/archive/raw/x"
         );
         for (name, value) in [
-            ("MAX_BODY_BYTES", "52428801"),
+            ("MAX_BODY_BYTES", "33554433"),
             ("MAX_BODY_BYTES", "0"),
             ("SQS_MAX_MESSAGE_BYTES", "1048577"),
         ] {

@@ -38,6 +38,9 @@ pub struct RequestLog {
     /// The S3 key of the claim-checked body, when it went by claim check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_check: Option<String>,
+    /// The WASM linear memory's size after a claim check, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasm_memory_bytes: Option<u64>,
     /// The event id queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,

@@ -241,11 +241,25 @@ async fn queue(
         key,
     };
     log.claim_check = Some(object.key.clone());
+    log.wasm_memory_bytes = Some(wasm_memory_bytes());
     let envelope = Envelope::with_digest(received, &body.bytes, body_sha256, Some(object));
     match sqs_send::enqueue(cfg, &envelope, now_ms).await {
         Ok(message_id) => Ok((envelope, message_id)),
         Err(e) => Err(queue_failed(log, e)),
     }
+}
+
+/// The size of the WASM instance's linear memory, bytes: it grows to hold the largest
+/// bodies handled at once and never shrinks, so large bodies log it (docs/edge.md: a
+/// Worker's isolate has 128 MB).
+fn wasm_memory_bytes() -> u64 {
+    use worker::js_sys::{ArrayBuffer, WebAssembly};
+    use worker::wasm_bindgen::JsCast as _;
+    wasm_bindgen::memory()
+        .dyn_into::<WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<ArrayBuffer>().ok())
+        .map_or(0, |b| u64::from(b.byte_length()))
 }
 
 #[event(start)]

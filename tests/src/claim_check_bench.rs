@@ -1,7 +1,8 @@
 //! The claim check's rate: webhooks too large for one SQS message (5 MB by default) sent
 //! to the edge, which verifies each, writes it to S3 with a SigV4 `PutObject` and queues
 //! the envelope that points at it, beside a plain `PutObject` of the same bytes with the
-//! AWS SDK, against the same moto in the same run. Rounds alternate (a busy moment hits
+//! AWS SDK (which retries a 5xx; the edge answers 503 and the sender retries), against the
+//! same moto in the same run. Building and signing each body is in both loops. Rounds alternate (a busy moment hits
 //! both). Also reports workerd's peak resident memory (the whole runtime, an upper bound of
 //! the isolate's), against a Worker's 128 MB.
 //!
@@ -22,15 +23,16 @@ use crate::{s3, sqs, StackError};
 /// Request headers, as `(name, value)` pairs.
 type Headers = Vec<(String, String)>;
 
-/// A signed prediction webhook of `bytes` bytes and its headers.
-fn webhook(bytes: usize, secret: &str) -> Result<(Vec<u8>, Headers), StackError> {
-    let head = r#"{"id":"pred_bench_big","status":"succeeded","output":[],"logs":""#;
+/// The `n`th signed prediction webhook of `bytes` bytes, and its headers. Every one is
+/// different, as distinct events are (the claim check's key is the body's digest).
+fn webhook(n: u64, bytes: usize, secret: &str) -> (bytes::Bytes, Headers) {
+    let head = format!(r#"{{"id":"pred_bench_{n:012}","status":"succeeded","output":[],"logs":""#);
     let tail = "\"}";
     let pad = bytes.saturating_sub(head.len() + tail.len());
     let body = format!("{head}{}{tail}", "x".repeat(pad)).into_bytes();
-    let headers = hookvault_core::corpus::signed(Scheme::Skytells, secret, &body, 0)
-        .map_err(|e| StackError::Start(e.to_string()))?;
-    Ok((body, headers))
+    let headers =
+        hookvault_core::corpus::signed(Scheme::Skytells, secret, &body, 0).unwrap_or_default();
+    (body.into(), headers)
 }
 
 /// Runs `connections` loops of `one` for `seconds`; requests per second that succeeded,
@@ -73,7 +75,7 @@ pub async fn run(
 ) -> Result<String, StackError> {
     let secret = "bench-claim-check-secret";
     let bytes = usize::try_from(mb * 1_000_000).unwrap_or(usize::MAX);
-    let (body, headers) = webhook(bytes, secret)?;
+    let next = Arc::new(AtomicU64::new(0));
     let moto = Moto::start(None).await?;
     let sqs_client = sqs::client(&moto.endpoint);
     let queue = sqs::create_queue(&sqs_client, "bench-claim-check").await?;
@@ -92,31 +94,45 @@ pub async fn run(
     let before_kib = edge.peak_rss_kib();
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/skytells", edge.url);
-    let body = bytes::Bytes::from(body);
 
     let (mut through_edge, mut plain) = (Vec::new(), Vec::new());
     let (mut edge_failed, mut plain_failed) = (0, 0);
     for _ in 0..rounds {
-        let (http, url, body_e, headers) =
-            (http.clone(), url.clone(), body.clone(), headers.clone());
+        let (http, url, n) = (http.clone(), url.clone(), Arc::clone(&next));
         let (rate, failed) = load(seconds, connections, move || {
-            let mut req = http.post(&url).body(body_e.clone());
+            let (body, headers) = webhook(n.fetch_add(1, Ordering::Relaxed), bytes, secret);
+            let mut req = http.post(&url).body(body);
             for (k, v) in &headers {
                 req = req.header(k.as_str(), v.as_str());
             }
-            async move { req.send().await.is_ok_and(|r| r.status().as_u16() == 202) }
+            async move {
+                match req.send().await {
+                    Ok(r) if r.status().as_u16() == 202 => true,
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        eprintln!("edge: HTTP {status} {}", r.text().await.unwrap_or_default());
+                        false
+                    }
+                    Err(e) => {
+                        eprintln!("edge: {e}");
+                        false
+                    }
+                }
+            }
         })
         .await;
         through_edge.push(rate);
         edge_failed += failed;
         sqs::purge(&sqs_client, &queue).await?;
-        let (client, body_p) = (s3_client.clone(), body.clone());
+        let (client, n) = (s3_client.clone(), Arc::clone(&next));
         let (rate, failed) = load(seconds, connections, move || {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            let (body, _) = webhook(i, bytes, secret);
             let req = client
                 .put_object()
                 .bucket("bench")
-                .key("plain/body")
-                .body(ByteStream::from(body_p.clone()));
+                .key(format!("plain/{i}"))
+                .body(ByteStream::from(body));
             async move { req.send().await.is_ok() }
         })
         .await;
@@ -135,10 +151,9 @@ pub async fn run(
     };
     let (e_all, p_all) = (rates(&through_edge), rates(&plain));
     let (e, p) = (median(&mut through_edge), median(&mut plain));
-    let mbps = |r: f64| r * body.len() as f64 / 1e6;
+    let mbps = |r: f64| r * bytes as f64 / 1e6;
     let mut table = format!(
-        "{} B signed webhook, {connections} connections, {rounds} rounds of {seconds} s, alternating; the median round\n\n| path | req/s | MB/s | req/s, every round | failed |\n|---|---|---|---|---|\n",
-        body.len()
+        "{bytes} B signed webhooks, each different (as distinct events are), {connections} connections, {rounds} rounds of {seconds} s, alternating; the median round\n\n| path | req/s | MB/s | req/s, every round | failed |\n|---|---|---|---|---|\n"
     );
     let _ = writeln!(
         table,
@@ -157,5 +172,30 @@ pub async fn run(
         before_kib.map_or("?".into(), |k| k.to_string()),
         edge.peak_rss_kib().map_or("?".into(), |k| k.to_string()),
     );
+    let wasm_peak = edge
+        .logs()
+        .lines()
+        .filter_map(|l| l.split("\"wasm_memory_bytes\":").nth(1))
+        .filter_map(|rest| rest.split([',', '}']).next()?.parse::<u64>().ok())
+        .max();
+    let _ = writeln!(
+        table,
+        "The edge's WASM linear memory (which grows to hold the bodies handled at once and never shrinks) peaked at {} bytes.",
+        wasm_peak.map_or("?".into(), |b| b.to_string())
+    );
+    let reasons: Vec<String> = edge
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"status\":503"))
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    if !reasons.is_empty() {
+        let _ = writeln!(
+            table,
+            "\nThe edge's 503s, the first three:\n\n```\n{}\n```",
+            reasons.join("\n")
+        );
+    }
     Ok(table)
 }

@@ -66,6 +66,27 @@ fn the_event_id_comes_from_the_prediction_the_delivery_id_or_the_body_digest() {
         b"\xEF\xBB\xBF {\"id\":\"pred_1\",\"status\":\"succeeded\",\"output\":{\"a\":1}}\n",
     );
     assert_eq!(e.event_id, "skytells:pred_1:succeeded");
+    let e = envelope(
+        "skytells",
+        Scheme::Skytells,
+        None,
+        br#"{"type":"prediction.completed","data":{"status":"canceled","logs":"x","id":"pred_w"}}"#,
+    );
+    assert_eq!(e.event_id, "skytells:pred_w:cancelled");
+    for not_a_prediction in [
+        &br#"{"id":"p","status":3}"#[..],
+        br#"{"id":"","status":"failed"}"#,
+        br#"{"id":"p"}"#,
+        br#"["p"]"#,
+        br#"{"id":"p","id":"q","status":"failed"}"#,
+    ] {
+        let e = envelope("skytells", Scheme::Skytells, None, not_a_prediction);
+        assert_eq!(
+            e.event_id,
+            format!("skytells:sha256:{}", e.body_sha256),
+            "{not_a_prediction:?}"
+        );
+    }
     let e = envelope("gh", Scheme::GitHub, Some("d-1"), b"payload=x");
     assert_eq!(e.event_id, "gh:d-1");
     let e = envelope("st", Scheme::Stripe, None, br#"{"id":"evt_1"}"#);
