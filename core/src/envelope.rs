@@ -439,20 +439,10 @@ pub fn event_id(
 ) -> String {
     let id = match (&verified.delivery_id, scheme) {
         (Some(id), _) => Some(format!("{provider}:{id}")),
-        (None, Scheme::Skytells) => Head::read(body).and_then(|head| {
-            // A wrapped payload (`{"type", "data": {…}}`) names the prediction inside.
-            let head = match head.data {
-                Some(data) => Head::read(data.get().as_bytes())?,
-                None => head,
-            };
-            let (id, status) = (head.id?, head.status?);
-            (!id.is_empty()).then(|| {
-                let status = crate::event::PredictionStatus::from(status.as_ref());
-                format!("{provider}:{id}:{}", status.as_str())
-            })
-        }),
+        (None, Scheme::Skytells) => crate::event::prediction_head(body)
+            .map(|head| format!("{provider}:{}:{}", head.id, head.status.as_str())),
         (None, Scheme::Stripe) => {
-            Head::read(body).and_then(|head| Some(format!("{provider}:{}", head.id?)))
+            crate::event::Head::read(body).and_then(|head| Some(format!("{provider}:{}", head.id?)))
         }
         (None, _) => None,
     }
@@ -461,38 +451,6 @@ pub fn event_id(
         id
     } else {
         format!("sha256:{}", hex::encode(Sha256::digest(id.as_bytes())))
-    }
-}
-
-/// The few fields of a body an event id needs, read without building the whole value:
-/// every other member is skipped without being allocated, so a 25 MB body costs no
-/// second 25 MB in the Worker's memory (measured: a full `serde_json::Value` of a 25 MB
-/// body took the edge's WASM memory to 101 MB).
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    status: Option<std::borrow::Cow<'a, str>>,
-    /// Only an object counts as a wrapped payload (as [`crate::event::WebhookEvent::from_value`] reads it).
-    #[serde(borrow, default, deserialize_with = "object_only")]
-    data: Option<&'a RawValue>,
-}
-
-fn object_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    let raw = <&'de RawValue>::deserialize(d)?;
-    Ok(raw.get().starts_with('{').then_some(raw))
-}
-
-impl<'a> Head<'a> {
-    /// The head of a JSON object body ([`crate::event::strip_bom`] first); `None` if the
-    /// body is not a JSON object with string `id`/`status` (when present), or is not UTF-8.
-    fn read(body: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(crate::event::strip_bom(body)).ok()?;
-        if !text.trim_start().starts_with('{') {
-            return None;
-        }
-        serde_json::from_str(text).ok()
     }
 }
 

@@ -191,6 +191,67 @@ pub fn raw_output(body: &[u8]) -> Option<&str> {
     outer.output.map(RawValue::get)
 }
 
+/// A prediction's id and status, read without building the body's whole value
+/// ([`prediction_head`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictionHead {
+    /// The prediction's id (not empty).
+    pub id: String,
+    /// Its status.
+    pub status: PredictionStatus,
+}
+
+/// The id and status of a prediction webhook, bare or wrapped in a `data` object, read
+/// with [`Head`]: every other member is skipped without being allocated, so reading them
+/// costs no second copy of a large body (a full `serde_json::Value` of a 25 MB body took
+/// the edge's WASM memory to 101 MB; docs/benchmarks.md). `None` when the body is not a
+/// JSON object with a non-empty string `id` and a string `status`.
+pub fn prediction_head(body: &[u8]) -> Option<PredictionHead> {
+    let head = Head::read(body)?;
+    let head = match head.data {
+        Some(data) => Head::read(data.get().as_bytes())?,
+        None => head,
+    };
+    let (id, status) = (head.id?, head.status?);
+    (!id.is_empty()).then(|| PredictionHead {
+        id: id.into_owned(),
+        status: PredictionStatus::from(status.as_ref()),
+    })
+}
+
+/// The few members of a JSON object body that ids need: `id`, `status`, and `data` when it
+/// is an object (a wrapped payload, as [`WebhookEvent::from_value`] reads it). Other
+/// members are skipped by serde without being allocated.
+#[derive(Deserialize)]
+pub struct Head<'a> {
+    /// `id`, when a string.
+    #[serde(borrow, default)]
+    pub id: Option<std::borrow::Cow<'a, str>>,
+    /// `status`, when a string.
+    #[serde(borrow, default)]
+    pub status: Option<std::borrow::Cow<'a, str>>,
+    /// `data`, when an object.
+    #[serde(borrow, default, deserialize_with = "object_only")]
+    pub data: Option<&'a RawValue>,
+}
+
+fn object_only<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    let raw = <&'de RawValue>::deserialize(d)?;
+    Ok(raw.get().starts_with('{').then_some(raw))
+}
+
+impl<'a> Head<'a> {
+    /// The head of a JSON object body ([`strip_bom`] first); `None` if the body is not
+    /// UTF-8, not a JSON object, has a duplicated member, or a non-string `id`/`status`.
+    pub fn read(body: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(strip_bom(body)).ok()?;
+        if !text.trim_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! | `MAX_BODY_BYTES` | var | 26214400 (25 MiB) | the hard cap: larger bodies get 413, before verification; at most 33554432 (32 MiB, see [`MAX_BODY_LIMIT`]) |
 //! | `SQS_MAX_MESSAGE_BYTES` | var | 1048576 (1 MiB) | the queue's `MaximumMessageSize`; a body whose envelope would be larger goes by claim check; at most 1048576 |
 //! | `CLAIM_CHECK_BUCKET` | var | none | the bucket large bodies are written to (`raw/{sha256}`) before their envelope is queued; without it the cap is what fits in one message (about 770 KB) |
+//! | `CLAIM_CHECK_TIMEOUT_MS` | var | 30000 | how long to wait for S3 to take a claim-checked body before answering 503 (a 25 MiB body in 30 s needs about 7 Mbit/s from the Cloudflare location to the region) |
 //! | `S3_ENDPOINT` | var | `https://{bucket}.s3.{region}.amazonaws.com/` | endpoint override, path style (the local stack) |
 //! | `SIGNATURE_TOLERANCE_SECS` | var | 300 | timestamp tolerance (Standard Webhooks, Stripe) |
 //! | `SQS_TIMEOUT_MS` | var | 5000 | how long to wait for SQS before answering 503 |
@@ -74,6 +75,8 @@ pub struct EdgeConfig {
     pub tolerance: u64,
     /// SQS timeout, milliseconds.
     pub sqs_timeout_ms: u32,
+    /// S3 timeout for a claim-checked body, milliseconds.
+    pub claim_check_timeout_ms: u32,
     /// `Retry-After` on 503, seconds.
     pub retry_after_secs: u32,
 }
@@ -232,6 +235,10 @@ impl EdgeConfig {
                 hookvault_core::scheme::DEFAULT_TOLERANCE_SECS,
             )?,
             sqs_timeout_ms: small("SQS_TIMEOUT_MS", num("SQS_TIMEOUT_MS", 5_000)?)?,
+            claim_check_timeout_ms: small(
+                "CLAIM_CHECK_TIMEOUT_MS",
+                num("CLAIM_CHECK_TIMEOUT_MS", 30_000)?,
+            )?,
             retry_after_secs: small("RETRY_AFTER_SECS", num("RETRY_AFTER_SECS", 10)?)?,
         })
     }

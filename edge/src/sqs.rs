@@ -113,7 +113,8 @@ pub enum SqsError {
     /// The request could not be signed.
     #[error("cannot sign the SQS request: {0}")]
     Sign(String),
-    /// The envelope is larger than the queue takes (`SQS_MAX_MESSAGE_BYTES`).
+    /// The envelope and its attributes are larger than the queue takes
+    /// (`SQS_MAX_MESSAGE_BYTES`).
     #[error("the queue message would be {size} bytes, over the {max}-byte limit")]
     TooLarge {
         /// The envelope's size.
@@ -188,9 +189,23 @@ pub fn unsigned_send_message(
     max_message: usize,
 ) -> Result<UnsignedRequest, SqsError> {
     let message = envelope.to_json();
-    if message.len() > max_message {
+    // SQS counts the message attributes (name, data type, value) toward the size limit
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html).
+    let attributes = [
+        "event_id",
+        "String",
+        &envelope.event_id,
+        "provider",
+        "String",
+        &envelope.provider,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .sum::<usize>();
+    let size = message.len() + attributes;
+    if size > max_message {
         return Err(SqsError::TooLarge {
-            size: message.len(),
+            size,
             max: max_message,
         });
     }

@@ -175,16 +175,13 @@ impl Archiver {
                 Err(BodyError::Transient(t)) => return Err(t),
             },
         };
-        let parsed = WebhookEvent::parse(&body);
+        // The raw event first, before the whole body is parsed: nothing the parse does (a
+        // body too large or too deep to hold as a value) can lose the signed bytes.
+        let head = hookvault_core::event::prediction_head(&body);
         let raw_event = self
-            .keep_raw_event(
-                &envelope,
-                &body,
-                parsed.as_ref().ok().map(|e| &e.prediction),
-                &message_id,
-            )
+            .keep_raw_event(&envelope, &body, head.as_ref(), &message_id)
             .await?;
-        let p = match parsed {
+        let p = match WebhookEvent::parse(&body) {
             Ok(e) => e.prediction,
             Err(e) => {
                 tracing::info!(event_id = %envelope.event_id, raw_event = %raw_event, reason = %e, "not a prediction webhook; the raw event is kept, nothing else to do");

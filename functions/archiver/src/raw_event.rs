@@ -12,7 +12,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use hookvault_core::archive;
 use hookvault_core::envelope::{Envelope, S3Object};
-use hookvault_core::event::Prediction;
+use hookvault_core::event::PredictionHead;
 use hookvault_core::records::EventRecord;
 
 use crate::handler::{is_header_safe, now_rfc3339, s3_error, Archiver, Transient};
@@ -36,6 +36,8 @@ impl Archiver {
     /// envelope's `body_bytes` (and never when that is over `EVENT_MAX_BYTES`), then
     /// checked with [`Envelope::check_body`].
     ///
+    /// * an object other than `raw/{body_sha256}` in this archive's bucket: not read,
+    ///   [`BodyError::Unusable`];
     /// * `NoSuchKey`, an object of another length, or bytes whose SHA-256 is not
     ///   `body_sha256`: [`BodyError::Unusable`], with the object, the sizes and digests;
     /// * any other S3 error, or the read cut off: [`BodyError::Transient`].
@@ -45,6 +47,15 @@ impl Archiver {
         object: &S3Object,
     ) -> Result<Vec<u8>, BodyError> {
         let place = format!("s3://{}/{}", object.bucket, object.key);
+        // The edge writes claim checks to this archive's bucket, at raw/{body_sha256}, and
+        // nowhere else: an envelope naming any other object is not read.
+        let expected = archive::claim_check_key(&env.body_sha256);
+        if object.bucket != self.cfg.bucket || object.key != expected {
+            return Err(BodyError::Unusable(format!(
+                "claim check {place}: not this archive's s3://{}/{expected}; not read",
+                self.cfg.bucket
+            )));
+        }
         let cap = self.cfg.max_event_bytes;
         if env.body_bytes > cap {
             return Err(BodyError::Unusable(format!(
@@ -114,14 +125,15 @@ impl Archiver {
     }
 
     /// Keeps the raw event of `env` (whose verified bytes are `body`) and returns the key
-    /// of its `event.json`. `prediction` is the body read as a prediction, when it is one
-    /// (its id and status go into the record). Writes nothing when `event.json` is already
+    /// of its `event.json`. `prediction` is the body's prediction id and status, when it
+    /// has them (they go into the record); read cheaply, so the raw event is kept before
+    /// the whole body is parsed. Writes nothing when `event.json` is already
     /// there. S3 errors are transient.
     pub async fn keep_raw_event(
         &self,
         env: &Envelope,
         body: &[u8],
-        prediction: Option<&Prediction>,
+        prediction: Option<&PredictionHead>,
         message_id: &str,
     ) -> Result<String, Transient> {
         let record_key = archive::event_record_key(&env.provider, &env.body_sha256);

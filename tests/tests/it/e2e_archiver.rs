@@ -78,6 +78,15 @@ impl Rig {
             .await
     }
 
+    /// Processes one record that must be rejected; its `rejected/` record.
+    async fn rejected(&self, message_id: &str, body: String) -> RejectedRecord {
+        let out = self.one(message_id, body).await.unwrap();
+        assert_eq!(out, Outcome::Rejected, "{message_id}");
+        self.json(&format!("rejected/{message_id}.json"))
+            .await
+            .unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.cdn.url)
     }
@@ -876,6 +885,34 @@ async fn a_claim_checked_body_is_read_from_s3_checked_and_archived() {
         r.reason
     );
 
+    // An envelope naming another object (another bucket, or another key in this one) is
+    // never read: the edge writes claim checks only to raw/{body_sha256} here.
+    let elsewhere = spelt("pred_elsewhere", "[]");
+    put(claim(&elsewhere).key, elsewhere.clone()).await.unwrap();
+    put("predictions/other/0.png".to_owned(), elsewhere.clone())
+        .await
+        .unwrap();
+    for (message_id, object) in [
+        (
+            "other-bucket",
+            S3Object {
+                bucket: "someone-elses".to_owned(),
+                key: claim(&elsewhere).key,
+            },
+        ),
+        (
+            "other-key",
+            S3Object {
+                bucket: BUCKET.to_owned(),
+                key: "predictions/other/0.png".to_owned(),
+            },
+        ),
+    ] {
+        let message = envelope_of(&elsewhere, Some("application/json"), Some(object)).to_json();
+        let r = rig.rejected(message_id, message).await;
+        assert!(r.reason.contains("not read"), "{}", r.reason);
+    }
+
     // Other bytes under the key (same length, or longer): rejected, nothing archived.
     let announced = spelt("pred_swap", "[]");
     let mut same_length = announced.clone();
@@ -884,23 +921,13 @@ async fn a_claim_checked_body_is_read_from_s3_checked_and_archived() {
     longer.push(b' ');
     for (message_id, stored) in [("swap", same_length), ("long", longer)] {
         put(claim(&announced).key, stored).await.unwrap();
-        let out = rig
-            .one(
-                message_id,
-                envelope_of(
-                    &announced,
-                    Some("application/json"),
-                    Some(claim(&announced)),
-                )
-                .to_json(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(out, Outcome::Rejected, "{message_id}");
-        let r: RejectedRecord = rig
-            .json(&format!("rejected/{message_id}.json"))
-            .await
-            .unwrap();
+        let message = envelope_of(
+            &announced,
+            Some("application/json"),
+            Some(claim(&announced)),
+        )
+        .to_json();
+        let r = rig.rejected(message_id, message).await;
         assert!(r.reason.contains("not the event's body"), "{}", r.reason);
     }
     assert!(s3::keys(
