@@ -77,10 +77,17 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         { "id": "2026-11", "secret": CURRENT, "slot": "current" },
         { "id": "2026-08", "secret": "demo-previous-secret", "slot": "previous", "not_after": t + 600 },
     ]);
+    // The archive bucket first: the edge writes bodies too large for one SQS message to
+    // its raw/ prefix (the claim check) before it queues them.
+    let store = s3::client(&moto.endpoint);
+    s3::create_bucket(&store, "hookvault-archive").await?;
     let bindings = hookvault_localstack::workerd::local_bindings(
         &moto.endpoint,
         &queue,
-        &[("WEBHOOK_SECRETS", ring.to_string())],
+        &[
+            ("WEBHOOK_SECRETS", ring.to_string()),
+            ("CLAIM_CHECK_BUCKET", "hookvault-archive".to_owned()),
+        ],
     );
     let edge = Edge::start(&bindings, None).await?;
     println!(
@@ -151,8 +158,6 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     // The stand-in provider completes each prediction a moment later: a signed webhook
     // to the edge, with two outputs on its CDN (12 MiB and 40 kB).
     provider.with(|s| s.predictions.complete_with = Some((2, 12 * 1024 * 1024)));
-    let store = s3::client(&moto.endpoint);
-    s3::create_bucket(&store, "hookvault-archive").await?;
     let sm = s3::secrets_client(&moto.endpoint);
     create_api_secrets(&sm).await?;
     println!("starting `cargo lambda watch` for functions/api and functions/archiver…");
