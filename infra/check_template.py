@@ -35,6 +35,15 @@ Every problem names the resource it is about. The rules:
    user (the edge's) may write to S3 only under raw/; a bucket an IAM user writes raw/ to
    has an enabled lifecycle rule expiring raw/ after at least 15 days (the longest a message
    that points at such a body can wait: 4 days queued, 14 in the DLQ), never sooner.
+7. Observability. Every function has LoggingConfig with LogFormat JSON (Lambda's advanced
+   logging controls) and a LogGroup of this template. For each archiver (a function an
+   SQS event source feeds): an alarm on each of ALARMED_METRICS (PermanentFailures,
+   RejectedMessages) in the archiver's METRICS_NAMESPACE, dimension Function=archiver,
+   firing on a single occurrence (Sum >= 1, or > 0), with AlarmActions; its
+   MAX_RECEIVE_COUNT and its queue's RedrivePolicy maxReceiveCount are a !Ref to the same
+   parameter (so the archiver knows a record's last receive); its role writes the event log
+   under index/, and that bucket has an enabled lifecycle rule expiring index/ after the
+   EventLogRetentionDays parameter.
 """
 
 from __future__ import annotations
@@ -64,6 +73,14 @@ CLAIM_CHECK_PREFIX = "raw/"
 CLAIM_CHECK_MIN_DAYS = 15
 #: Settings only the local stack may use.
 LOCAL_ONLY_ENV = ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "AWS_ENDPOINT_URL")
+#: The archiver's metrics that must each have an alarm (functions/archiver/src/metrics.rs).
+ALARMED_METRICS = ("PermanentFailures", "RejectedMessages")
+#: The `Function` dimension of the archiver's metrics.
+ARCHIVER_DIMENSION = ("Function", "archiver")
+#: Where the archiver writes its event log (functions/archiver/src/event_log.rs), and the
+#: parameter its lifecycle rule must use.
+EVENT_LOG_PREFIX = "index/"
+EVENT_LOG_RETENTION_PARAMETER = "EventLogRetentionDays"
 
 #: Statements allowed to break rule 1, keyed by (resource logical id, statement Sid), each
 #: with the reason it cannot be narrower. Empty: nothing in the template needs one. An
@@ -343,9 +360,12 @@ def check_event_sources(t: Template) -> list[str]:
                     f"{qid}: RedrivePolicy's deadLetterTargetArn {describe(policy.get('deadLetterTargetArn'))} "
                     "is not a queue of this template"
                 )
-            receives = literal_int(policy.get("maxReceiveCount"))
+            receives = parameter_minimum(t, policy.get("maxReceiveCount"))
             if receives is None or receives < 1:
-                problems.append(f"{qid}: RedrivePolicy needs a literal maxReceiveCount of at least 1")
+                problems.append(
+                    f"{qid}: RedrivePolicy needs a maxReceiveCount of at least 1 (a literal, or a "
+                    "parameter whose MinValue is at least 1)"
+                )
         visibility = literal_int(q.get("VisibilityTimeout", 30))
         timeout = literal_int(t.function_setting(fn, "Timeout", 3)) if fn else None
         window = literal_int(ev.get("MaximumBatchingWindowInSeconds", 0)) or 0
@@ -630,6 +650,181 @@ def check_local_only(t: Template) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------
+# Rule 7: observability
+# --------------------------------------------------------------------------------------
+
+
+def archivers(t: Template) -> list[tuple[str, str]]:
+    """(function id, queue id) for every function an SQS event source of this template feeds."""
+    out = []
+    for _label, fn, queue_value, _ev in event_sources(t):
+        qid = target(queue_value)
+        if fn and t.type_of(qid) == "AWS::SQS::Queue" and (fn, qid) not in out:
+            out.append((fn, qid))
+    return out
+
+
+def check_logging(t: Template) -> list[str]:
+    problems = []
+    for fid, _res, _props in t.functions():
+        config = t.function_setting(fid, "LoggingConfig")
+        if not isinstance(config, dict):
+            problems.append(
+                f"{fid}: no LoggingConfig; set LogFormat JSON (Lambda's advanced logging controls: "
+                "JSON lines with requestId, AWS_LAMBDA_LOG_LEVEL) and its LogGroup"
+            )
+            continue
+        if config.get("LogFormat") != "JSON":
+            problems.append(
+                f"{fid}: LoggingConfig LogFormat is {describe(config.get('LogFormat'))}, not JSON; "
+                "hookvault's log lines and queries expect JSON"
+            )
+        group = target(config.get("LogGroup"))
+        if t.type_of(group) != "AWS::Logs::LogGroup":
+            problems.append(
+                f"{fid}: LoggingConfig LogGroup {describe(config.get('LogGroup'))} is not a log group "
+                "of this template (its retention and its role's Logs statement are there)"
+            )
+    return problems
+
+
+def has_actions(value) -> bool:
+    """True when some branch of an alarm's AlarmActions names at least one action."""
+    return any(leaves(b) for b in branches(value))
+
+
+def dimensions_of(props: dict) -> set[tuple[str, str]]:
+    out = set()
+    for d in as_list(props.get("Dimensions")):
+        if isinstance(d, dict) and isinstance(d.get("Name"), str) and isinstance(d.get("Value"), str):
+            out.add((d["Name"], d["Value"]))
+    return out
+
+
+def fires_on_one(props: dict) -> bool:
+    """Sum over the period, and a single occurrence breaches (>= 1, or > 0)."""
+    threshold = props.get("Threshold")
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        return False
+    op = props.get("ComparisonOperator")
+    return props.get("Statistic") == "Sum" and (
+        (op == "GreaterThanOrEqualToThreshold" and 0 < threshold <= 1)
+        or (op == "GreaterThanThreshold" and 0 <= threshold < 1)
+    )
+
+
+def check_alarms(t: Template) -> list[str]:
+    problems = []
+    alarms = list(t.of_type("AWS::CloudWatch::Alarm"))
+    for fid, _qid in archivers(t):
+        namespace = t.environment(fid).get("METRICS_NAMESPACE")
+        if namespace is None:
+            problems.append(f"{fid}: no METRICS_NAMESPACE; its metrics would not be where the alarms look")
+            continue
+        for metric in ALARMED_METRICS:
+            candidates = [(aid, props) for aid, _res, props in alarms if props.get("MetricName") == metric]
+            if not candidates:
+                problems.append(f"{fid}: no AWS::CloudWatch::Alarm watches its {metric} metric")
+                continue
+            for aid, props in candidates:
+                if props.get("Namespace") != namespace:
+                    problems.append(
+                        f"{aid}: watches {metric} in namespace {describe(props.get('Namespace'))}, not "
+                        f"{fid}'s METRICS_NAMESPACE {describe(namespace)}"
+                    )
+                if ARCHIVER_DIMENSION not in dimensions_of(props):
+                    problems.append(
+                        f"{aid}: watches {metric} without the dimension "
+                        f"{ARCHIVER_DIMENSION[0]}={ARCHIVER_DIMENSION[1]}, which every archiver metric has"
+                    )
+                if not fires_on_one(props):
+                    problems.append(
+                        f"{aid}: must fire on a single {metric} (Statistic Sum, "
+                        "GreaterThanOrEqualToThreshold 1)"
+                    )
+                if not has_actions(props.get("AlarmActions")):
+                    problems.append(f"{aid}: has no AlarmActions; nobody would be told")
+    return problems
+
+
+def check_max_receive_count(t: Template) -> list[str]:
+    problems = []
+    for fid, qid in archivers(t):
+        policy = redrive(t.props(qid))
+        if policy is None:
+            continue  # rule 2 reports it
+        queue_side = policy.get("maxReceiveCount")
+        env = t.environment(fid)
+        if "MAX_RECEIVE_COUNT" not in env:
+            problems.append(
+                f"{fid}: no MAX_RECEIVE_COUNT; it must know {qid}'s maxReceiveCount to tell a "
+                "record's last receive"
+            )
+            continue
+        function_side = env["MAX_RECEIVE_COUNT"]
+        param = queue_side.get("Ref") if isinstance(queue_side, dict) else None
+        if param not in t.parameters or queue_side != {"Ref": param} or function_side != queue_side:
+            problems.append(
+                f"{fid}: MAX_RECEIVE_COUNT ({describe(function_side)}) and {qid}'s RedrivePolicy "
+                f"maxReceiveCount ({describe(queue_side)}) must be a !Ref to the same parameter"
+            )
+    return problems
+
+
+def rule_prefix(rule: dict):
+    return rule.get("Prefix") or ((rule.get("Filter") or {}).get("Prefix"))
+
+
+def check_event_log_retention(t: Template) -> list[str]:
+    problems = []
+    for fid, _qid in archivers(t):
+        role = target(t.function_setting(fid, "Role"))
+        if t.type_of(role) != "AWS::IAM::Role":
+            continue  # rule 1 reports a function without its own role
+        buckets: set[str] = set()
+        for pol in as_list(t.props(role).get("Policies")):
+            doc = pol.get("PolicyDocument") if isinstance(pol, dict) else None
+            for stmt in as_list((doc or {}).get("Statement")):
+                if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                    continue
+                if "s3:PutObject" not in leaves(stmt.get("Action")):
+                    continue
+                for r in leaves(stmt.get("Resource")):
+                    if isinstance(r, dict) and "Fn::Sub" in r:
+                        sub = r["Fn::Sub"]
+                        if isinstance(sub, str) and sub.endswith("/" + EVENT_LOG_PREFIX + "*"):
+                            buckets.update(b for b in sub_targets(r) if t.type_of(b) == "AWS::S3::Bucket")
+        if not buckets:
+            problems.append(
+                f"{role}: no statement lets {fid} PutObject under {EVENT_LOG_PREFIX} of a bucket of "
+                "this template (its event log)"
+            )
+        for bid in sorted(buckets):
+            rules = [
+                r
+                for r in as_list((t.props(bid).get("LifecycleConfiguration") or {}).get("Rules"))
+                if isinstance(r, dict) and r.get("Status") == "Enabled" and rule_prefix(r) == EVENT_LOG_PREFIX
+            ]
+            if not rules:
+                problems.append(
+                    f"{bid}: no enabled lifecycle rule on {EVENT_LOG_PREFIX}; {fid}'s event log would "
+                    "be kept (and billed) forever"
+                )
+            for r in rules:
+                if r.get("ExpirationInDays") != {"Ref": EVENT_LOG_RETENTION_PARAMETER}:
+                    problems.append(
+                        f"{bid}: lifecycle rule {r.get('Id')!r} expires {EVENT_LOG_PREFIX} after "
+                        f"{describe(r.get('ExpirationInDays'))}, not the {EVENT_LOG_RETENTION_PARAMETER} "
+                        "parameter"
+                    )
+            if EVENT_LOG_RETENTION_PARAMETER not in t.parameters:
+                problems.append(f"no {EVENT_LOG_RETENTION_PARAMETER} parameter for {bid}'s event log rule")
+    return problems
+
+
+# --------------------------------------------------------------------------------------
 
 
 def check(data: dict, exceptions: dict | None = None) -> list[str]:
@@ -643,6 +838,10 @@ def check(data: dict, exceptions: dict | None = None) -> list[str]:
         + check_buckets(t)
         + check_local_only(t)
         + check_claim_check(t)
+        + check_logging(t)
+        + check_alarms(t)
+        + check_max_receive_count(t)
+        + check_event_log_retention(t)
     )
 
 

@@ -400,5 +400,202 @@ class Mutations(unittest.TestCase):
         self.assertCaught(self.problems(m), "ArchiveBucket", "expire-claim-checks", "3 days")
 
 
+    # ---- rule 7: observability ------------------------------------------------------------
+
+    def test_function_without_logging_config(self):
+        def m(r, _):
+            del r["RotatorFunction"]["Properties"]["LoggingConfig"]
+
+        self.assertCaught(self.problems(m), "RotatorFunction", "no LoggingConfig")
+
+    def test_function_logging_text(self):
+        def m(r, _):
+            r["ApiFunction"]["Properties"]["LoggingConfig"]["LogFormat"] = "Text"
+
+        self.assertCaught(self.problems(m), "ApiFunction", "LogFormat is Text, not JSON")
+
+    def test_function_logging_without_format(self):
+        def m(r, _):
+            del r["ArchiverFunction"]["Properties"]["LoggingConfig"]["LogFormat"]
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "not JSON")
+
+    def test_logging_config_in_globals_counts(self):
+        def m(r, data):
+            config = r["ApiFunction"]["Properties"].pop("LoggingConfig")
+            data["Globals"]["Function"]["LoggingConfig"] = config
+            for fid in ("ArchiverFunction", "RotatorFunction"):
+                del r[fid]["Properties"]["LoggingConfig"]
+
+        self.assertClean(self.problems(m))
+
+    def test_logging_config_with_a_foreign_log_group(self):
+        def m(r, _):
+            r["ApiFunction"]["Properties"]["LoggingConfig"]["LogGroup"] = "/somewhere/else"
+
+        self.assertCaught(self.problems(m), "ApiFunction", "LogGroup", "/somewhere/else")
+
+    def test_alarm_removed(self):
+        for alarm, metric in (("PermanentFailuresAlarm", "PermanentFailures"), ("RejectedMessagesAlarm", "RejectedMessages")):
+            with self.subTest(alarm=alarm):
+
+                def m(r, data, alarm=alarm):
+                    del r[alarm]
+                    body = r["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+                    r["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"] = body.replace(f"${{{alarm}.Arn}}", "x")
+
+                self.assertCaught(self.problems(m), "ArchiverFunction", f"no AWS::CloudWatch::Alarm watches its {metric}")
+
+    def test_alarm_on_another_metric(self):
+        def m(r, _):
+            r["PermanentFailuresAlarm"]["Properties"]["MetricName"] = "TransientFailures"
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "PermanentFailures")
+
+    def test_alarm_in_another_namespace(self):
+        def m(r, _):
+            r["RejectedMessagesAlarm"]["Properties"]["Namespace"] = "hookvault"
+
+        self.assertCaught(self.problems(m), "RejectedMessagesAlarm", "namespace hookvault", "METRICS_NAMESPACE")
+
+    def test_alarm_namespace_follows_the_functions(self):
+        def m(r, _):
+            env = r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+            env["METRICS_NAMESPACE"] = "hookvault"
+
+        problems = self.problems(m)
+        self.assertCaught(problems, "PermanentFailuresAlarm", "METRICS_NAMESPACE")
+        self.assertCaught(problems, "RejectedMessagesAlarm", "METRICS_NAMESPACE")
+
+    def test_archiver_without_metrics_namespace(self):
+        def m(r, _):
+            del r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"]
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "no METRICS_NAMESPACE")
+
+    def test_alarm_on_another_function(self):
+        def m(r, _):
+            r["PermanentFailuresAlarm"]["Properties"]["Dimensions"] = [{"Name": "Function", "Value": "api"}]
+
+        self.assertCaught(self.problems(m), "PermanentFailuresAlarm", "Function=archiver")
+
+    def test_alarm_without_dimensions(self):
+        def m(r, _):
+            del r["RejectedMessagesAlarm"]["Properties"]["Dimensions"]
+
+        self.assertCaught(self.problems(m), "RejectedMessagesAlarm", "Function=archiver")
+
+    def test_alarm_that_waits_for_several(self):
+        def m(r, _):
+            r["PermanentFailuresAlarm"]["Properties"]["Threshold"] = 5
+
+        self.assertCaught(self.problems(m), "PermanentFailuresAlarm", "single PermanentFailures")
+
+    def test_alarm_on_the_average(self):
+        def m(r, _):
+            r["RejectedMessagesAlarm"]["Properties"]["Statistic"] = "Average"
+
+        self.assertCaught(self.problems(m), "RejectedMessagesAlarm", "Statistic Sum")
+
+    def test_alarm_above_zero_also_fires_on_one(self):
+        def m(r, _):
+            props = r["PermanentFailuresAlarm"]["Properties"]
+            props["Threshold"] = 0
+            props["ComparisonOperator"] = "GreaterThanThreshold"
+
+        self.assertClean(self.problems(m))
+
+    def test_alarm_without_actions(self):
+        def m(r, _):
+            del r["PermanentFailuresAlarm"]["Properties"]["AlarmActions"]
+
+        self.assertCaught(self.problems(m), "PermanentFailuresAlarm", "no AlarmActions")
+
+    def test_alarm_actions_that_are_always_empty(self):
+        def m(r, _):
+            r["RejectedMessagesAlarm"]["Properties"]["AlarmActions"] = {
+                "Fn::If": ["HasAlarmTopic", [], {"Ref": "AWS::NoValue"}]
+            }
+
+        self.assertCaught(self.problems(m), "RejectedMessagesAlarm", "no AlarmActions")
+
+    def test_max_receive_count_written_out_in_the_function(self):
+        def m(r, _):
+            r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]["MAX_RECEIVE_COUNT"] = "5"
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "MAX_RECEIVE_COUNT", "same parameter")
+
+    def test_max_receive_count_written_out_in_the_queue(self):
+        def m(r, _):
+            r["EventsQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 5
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "EventsQueue", "same parameter")
+
+    def test_max_receive_count_from_another_parameter(self):
+        def m(r, data):
+            data["Parameters"]["OtherCount"] = dict(data["Parameters"]["MaxReceiveCount"])
+            r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]["MAX_RECEIVE_COUNT"] = {"Ref": "OtherCount"}
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "OtherCount", "same parameter")
+
+    def test_max_receive_count_missing_in_the_function(self):
+        def m(r, _):
+            del r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]["MAX_RECEIVE_COUNT"]
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "no MAX_RECEIVE_COUNT")
+
+    def test_max_receive_count_parameter_may_be_zero(self):
+        def m(_r, data):
+            data["Parameters"]["MaxReceiveCount"]["MinValue"] = 0
+
+        self.assertCaught(self.problems(m), "EventsQueue", "maxReceiveCount of at least 1")
+
+    def test_event_log_rule_removed(self):
+        def m(r, _):
+            rules = r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+            rules[:] = [x for x in rules if x.get("Id") != "expire-event-log"]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "index/", "forever")
+
+    def test_event_log_rule_with_a_written_out_period(self):
+        def m(r, _):
+            for rule in r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]:
+                if rule.get("Id") == "expire-event-log":
+                    rule["ExpirationInDays"] = 90
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "expire-event-log", "EventLogRetentionDays")
+
+    def test_event_log_rule_on_another_parameter(self):
+        def m(r, _):
+            for rule in r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]:
+                if rule.get("Id") == "expire-event-log":
+                    rule["ExpirationInDays"] = {"Ref": "ClaimCheckRetentionDays"}
+
+        self.assertCaught(self.problems(m), "expire-event-log", "ClaimCheckRetentionDays")
+
+    def test_event_log_rule_disabled(self):
+        def m(r, _):
+            for rule in r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]:
+                if rule.get("Id") == "expire-event-log":
+                    rule["Status"] = "Disabled"
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "no enabled lifecycle rule on index/")
+
+    def test_event_log_rule_as_a_filter_counts(self):
+        def m(r, _):
+            for rule in r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]:
+                if rule.get("Id") == "expire-event-log":
+                    rule["Filter"] = {"Prefix": rule.pop("Prefix")}
+
+        self.assertClean(self.problems(m))
+
+    def test_archiver_not_allowed_to_write_the_event_log(self):
+        def m(r, _):
+            stmt = self.statement(r, "ArchiverRole", "WriteArchive")
+            stmt["Resource"] = [x for x in stmt["Resource"] if "index/" not in str(x)]
+
+        self.assertCaught(self.problems(m), "ArchiverRole", "index/", "ArchiverFunction")
+
+
 if __name__ == "__main__":
     unittest.main()

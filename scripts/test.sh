@@ -27,8 +27,8 @@ cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
 scripts/build-edge.sh --test-build
-hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
-cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
+hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build), and the CLI the operations tests run"
+cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api -p hookvault-cli --bin hookvault
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked

@@ -1,12 +1,13 @@
-//! The three subcommands.
+//! `sign`, `verify` and `send`.
 
-use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use hookvault_aws::retry::{retrying, Retryable};
 use hookvault_core::keyring::{KeySlot, KeySpec};
+use hookvault_core::retry::RetryPolicy;
 use hookvault_core::scheme::{SignParams, DEFAULT_TOLERANCE_SECS};
 use hookvault_core::{KeyRing, Scheme, VerifyOptions};
 
@@ -96,9 +97,13 @@ pub struct SendArgs {
     /// An extra header, `Name: value`; repeat for each.
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     headers: Vec<(String, String)>,
-    /// Seconds to wait for the answer.
+    /// Seconds to wait for each answer.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Attempts in all: a 429, 500, 502, 503 or 504 (the edge's 503 when the queue is
+    /// unavailable) or no answer is retried with back-off, honouring `Retry-After`.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    attempts: u32,
     /// The body; stdin if absent or `-`.
     file: Option<PathBuf>,
 }
@@ -121,11 +126,10 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A delivery id: `msg_` and a UUID v4 (122 random bits from the OS), unique per
+/// delivery as the schemes' receivers expect.
 fn random_id() -> String {
-    let h = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("msg_{h:016x}")
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
 
 fn read_body(file: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
@@ -213,35 +217,74 @@ pub fn verify(a: VerifyArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-/// `hookvault send`.
-pub fn send(a: SendArgs) -> Result<ExitCode, CliError> {
+/// `hookvault send`: the same signed request on every attempt, through the retry loop
+/// every HTTP call in hookvault shares.
+pub async fn send(a: SendArgs) -> Result<ExitCode, CliError> {
     let body = read_body(a.file.as_deref())?;
     let signed = signed_headers(a.signing, &body)?;
-    let client = reqwest::blocking::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(a.timeout))
         .build()
         .map_err(|e| CliError::Failed(format!("cannot build the HTTP client: {e}")))?;
-    let mut req = client
-        .post(&a.url)
-        .header("content-type", "application/json")
-        .body(body);
-    for (name, value) in signed
-        .iter()
-        .map(|(n, v)| (*n, v.as_str()))
-        .chain(a.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-    {
-        req = req.header(name, value);
+    let policy = RetryPolicy {
+        max_attempts: a.attempts,
+        ..RetryPolicy::downloads()
+    };
+    let (client, url, body, signed, extra) = (&client, &a.url, &body, &signed, &a.headers);
+    let answer = retrying(&policy, None, "POST", None, |_| async move {
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in signed
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        {
+            req = req.header(name, value);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let text = resp.text().await.unwrap_or_default();
+                if (200..300).contains(&status) {
+                    Ok(Ok((status, text)))
+                } else {
+                    Err(Retryable {
+                        status: Some(status),
+                        retry_after,
+                        reason: format!("HTTP {status}"),
+                        last: Ok((status, text)),
+                    })
+                }
+            }
+            Err(e) => {
+                let reason = e.without_url().to_string();
+                Err(Retryable {
+                    status: None,
+                    retry_after: None,
+                    reason: reason.clone(),
+                    last: Err(reason),
+                })
+            }
+        }
+    })
+    .await;
+    let (status, text) = match answer {
+        Ok(done) => done,
+        Err(gave_up) => gave_up.last,
     }
-    let resp = req
-        .send()
-        .map_err(|e| CliError::Failed(format!("POST {} failed: {e}", a.url)))?;
-    let status = resp.status();
-    let text = resp.text().unwrap_or_default();
-    println!("HTTP {}", status.as_u16());
+    .map_err(|reason| CliError::Failed(format!("POST {} failed: {reason}", a.url)))?;
+    println!("HTTP {status}");
     if !text.is_empty() {
         println!("{text}");
     }
-    Ok(if status.is_success() {
+    Ok(if (200..300).contains(&status) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

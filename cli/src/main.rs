@@ -1,11 +1,14 @@
-//! `hookvault`: sign, verify and send webhooks in the schemes hookvault-core supports.
+//! `hookvault`: sign, verify and send webhooks in the schemes hookvault-core supports;
+//! for operators, list and show archived events and replay them (`docs/operations.md`).
 //!
-//! Exit codes: 0 success, 1 refused (verification failed, non-2xx answer), 2 usage error.
+//! Exit codes: 0 success, 1 refused or failed (verification failed, non-2xx answer, a
+//! replay that failed for some event), 2 usage error.
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
 mod body;
 mod commands;
+mod ops;
 
 use std::process::ExitCode;
 
@@ -29,7 +32,7 @@ Secrets may also come from the environment (HOOKVAULT_SECRET) so they stay out o
 shell history and the process list.";
 
 #[derive(Parser, Debug)]
-#[command(name = "hookvault", version, about = "Sign, verify and send webhooks.", after_help = SCHEMES_HELP)]
+#[command(name = "hookvault", version, about = "Sign, verify and send webhooks; list, show and replay archived events.", after_help = SCHEMES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,14 +50,24 @@ enum Command {
     /// POST a body (from FILE or stdin), signed, to URL and print the status.
     #[command(after_help = SCHEMES_HELP)]
     Send(commands::SendArgs),
+    /// The event log: what the archiver took, when, and what became of it (AWS
+    /// credentials from the standard chain: profiles, SSO, environment).
+    #[command(subcommand)]
+    Events(ops::events::EventsCommand),
+    /// Put events back on the queue: from the DLQ (--dlq) or from the event log
+    /// (--since); --dry-run first.
+    Replay(ops::replay::ReplayArgs),
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(a) => commands::sign(a),
         Command::Verify(a) => commands::verify(a),
-        Command::Send(a) => commands::send(a),
+        Command::Send(a) => commands::send(a).await,
+        Command::Events(c) => ops::events::run(c).await,
+        Command::Replay(a) => ops::replay::run(a).await,
     };
     match result {
         Ok(code) => code,

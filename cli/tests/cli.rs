@@ -15,6 +15,9 @@ fn hookvault(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookvault"))
         .args(args)
         .env_remove("HOOKVAULT_SECRET")
+        .env_remove("HOOKVAULT_BUCKET")
+        .env_remove("HOOKVAULT_QUEUE_URL")
+        .env_remove("HOOKVAULT_DLQ_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,6 +153,46 @@ fn usage_errors_exit_2() {
         &["verify", "--scheme", "skytells"],
         &["sign", "--scheme", "standard", "--secret", "whsec_!!!"],
         &["frobnicate"],
+        // The operator commands refuse what they cannot do before touching AWS.
+        &["events", "list", "--bucket", "b"],
+        &["events", "list", "--bucket", "b", "--since", "yesterday"],
+        &[
+            "events", "list", "--bucket", "b", "--since", "2h", "--status", "lost",
+        ],
+        &[
+            "events", "list", "--bucket", "b", "--since", "1h", "--until", "2h",
+        ],
+        &["replay", "--bucket", "b", "--queue-url", "q"],
+        &[
+            "replay",
+            "--bucket",
+            "b",
+            "--queue-url",
+            "q",
+            "--dlq",
+            "--since",
+            "1h",
+        ],
+        &["replay", "--bucket", "b", "--queue-url", "q", "--dlq"],
+        &[
+            "replay",
+            "--bucket",
+            "b",
+            "--queue-url",
+            "q",
+            "--dlq",
+            "--force",
+        ],
+        &[
+            "send",
+            "http://127.0.0.1:9/",
+            "--scheme",
+            "skytells",
+            "--secret",
+            "s",
+            "--attempts",
+            "0",
+        ],
     ] {
         let out = hookvault(args, b"{}");
         assert_eq!(

@@ -10,6 +10,11 @@
 //! raw/{sha256}                      a body too large for SQS, written by the edge (claim
 //!                                   check); expires by a lifecycle rule once archived
 //! rejected/{message id}.json        a queue message that could not be read
+//! index/log/{YYYY-MM-DD}/{HH}/{provider}/{outcome}/{sha256}.json
+//!                                   the event log: one JSON line per event and outcome,
+//!                                   dated by the edge's receipt (UTC)
+//! index/id/{sha256(event id)}/{provider}/{sha256}.json
+//!                                   the same entry, found by event id
 //! ```
 //! Ids and URLs come from the network: an id that is not a plain token is refused (no
 //! `/`, no `..`, no control characters), and an extension is at most 10 ASCII
@@ -23,6 +28,16 @@ pub const REJECTED_PREFIX: &str = "rejected/";
 pub const EVENTS_PREFIX: &str = "events/";
 /// The folder the edge writes claim-checked bodies to (its IAM user may write only here).
 pub const CLAIM_CHECK_PREFIX: &str = "raw/";
+/// The folder of the event log ([`index_log_key`], [`index_id_key`]); its retention is the
+/// template's `EventLogRetentionDays`.
+pub const INDEX_PREFIX: &str = "index/";
+/// The event log by date and hour.
+pub const INDEX_LOG_PREFIX: &str = "index/log/";
+/// The event log by event id.
+pub const INDEX_ID_PREFIX: &str = "index/id/";
+/// The provider segment of the log entries of rejected messages (unreadable: no provider).
+/// Not a name a provider can have: the edge's provider names are tokens without `~`.
+pub const REJECTED_PROVIDER: &str = "~rejected";
 /// The longest prediction id accepted.
 pub const MAX_ID_LEN: usize = 128;
 
@@ -124,12 +139,11 @@ pub fn rejected_key(message_id: &str) -> String {
 /// provider is made safe as [`rejected_key`] does; the digest must be 64 hex digits (it
 /// is lowercased), else it is hashed again.
 pub fn event_prefix(provider: &str, body_sha256: &str) -> String {
-    let digest = if body_sha256.len() == 64 && body_sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
-        body_sha256.to_ascii_lowercase()
-    } else {
-        safe_segment(body_sha256)
-    };
-    format!("{EVENTS_PREFIX}{}/{digest}/", safe_segment(provider))
+    format!(
+        "{EVENTS_PREFIX}{}/{}/",
+        safe_segment(provider),
+        digest_segment(body_sha256)
+    )
 }
 
 /// `events/{provider}/{sha256}/body`: the exact signed bytes.
@@ -145,6 +159,90 @@ pub fn event_record_key(provider: &str, body_sha256: &str) -> String {
 /// `raw/{sha256}`: where the edge writes a body too large for one SQS message.
 pub fn claim_check_key(body_sha256: &str) -> String {
     format!("{CLAIM_CHECK_PREFIX}{body_sha256}")
+}
+
+/// `index/log/{YYYY-MM-DD}/{HH}/`: the log's folder for the UTC hour that holds
+/// `at_ms` (Unix milliseconds).
+pub fn index_hour_prefix(at_ms: i64) -> String {
+    let secs = at_ms.div_euclid(1000);
+    let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
+    let h = secs.rem_euclid(86_400) / 3600;
+    format!("{INDEX_LOG_PREFIX}{y:04}-{m:02}-{d:02}/{h:02}/")
+}
+
+/// The provider's segment in the log's keys: [`REJECTED_PROVIDER`] kept as it is, any other
+/// name made safe as [`rejected_key`] does.
+fn provider_segment(provider: &str) -> String {
+    if provider == REJECTED_PROVIDER {
+        provider.to_owned()
+    } else {
+        safe_segment(provider)
+    }
+}
+
+/// A body digest as a key segment: 64 lowercase hex digits, else made safe.
+fn digest_segment(body_sha256: &str) -> String {
+    if body_sha256.len() == 64 && body_sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
+        body_sha256.to_ascii_lowercase()
+    } else {
+        safe_segment(body_sha256)
+    }
+}
+
+/// `index/log/{YYYY-MM-DD}/{HH}/{provider}/{outcome}/{sha256}.json`: one event's entry in
+/// the log, for the hour the edge received it. The outcome is in the key, so listing an
+/// hour filters by provider and outcome without reading an object; an event archived
+/// after a failure has both entries, and [`crate::records::IndexOutcome`]'s order says
+/// which counts.
+pub fn index_log_key(
+    received_at_ms: i64,
+    provider: &str,
+    outcome: crate::records::IndexOutcome,
+    body_sha256: &str,
+) -> String {
+    format!(
+        "{}{}/{}/{}.json",
+        index_hour_prefix(received_at_ms),
+        provider_segment(provider),
+        outcome.as_str(),
+        digest_segment(body_sha256)
+    )
+}
+
+/// What a log key names: (provider, outcome, body sha256). `None` for a key that is not
+/// one [`index_log_key`] writes.
+pub fn parse_index_log_key(key: &str) -> Option<(&str, crate::records::IndexOutcome, &str)> {
+    let rest = key.strip_prefix(INDEX_LOG_PREFIX)?;
+    let mut parts = rest.split('/');
+    let (_date, _hour) = (parts.next()?, parts.next()?);
+    let provider = parts.next()?;
+    let outcome = crate::records::IndexOutcome::parse(parts.next()?)?;
+    let sha = parts.next()?.strip_suffix(".json")?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((provider, outcome, sha))
+}
+
+/// `index/id/{sha256(event id)}/`: the folder of every entry of one event id (one per
+/// provider and body; the id is hashed because it may hold any printable ASCII).
+pub fn index_id_prefix(event_id: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "{INDEX_ID_PREFIX}{}/",
+        hex::encode(sha2::Sha256::digest(event_id.as_bytes()))
+    )
+}
+
+/// `index/id/{sha256(event id)}/{provider}/{sha256}.json`: the latest entry of one event,
+/// found by its id (overwritten by each delivery, so it holds the last outcome).
+pub fn index_id_key(event_id: &str, provider: &str, body_sha256: &str) -> String {
+    format!(
+        "{}{}/{}.json",
+        index_id_prefix(event_id),
+        provider_segment(provider),
+        digest_segment(body_sha256)
+    )
 }
 
 /// The extension of the URL path's last segment, lowercased, with its dot: `.mp4`; `.bin`
@@ -170,6 +268,41 @@ pub fn extension(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_keys_are_dated_by_receipt_and_parse_back() {
+        use crate::records::IndexOutcome;
+        let sha = "ab".repeat(32);
+        // 2026-11-29T17:05:00Z
+        let at = 1_795_971_900_000;
+        assert_eq!(index_hour_prefix(at), "index/log/2026-11-29/17/");
+        let key = index_log_key(at, "skytells", IndexOutcome::Failed, &sha);
+        assert_eq!(
+            key,
+            format!("index/log/2026-11-29/17/skytells/failed/{sha}.json")
+        );
+        assert_eq!(
+            parse_index_log_key(&key),
+            Some(("skytells", IndexOutcome::Failed, sha.as_str()))
+        );
+        let rejected = index_log_key(at, REJECTED_PROVIDER, IndexOutcome::Rejected, &sha);
+        assert_eq!(
+            parse_index_log_key(&rejected).map(|p| p.0),
+            Some(REJECTED_PROVIDER)
+        );
+        // Hostile names stay in their segment.
+        let odd = index_log_key(at, "../x", IndexOutcome::Kept, "../../y");
+        assert!(parse_index_log_key(&odd).is_some(), "{odd}");
+        assert_eq!(
+            parse_index_log_key("index/log/2026-11-29/17/p/nope/x.json"),
+            None
+        );
+        assert_eq!(parse_index_log_key("events/x"), None);
+        let id_key = index_id_key("skytells:p1:succeeded", "skytells", &sha);
+        assert!(id_key.starts_with(&index_id_prefix("skytells:p1:succeeded")));
+        assert!(id_key.ends_with(&format!("/skytells/{sha}.json")));
+        assert_eq!(index_hour_prefix(-1), "index/log/1969-12-31/23/");
+    }
 
     #[test]
     fn keys_follow_the_layout() {

@@ -9,8 +9,11 @@
 //!  "signature_headers":[["x-skytells-signature","sha256=…"]],
 //!  "content_type":"application/json",
 //!  "body_sha256":"…","body_bytes":1234,
-//!  "body_base64":"eyJpZCI6…"}
+//!  "body_base64":"eyJpZCI6…",
+//!  "trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
 //! ```
+//! `trace_id` ([`crate::trace`]) and `replay` (set by `hookvault replay`) are optional:
+//! readers of version 2 that predate them ignore them.
 //! or, for a body too large for one SQS message, `"body_s3":{"bucket":"…","key":"raw/<sha256>"}`
 //! in place of `body_base64` (the claim check: the edge wrote the exact bytes there first).
 //!
@@ -101,6 +104,22 @@ pub struct Envelope {
     pub body_bytes: u64,
     /// The body, or where it is.
     pub body: Body,
+    /// The trace id ([`crate::trace`]): from the request's `traceparent`, or made by the
+    /// edge. `None` in messages written before it existed; a reader drops an invalid one.
+    pub trace_id: Option<String>,
+    /// Set when `hookvault replay` queued this message again, rather than the edge.
+    pub replay: Option<Replay>,
+}
+
+/// What `hookvault replay` adds to an envelope it queues again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    /// When the operator replayed it, Unix milliseconds.
+    pub at_ms: i64,
+    /// Archive again even when the prediction's manifest exists (`--force`); otherwise an
+    /// existing manifest means done, as for any redelivery.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Why an envelope could not be read.
@@ -189,6 +208,8 @@ impl Envelope {
                 Some(object) => Body::S3(object),
                 None => Body::Inline(body.to_vec()),
             },
+            trace_id: None,
+            replay: None,
         }
     }
 
@@ -219,6 +240,8 @@ impl Envelope {
             body_bytes: self.body_bytes,
             body_base64: body_base64.as_deref(),
             body_s3,
+            trace_id: self.trace_id.as_deref(),
+            replay: self.replay.as_ref(),
         };
         let mut out = Vec::with_capacity(body_base64.as_ref().map_or(0, String::len) + 512);
         let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
@@ -256,6 +279,8 @@ impl Envelope {
                     body_sha256: w.payload_sha256,
                     body_bytes: bytes.len() as u64,
                     body: Body::Inline(bytes),
+                    trace_id: None,
+                    replay: None,
                 }
             }
             ENVELOPE_VERSION => {
@@ -286,6 +311,8 @@ impl Envelope {
                     body_sha256: w.body_sha256,
                     body_bytes: w.body_bytes,
                     body,
+                    trace_id: crate::trace::checked(w.trace_id),
+                    replay: w.replay,
                 }
             }
             other => return Err(EnvelopeError::UnsupportedVersion(other)),
@@ -294,6 +321,30 @@ impl Envelope {
             env.check_body(bytes)?;
         }
         Ok(env)
+    }
+
+    /// The envelope of an archived event, rebuilt from its evidence (`event.json`) for
+    /// `hookvault replay`: the same provider, scheme, event id, receipt time, key and
+    /// headers, with `body` (inline, or a claim check the caller wrote first) and `replay`
+    /// set. The reader checks the body against the record's `body_sha256`, so a body that
+    /// is not the archived one is refused downstream.
+    pub fn from_record(record: &crate::records::EventRecord, body: Body, replay: Replay) -> Self {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            provider: record.provider.clone(),
+            scheme: record.scheme,
+            event_id: record.event_id.clone(),
+            received_at_ms: record.received_at_ms,
+            key_id: record.key_id.clone(),
+            key_slot: record.key_slot,
+            signature_headers: record.signature_headers.clone(),
+            content_type: record.content_type.clone(),
+            body_sha256: record.body_sha256.clone(),
+            body_bytes: record.body_bytes,
+            body,
+            trace_id: crate::trace::checked(record.trace_id.clone()),
+            replay: Some(replay),
+        }
     }
 
     /// Checks that `bytes` are the body this envelope announces (length and SHA-256).
@@ -354,6 +405,10 @@ struct WireOut<'a> {
     body_base64: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_s3: Option<&'a S3Object>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<&'a Replay>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +429,10 @@ struct WireIn {
     body_base64: Option<String>,
     #[serde(default)]
     body_s3: Option<S3Object>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    replay: Option<Replay>,
 }
 
 /// Version 1: the body as a JSON raw value (which could only carry JSON, and whose

@@ -16,6 +16,8 @@
 //! | [`retry`] | exponential back-off with jitter, `Retry-After` in both forms |
 //! | [`archive`] | the S3 key layout, safe against hostile ids and URLs |
 //! | [`url_guard`] | the SSRF guard every download goes through |
+//! | [`trace`] | the trace id one event carries from the edge to the archive (W3C Trace Context) |
+//! | [`time`] | calendar arithmetic on Unix seconds (RFC 3339, date and hour labels) |
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
@@ -31,10 +33,10 @@ pub mod records;
 pub mod retry;
 pub mod scheme;
 pub mod time;
+pub mod trace;
 pub mod url_guard;
 
 mod ct;
-mod httpdate;
 
 pub use headers::Headers;
 pub use keyring::{Key, KeyRing, KeySlot};

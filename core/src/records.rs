@@ -27,6 +27,9 @@ pub struct Manifest {
     /// it. Absent in manifests written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_event: Option<String>,
+    /// The trace id of the event that was archived ([`crate::trace`]), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// One archived output.
@@ -79,6 +82,9 @@ pub struct FailureRecord {
     pub event_id: String,
     /// When it was recorded, RFC 3339.
     pub recorded_at: String,
+    /// The trace id of the event ([`crate::trace`]), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// `events/{provider}/{sha256}/event.json`: the evidence of one event, beside its exact
@@ -121,6 +127,9 @@ pub struct EventRecord {
     pub message_id: String,
     /// When it was archived, RFC 3339.
     pub archived_at: String,
+    /// The trace id the edge gave the request ([`crate::trace`]), if the envelope had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// `rejected/{message id}.json`: a queue message the archiver could not read.
@@ -134,4 +143,125 @@ pub struct RejectedRecord {
     pub body: String,
     /// When, RFC 3339.
     pub rejected_at: String,
+}
+
+/// What the archiver made of one event, as the event log records it
+/// ([`crate::archive::index_log_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexOutcome {
+    /// An unreadable queue message, kept under `rejected/`.
+    Rejected,
+    /// Outputs that could not be archived for good (`failure.json` with one of our error
+    /// ids: `OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …). A replay after a fix may archive it.
+    Failed,
+    /// A status with nothing to archive beyond the raw event (`starting`, `processing`).
+    Ignored,
+    /// The raw event is kept; the body is not a prediction webhook.
+    Kept,
+    /// The provider reported the prediction failed or cancelled (`failure.json` with the
+    /// provider's error).
+    PredictionFailed,
+    /// The manifest is written (now, or by an earlier delivery).
+    Archived,
+}
+
+impl IndexOutcome {
+    /// Every outcome, in the order [`IndexOutcome::rank`] settles: when one event has
+    /// several entries (a failure, then a replay that archived it), the last one here wins.
+    pub const ALL: [IndexOutcome; 6] = [
+        IndexOutcome::Rejected,
+        IndexOutcome::Failed,
+        IndexOutcome::Ignored,
+        IndexOutcome::Kept,
+        IndexOutcome::PredictionFailed,
+        IndexOutcome::Archived,
+    ];
+
+    /// Its name in keys, JSON and the CLI's `--status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexOutcome::Rejected => "rejected",
+            IndexOutcome::Failed => "failed",
+            IndexOutcome::Ignored => "ignored",
+            IndexOutcome::Kept => "kept",
+            IndexOutcome::PredictionFailed => "prediction_failed",
+            IndexOutcome::Archived => "archived",
+        }
+    }
+
+    /// The outcome named `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for IndexOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the event log: `index/log/{date}/{hour}/{provider}/{outcome}/{sha256}.json`
+/// (and the same entry under `index/id/…`, found by event id). One JSON object on one
+/// line, so the log is also a JSON-lines table for Athena or S3 Select
+/// (`docs/operations.md` has the DDL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// The envelope's event id.
+    pub event_id: String,
+    /// The provider's name.
+    pub provider: String,
+    /// When the edge received it, Unix milliseconds (the log's date and hour come from it).
+    pub received_at_ms: i64,
+    /// Lowercase hex SHA-256 of the body: with `provider`, the raw event's folder.
+    pub body_sha256: String,
+    /// The body's length in bytes.
+    pub body_bytes: u64,
+    /// What the archiver made of it.
+    pub outcome: IndexOutcome,
+    /// The prediction id, when the body is a prediction webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_id: Option<String>,
+    /// The prediction's status as sent, when the body is a prediction webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The error id of a failure (ours or the provider's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<String>,
+    /// The key of the raw event's `event.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_event: Option<String>,
+    /// The trace id ([`crate::trace`]), if the envelope had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// SQS's message id of the delivery that wrote this entry.
+    pub message_id: String,
+    /// True when that delivery was a `hookvault replay`.
+    #[serde(default)]
+    pub replayed: bool,
+    /// When this entry was written, RFC 3339.
+    pub recorded_at: String,
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_by_name_and_rank_archived_last() {
+        for o in IndexOutcome::ALL {
+            assert_eq!(IndexOutcome::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_string(&o).ok(),
+                Some(format!("\"{}\"", o.as_str()))
+            );
+        }
+        assert_eq!(IndexOutcome::parse("nope"), None);
+        assert_eq!(
+            IndexOutcome::ALL.iter().max(),
+            Some(&IndexOutcome::Archived)
+        );
+        assert!(IndexOutcome::Failed < IndexOutcome::Archived);
+    }
 }

@@ -138,7 +138,14 @@ pub fn parse_retry_after(value: &str, now: i64) -> Option<Duration> {
     if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
         return Some(Duration::from_secs(v.parse().unwrap_or(u64::MAX)));
     }
-    let at = crate::httpdate::parse(v)?;
+    // RFC 9110 §5.6.7's three forms, by the `httpdate` crate (hyper's); it builds a
+    // `SystemTime` from the epoch without reading the clock, so it runs on wasm32 too.
+    let at = httpdate::parse_http_date(v)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let at = i64::try_from(at).ok()?;
     Some(Duration::from_secs(
         u64::try_from(at.saturating_sub(now)).unwrap_or(0),
     ))
@@ -278,5 +285,18 @@ mod tests {
             parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 100),
             Some(Duration::ZERO)
         );
+        // RFC 9110's three HTTP-date forms, one instant.
+        let at = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(form, at - 30),
+                Some(Duration::from_secs(30)),
+                "{form}"
+            );
+        }
     }
 }

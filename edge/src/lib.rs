@@ -9,13 +9,13 @@
 //! SigV4 `PutObject` (the claim check, [`s3`]) and the envelope points at it.
 //!
 //! The request logic is plain Rust, tested natively: [`route`], [`handler`], [`sqs`],
-//! [`s3`], [`config`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only)
+//! [`s3`], [`config`], [`trace`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only)
 //! reads the request and the environment, performs the `fetch`es to S3 and SQS, and
 //! writes the log.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /webhooks/{provider}` | 202 `{"event_id", "message_id"}` once queued; before verification 400/401/404/413, after it only 503 (SQS or S3 did not take it) |
+//! | `POST /webhooks/{provider}` | 202 `{"event_id", "message_id"}` once queued; before verification 400/401/404/413, after it only 503 (SQS or S3 did not take it); every answer carries the request's trace in `traceresponse` ([`trace`]) |
 //! | `POST /_hookvault/probe[/{provider}]` | 204 if the signature verifies (nothing queued), with the matching key in `x-hookvault-key` |
 //! | `GET /healthz` | 200 `{"ok":true}` |
 //! | other paths / methods | 404 / 405 |
@@ -30,6 +30,7 @@ pub mod route;
 pub mod s3;
 pub mod sigv4;
 pub mod sqs;
+pub mod trace;
 
 #[cfg(target_arch = "wasm32")]
 mod one_call;

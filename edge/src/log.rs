@@ -1,7 +1,22 @@
 //! One structured JSON log line per request. It carries what an operator needs (status,
-//! provider, scheme, key slot, event id, latency) and never a secret or a signature.
+//! provider, scheme, key slot, event id, trace id, latency) and never a secret or a
+//! signature.
+//!
+//! The line's level is the console method it is written with ([`RequestLog::level`]):
+//! Workers Logs records `console.error` lines at level `error` and `console.log` lines at
+//! level `log` (<https://developers.cloudflare.com/workers/observability/logs/workers-logs/>),
+//! so a query or alert on errors finds exactly the answers of the edge's own making.
 
 use serde::Serialize;
+
+/// The level of a log line: which console method writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `console.log`.
+    Info,
+    /// `console.error`.
+    Error,
+}
 
 /// The fields of one request's log line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -20,6 +35,9 @@ pub struct RequestLog {
     /// The refusal's reason, when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The request's trace id ([`crate::trace`]), on the webhook route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Provider name from the path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
@@ -62,8 +80,54 @@ impl RequestLog {
         }
     }
 
+    /// The level to write the line at, from the status answered: [`Level::Error`] for a
+    /// 5xx, which is always of the edge's own making (SQS or S3 did not take the event, a
+    /// var, secret or binding is missing or invalid, an internal error); [`Level::Info`]
+    /// for everything else, including every 4xx (the sender's fault: a bad signature, a
+    /// body too large, an unknown provider).
+    pub fn level(&self) -> Level {
+        if self.status >= 500 {
+            Level::Error
+        } else {
+            Level::Info
+        }
+    }
+
     /// The line as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_of_the_edges_own_making_are_errors() {
+        let mut log = RequestLog::new("POST", "/webhooks/skytells");
+        for (status, level) in [
+            (202, Level::Info),
+            (204, Level::Info),
+            (400, Level::Info),
+            (401, Level::Info),
+            (404, Level::Info),
+            (413, Level::Info),
+            (500, Level::Error),
+            (503, Level::Error),
+        ] {
+            log.status = status;
+            assert_eq!(log.level(), level, "{status}");
+        }
+    }
+
+    #[test]
+    fn the_trace_id_is_in_the_line_when_there_is_one() {
+        let mut log = RequestLog::new("POST", "/webhooks/skytells");
+        assert!(!log.to_json().contains("trace_id"));
+        log.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        let line: serde_json::Value = serde_json::from_str(&log.to_json()).unwrap_or_default();
+        assert_eq!(line["msg"], "request");
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }

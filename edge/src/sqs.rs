@@ -21,6 +21,9 @@ use sha2::Sha256;
 use crate::json_string;
 use crate::sigv4::PostSigner;
 
+/// The message attribute that carries the trace id (`TraceId`).
+const TRACE_ID: &str = hookvault_core::trace::SQS_ATTRIBUTE;
+
 /// The headers a `SendMessage` is sent with, besides SigV4's own.
 pub const SEND_MESSAGE_HEADERS: [(&str, &str); 2] = [
     ("content-type", "application/x-amz-json-1.0"),
@@ -180,9 +183,12 @@ pub fn send_message(
 
 /// The `SendMessage` body for `envelope`: the queue, the envelope as the message (ASCII
 /// only: [`Envelope::to_json`]), the event id and provider as attributes (printable ASCII,
-/// so within SQS's allowed characters), and on a FIFO queue the event id as group id and
-/// the body's digest as deduplication id ([`Envelope::dedup_id`]). `TooLarge` when the
-/// message is over `max_message` bytes (the caller then sends the body by claim check).
+/// so within SQS's allowed characters), the trace id, when the envelope has one, as the
+/// attribute [`hookvault_core::trace::SQS_ATTRIBUTE`] (32 hex digits), and on a FIFO queue
+/// the event id as group id and the body's digest as deduplication id
+/// ([`Envelope::dedup_id`]; the trace id is not part of it, so a retry with another trace
+/// is still the same message). `TooLarge` when the message and its attributes are over
+/// `max_message` bytes (the caller then sends the body by claim check).
 pub fn unsigned_send_message(
     target: &SqsTarget,
     envelope: &Envelope,
@@ -191,6 +197,7 @@ pub fn unsigned_send_message(
     let message = envelope.to_json();
     // SQS counts the message attributes (name, data type, value) toward the size limit
     // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html).
+    let trace_id = envelope.trace_id.as_deref();
     let attributes = [
         "event_id",
         "String",
@@ -198,6 +205,9 @@ pub fn unsigned_send_message(
         "provider",
         "String",
         &envelope.provider,
+        trace_id.map_or("", |_| TRACE_ID),
+        trace_id.map_or("", |_| "String"),
+        trace_id.unwrap_or_default(),
     ]
     .iter()
     .map(|s| s.len())
@@ -222,6 +232,10 @@ pub fn unsigned_send_message(
     string_attribute(&mut body, "event_id", &envelope.event_id);
     body.push(b',');
     string_attribute(&mut body, "provider", &envelope.provider);
+    if let Some(trace_id) = trace_id {
+        body.push(b',');
+        string_attribute(&mut body, TRACE_ID, trace_id);
+    }
     body.push(b'}');
     if let Some((group, dedup)) = &fifo {
         body.push(b',');

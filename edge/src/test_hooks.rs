@@ -9,10 +9,13 @@ export function break_webcrypto() {
   for (const name of ["importKey", "sign", "digest"]) {
     Object.defineProperty(crypto.subtle, name, { value: fail, configurable: true, writable: true });
   }
+  const throws = () => { throw new Error("WebCrypto broken by the test build"); };
+  Object.defineProperty(crypto, "getRandomValues", { value: throws, configurable: true, writable: true });
 }
 "#)]
 extern "C" {
-    /// Makes every WebCrypto call the edge makes (`importKey`, `sign`, `digest`) fail, for
-    /// this isolate: the tests check that the Rust hashes take over and nothing is lost.
+    /// Makes every WebCrypto call the edge makes (`importKey`, `sign`, `digest`,
+    /// `getRandomValues`) fail, for this isolate: the tests check that the Rust hashes
+    /// take over, that trace ids are still made, and that nothing is lost.
     pub fn break_webcrypto();
 }

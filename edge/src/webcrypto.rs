@@ -140,6 +140,35 @@ pub async fn settle(
 
 #[wasm_bindgen]
 extern "C" {
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(array: &Uint8Array) -> Result<JsValue, JsValue>;
+}
+
+/// `N` random bytes from the runtime's `crypto.getRandomValues`, a cryptographically
+/// strong source (<https://developers.cloudflare.com/workers/runtime-apis/web-crypto/>).
+/// If it fails (it should not), the bytes come from `Math.random()` and the failure is
+/// logged: they only make trace ids ([`crate::trace`]), which need to be distinct, not
+/// secret, and a webhook is never refused for them.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    let array = Uint8Array::new_with_length(N as u32);
+    match get_random_values(&array) {
+        Ok(_) => array.copy_to(&mut out),
+        Err(e) => {
+            console_log!(
+                "{}",
+                serde_json::json!({"msg": "webcrypto_failed", "op": "getRandomValues", "error": format!("{e:?}")})
+            );
+            for b in &mut out {
+                *b = (worker::js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+#[wasm_bindgen]
+extern "C" {
     #[wasm_bindgen(catch, js_namespace = ["crypto", "subtle"], js_name = digest)]
     fn digest(algorithm: &str, data: &Uint8Array) -> Result<Promise, JsValue>;
 }

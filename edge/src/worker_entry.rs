@@ -9,16 +9,17 @@ use futures_util::StreamExt;
 use worker::js_sys::{Date, Reflect, Uint8Array};
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
-use worker::{console_log, event, Context, Env, Request, Result};
+use worker::{console_error, console_log, event, Context, Env, Request, Result};
 
 use hookvault_core::archive::claim_check_key;
 use hookvault_core::envelope::{needs_claim_check, Envelope, Received, S3Object};
 
 use crate::config::{EdgeConfig, Provider};
 use crate::handler::{self, Rejection};
-use crate::log::RequestLog;
+use crate::log::{Level, RequestLog};
 use crate::route::{path_of, route, Route};
 use crate::sqs::SqsError;
+use crate::trace::{self, RequestTrace};
 use crate::{one_call, s3_put, sqs_send, webcrypto};
 
 thread_local! {
@@ -62,7 +63,12 @@ fn json(status: u16, body: &str) -> std::result::Result<web_sys::Response, Rejec
     answer(status, Some(body), &[("content-type", "application/json")])
 }
 
-fn refusal(r: &Rejection) -> std::result::Result<web_sys::Response, Rejection> {
+/// A refusal's answer; `traceresponse` is the request's trace header value, if it has a
+/// trace (the webhook route).
+fn refusal(
+    r: &Rejection,
+    traceresponse: Option<&str>,
+) -> std::result::Result<web_sys::Response, Rejection> {
     let retry_after = r.retry_after.map(|s| s.to_string());
     let mut headers = vec![("content-type", "application/json")];
     if let Some(secs) = &retry_after {
@@ -70,6 +76,9 @@ fn refusal(r: &Rejection) -> std::result::Result<web_sys::Response, Rejection> {
     }
     if let Some(allow) = r.allow {
         headers.push(("allow", allow));
+    }
+    if let Some(value) = traceresponse {
+        headers.push((trace::RESPONSE_HEADER, value));
     }
     answer(r.status, Some(&r.body()), &headers)
 }
@@ -116,10 +125,31 @@ fn header_list(headers: &web_sys::Headers, names: &[&str]) -> Vec<(String, Strin
         .collect()
 }
 
+/// The trace of a request on the webhook route ([`crate::trace`]): the trace id of its
+/// `traceparent` header if valid, else a fresh one; `None` on any other route.
+fn request_trace(req: &web_sys::Request, route: Route<'_>) -> Option<RequestTrace> {
+    if !matches!(route, Route::Webhook(_)) {
+        return None;
+    }
+    let traceparent = req
+        .headers()
+        .get(hookvault_core::trace::TRACEPARENT)
+        .ok()
+        .flatten();
+    Some(RequestTrace::new(
+        traceparent.as_deref(),
+        webcrypto::random_bytes(),
+    ))
+}
+
+/// Answers a request. `trace` is, on the webhook route, its trace and that trace's
+/// `traceresponse` header value: the envelope and the message attribute carry the trace
+/// id, the 202 the header.
 async fn handle(
     req: &web_sys::Request,
     env: &Env,
     now_ms: u64,
+    trace: Option<(&RequestTrace, &str)>,
     log: &mut RequestLog,
 ) -> std::result::Result<web_sys::Response, Rejection> {
     #[cfg(feature = "test-hooks")]
@@ -134,7 +164,12 @@ async fn handle(
         Route::Webhook(_) | Route::Probe(_) => {}
     }
     let cfg = config(env).map_err(|e| {
-        console_log!("{}", serde_json::json!({"msg": "config_error", "error": e}));
+        // The edge's own fault (a var, secret or binding missing or invalid): an error,
+        // as is the request's 503 line that follows.
+        console_error!(
+            "{}",
+            serde_json::json!({"msg": "config_error", "error": e, "trace_id": log.trace_id})
+        );
         handler::misconfigured(10)
     })?;
     let request_headers = req.headers();
@@ -187,32 +222,45 @@ async fn handle(
     let received = handler::received(target, &verified, &headers, content_type.as_deref(), now_ms);
     log.scheme = Some(target.scheme.name());
     log.body_bytes = Some(body.bytes.len());
-    let (envelope, message_id) = queue(&cfg, &received, &body, &body_sha256, now_ms, log).await?;
+    let trace_id = trace.map(|(t, _)| t.trace_id.as_str());
+    let (envelope, message_id) =
+        queue(&cfg, &received, &body, &body_sha256, trace_id, now_ms, log).await?;
     log.event_id = Some(envelope.event_id.clone());
     log.sqs_message_id = Some(message_id.clone());
-    json(
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some((_, value)) = trace {
+        headers.push((trace::RESPONSE_HEADER, value));
+    }
+    answer(
         202,
-        &handler::accepted_body(&envelope.event_id, &message_id),
+        Some(&handler::accepted_body(&envelope.event_id, &message_id)),
+        &headers,
     )
 }
 
 /// Queues a verified body: inline when its envelope fits in one message, else by claim
-/// check (the body to S3 first, then the envelope that points at it). The message id once
-/// SQS has the message; 503 if S3 or SQS does not take it.
+/// check (the body to S3 first, then the envelope that points at it). The envelope and the
+/// message carry `trace_id` (the envelope's field, the `TraceId` attribute). The message
+/// id once SQS has the message; 503 if S3 or SQS does not take it.
 async fn queue(
     cfg: &EdgeConfig,
     received: &Received<'_>,
     body: &webcrypto::Body,
     body_sha256: &[u8; 32],
+    trace_id: Option<&str>,
     now_ms: u64,
     log: &mut RequestLog,
 ) -> std::result::Result<(Envelope, String), Rejection> {
+    let envelope_of = |claim_check: Option<S3Object>| Envelope {
+        trace_id: trace_id.map(str::to_owned),
+        ..Envelope::with_digest(received, &body.bytes, body_sha256, claim_check)
+    };
     let queue_failed = |log: &mut RequestLog, e: SqsError| {
         log.reason = Some(e.to_string());
         handler::queue_failure(&e, cfg.retry_after_secs)
     };
     if !needs_claim_check(body.bytes.len(), cfg.max_message) {
-        let envelope = Envelope::with_digest(received, &body.bytes, body_sha256, None);
+        let envelope = envelope_of(None);
         match sqs_send::enqueue(cfg, &envelope, now_ms).await {
             Ok(message_id) => return Ok((envelope, message_id)),
             // Checked before anything is sent: the headers made the envelope larger than
@@ -242,7 +290,7 @@ async fn queue(
     };
     log.claim_check = Some(object.key.clone());
     log.wasm_memory_bytes = Some(wasm_memory_bytes());
-    let envelope = Envelope::with_digest(received, &body.bytes, body_sha256, Some(object));
+    let envelope = envelope_of(Some(object));
     match sqs_send::enqueue(cfg, &envelope, now_ms).await {
         Ok(message_id) => Ok((envelope, message_id)),
         Err(e) => Err(queue_failed(log, e)),
@@ -294,19 +342,30 @@ fn executor_on_promise_jobs() {
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let started = Date::now() as u64;
     let mut log = RequestLog::new(&req.method(), path_of(&req.url()));
-    let response = match handle(&req, &env, started, &mut log).await {
+    let trace = request_trace(&req, route(&log.method, &log.path));
+    log.trace_id = trace.as_ref().map(|t| t.trace_id.clone());
+    let traceresponse = trace.as_ref().map(RequestTrace::response_header);
+    let traced = trace.as_ref().zip(traceresponse.as_deref());
+    let response = match handle(&req, &env, started, traced, &mut log).await {
         Ok(r) => Ok(r),
         Err(rejection) => {
             log.error = Some(rejection.code);
             if log.reason.is_none() {
                 log.reason = Some(rejection.message.clone());
             }
-            refusal(&rejection)
+            refusal(&rejection, traceresponse.as_deref())
         }
     };
     let response = response.map_err(|r| worker::Error::RustError(r.message))?;
     log.status = response.status();
     log.latency_ms = (Date::now() as u64).saturating_sub(started);
-    console_log!("{}", log.to_json());
+    // A 5xx is the edge's own doing (SQS or S3 unavailable, misconfigured): `console.error`,
+    // which Workers Logs records at level error. A sender's fault (4xx) and every success
+    // stay at `console.log`.
+    let line = log.to_json();
+    match log.level() {
+        Level::Error => console_error!("{line}"),
+        Level::Info => console_log!("{line}"),
+    }
     Ok(response)
 }

@@ -1,4 +1,5 @@
-//! The api function in the local stack: its secrets and environment.
+//! The api function in the local stack: its secrets and environment, and the function
+//! under `cargo lambda watch` with several instances ([`start_api`]).
 
 use crate::lambda::{local_aws_env, with_overrides};
 use crate::provider::keys::INITIAL_API_KEY;
@@ -9,6 +10,8 @@ use crate::StackError;
 pub const CALLER_KEYS_SECRET_ID: &str = "hookvault/caller-keys";
 /// The key local callers present (`Authorization: Bearer …`).
 pub const CALLER_KEY: &str = "caller-key-local-0123456789abcdef";
+/// A second caller's key, also listed (idempotency keys are per caller).
+pub const CALLER_KEY_2: &str = "caller-key-local-2-fedcba9876543210";
 
 /// The provider API key secret's first value: the stand-in provider's `key_0`.
 pub fn initial_api_key_value() -> String {
@@ -37,7 +40,7 @@ pub async fn create_api_secrets(sm: &aws_sdk_secretsmanager::Client) -> Result<(
     create_secret(
         sm,
         CALLER_KEYS_SECRET_ID,
-        &serde_json::json!({ "keys": [CALLER_KEY] }).to_string(),
+        &serde_json::json!({ "keys": [CALLER_KEY, CALLER_KEY_2] }).to_string(),
     )
     .await
 }
@@ -64,4 +67,13 @@ pub fn api_env(
         ],
     );
     with_overrides(env, extra)
+}
+
+/// The api under `cargo lambda watch` with `concurrency` instances, as a Function URL
+/// (`function_url`): concurrent requests reach separate instances, as on Lambda.
+pub async fn start_api(
+    env: &[(String, String)],
+    concurrency: u32,
+) -> Result<crate::lambda::LambdaFunction, StackError> {
+    crate::lambda::LambdaFunction::start_concurrent("functions/api", "api", env, concurrency).await
 }

@@ -74,6 +74,17 @@ impl LambdaFunction {
         bin: &str,
         env: &[(String, String)],
     ) -> Result<Self, StackError> {
+        Self::start_concurrent(crate_dir, bin, env, 1).await
+    }
+
+    /// [`LambdaFunction::start`] with up to `concurrency` instances of the function, as
+    /// Lambda runs concurrent invocations (`cargo lambda watch --concurrency`).
+    pub async fn start_concurrent(
+        crate_dir: &str,
+        bin: &str,
+        env: &[(String, String)],
+        concurrency: u32,
+    ) -> Result<Self, StackError> {
         let cargo_lambda = paths::cargo_lambda()?;
         let dir = TempDir::new("lambda")?;
         // An env file, not --env-var: values may contain commas (host lists).
@@ -91,6 +102,8 @@ impl LambdaFunction {
                 "--invoke-port",
             ])
             .arg(port.to_string())
+            .arg("--concurrency")
+            .arg(concurrency.max(1).to_string())
             .arg("--env-file")
             .arg(&env_file)
             .args(["--ignore-changes", "--bin", bin])

@@ -58,6 +58,18 @@ fn built_edge(dir: PathBuf) -> Result<PathBuf, StackError> {
     Ok(dir)
 }
 
+/// The `hookvault` CLI as `cargo build -p hookvault-cli` (or `cargo test --workspace`)
+/// leaves it: `$CARGO_TARGET_DIR/debug/hookvault`, default `target/`.
+pub fn hookvault_cli() -> Result<PathBuf, StackError> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    existing(
+        "the hookvault CLI (cargo build -p hookvault-cli)",
+        target.join("debug/hookvault"),
+    )
+}
+
 /// cargo-lambda in the tools venv.
 pub fn cargo_lambda() -> Result<PathBuf, StackError> {
     existing("cargo-lambda", tools().join("venv/bin/cargo-lambda"))

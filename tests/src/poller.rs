@@ -84,6 +84,7 @@ impl Poller {
             .visibility_timeout(self.visibility_timeout)
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(err)?;
@@ -100,13 +101,30 @@ impl Poller {
                     .flatten()
                     .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
                     .collect();
+                // Lambda's shape of a message attribute.
+                let message_attributes: serde_json::Map<String, Value> = m
+                    .message_attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, a)| {
+                        (
+                            k.clone(),
+                            json!({
+                                "stringValue": a.string_value,
+                                "dataType": a.data_type,
+                                "stringListValues": [],
+                                "binaryListValues": [],
+                            }),
+                        )
+                    })
+                    .collect();
                 json!({
                     "messageId": m.message_id,
                     "receiptHandle": m.receipt_handle,
                     "body": m.body,
                     "md5OfBody": m.md5_of_body,
                     "attributes": attributes,
-                    "messageAttributes": {},
+                    "messageAttributes": message_attributes,
                     "eventSource": "aws:sqs",
                     "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local",
                     "awsRegion": "us-east-1",

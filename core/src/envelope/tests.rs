@@ -266,3 +266,70 @@ fn non_ascii_in_any_field_is_escaped() {
     );
     assert_eq!(Envelope::from_json(&json).unwrap(), env);
 }
+
+#[test]
+fn trace_id_and_replay_round_trip_and_a_bad_trace_id_is_dropped() {
+    let mut env = envelope("skytells", Scheme::Skytells, None, b"{\"id\":\"p\"}");
+    let plain = env.to_json();
+    assert!(
+        !plain.contains("trace_id") && !plain.contains("replay"),
+        "{plain}"
+    );
+    env.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    env.replay = Some(Replay {
+        at_ms: 1_800_000_000_000,
+        force: true,
+    });
+    let back = Envelope::from_json(&env.to_json()).unwrap();
+    assert_eq!(back, env);
+    let forged = env
+        .to_json()
+        .replace("4bf92f3577b34da6a3ce929d0e0e4736", "not-a-trace-id");
+    assert_eq!(Envelope::from_json(&forged).unwrap().trace_id, None);
+}
+
+#[test]
+fn a_replayed_envelope_is_the_archived_event_again() {
+    let body = b"{\"id\":\"p\",\"status\":\"succeeded\"}";
+    let mut original = envelope("skytells", Scheme::Skytells, None, body);
+    original.trace_id = Some("ab".repeat(16));
+    let record = crate::records::EventRecord {
+        envelope_version: 2,
+        provider: original.provider.clone(),
+        scheme: original.scheme,
+        event_id: original.event_id.clone(),
+        received_at_ms: original.received_at_ms,
+        key_id: original.key_id.clone(),
+        key_slot: original.key_slot,
+        signature_headers: original.signature_headers.clone(),
+        content_type: original.content_type.clone(),
+        body_sha256: original.body_sha256.clone(),
+        body_bytes: original.body_bytes,
+        body_key: "events/skytells/x/body".into(),
+        prediction_id: Some("p".into()),
+        status: Some("succeeded".into()),
+        message_id: "m".into(),
+        archived_at: "2026-11-29T00:00:00Z".into(),
+        trace_id: original.trace_id.clone(),
+    };
+    let replay = Replay {
+        at_ms: 1,
+        force: false,
+    };
+    let again = Envelope::from_record(&record, Body::Inline(body.to_vec()), replay);
+    assert_eq!(
+        Envelope {
+            replay: None,
+            ..again.clone()
+        },
+        original
+    );
+    let read = Envelope::from_json(&again.to_json()).unwrap();
+    assert_eq!(read.replay, Some(replay));
+    // A body that is not the archived one is refused by the reader.
+    let wrong = Envelope::from_record(&record, Body::Inline(b"{}".to_vec()), replay);
+    assert_eq!(
+        Envelope::from_json(&wrong.to_json()),
+        Err(EnvelopeError::Corrupt)
+    );
+}

@@ -252,6 +252,8 @@ fn reference_body(target: &SqsTarget, envelope: &Envelope) -> String {
     struct Attributes<'a> {
         event_id: StringAttr<'a>,
         provider: StringAttr<'a>,
+        #[serde(rename = "TraceId", skip_serializing_if = "Option::is_none")]
+        trace_id: Option<StringAttr<'a>>,
     }
     #[derive(serde::Serialize)]
     #[serde(rename_all = "PascalCase")]
@@ -271,6 +273,7 @@ fn reference_body(target: &SqsTarget, envelope: &Envelope) -> String {
         message_attributes: Attributes {
             event_id: attr(&envelope.event_id),
             provider: attr(&envelope.provider),
+            trace_id: envelope.trace_id.as_deref().map(attr),
         },
         message_group_id: group.as_deref(),
         message_deduplication_id: dedup.as_deref(),
@@ -307,14 +310,97 @@ fn the_body_is_what_serde_json_writes() {
             },
             body,
         );
+        let traced = Envelope {
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            ..env.clone()
+        };
         for queue in [
             "https://sqs.us-east-1.amazonaws.com/1/events",
             "https://sqs.us-east-1.amazonaws.com/1/events.fifo",
         ] {
             let t = target(queue);
-            let ours = unsigned_send_message(&t, &env, 262_144).unwrap();
-            assert_eq!(ours.body, reference_body(&t, &env), "{queue}");
-            assert_eq!(ours.message, env.to_json());
+            for env in [&env, &traced] {
+                let ours = unsigned_send_message(&t, env, 262_144).unwrap();
+                assert_eq!(ours.body, reference_body(&t, env), "{queue}");
+                assert_eq!(ours.message, env.to_json());
+            }
         }
     }
+}
+
+fn traced() -> Envelope {
+    Envelope {
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        ..envelope()
+    }
+}
+
+#[test]
+fn the_trace_id_goes_in_the_envelope_and_in_the_trace_id_attribute() {
+    let env = traced();
+    let req = send_message(&target("q"), &env, 262_144, 0).unwrap();
+    let body: Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(
+        body["MessageAttributes"]["TraceId"],
+        serde_json::json!({"DataType": "String", "StringValue": "4bf92f3577b34da6a3ce929d0e0e4736"})
+    );
+    let back = Envelope::from_json(body["MessageBody"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        back.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    // Without a trace id, no attribute (messages as before).
+    let req = send_message(&target("q"), &envelope(), 262_144, 0).unwrap();
+    let body: Value = serde_json::from_str(&req.body).unwrap();
+    assert!(body["MessageAttributes"].get("TraceId").is_none());
+    // FIFO: the trace id does not change the deduplication id.
+    let fifo = target("https://sqs.us-east-1.amazonaws.com/1/events.fifo");
+    let with = send_message(&fifo, &env, 262_144, 0).unwrap();
+    let without = send_message(&fifo, &envelope(), 262_144, 0).unwrap();
+    let dedup = |r: &SignedRequest| {
+        serde_json::from_str::<Value>(&r.body).unwrap()["MessageDeduplicationId"].clone()
+    };
+    assert_eq!(dedup(&with), dedup(&without));
+}
+
+/// SQS counts every attribute's name, data type and value toward the message size
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html>):
+/// the check counts the trace id's attribute too, to the byte.
+#[test]
+fn the_size_check_counts_the_trace_id_attribute() {
+    for env in [envelope(), traced()] {
+        let mut size = env.to_json().len();
+        size += [
+            "event_id",
+            "String",
+            &env.event_id,
+            "provider",
+            "String",
+            &env.provider,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>();
+        if let Some(t) = &env.trace_id {
+            size += "TraceId".len() + "String".len() + t.len();
+        }
+        assert!(unsigned_send_message(&target("q"), &env, size).is_ok());
+        assert_eq!(
+            unsigned_send_message(&target("q"), &env, size - 1),
+            Err(SqsError::TooLarge {
+                size,
+                max: size - 1
+            })
+        );
+    }
+    // The trace id's attribute adds its name, type and value, and the envelope's field.
+    let grows = |e: &Envelope| match unsigned_send_message(&target("q"), e, 0) {
+        Err(SqsError::TooLarge { size, .. }) => size,
+        other => panic!("{other:?}"),
+    };
+    let field = r#","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736""#.len();
+    assert_eq!(
+        grows(&traced()) - grows(&envelope()),
+        field + "TraceId".len() + "String".len() + 32
+    );
 }

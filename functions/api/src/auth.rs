@@ -36,16 +36,30 @@ pub fn matches(keys: &[String], token: &str) -> bool {
         .into()
 }
 
+/// Who is calling: the SHA-256 of the bearer key that matched, as lowercase hex. It scopes
+/// what is kept per caller (idempotency keys) without keeping the key itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// SHA-256 of the caller's key, lowercase hex.
+    pub key_sha256: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Caller(…)")
+    }
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(401, "unauthorized", message)
 }
 
-/// Checks the request's `Authorization` header.
+/// Checks the request's `Authorization` header; `Ok` is the caller it identifies.
 pub async fn check(
     cache: &SecretCache,
     secret_id: &str,
     authorization: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<Caller, ApiError> {
     let Some(token) = bearer(authorization) else {
         return Err(unauthorized(
             "send Authorization: Bearer <key>, with a key from the caller keys secret",
@@ -70,7 +84,9 @@ pub async fn check(
             Vec::new()
         });
     if matches(&keys, token) {
-        Ok(())
+        Ok(Caller {
+            key_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+        })
     } else {
         Err(unauthorized("the bearer key is not one of the caller keys"))
     }

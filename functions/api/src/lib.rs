@@ -9,12 +9,14 @@
 //!
 //! Every route needs `Authorization: Bearer <key>` ([`auth`]). Errors are JSON
 //! `{"error": code, "message": …}` ([`error`]). One JSON log line per request.
+//! `POST /predictions` honours the caller's `Idempotency-Key` ([`idempotency`]).
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod status;
 pub mod submit;
 
@@ -43,8 +45,8 @@ pub struct Api {
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Headers besides `content-type: application/json`.
-    pub headers: Vec<(&'static str, String)>,
+    /// Headers besides `content-type: application/json` (names in lowercase).
+    pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: String,
 }
@@ -53,10 +55,10 @@ impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Self {
         let mut headers = Vec::new();
         if let Some(ra) = &e.retry_after {
-            headers.push(("retry-after", ra.clone()));
+            headers.push(("retry-after".to_owned(), ra.clone()));
         }
         if e.status == 401 {
-            headers.push(("www-authenticate", "Bearer".into()));
+            headers.push(("www-authenticate".to_owned(), "Bearer".into()));
         }
         Reply {
             status: e.status,
@@ -81,18 +83,28 @@ impl Api {
         }
     }
 
-    /// Answers one request. `deadline` bounds the provider retries.
+    /// Answers one request. `idempotency_keys` are the values of its `Idempotency-Key`
+    /// headers (none, one, or a refused several). `deadline` bounds the provider retries
+    /// and the wait for a concurrent submission with the same key.
     pub async fn handle(
         &self,
         method: &str,
         path: &str,
         authorization: Option<&str>,
+        idempotency_keys: &[&[u8]],
         body: &[u8],
         deadline: Option<Instant>,
     ) -> Reply {
         let start = Instant::now();
         let reply = self
-            .route(method, path, authorization, body, deadline)
+            .route(
+                method,
+                path,
+                authorization,
+                idempotency_keys,
+                body,
+                deadline,
+            )
             .await
             .unwrap_or_else(Reply::from);
         tracing::info!(
@@ -110,6 +122,7 @@ impl Api {
         method: &str,
         path: &str,
         authorization: Option<&str>,
+        idempotency_keys: &[&[u8]],
         body: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Reply, ApiError> {
@@ -130,7 +143,7 @@ impl Api {
                 ..ApiError::new(405, "method_not_allowed", format!("use {allowed} here"))
             });
         }
-        auth::check(
+        let caller = auth::check(
             &self.secrets,
             &self.cfg.caller_keys_secret_id,
             authorization,
@@ -148,17 +161,21 @@ impl Api {
                         ),
                     ));
                 }
-                let p = self.submit(body, deadline).await?;
-                let location = p["id"].as_str().map(|i| format!("/predictions/{i}"));
-                Ok(Reply {
-                    status: 201,
-                    headers: location.map(|l| vec![("location", l)]).unwrap_or_default(),
-                    body: p.to_string(),
-                })
+                // Both checked before anything is kept or sent: a refused request is not
+                // remembered under its key, and can be sent again, fixed, with it.
+                let key = idempotency::from_headers(idempotency_keys)?;
+                let req = submit::parse(body)?;
+                match key {
+                    None => {
+                        self.submit(&req, &submit::fresh_provider_key(), deadline)
+                            .await
+                    }
+                    Some(key) => self.submit_once(&caller, &key, &req, body, deadline).await,
+                }
             }
             Some(id) => Ok(Reply {
                 status: 200,
-                headers: vec![("cache-control", "no-store".into())],
+                headers: vec![("cache-control".to_owned(), "no-store".into())],
                 body: self.status(id).await?.to_string(),
             }),
         }

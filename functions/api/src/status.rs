@@ -253,6 +253,7 @@ mod tests {
             status: Some("succeeded".into()),
             message_id: "m".into(),
             archived_at: "2026-01-01T00:00:00Z".into(),
+            trace_id: None,
         };
         let v = event_json(&r, "https://s3/x", 900);
         assert_eq!(v["scheme"], "skytells");

@@ -5,7 +5,10 @@
 //! 429/500/503 are retried with the core's policy (honouring `Retry-After`, within the
 //! Lambda's deadline; `PREDICTION_FAILED` once only); 400/401/402/404/422 never. A 401
 //! rereads the key from Secrets Manager once (it may have just been rotated) and tries
-//! again. Every attempt carries the same `Idempotency-Key` and ends by the deadline.
+//! again. Every attempt carries the same `Idempotency-Key` and ends by the deadline: a
+//! fresh one per submission ([`fresh_provider_key`]), or, when the caller sent its own
+//! `Idempotency-Key`, one derived from it ([`crate::idempotency`]), so the provider also
+//! sees a retried submission under one key.
 
 use std::time::Instant;
 
@@ -16,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::Api;
+use crate::{Api, Reply};
 
 /// The events the provider is asked to send.
 pub const WEBHOOK_EVENTS: [&str; 2] = ["prediction.completed", "prediction.failed"];
@@ -66,12 +69,11 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     Ok(req)
 }
 
-/// A fresh idempotency key: `hv-` and 106 bits from the process's hash keys (unique,
-/// not secret).
-fn idempotency_key() -> String {
-    let a = (hookvault_aws::jitter() * (1u64 << 53) as f64) as u64;
-    let b = (hookvault_aws::jitter() * (1u64 << 53) as f64) as u64;
-    format!("hv-{a:014x}{b:014x}")
+/// A fresh idempotency key for the provider: `hv-` and a random (v4) UUID as 32 lowercase
+/// hex digits, from the operating system's random source (`getrandom`). Unique, not
+/// secret.
+pub fn fresh_provider_key() -> String {
+    format!("hv-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The provider API key from its secret's value.
@@ -81,13 +83,33 @@ fn api_key(value: &str) -> Option<String> {
 }
 
 impl Api {
-    /// Submits a prediction; `Ok` is the provider's answer (201, with the prediction).
+    /// Submits the checked request `req` with `provider_key` as the provider's
+    /// `Idempotency-Key`; `Ok` is the answer to give: 201 with the provider's prediction
+    /// and `Location: /predictions/{id}`.
     pub async fn submit(
         &self,
-        body: &[u8],
+        req: &SubmitRequest,
+        provider_key: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, ApiError> {
+        let prediction = self.create(req, provider_key, deadline).await?;
+        let location = prediction["id"]
+            .as_str()
+            .map(|i| ("location".to_owned(), format!("/predictions/{i}")));
+        Ok(Reply {
+            status: 201,
+            headers: location.into_iter().collect(),
+            body: prediction.to_string(),
+        })
+    }
+
+    /// The provider's prediction for `req`.
+    async fn create(
+        &self,
+        req: &SubmitRequest,
+        provider_key: &str,
         deadline: Option<Instant>,
     ) -> Result<serde_json::Value, ApiError> {
-        let req = parse(body)?;
         let payload = json!({
             "model_id": req.model_id,
             "inputs": req.inputs,
@@ -98,16 +120,15 @@ impl Api {
         let url = format!("{}/v1/predictions", self.cfg.provider_api_url);
         // The same key on every attempt: a provider that honours it creates the prediction
         // once even when an answer is lost and the call retried.
-        let idempotency_key = idempotency_key();
         let mut answer = self
-            .post_with_key(&url, &payload, &idempotency_key, deadline, false)
+            .post_with_key(&url, &payload, provider_key, deadline, false)
             .await?;
         if answer.status == 401 {
             tracing::warn!(
                 "the provider refused the API key: rereading it (it may have just been rotated)"
             );
             answer = self
-                .post_with_key(&url, &payload, &idempotency_key, deadline, true)
+                .post_with_key(&url, &payload, provider_key, deadline, true)
                 .await?;
         }
         if let Some(e) = ProviderError::from_response(answer.status, &answer.body) {
@@ -249,5 +270,20 @@ mod tests {
             Some("sk-1")
         );
         assert_eq!(api_key("sk-1"), None);
+    }
+
+    #[test]
+    fn fresh_provider_keys_are_random_uuids() {
+        let a = fresh_provider_key();
+        let b = fresh_provider_key();
+        assert_ne!(a, b);
+        for k in [&a, &b] {
+            let hex = k.strip_prefix("hv-").unwrap();
+            assert_eq!(hex.len(), 32, "{k}");
+            assert!(hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+            // Version 4, variant RFC 9562: the UUID's fixed bits.
+            assert_eq!(&hex[12..13], "4", "{k}");
+            assert!(matches!(&hex[16..17], "8" | "9" | "a" | "b"), "{k}");
+        }
     }
 }

@@ -12,6 +12,9 @@
 //! | `UPLOAD_PART_BYTES` | 8 MiB | multipart part size (≥ 5 MiB, S3's minimum) |
 //! | `UPLOAD_PARTS_IN_FLIGHT` | 2 | parts uploading at once, per output |
 //! | `OUTPUTS_IN_FLIGHT` | 2 | outputs of one prediction archived at once |
+//! | `MAX_RECEIVE_COUNT` | — | the queue's `maxReceiveCount`: a record failing on its last receive is logged at error level and counted as `PermanentFailures` (`RETRIES_EXHAUSTED`) |
+//! | `METRICS_NAMESPACE` | `hookvault` | the CloudWatch namespace of the EMF metrics |
+//! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL` | `JSON`, `INFO` | Lambda's logging controls (`RUST_LOG` when the level is unset) |
 //!
 //! Peak memory is about `(UPLOAD_PARTS_IN_FLIGHT + 1) × UPLOAD_PART_BYTES ×
 //! OUTPUTS_IN_FLIGHT` plus the runtime: 48 MiB with the defaults; plus the event's body

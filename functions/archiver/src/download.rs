@@ -1,6 +1,7 @@
 //! Guarded downloads: every URL and every redirect through the core's URL guard, every
 //! resolved address checked too (no DNS trick reaches 169.254.169.254), timeouts, a size
-//! cap, and retries of 429/5xx with the core's policy within the Lambda's time.
+//! cap, and retries of 429/5xx with the core's policy within the Lambda's time (through
+//! `hookvault_aws::retry::retrying`, the loop every HTTP call shares).
 //!
 //! * **Whole files only.** A download is a plain `GET` (no `Range`), so only `200 OK` and
 //!   `203 Non-Authoritative Information` carry the whole file. `204 No Content`,
@@ -16,7 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookvault_core::retry::{Decision, Failure, GiveUp, RetryPolicy};
+use hookvault_aws::retry::{retrying, GaveUp, Retryable};
+use hookvault_core::retry::{GiveUp, RetryPolicy};
 use hookvault_core::url_guard::{GuardError, UrlGuard};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -141,6 +143,7 @@ pub struct Downloader {
     guard: Arc<UrlGuard>,
     policy: RetryPolicy,
     max_bytes: u64,
+    retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Downloader {
@@ -166,6 +169,7 @@ impl Downloader {
             guard,
             policy: RetryPolicy::downloads(),
             max_bytes: cfg.max_output_bytes,
+            retries: Arc::default(),
         })
     }
 
@@ -187,40 +191,44 @@ impl Downloader {
         url: &str,
         deadline: Option<Instant>,
     ) -> Result<Download, DownloadError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let failure = match self.attempt(url).await? {
-                Ok(download) => return Ok(download),
-                Err(f) => f,
-            };
-            let now = hookvault_core::time::unix_now();
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let (status, retry_after) = match &failure {
-                Attempt::Status(s, ra) => (Some(*s), ra.clone()),
-                Attempt::Transport(_) => (None, None),
-            };
-            let f = match status {
-                Some(status) => Failure::Status {
-                    status,
-                    retry_after: retry_after.as_deref(),
-                },
-                None => Failure::Transport,
-            };
-            match self
-                .policy
-                .decide(attempts, f, now, remaining, &mut hookvault_aws::jitter)
-            {
-                Decision::Retry(wait) => {
-                    tracing::warn!(url = %redact(url), attempt = attempts, wait_ms = wait.as_millis() as u64, reason = %failure, "download failed; retrying");
-                    tokio::time::sleep(wait).await;
+        let what = format!("download {}", redact(url));
+        let outcome = retrying(
+            &self.policy,
+            deadline,
+            &what,
+            Some(&self.retries),
+            |_| async move {
+                match self.attempt(url).await {
+                    Ok(Ok(download)) => Ok(Ok(download)),
+                    // Final: refused, expired, too large, incomplete.
+                    Err(e) => Ok(Err(e)),
+                    Ok(Err(failed)) => Err(Retryable {
+                        status: failed.status(),
+                        retry_after: failed.retry_after(),
+                        reason: failed.to_string(),
+                        last: (),
+                    }),
                 }
-                Decision::GiveUp(GiveUp::NotRetryable(s)) => return Err(DownloadError::Status(s)),
-                Decision::GiveUp(why) => {
-                    return Err(DownloadError::Unavailable(format!("{failure}; {why}")))
-                }
-            }
+            },
+        )
+        .await;
+        match outcome {
+            Ok(done) => done,
+            Err(GaveUp {
+                why: GiveUp::NotRetryable(s),
+                ..
+            }) => Err(DownloadError::Status(s)),
+            Err(gave_up) => Err(DownloadError::Unavailable(format!(
+                "{}; {}",
+                gave_up.reason, gave_up.why
+            ))),
         }
+    }
+
+    /// Retries made by this downloader (and its clones) since it was built: the
+    /// archiver's `DownloadRetries` metric.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One attempt, redirects included. `Err` is final; `Ok(Err)` may be retried.
@@ -290,6 +298,22 @@ impl Downloader {
 enum Attempt {
     Status(u16, Option<String>),
     Transport(String),
+}
+
+impl Attempt {
+    fn status(&self) -> Option<u16> {
+        match self {
+            Attempt::Status(s, _) => Some(*s),
+            Attempt::Transport(_) => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<String> {
+        match self {
+            Attempt::Status(_, ra) => ra.clone(),
+            Attempt::Transport(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Attempt {

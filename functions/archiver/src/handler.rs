@@ -11,6 +11,11 @@
 //!    folder name, is [`Outcome::EventKept`]: its bytes are archived, nothing else.
 //! 5. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
 //!    `failed` / `cancelled` → `failure.json`; other statuses → nothing more.
+//! 6. The event log: one entry for what became of it ([`crate::event_log`]).
+//!
+//! Every log line of a record carries its `message_id` and `trace_id` (a span around the
+//! record); each record ends with one CloudWatch EMF line of its metrics
+//! ([`crate::metrics`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,12 +28,16 @@ use hookvault_core::archive;
 use hookvault_core::envelope::{Body, Envelope};
 use hookvault_core::event::{raw_output, Prediction, PredictionStatus, WebhookEvent};
 use hookvault_core::output::{self, Source};
-use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
+use hookvault_core::records::{
+    FailureRecord, IndexOutcome, Manifest, OutputRecord, RejectedRecord,
+};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::config::ArchiverConfig;
 use crate::data_uri;
 use crate::download::{redact, Downloader};
+use crate::metrics::Facts;
 use crate::raw_event::BodyError;
 use crate::upload::{self, Target, UploadError};
 
@@ -55,9 +64,17 @@ pub enum Outcome {
     },
     /// The manifest already existed: a duplicate or a redelivery.
     AlreadyArchived,
-    /// `failure.json` written (failed/cancelled prediction, or outputs lost for good).
+    /// `failure.json` written for a prediction the provider reports failed or cancelled.
     FailureRecorded {
-        /// The error id recorded.
+        /// The provider's error id (empty if it gave none).
+        error_id: String,
+    },
+    /// `failure.json` written because an output can never be archived (an expired link,
+    /// a refused URL, too large, incomplete, an undecodable `data:` URI): a permanent
+    /// failure of ours, counted in the `PermanentFailures` metric. A replay after a fix
+    /// may archive it.
+    OutputsLost {
+        /// Our error id (`OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …).
         error_id: String,
     },
     /// A status with nothing to archive beyond the raw event (`starting`, `processing`,
@@ -71,6 +88,20 @@ pub enum Outcome {
     Rejected,
 }
 
+impl Outcome {
+    /// The event log's name for it.
+    pub fn index_outcome(&self) -> IndexOutcome {
+        match self {
+            Outcome::Archived { .. } | Outcome::AlreadyArchived => IndexOutcome::Archived,
+            Outcome::FailureRecorded { .. } => IndexOutcome::PredictionFailed,
+            Outcome::OutputsLost { .. } => IndexOutcome::Failed,
+            Outcome::Ignored => IndexOutcome::Ignored,
+            Outcome::EventKept => IndexOutcome::Kept,
+            Outcome::Rejected => IndexOutcome::Rejected,
+        }
+    }
+}
+
 /// A failure worth a redelivery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -82,6 +113,8 @@ pub struct Archiver {
     pub(crate) s3: aws_sdk_s3::Client,
     pub(crate) cfg: Arc<ArchiverConfig>,
     downloader: Downloader,
+    pub(crate) emf: hookvault_aws::metrics::Emf,
+    max_receive_count: Option<u32>,
 }
 
 pub(crate) fn s3_error<E: std::error::Error + 'static>(
@@ -103,6 +136,10 @@ struct Event<'a> {
     raw_event: &'a str,
     /// The body's bytes, as verified.
     body: &'a [u8],
+    /// The envelope's trace id.
+    trace_id: Option<&'a str>,
+    /// `hookvault replay --force`: archive again even if the manifest exists.
+    force: bool,
 }
 
 /// A file of `output`, owned (futures that borrow their arguments defeat the `Send`
@@ -128,7 +165,18 @@ impl Archiver {
             s3,
             cfg: Arc::new(cfg),
             downloader,
+            emf: hookvault_aws::metrics::Emf::from_env("archiver"),
+            max_receive_count: None,
         })
+    }
+
+    /// The queue's `maxReceiveCount` (the template passes it as `MAX_RECEIVE_COUNT`): a
+    /// record that fails transiently on its last receive is logged at error level and
+    /// counted as a permanent failure (`RETRIES_EXHAUSTED`), because SQS moves it to the
+    /// DLQ next.
+    pub fn with_max_receive_count(mut self, n: Option<u32>) -> Self {
+        self.max_receive_count = n;
+        self
     }
 
     /// Replaces the downloader (tests shorten its back-off).
@@ -138,17 +186,49 @@ impl Archiver {
     }
 
     /// Handles a batch; every record that may succeed later is in `batch_item_failures`.
+    /// Each record runs in a span carrying its `message_id` and `trace_id` (the SQS
+    /// attribute `TraceId`, else the envelope's), and ends with its metrics line.
     pub async fn handle(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
-            match self.process(&record, deadline).await {
-                Ok(outcome) => tracing::info!(message_id = %id, outcome = ?outcome, "record done"),
+            let trace_id = hookvault_core::trace::checked(
+                record
+                    .message_attributes
+                    .get(hookvault_core::trace::SQS_ATTRIBUTE)
+                    .and_then(|a| a.string_value.clone()),
+            );
+            let span = tracing::info_span!(
+                "record",
+                message_id = %id,
+                trace_id = trace_id.as_deref().unwrap_or_default(),
+                event_id = tracing::field::Empty,
+            );
+            let retries_before = self.downloader.retries();
+            // Boxed: the record's future is deep (downloads, multipart uploads), and the
+            // batch's would otherwise hold it inline.
+            let (result, mut facts) = Box::pin(self.process_with_facts(&record, deadline))
+                .instrument(span.clone())
+                .await;
+            facts.download_retries = self.downloader.retries().saturating_sub(retries_before);
+            if facts.trace_id.is_none() {
+                facts.trace_id = trace_id;
+            }
+            let _in_span = span.enter();
+            match &result {
+                Ok(outcome) => tracing::info!(outcome = ?outcome, "record done"),
                 Err(Transient(reason)) => {
-                    tracing::warn!(message_id = %id, reason = %reason, "record failed; SQS will redeliver it");
+                    let receives = receive_count(&record);
+                    if self.max_receive_count.is_some_and(|max| receives >= max) {
+                        facts.retries_exhausted = true;
+                        tracing::error!(reason = %reason, receives, "record failed on its last receive; SQS moves it to the DLQ next (hookvault replay --dlq brings it back)");
+                    } else {
+                        tracing::warn!(reason = %reason, receives, "record failed; SQS will redeliver it");
+                    }
                     response.add_failure(id);
                 }
             }
+            self.emit_metrics(result.as_ref().ok(), &facts);
         }
         response
     }
@@ -159,12 +239,44 @@ impl Archiver {
         record: &SqsMessage,
         deadline: Option<Instant>,
     ) -> Result<Outcome, Transient> {
+        self.process_with_facts(record, deadline).await.0
+    }
+
+    /// [`Archiver::process`], with what the metrics need to know.
+    async fn process_with_facts(
+        &self,
+        record: &SqsMessage,
+        deadline: Option<Instant>,
+    ) -> (Result<Outcome, Transient>, Facts) {
+        let mut facts = Facts::default();
+        let result = self.process_record(record, deadline, &mut facts).await;
+        let result = match result {
+            Ok(outcome) => self
+                .log_event(record, &facts, &outcome)
+                .await
+                .map(|()| outcome),
+            Err(t) => Err(t),
+        };
+        (result, facts)
+    }
+
+    async fn process_record(
+        &self,
+        record: &SqsMessage,
+        deadline: Option<Instant>,
+        facts: &mut Facts,
+    ) -> Result<Outcome, Transient> {
         let message_id = record.message_id.clone().unwrap_or_default();
         let text = record.body.as_deref().unwrap_or_default();
         let envelope = match Envelope::from_json(text) {
             Ok(e) => e,
             Err(e) => return self.reject(&message_id, text, &e.to_string()).await,
         };
+        facts.read_envelope(&envelope);
+        tracing::Span::current().record("event_id", envelope.event_id.as_str());
+        if let Some(t) = &envelope.trace_id {
+            tracing::Span::current().record("trace_id", t.as_str());
+        }
         let body: Cow<'_, [u8]> = match &envelope.body {
             Body::Inline(bytes) => Cow::Borrowed(bytes),
             Body::S3(object) => match self.claim_checked_body(&envelope, object).await {
@@ -181,24 +293,33 @@ impl Archiver {
         let raw_event = self
             .keep_raw_event(&envelope, &body, head.as_ref(), &message_id)
             .await?;
+        facts.raw_event = Some(raw_event.clone());
+        if let Some(h) = &head {
+            facts.prediction_id = Some(h.id.clone());
+            facts.status = Some(h.status.as_str().to_owned());
+        }
         let p = match WebhookEvent::parse(&body) {
             Ok(e) => e.prediction,
             Err(e) => {
-                tracing::info!(event_id = %envelope.event_id, raw_event = %raw_event, reason = %e, "not a prediction webhook; the raw event is kept, nothing else to do");
+                tracing::info!(raw_event = %raw_event, reason = %e, "not a prediction webhook; the raw event is kept, nothing else to do");
                 return Ok(Outcome::EventKept);
             }
         };
+        facts.prediction_id = Some(p.id.clone());
+        facts.status = Some(p.status.as_str().to_owned());
         if let Err(e) = archive::check_id(&p.id) {
-            tracing::error!(event_id = %envelope.event_id, raw_event = %raw_event, id = %p.id.escape_debug().to_string().chars().take(200).collect::<String>(), reason = %e, "prediction id is not a safe folder name; only the raw event is kept");
+            tracing::error!(raw_event = %raw_event, id = %p.id.escape_debug().to_string().chars().take(200).collect::<String>(), reason = %e, "prediction id is not a safe folder name; only the raw event is kept");
             return Ok(Outcome::EventKept);
         }
         let ev = Event {
             id: &envelope.event_id,
             raw_event: &raw_event,
             body: &body,
+            trace_id: envelope.trace_id.as_deref(),
+            force: envelope.replay.is_some_and(|r| r.force),
         };
-        match p.status {
-            PredictionStatus::Succeeded => self.archive(&p, ev, deadline).await,
+        let outcome = match p.status {
+            PredictionStatus::Succeeded => self.archive(&p, ev, deadline, facts).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
                 let (error_id, error_message) = provider_error(&p);
                 tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = ?error_id, "prediction did not succeed; recording it");
@@ -209,7 +330,12 @@ impl Archiver {
                 tracing::info!(prediction = %p.id, status = p.status.as_str(), "nothing to archive for this status beyond the raw event");
                 Ok(Outcome::Ignored)
             }
+        }?;
+        if let Outcome::FailureRecorded { error_id } | Outcome::OutputsLost { error_id } = &outcome
+        {
+            facts.error_id = Some(error_id.clone()).filter(|e| !e.is_empty());
         }
+        Ok(outcome)
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, Transient> {
@@ -236,7 +362,7 @@ impl Archiver {
         self.put_bytes(key, body, "application/json").await
     }
 
-    async fn put_bytes(
+    pub(crate) async fn put_bytes(
         &self,
         key: &str,
         body: Vec<u8>,
@@ -296,10 +422,14 @@ impl Archiver {
             raw_event: Some(ev.raw_event.to_owned()),
             event_id: ev.id.to_owned(),
             recorded_at: now_rfc3339(),
+            trace_id: ev.trace_id.map(str::to_owned),
         };
         self.put_json(&key, &record).await?;
-        Ok(Outcome::FailureRecorded {
-            error_id: error_id.unwrap_or_default(),
+        let error_id = error_id.unwrap_or_default();
+        Ok(if output_index.is_some() {
+            Outcome::OutputsLost { error_id }
+        } else {
+            Outcome::FailureRecorded { error_id }
         })
     }
 
@@ -309,9 +439,12 @@ impl Archiver {
         p: &Prediction,
         ev: Event<'_>,
         deadline: Option<Instant>,
+        facts: &mut Facts,
     ) -> Result<Outcome, Transient> {
         let manifest_key = archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
-        if self.exists(&manifest_key).await? {
+        if ev.force {
+            tracing::info!(prediction = %p.id, "replayed with --force: archiving again whether or not the manifest exists");
+        } else if self.exists(&manifest_key).await? {
             tracing::info!(prediction = %p.id, "already archived (manifest exists); skipping");
             return Ok(Outcome::AlreadyArchived);
         }
@@ -370,6 +503,7 @@ impl Archiver {
                 .await;
         }
         let count = outputs.len();
+        facts.bytes_archived = outputs.iter().map(|o| o.bytes).sum();
         let manifest = Manifest {
             id: p.id.clone(),
             status: "succeeded".to_owned(),
@@ -379,9 +513,11 @@ impl Archiver {
             outputs,
             output_key: Some(output_key),
             raw_event: Some(ev.raw_event.to_owned()),
+            trace_id: ev.trace_id.map(str::to_owned),
         };
         // Last: the manifest is the commit point.
         self.put_json(&manifest_key, &manifest).await?;
+        facts.manifest_written = true;
         tracing::info!(prediction = %p.id, outputs = count, "archived");
         Ok(Outcome::Archived { outputs: count })
     }
@@ -458,6 +594,15 @@ impl Archiver {
         tracing::info!(prediction = %p.id, output = job.index, pointer = %job.pointer, key = %record.key, bytes = record.bytes, "output stored");
         Ok(record)
     }
+}
+
+/// SQS's `ApproximateReceiveCount` of a record (1 on the first delivery; 0 if absent).
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The provider's error for a failed prediction: top-level `error_id`/`error_message`

@@ -49,7 +49,9 @@
 pub mod config;
 pub mod data_uri;
 pub mod download;
+pub mod event_log;
 pub mod handler;
+pub mod metrics;
 pub mod raw_event;
 pub mod upload;
 

@@ -14,7 +14,10 @@ async fn main() -> Result<(), Error> {
     hookvault_aws::logging::init();
     let cfg = ArchiverConfig::from_env()?;
     let s3 = hookvault_aws::clients::s3()?;
-    let archiver = Archiver::new(s3, cfg)?;
+    // The queue's maxReceiveCount (the template passes the redrive policy's value): a
+    // record failing on its last receive is reported as a permanent failure.
+    let max_receive_count = hookvault_aws::env::optional_number("MAX_RECEIVE_COUNT")?;
+    let archiver = Archiver::new(s3, cfg)?.with_max_receive_count(max_receive_count);
     let archiver = &archiver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = hookvault_aws::deadline(event.context.deadline, DEADLINE_MARGIN);

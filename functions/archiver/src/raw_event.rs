@@ -173,6 +173,7 @@ impl Archiver {
             status: prediction.map(|p| p.status.as_str().to_owned()),
             message_id: message_id.to_owned(),
             archived_at: now_rfc3339(),
+            trace_id: env.trace_id.clone(),
         };
         // Last: event.json's presence means the raw event is archived.
         self.put_json(&record_key, &record).await?;

@@ -39,6 +39,18 @@ pub fn number<T: FromStr>(name: &str, default: T) -> Result<T, EnvError> {
     }
 }
 
+/// A number, or `None` when unset.
+pub fn optional_number<T: FromStr>(name: &str) -> Result<Option<T>, EnvError> {
+    optional(name)
+        .map(|v| {
+            v.trim().parse().map_err(|_| EnvError::Invalid {
+                name: name.to_owned(),
+                expected: "a number",
+            })
+        })
+        .transpose()
+}
+
 /// A number of at least 1, or `default` when unset (counts, sizes, timeouts: 0 would
 /// disable what the setting sizes).
 pub fn positive<T: FromStr + PartialOrd + From<u8>>(name: &str, default: T) -> Result<T, EnvError> {

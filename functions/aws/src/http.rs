@@ -1,11 +1,13 @@
-//! Calls to HTTP APIs (the provider's, Cloudflare's) with the core's retry policy:
+//! Calls to HTTP APIs (the provider's, Cloudflare's) through [`crate::retry::retrying`]:
 //! 429/5xx and transport errors retried with back-off and `Retry-After`, everything else
 //! answered at once. Bodies are read up to a cap: an API never makes a Lambda buffer
 //! without bound.
 
 use std::time::{Duration, Instant};
 
-use hookvault_core::retry::{Decision, Failure, GiveUp, RetryPolicy};
+use hookvault_core::retry::RetryPolicy;
+
+use crate::retry::Retryable;
 
 /// Largest response body read from an API.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -84,58 +86,52 @@ pub async fn send_capped(
     make: impl Fn() -> reqwest::RequestBuilder,
     cap: impl Fn(&Answer) -> Option<u32>,
 ) -> Result<Answer, HttpError> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let result = match make().send().await {
-            Ok(resp) => Ok(read(resp, what, attempts).await?),
-            Err(e) => Err(HttpError::Unreachable {
-                what: what.to_owned(),
-                attempts,
-                reason: e.without_url().to_string(),
+    let make = &make;
+    let cap = &cap;
+    let outcome = crate::retry::retrying(policy, deadline, what, None, |attempts| async move {
+        let answer = match make().send().await {
+            Ok(resp) => read(resp, what, attempts).await,
+            Err(e) => {
+                let reason = e.without_url().to_string();
+                return Err(Retryable {
+                    status: None,
+                    retry_after: None,
+                    reason: reason.clone(),
+                    last: Err(HttpError::Unreachable {
+                        what: what.to_owned(),
+                        attempts,
+                        reason,
+                    }),
+                });
+            }
+        };
+        let answer = answer.map_err(|e| Retryable {
+            status: None,
+            retry_after: None,
+            reason: e.to_string(),
+            last: Err(e),
+        });
+        match answer {
+            // A body over the cap is final: a retry reads the same body.
+            Err(Retryable {
+                last: Err(e @ HttpError::TooLarge { .. }),
+                ..
+            }) => Ok(Err(e)),
+            Err(r) => Err(r),
+            Ok(a) if a.is_success() => Ok(Ok(a)),
+            Ok(a) if cap(&a).is_some_and(|max| attempts >= max) => Ok(Ok(a)),
+            Ok(a) => Err(Retryable {
+                status: Some(a.status),
+                retry_after: a.retry_after.clone(),
+                reason: format!("HTTP {}", a.status),
+                last: Ok(a),
             }),
-        };
-        let failure = match &result {
-            Ok(a) if a.is_success() => None,
-            Ok(a) => Some(Failure::Status {
-                status: a.status,
-                retry_after: a.retry_after.as_deref(),
-            }),
-            Err(_) => Some(Failure::Transport),
-        };
-        let Some(failure) = failure else {
-            return result;
-        };
-        if let Ok(a) = &result {
-            if cap(a).is_some_and(|max| attempts >= max) {
-                return result;
-            }
         }
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match policy.decide(
-            attempts,
-            failure,
-            hookvault_core::time::unix_now(),
-            remaining,
-            &mut crate::jitter,
-        ) {
-            Decision::Retry(wait) => {
-                let status = result.as_ref().ok().map(|a| a.status);
-                tracing::warn!(
-                    call = what,
-                    attempt = attempts,
-                    wait_ms = wait.as_millis() as u64,
-                    ?status,
-                    "retrying"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            Decision::GiveUp(GiveUp::NotRetryable(_)) => return result,
-            Decision::GiveUp(why) => {
-                tracing::warn!(call = what, attempts, reason = %why, "giving up");
-                return result;
-            }
-        }
+    })
+    .await;
+    match outcome {
+        Ok(done) => done,
+        Err(gave_up) => gave_up.last,
     }
 }
 

@@ -6,9 +6,11 @@
 //! * [`credentials`]: the credentials Lambda puts in the environment (no `aws-config`,
 //!   whose default chain pulls in STS/SSO clients a Lambda never uses);
 //! * [`clients`]: SDK clients that honour `AWS_ENDPOINT_URL` (the local stack: moto);
-//! * [`logging`]: JSON tracing to stdout, as CloudWatch expects;
+//! * [`logging`]: JSON logs to stdout as Lambda's logging controls expect;
+//! * [`metrics`]: CloudWatch metrics in the Embedded Metric Format;
 //! * `secrets` (feature `secretsmanager`): a Secrets Manager cache with a TTL;
-//! * `http` (feature `http`): API calls with the core's retry policy and a body cap.
+//! * `retry` (feature `retry`): the one retry loop every HTTP call goes through;
+//! * `http` (feature `http`): API calls through it, with a body cap.
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
@@ -18,6 +20,9 @@ pub mod env;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod logging;
+pub mod metrics;
+#[cfg(feature = "retry")]
+pub mod retry;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets;
 

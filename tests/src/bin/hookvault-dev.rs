@@ -9,6 +9,7 @@
 //! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
 //! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`);
 //! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`);
+//! `hookvault-dev drill [--yes] [--serve]` runs the operations runbook (see `drill`);
 //! `hookvault-dev sqs-sink` runs the edge benchmark's instant SQS sink alone (for
 //! `scripts/profile-edge.sh webhook`).
 #![allow(clippy::print_stdout)]
@@ -360,6 +361,9 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("sqs-sink") => report(sqs_sink().await),
         Some("demo") => report(demo(serve).await.map(|()| String::new())),
+        Some("drill") => {
+            report(hookvault_localstack::drill::run(args.iter().any(|a| a == "--yes"), serve).await)
+        }
         Some("bench-archiver") => report(
             hookvault_localstack::archiver_bench::run(num("--mib", 1024) * 1024 * 1024).await,
         ),
@@ -390,7 +394,7 @@ async fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }

@@ -6,10 +6,13 @@
 //! | `error/{CODE}` | always CODE, in its table's format, with its documented status (429 with `Retry-After: 1`) |
 //! | `flaky/{CODE}/{n}` | CODE for the first `n` requests of that model id, then success |
 //! | `failed200/{CODE}` | HTTP 200 with a failed Prediction object carrying CODE |
+//! | `slow/{ms}` | success, answered after `ms` milliseconds (at most 30 000) |
 //! | anything else | 201 `{"id":"pred_N","status":"starting",…}` |
 //!
 //! A key that is missing or revoked gets 401 `UNAUTHORIZED`. Every request is recorded
-//! ([`Submitted`]). With [`PredictionState::complete_with`] set, each accepted prediction
+//! ([`Submitted`], with its `Idempotency-Key`; [`PredictionState::received`] counts them).
+//! The stand-in ignores `Idempotency-Key`: each request it accepts is a new prediction, so
+//! a test sees every duplicate the api lets through. With [`PredictionState::complete_with`] set, each accepted prediction
 //! is completed a moment later: a signed `succeeded` webhook to its `webhook_url`, with
 //! outputs served by this stand-in's CDN.
 
@@ -32,6 +35,8 @@ pub struct Submitted {
     pub body: serde_json::Value,
     /// The key id that authenticated it (`None` if refused).
     pub key_id: Option<String>,
+    /// Its `Idempotency-Key` header, if any.
+    pub idempotency_key: Option<String>,
 }
 
 /// What the predictions endpoint remembers.
@@ -49,6 +54,11 @@ pub struct PredictionState {
 }
 
 impl PredictionState {
+    /// Requests received so far (every `POST /v1/predictions`, accepted or not).
+    pub fn received(&self) -> usize {
+        self.submitted.len()
+    }
+
     /// Requests made with `model_id`.
     pub fn attempts(&self, model_id: &str) -> usize {
         self.submitted
@@ -112,10 +122,23 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let idempotency_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let Ok(body) = Limited::new(req.into_body(), 1 << 20).collect().await else {
         return status(413, &[]);
     };
     let body: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
+    // `slow/{ms}`: the answer comes late (the request is recorded when it is answered).
+    if let Some(ms) = body["model_id"]
+        .as_str()
+        .and_then(|m| m.strip_prefix("slow/"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
+    }
     let mut s = lock(state);
     let key_id = s
         .keys
@@ -126,6 +149,7 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
     s.predictions.submitted.push(Submitted {
         body: body.clone(),
         key_id: key_id.clone(),
+        idempotency_key,
     });
     if key_id.is_none() {
         return error("UNAUTHORIZED");

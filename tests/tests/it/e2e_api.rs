@@ -1,12 +1,15 @@
 //! The api function under `cargo lambda watch` (as a Function URL), against moto and the
 //! stand-in provider.
+//!
+//! Run alone with `cargo test -p hookvault-localstack --test it -- e2e_api` (after
+//! `scripts/test.sh` has installed the tools once).
 
 use std::time::{Duration, Instant};
 
 use hookvault_core::provider_error::CODES;
 use hookvault_core::records::{EventRecord, FailureRecord, Manifest, OutputRecord};
 use hookvault_core::{KeySlot, Scheme};
-use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
+use hookvault_localstack::api::{api_env, create_api_secrets, start_api, CALLER_KEY, CALLER_KEY_2};
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
 use hookvault_localstack::provider::Provider;
@@ -27,6 +30,11 @@ struct ApiStack {
 
 impl ApiStack {
     async fn start() -> ApiStack {
+        Self::start_with(1).await
+    }
+
+    /// The stack with up to `concurrency` api instances.
+    async fn start_with(concurrency: u32) -> ApiStack {
         let moto = Moto::start(None).await.unwrap();
         let s3c = s3::client(&moto.endpoint);
         s3::create_bucket(&s3c, BUCKET).await.unwrap();
@@ -34,9 +42,7 @@ impl ApiStack {
         create_api_secrets(&sm).await.unwrap();
         let provider = Provider::start().await.unwrap();
         let env = api_env(&moto.endpoint, &provider.url, BUCKET, WEBHOOK_URL, &[]);
-        let api = LambdaFunction::start("functions/api", "api", &env)
-            .await
-            .unwrap();
+        let api = start_api(&env, concurrency).await.unwrap();
         ApiStack {
             _moto: moto,
             provider,
@@ -66,6 +72,15 @@ impl ApiStack {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
+        self.answer(req).await
+    }
+
+    /// Sends `req`: its status, headers and JSON body (a body that is not JSON fails the
+    /// test with the api's logs).
+    async fn answer(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -88,6 +103,54 @@ impl ApiStack {
     fn attempts(&self, model: &str) -> usize {
         self.provider.with(|s| s.predictions.attempts(model))
     }
+
+    /// `POST /predictions` with `body` as `caller`, with `Idempotency-Key: key` if given.
+    async fn post(
+        &self,
+        caller: &str,
+        key: Option<&[u8]>,
+        body: &serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/predictions", self.api.function_url))
+            .timeout(Duration::from_secs(120))
+            .bearer_auth(caller)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            req = req.header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(k).unwrap(),
+            );
+        }
+        self.answer(req).await
+    }
+
+    /// The idempotency record of `key` for `caller`, if there is one.
+    async fn record(&self, caller: &str, key: &str) -> Option<serde_json::Value> {
+        let (object, _) = idempotency_names(caller, key);
+        let (bytes, _) = hookvault_localstack::s3::get(&self.s3, BUCKET, &object)
+            .await
+            .unwrap()?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Where the api keeps `key` of `caller`, and the `Idempotency-Key` it sends the provider
+/// for it (docs/api.md, "Idempotent submits").
+fn idempotency_names(caller: &str, key: &str) -> (String, String) {
+    let h = sha256_hex(format!("{}\n{key}", sha256_hex(caller.as_bytes())).as_bytes());
+    (format!("idempotency/{h}.json"), format!("hv-{}", &h[..32]))
+}
+
+fn replayed(h: &reqwest::header::HeaderMap) -> bool {
+    h.get("idempotent-replayed").is_some_and(|v| v == "true")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +374,7 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         status: Some(status.into()),
         message_id: "m".into(),
         archived_at: "2026-11-25T00:00:00Z".into(),
+        trace_id: None,
     };
     put(&body_key, raw.clone()).await.unwrap();
     put(
@@ -340,6 +404,7 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         }],
         output_key: Some("predictions/pred_7/output.json".into()),
         raw_event: Some(event_key.clone()),
+        trace_id: None,
     };
     put(
         "predictions/pred_7/manifest.json",
@@ -460,6 +525,7 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         raw_event: Some(event_key.clone()),
         event_id: "ev_2".into(),
         recorded_at: "2026-11-25T00:00:00Z".into(),
+        trace_id: None,
     };
     put(
         "predictions/pred_8/failure.json",
@@ -505,5 +571,324 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         (status, v["error"].as_str()),
         (400, Some("invalid_prediction_id")),
         "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_a_submission_happen_once() {
+    use serde_json::json;
+    let stack = ApiStack::start_with(8).await;
+
+    // Without a key every submission is a new prediction, with its own provider key. Eight
+    // at once also start the api's instances for the race below.
+    let calls = (0..8).map(|i| {
+        let stack = &stack;
+        async move {
+            stack
+                .post(
+                    CALLER_KEY,
+                    None,
+                    &json!({"model_id": "slow/300", "inputs": {"n": i}}),
+                )
+                .await
+        }
+    });
+    let mut ids = std::collections::HashSet::new();
+    for (status, headers, v) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 201, "{v}");
+        assert!(!replayed(&headers));
+        ids.insert(v["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 8, "eight predictions");
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    let provider_keys: std::collections::HashSet<_> = sent
+        .iter()
+        .map(|s| s.idempotency_key.clone().unwrap())
+        .collect();
+    assert_eq!(
+        provider_keys.len(),
+        8,
+        "a fresh provider key per submission"
+    );
+    for k in &provider_keys {
+        let hex = k.strip_prefix("hv-").unwrap();
+        assert_eq!(hex.len(), 32, "{k}");
+        assert_eq!(&hex[12..13], "4", "a v4 UUID: {k}");
+    }
+
+    // Eight at once with one key: one prediction, one answer.
+    let key = "idem-key-raw-7f3a9c";
+    let body = json!({"model_id": "slow/1500", "inputs": {"prompt": "a lake at dawn"}});
+    let calls = (0..8).map(|_| {
+        let (stack, body) = (&stack, &body);
+        async move { stack.post(CALLER_KEY, Some(key.as_bytes()), body).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let first = answers[0].2["id"].as_str().unwrap().to_owned();
+    for (status, headers, v) in &answers {
+        assert_eq!(*status, 201, "{v}\n{}", stack.api.logs());
+        assert_eq!(v["id"], first.as_str(), "the same prediction");
+        assert_eq!(
+            headers["location"],
+            format!("/predictions/{first}").as_str()
+        );
+    }
+    assert_eq!(
+        answers.iter().filter(|(_, h, _)| !replayed(h)).count(),
+        1,
+        "one original answer, seven replays"
+    );
+    assert_eq!(
+        stack.attempts("slow/1500"),
+        1,
+        "the provider got one submission"
+    );
+    let (object, provider_key) = idempotency_names(CALLER_KEY, key);
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    let last = sent.last().unwrap();
+    assert_eq!(last.idempotency_key.as_deref(), Some(provider_key.as_str()));
+    // The record: done, the request's hash, the answer; neither key in it.
+    let (raw, _) = hookvault_localstack::s3::get(&stack.s3, BUCKET, &object)
+        .await
+        .unwrap()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(record["v"], 1);
+    assert_eq!(record["state"], "done", "{record}");
+    assert_eq!(
+        record["request_sha256"],
+        sha256_hex(body.to_string().as_bytes()).as_str()
+    );
+    assert_eq!(record["response"]["status"], 201);
+    assert_eq!(record["response"]["body"]["id"], first.as_str());
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains(key) && !text.contains(CALLER_KEY), "{text}");
+
+    // Later, the same key and body: the same prediction, marked as a replay.
+    let (status, headers, v) = stack.post(CALLER_KEY, Some(key.as_bytes()), &body).await;
+    assert_eq!(
+        (status, v["id"].as_str()),
+        (201, Some(first.as_str())),
+        "{v}"
+    );
+    assert!(replayed(&headers));
+    assert_eq!(
+        headers["location"],
+        format!("/predictions/{first}").as_str()
+    );
+    // The same key with another body: refused, nothing sent.
+    let other = json!({"model_id": "slow/1500", "inputs": {"prompt": "a lake at dusk"}});
+    let (status, _, v) = stack.post(CALLER_KEY, Some(key.as_bytes()), &other).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{v}"
+    );
+    assert_eq!(stack.attempts("slow/1500"), 1);
+    // Keys are per caller: another caller's same key is another submission.
+    let (status, headers, v) = stack.post(CALLER_KEY_2, Some(key.as_bytes()), &body).await;
+    assert_eq!(status, 201, "{v}");
+    assert!(!replayed(&headers));
+    assert_ne!(v["id"], first.as_str());
+    assert_eq!(stack.attempts("slow/1500"), 2);
+
+    // Keys that are not 1 to 255 visible ASCII characters are refused before anything.
+    // (A value that is not UTF-8 is a unit test only: cargo-lambda's emulator answers 500
+    // for it before the function runs.)
+    let before = stack.provider.with(|s| s.predictions.received());
+    let long = vec![b'k'; 256];
+    for bad in [&b"has space"[..], b"", &long, b"in\ttab"] {
+        let (status, _, v) = stack.post(CALLER_KEY, Some(bad), &body).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_idempotency_key")),
+            "{}: {v}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(!v["message"].as_str().unwrap().contains("has space"));
+    }
+    // A refused body is not remembered under its key: fixed, it goes through.
+    let (status, _, v) = stack
+        .post(
+            CALLER_KEY,
+            Some(b"idem-key-fixme"),
+            &json!({"model_id": "a b"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(stack.record(CALLER_KEY, "idem-key-fixme").await.is_none());
+    assert_eq!(stack.provider.with(|s| s.predictions.received()), before);
+
+    // A retry-able failure is forgotten: the same key goes again, with the same provider key.
+    let flaky = json!({"model_id": "flaky/UNAUTHORIZED/2", "inputs": {}});
+    let (status, _, v) = stack
+        .post(CALLER_KEY, Some(b"idem-key-flaky"), &flaky)
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (502, Some("UNAUTHORIZED")),
+        "{v}"
+    );
+    assert!(stack.record(CALLER_KEY, "idem-key-flaky").await.is_none());
+    let (status, headers, v) = stack
+        .post(CALLER_KEY, Some(b"idem-key-flaky"), &flaky)
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert!(!replayed(&headers));
+    let (_, provider_key) = idempotency_names(CALLER_KEY, "idem-key-flaky");
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    let flaky_keys: Vec<_> = sent
+        .iter()
+        .filter(|s| s.body["model_id"] == "flaky/UNAUTHORIZED/2")
+        .map(|s| s.idempotency_key.clone())
+        .collect();
+    assert_eq!(flaky_keys, vec![Some(provider_key); 3]);
+    // A definitive refusal is kept and given again.
+    let missing = json!({"model_id": "error/MODEL_NOT_FOUND", "inputs": {}});
+    for replay in [false, true] {
+        let (status, headers, v) = stack
+            .post(CALLER_KEY, Some(b"idem-key-404"), &missing)
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (404, Some("MODEL_NOT_FOUND")),
+            "{v}"
+        );
+        assert_eq!(replayed(&headers), replay);
+    }
+    assert_eq!(stack.attempts("error/MODEL_NOT_FOUND"), 1);
+
+    // While the first is running, a repeat waits (5 s at most) and is then told to retry.
+    let slow = json!({"model_id": "slow/8000", "inputs": {}});
+    let running = stack.post(CALLER_KEY, Some(b"idem-key-slow"), &slow);
+    let repeat = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        let answer = stack.post(CALLER_KEY, Some(b"idem-key-slow"), &slow).await;
+        (answer, t.elapsed())
+    };
+    let ((status, _, v), ((status2, headers2, v2), waited)) = tokio::join!(running, repeat);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        (status2, v2["error"].as_str()),
+        (409, Some("idempotency_key_in_progress")),
+        "{v2}"
+    );
+    assert_eq!(headers2["retry-after"], "1");
+    assert!(waited >= Duration::from_secs(4), "it waited: {waited:?}");
+    let (status, headers, v3) = stack.post(CALLER_KEY, Some(b"idem-key-slow"), &slow).await;
+    assert_eq!((status, &v3["id"]), (201, &v["id"]));
+    assert!(replayed(&headers));
+    assert_eq!(stack.attempts("slow/8000"), 1);
+
+    // A record older than 24 hours is replaced, and so is a pending one whose owner's
+    // lease has ended (its instance died).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let fresh = json!({"model_id": "m-fresh", "inputs": {}});
+    for (key, record) in [
+        (
+            "idem-key-old",
+            json!({"v": 1, "key_sha256": "x", "request_sha256": sha256_hex(fresh.to_string().as_bytes()),
+                   "state": "done", "created_at": "2026-01-01T00:00:00Z", "created_at_ms": now_ms - 25 * 3600 * 1000,
+                   "response": {"status": 201, "headers": [], "body": {"id": "pred_stale"}}}),
+        ),
+        (
+            "idem-key-dead",
+            json!({"v": 1, "key_sha256": "x", "request_sha256": sha256_hex(fresh.to_string().as_bytes()),
+                   "state": "pending", "created_at": "2026-01-01T00:00:00Z", "created_at_ms": now_ms - 60_000,
+                   "lease_until_ms": now_ms - 1_000}),
+        ),
+    ] {
+        let (object, _) = idempotency_names(CALLER_KEY, key);
+        stack
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&object)
+            .body(record.to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers, v) = stack.post(CALLER_KEY, Some(key.as_bytes()), &fresh).await;
+        assert_eq!(status, 201, "{key}: {v}");
+        assert!(!replayed(&headers), "{key}");
+        assert_ne!(v["id"], "pred_stale");
+        let r = stack.record(CALLER_KEY, key).await.unwrap();
+        assert_eq!(
+            (r["state"].as_str(), r["response"]["body"]["id"].as_str()),
+            (Some("done"), v["id"].as_str()),
+            "{key}: {r}"
+        );
+        assert!(
+            r["created_at_ms"].as_u64().unwrap() >= now_ms,
+            "a new window"
+        );
+    }
+    assert_eq!(stack.attempts("m-fresh"), 2);
+
+    let logs = stack.api.logs();
+    for raw in [key, "idem-key-flaky", "idem-key-slow", CALLER_KEY] {
+        assert!(!logs.contains(raw), "{raw} is in a log line");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_s3_settles_conditional_writes_as_s3_does() {
+    let moto = Moto::start(None).await.unwrap();
+    let s3c = s3::client(&moto.endpoint);
+    s3::create_bucket(&s3c, BUCKET).await.unwrap();
+    fn status<E>(
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Option<u16> {
+        e.raw_response().map(|r| r.status().as_u16())
+    }
+    // Twelve writers per key with If-None-Match: *: exactly one wins, the others get 412.
+    for k in 0..25 {
+        let key = format!("race/{k}");
+        let puts = (0..12).map(|i| {
+            s3c.put_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .if_none_match("*")
+                .body(vec![i as u8; 1000].into())
+                .send()
+        });
+        let results = futures_util::future::join_all(puts).await;
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{key}: {wins} writers won");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(status(r), Some(412), "{key}");
+        }
+    }
+    // If-Match: only on the current ETag; a missing key is 404.
+    let etag = s3c
+        .put_object()
+        .bucket(BUCKET)
+        .key("m")
+        .body(b"1".to_vec().into())
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    let put = |key: &'static str, etag: &str| {
+        s3c.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .if_match(etag)
+            .body(b"2".to_vec().into())
+            .send()
+    };
+    assert_eq!(status(&put("m", "\"nope\"").await.unwrap_err()), Some(412));
+    assert_eq!(status(&put("missing", &etag).await.unwrap_err()), Some(404));
+    put("m", &etag).await.unwrap();
+    assert_eq!(
+        status(&put("m", &etag).await.unwrap_err()),
+        Some(412),
+        "the ETag changed"
     );
 }

@@ -385,7 +385,7 @@ async fn expired_links_are_recorded_not_retried() {
             .unwrap();
         assert_eq!(
             out,
-            Outcome::FailureRecorded {
+            Outcome::OutputsLost {
                 error_id: "OUTPUT_EXPIRED".into()
             }
         );
@@ -430,7 +430,7 @@ async fn the_guard_refuses_the_metadata_redirect_and_unlisted_hosts() {
             .unwrap();
         assert_eq!(
             out,
-            Outcome::FailureRecorded {
+            Outcome::OutputsLost {
                 error_id: "OUTPUT_URL_REFUSED".into()
             },
             "{url}"
@@ -728,7 +728,7 @@ async fn data_uri_outputs_are_decoded_and_stored_with_their_media_type() {
     let out = rig.one("m", raw_envelope(&body)).await.unwrap();
     assert_eq!(
         out,
-        Outcome::FailureRecorded {
+        Outcome::OutputsLost {
             error_id: "OUTPUT_DATA_URI_INVALID".into()
         }
     );
@@ -993,7 +993,7 @@ async fn no_content_and_partial_content_are_never_stored_as_the_output() {
             .unwrap();
         assert_eq!(
             out,
-            Outcome::FailureRecorded {
+            Outcome::OutputsLost {
                 error_id: "OUTPUT_INCOMPLETE".into()
             },
             "{id}"

@@ -487,6 +487,16 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
         (Some(401), Some("bad_signature"))
     );
     assert_eq!(lines[2]["status"].as_u64(), Some(404));
+    // The webhook route's lines name the request's trace; other routes have none.
+    for line in &lines[..2] {
+        assert!(
+            line["trace_id"]
+                .as_str()
+                .is_some_and(hookvault_core::trace::is_valid),
+            "{line}"
+        );
+    }
+    assert!(lines[2].get("trace_id").is_none());
     for needle in [
         "log-scan-secret",
         hookvault_localstack::workerd::LOCAL_AWS_SECRET,
@@ -596,10 +606,203 @@ async fn when_webcrypto_fails_the_rust_hashes_take_over_and_nothing_is_lost() {
         failures.iter().any(|v| v["op"] == "digest"),
         "a digest failure is logged:\n{logs}"
     );
+    // Without crypto.getRandomValues, trace ids still come (from Math.random), logged.
+    assert!(
+        failures.iter().any(|v| v["op"] == "getRandomValues"),
+        "a getRandomValues failure is logged:\n{logs}"
+    );
+    let traces: HashSet<String> = queued_traces(&messages)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(traces.len(), 2, "distinct trace ids: {traces:?}");
+    assert!(traces.iter().all(|t| hookvault_core::trace::is_valid(t)));
     for key in ["k1", "k2"] {
         assert!(
             failures.iter().any(|v| v["key_id"] == key),
             "a MAC failure with {key} is logged:\n{logs}"
         );
     }
+}
+
+/// The edge's JSON log lines among workerd's output.
+fn log_lines(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+/// The trace id of a `traceresponse` header (`00-{trace}-{span}-01`), checked for form.
+fn traced(headers: &reqwest::header::HeaderMap) -> String {
+    let value = headers
+        .get("traceresponse")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no traceresponse header in {headers:?}"));
+    let trace_id = hookvault_core::trace::from_traceparent(value)
+        .unwrap_or_else(|| panic!("traceresponse {value:?} is not in traceparent form"));
+    assert!(
+        value.starts_with("00-") && value.ends_with("-01"),
+        "{value}"
+    );
+    trace_id
+}
+
+/// The trace id each message carries, in its envelope and in its `TraceId` attribute
+/// (both must agree), by event id.
+fn queued_traces(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            let env = Envelope::from_json(m.body.as_deref().unwrap()).unwrap();
+            let attr = m
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get(hookvault_core::trace::SQS_ATTRIBUTE))
+                .unwrap_or_else(|| panic!("{}: no TraceId attribute", env.event_id));
+            assert_eq!(attr.data_type(), "String");
+            let trace_id = env.trace_id.clone().expect("the envelope's trace_id");
+            assert_eq!(
+                attr.string_value(),
+                Some(trace_id.as_str()),
+                "{}: the attribute and the envelope agree",
+                env.event_id
+            );
+            (env.event_id, trace_id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_valid_traceparent_is_the_events_trace_id_end_to_end() {
+    let stack = Stack::start("traced", &[("WEBHOOK_SECRETS", "trace-secret".to_owned())]).await;
+    let sender_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{sender_trace}-00f067aa0ba902b7-01");
+    let body = prediction("pred_traced");
+    let mut headers = sign(Scheme::Skytells, "trace-secret", &body, now());
+    headers.push(("traceparent".to_owned(), traceparent.clone()));
+    let (status, answer, text) = stack.post("/webhooks/skytells", &headers, body).await;
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(
+        traced(&answer),
+        sender_trace,
+        "the answer names the sender's trace"
+    );
+    let span = answer["traceresponse"].to_str().unwrap().to_owned();
+    assert!(
+        !span.contains("00f067aa0ba902b7"),
+        "the edge answers with a span of its own: {span}"
+    );
+    let event_id = serde_json::from_str::<Value>(&text).unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A body too large for one message goes by claim check; its envelope carries the
+    // trace too.
+    let big = format!(
+        r#"{{"id":"pred_traced_big","status":"succeeded","output":[],"logs":"{}"}}"#,
+        "z".repeat(1_100_000)
+    )
+    .into_bytes();
+    let big_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut headers = sign(Scheme::Skytells, "trace-secret", &big, now());
+    headers.push((
+        "traceparent".to_owned(),
+        format!("00-{big_trace}-b7ad6b7169203331-00"),
+    ));
+    let (status, answer, text) = stack.post("/webhooks/skytells", &headers, big).await;
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(traced(&answer), big_trace);
+
+    let messages = stack.drain().await;
+    assert_eq!(messages.len(), 2);
+    let traces = queued_traces(&messages);
+    assert!(
+        traces.contains(&(event_id.clone(), sender_trace.to_owned())),
+        "{traces:?}"
+    );
+    let claim_checked = messages
+        .iter()
+        .map(|m| Envelope::from_json(m.body.as_deref().unwrap()).unwrap())
+        .find(|e| matches!(e.body, hookvault_core::envelope::Body::S3(_)))
+        .expect("the large body went by claim check");
+    assert_eq!(claim_checked.trace_id.as_deref(), Some(big_trace));
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let lines = log_lines(&stack.edge.logs());
+    let line = lines
+        .iter()
+        .find(|v| v["msg"] == "request" && v["event_id"] == event_id.as_str())
+        .expect("the request's log line");
+    assert_eq!(line["trace_id"], sender_trace);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_valid_traceparent_each_request_gets_a_fresh_trace_id() {
+    let stack = Stack::start(
+        "untraced",
+        &[("WEBHOOK_SECRETS", "fresh-trace-secret".to_owned())],
+    )
+    .await;
+    let mut answered = Vec::new();
+    for (id, traceparent) in [
+        ("pred_no_traceparent", None),
+        (
+            "pred_bad_traceparent",
+            // All-zero trace id: invalid (W3C Trace Context §3.2.2.3).
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ),
+        ("pred_garbage_traceparent", Some("not a traceparent")),
+    ] {
+        let body = prediction(id);
+        let mut headers = sign(Scheme::Skytells, "fresh-trace-secret", &body, now());
+        if let Some(t) = traceparent {
+            headers.push(("traceparent".to_owned(), t.to_owned()));
+        }
+        let (status, answer, text) = stack.post("/webhooks/skytells", &headers, body).await;
+        assert_eq!(status, 202, "{id}: {text}");
+        let trace_id = traced(&answer);
+        assert!(
+            hookvault_core::trace::is_valid(&trace_id),
+            "{id}: {trace_id}"
+        );
+        let event_id = serde_json::from_str::<Value>(&text).unwrap()["event_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        answered.push((event_id, trace_id));
+    }
+    let distinct: HashSet<&String> = answered.iter().map(|(_, t)| t).collect();
+    assert_eq!(distinct.len(), answered.len(), "fresh ids: {answered:?}");
+    let mut queued = queued_traces(&stack.drain().await);
+    queued.sort();
+    answered.sort();
+    assert_eq!(
+        queued, answered,
+        "each message carries its request's trace id"
+    );
+
+    // A refusal on the webhook route names its trace too, in the answer and the log.
+    let body = prediction("pred_forged");
+    let (status, answer, _) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "wrong-secret", &body, now()),
+            body,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let refused_trace = traced(&answer);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let lines = log_lines(&stack.edge.logs());
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["status"] == 401 && v["trace_id"] == refused_trace.as_str()),
+        "{lines:?}"
+    );
+    // Other routes have no trace.
+    let health = stack.get("/healthz").await;
+    assert!(health.headers().get("traceresponse").is_none());
 }

@@ -7,6 +7,7 @@ mod e2e_api;
 mod e2e_archiver;
 mod e2e_edge;
 mod e2e_lossless;
+mod e2e_operations;
 mod e2e_pipeline;
 mod e2e_rotation;
 mod e2e_secrets;

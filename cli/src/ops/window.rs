@@ -1,0 +1,117 @@
+//! Time windows: `--since 2h`, `--until 2026-11-29T10:00:00Z`.
+
+use hookvault_core::time::days_from_civil;
+
+/// Parses a time as Unix milliseconds: a duration back from `now_ms` (`90s`, `30m`, `2h`,
+/// `7d`) or an RFC 3339 UTC time (`2026-11-29T10:00:00Z`, fractions allowed).
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if let Some(unit) = s.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+        if let Ok(n) = s[..s.len() - 1].parse::<i64>() {
+            let secs = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3_600,
+                'd' => 86_400,
+                _ => return Err(format!("{s:?}: the unit is one of s, m, h, d")),
+            };
+            if n < 0 {
+                return Err(format!("{s:?}: a duration is not negative"));
+            }
+            return Ok(now_ms.saturating_sub(n.saturating_mul(secs).saturating_mul(1000)));
+        }
+    }
+    rfc3339_ms(s).ok_or_else(|| {
+        format!("{s:?} is neither a duration (2h, 30m, 7d) nor an RFC 3339 UTC time (2026-11-29T10:00:00Z)")
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as Unix milliseconds.
+fn rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix('z'))?;
+    let (date, time) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, m, day) = (
+        d.next()?.parse::<i64>().ok()?,
+        d.next()?.parse::<i64>().ok()?,
+        d.next()?.parse::<i64>().ok()?,
+    );
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':');
+    let (h, mi, sec) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || sec > 60
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let ms = frac
+        .bytes()
+        .take(3)
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'));
+    let days = days_from_civil(y, m, day);
+    Some(((days * 86_400 + h * 3_600 + mi * 60 + sec) * 1000) + ms)
+}
+
+/// The start of every UTC hour from the one holding `since_ms` to the one holding
+/// `until_ms`, in order.
+pub fn hours(since_ms: i64, until_ms: i64) -> Vec<i64> {
+    const HOUR: i64 = 3_600_000;
+    let mut out = Vec::new();
+    let mut h = since_ms.div_euclid(HOUR) * HOUR;
+    while h <= until_ms {
+        out.push(h);
+        h += HOUR;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times_parse() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time("2h", now), Ok(now - 7_200_000));
+        assert_eq!(parse_time("90s", now), Ok(now - 90_000));
+        assert_eq!(parse_time("7d", now), Ok(now - 7 * 86_400_000));
+        assert_eq!(
+            parse_time("2026-11-29T17:05:00Z", now),
+            Ok(1_795_971_900_000)
+        );
+        assert_eq!(
+            parse_time("2026-11-29T17:05:00.25Z", now),
+            Ok(1_795_971_900_250)
+        );
+        for bad in [
+            "",
+            "2x",
+            "-2h",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T17:05:00",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hours_cover_the_window() {
+        let h = 3_600_000;
+        assert_eq!(hours(h + 5, 3 * h), vec![h, 2 * h, 3 * h]);
+        assert_eq!(hours(h, h), vec![h]);
+        assert!(hours(2 * h, h).is_empty());
+    }
+}

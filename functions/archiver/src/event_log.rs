@@ -1,0 +1,131 @@
+//! The event log: after each record, one entry for what became of it, at
+//! `index/log/{YYYY-MM-DD}/{HH}/{provider}/{outcome}/{sha256}.json` (dated by the edge's
+//! receipt) and `index/id/{sha256(event id)}/{provider}/{sha256}.json` (found by event
+//! id). Each holds one [`IndexEntry`] as one JSON line. `hookvault events list` lists an
+//! hour's keys and filters by provider and outcome without reading an object; Athena reads
+//! `index/log/` as a JSON-lines table (`docs/operations.md`). Retention: the template's
+//! `EventLogRetentionDays` lifecycle rule on `index/`.
+//!
+//! An unreadable message has no provider, digest or receipt time: its entry goes under
+//! the provider `~rejected`, with the SHA-256 of the message body and SQS's
+//! `SentTimestamp`.
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use hookvault_core::archive;
+use hookvault_core::records::IndexEntry;
+use sha2::{Digest, Sha256};
+
+use crate::handler::{now_rfc3339, Archiver, Outcome, Transient};
+use crate::metrics::Facts;
+
+/// The entry of one record.
+pub fn entry(record: &SqsMessage, facts: &Facts, outcome: &Outcome, now_ms: i64) -> IndexEntry {
+    let message_id = record.message_id.clone().unwrap_or_default();
+    let (provider, body_sha256, received_at_ms, event_id) =
+        match (&facts.provider, &facts.body_sha256) {
+            (Some(p), Some(sha)) => (
+                p.clone(),
+                sha.clone(),
+                facts.received_at_ms.unwrap_or(now_ms),
+                facts.event_id.clone().unwrap_or_default(),
+            ),
+            _ => {
+                let body = record.body.as_deref().unwrap_or_default();
+                let sent = record
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(now_ms);
+                (
+                    archive::REJECTED_PROVIDER.to_owned(),
+                    hex::encode(Sha256::digest(body.as_bytes())),
+                    sent,
+                    message_id.clone(),
+                )
+            }
+        };
+    IndexEntry {
+        event_id,
+        provider,
+        received_at_ms,
+        body_sha256,
+        body_bytes: facts.body_bytes,
+        outcome: outcome.index_outcome(),
+        prediction_id: facts.prediction_id.clone(),
+        status: facts.status.clone(),
+        error_id: facts.error_id.clone(),
+        raw_event: facts.raw_event.clone(),
+        trace_id: facts.trace_id.clone(),
+        message_id,
+        replayed: facts.replayed,
+        recorded_at: now_rfc3339(),
+    }
+}
+
+impl Archiver {
+    /// Writes the record's entry under both keys. An S3 failure is transient: the record
+    /// is redelivered, and everything before this is content addressed or guarded by the
+    /// manifest, so the redelivery only writes the entry.
+    pub(crate) async fn log_event(
+        &self,
+        record: &SqsMessage,
+        facts: &Facts,
+        outcome: &Outcome,
+    ) -> Result<(), Transient> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let e = entry(record, facts, outcome, now_ms);
+        let mut line = serde_json::to_vec(&e).map_err(|err| Transient(err.to_string()))?;
+        line.push(b'\n');
+        let log_key =
+            archive::index_log_key(e.received_at_ms, &e.provider, e.outcome, &e.body_sha256);
+        let id_key = archive::index_id_key(&e.event_id, &e.provider, &e.body_sha256);
+        self.put_bytes(&log_key, line.clone(), "application/x-ndjson")
+            .await?;
+        self.put_bytes(&id_key, line, "application/x-ndjson")
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookvault_core::records::IndexOutcome;
+
+    #[test]
+    fn an_unreadable_message_is_logged_by_its_own_digest_and_sent_time() {
+        let mut record = SqsMessage::default();
+        record.message_id = Some("m-1".into());
+        record.body = Some("not an envelope".into());
+        record
+            .attributes
+            .insert("SentTimestamp".into(), "1800000000000".into());
+        let e = entry(&record, &Facts::default(), &Outcome::Rejected, 5);
+        assert_eq!(e.provider, archive::REJECTED_PROVIDER);
+        assert_eq!(e.outcome, IndexOutcome::Rejected);
+        assert_eq!(e.received_at_ms, 1_800_000_000_000);
+        assert_eq!(
+            e.body_sha256,
+            hex::encode(Sha256::digest(b"not an envelope"))
+        );
+        assert_eq!(e.event_id, "m-1");
+        let facts = Facts {
+            provider: Some("skytells".into()),
+            body_sha256: Some("ab".repeat(32)),
+            received_at_ms: Some(7),
+            event_id: Some("skytells:p:succeeded".into()),
+            prediction_id: Some("p".into()),
+            replayed: true,
+            ..Facts::default()
+        };
+        let e = entry(&record, &facts, &Outcome::AlreadyArchived, 5);
+        assert_eq!(
+            (e.provider.as_str(), e.received_at_ms, e.outcome),
+            ("skytells", 7, IndexOutcome::Archived)
+        );
+        assert!(e.replayed);
+    }
+}

@@ -1,0 +1,237 @@
+//! `hookvault-dev drill`: the operations runbook (`docs/operations.md`) on the local stack.
+//! It breaks the archiver (a bucket name with a typo), sends webhooks that therefore end
+//! in the DLQ, shows the permanent-failure metric the alarm watches, restarts the
+//! archiver fixed, and has the operator replay the DLQ with the `hookvault` CLI; then it
+//! checks that every event was archived exactly once (one version of each manifest in a
+//! versioned bucket).
+//!
+//! Without `--yes` it waits at each step for the operator to run the printed commands in
+//! another terminal; with `--yes` it runs them itself.
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookvault_core::Scheme;
+
+use crate::lambda::{archiver_env, LambdaFunction};
+use crate::moto::Moto;
+use crate::operator::{depth, enable_versioning, versions, Target};
+use crate::poller::{create_with_dlq, Poller};
+use crate::provider::Provider;
+use crate::workerd::{local_bindings, Edge};
+use crate::{paths, s3, sqs, StackError};
+
+const SECRET: &str = "drill-webhook-secret";
+const BUCKET: &str = "archive";
+const IDS: [&str; 3] = ["pred_drill_1", "pred_drill_2", "pred_drill_3"];
+
+fn err(e: impl std::fmt::Display) -> StackError {
+    StackError::Start(format!("drill: {e}"))
+}
+
+fn step(text: &str) {
+    println!("\n\x1b[1m== {text}\x1b[0m");
+}
+
+/// Waits for Enter, unless `yes`.
+fn pause(yes: bool, what: &str) {
+    if yes {
+        return;
+    }
+    println!("\n   … {what}, then press Enter here.");
+    let _ = std::io::stdin().lock().lines().next();
+}
+
+async fn manifest_versions(s3: &aws_sdk_s3::Client, id: &str) -> Result<usize, StackError> {
+    versions(s3, BUCKET, &format!("predictions/{id}/manifest.json")).await
+}
+
+/// Polls the queue into `archiver` in the background, as Lambda's event-source mapping.
+fn keep_polling(
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    archiver: Arc<LambdaFunction>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let poller = Poller {
+            queue_url: queue,
+            batch_size: 10,
+            visibility_timeout: 1,
+        };
+        loop {
+            if poller.poll(&sqs, &archiver).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    })
+}
+
+/// Runs the drill; the report on success.
+pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
+    let cli = paths::hookvault_cli()?;
+    step("1. The local stack: moto (versioned bucket, queue with a DLQ after 2 receives), the edge, a CDN");
+    let moto = Moto::start(None).await?;
+    let sqs_client = sqs::client(&moto.endpoint);
+    let s3_client = s3::client(&moto.endpoint);
+    s3::create_bucket(&s3_client, BUCKET).await?;
+    enable_versioning(&s3_client, BUCKET).await?;
+    let (queue, dlq) = create_with_dlq(&sqs_client, "events", 2).await?;
+    let target = Target {
+        endpoint: moto.endpoint.clone(),
+        bucket: BUCKET.to_owned(),
+        queue: queue.clone(),
+        dlq: dlq.clone(),
+    };
+    // Runs the CLI as the operator would, when the drill drives itself (--yes).
+    let operator = |args: &'static [&'static str]| {
+        let target = target.clone();
+        async move {
+            if yes {
+                let (_, stdout, stderr) = target.run(args).await?;
+                print!("{stdout}{stderr}");
+            }
+            Ok::<(), StackError>(())
+        }
+    };
+    let cdn = Provider::start().await?;
+    let edge = Edge::start(
+        &local_bindings(
+            &moto.endpoint,
+            &queue,
+            &[
+                ("WEBHOOK_SECRETS", SECRET.to_owned()),
+                ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
+            ],
+        ),
+        None,
+    )
+    .await?;
+    let env = |extra: &[(&str, &str)]| {
+        let mut vars = vec![
+            ("UPLOAD_PART_BYTES", "5242880"),
+            ("MAX_RECEIVE_COUNT", "2"),
+            ("METRICS_NAMESPACE", "hookvault/local"),
+        ];
+        vars.extend_from_slice(extra);
+        archiver_env(&moto.endpoint, BUCKET, &vars)
+    };
+
+    step("2. Break it: the archiver starts with ARCHIVE_BUCKET=archive-typo");
+    let broken = Arc::new(
+        LambdaFunction::start(
+            "functions/archiver",
+            "archiver",
+            &env(&[("ARCHIVE_BUCKET", "archive-typo")]),
+        )
+        .await?,
+    );
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for id in IDS {
+        let body = format!(
+            r#"{{"id":"{id}","status":"succeeded","output":["{}/files/{id}.png?size=4096"]}}"#,
+            cdn.url
+        )
+        .into_bytes();
+        let mut req = http
+            .post(format!("{}/webhooks/skytells", edge.url))
+            .body(body.clone());
+        for (k, v) in
+            hookvault_core::corpus::signed(Scheme::Skytells, SECRET, &body, now).map_err(err)?
+        {
+            req = req.header(k, v);
+        }
+        let status = req.send().await.map_err(err)?.status().as_u16();
+        println!("   POST /webhooks/skytells ({id}): HTTP {status}");
+    }
+    let polling = keep_polling(sqs_client.clone(), queue.clone(), Arc::clone(&broken));
+    let started = Instant::now();
+    while depth(&sqs_client, &dlq).await? < IDS.len() {
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err(err(format!(
+                "the DLQ did not fill in 300 s\n{}",
+                broken.logs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    polling.abort();
+    println!(
+        "   every record failed twice and SQS moved all {} to the DLQ.",
+        IDS.len()
+    );
+
+    step("3. The alarm's metric: PermanentFailures (ErrorId RETRIES_EXHAUSTED), EMF lines in the archiver's log");
+    for line in broken
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"PermanentFailures\"") || l.contains("moves it to the DLQ next"))
+    {
+        println!("   {}", line.trim());
+    }
+    drop(broken);
+
+    let exports = format!(
+        "{}\nexport PATH={}:$PATH",
+        target.exports(),
+        cli.parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    )
+    .replace('\n', "\n   ");
+    step("4. Look before you fix: in another terminal");
+    println!("   {exports}\n   hookvault replay --dlq --dry-run");
+    operator(&["replay", "--dlq", "--dry-run"]).await?;
+    pause(yes, "run it");
+
+    step("5. Fix it: the archiver restarts with ARCHIVE_BUCKET=archive");
+    let fixed = Arc::new(LambdaFunction::start("functions/archiver", "archiver", &env(&[])).await?);
+    let polling = keep_polling(sqs_client.clone(), queue.clone(), Arc::clone(&fixed));
+
+    step("6. Replay the DLQ");
+    println!("   hookvault replay --dlq");
+    operator(&["replay", "--dlq"]).await?;
+    if !yes {
+        println!("   (waiting for the three manifests; up to 10 minutes)");
+    }
+    let started = Instant::now();
+    loop {
+        let mut done = 0;
+        for id in IDS {
+            done += usize::from(manifest_versions(&s3_client, id).await? > 0);
+        }
+        if done == IDS.len() && depth(&sqs_client, &queue).await? == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(err(format!(
+                "{done} of {} archived after 10 minutes\n{}",
+                IDS.len(),
+                fixed.logs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    step("7. Every event archived once");
+    let mut report = String::new();
+    for id in IDS {
+        let versions = manifest_versions(&s3_client, id).await?;
+        println!("   predictions/{id}/manifest.json: {versions} version(s)");
+        if versions != 1 {
+            return Err(err(format!("{id}: {versions} manifest versions, not 1")));
+        }
+    }
+    println!("   hookvault events list --since 1h   (and a second `hookvault replay --dlq` finds nothing)");
+    report.push_str("drill passed: every event in the DLQ was archived exactly once after the fix");
+    if serve {
+        println!("\n   The stack stays up (the fixed archiver polls the queue) until Ctrl-C:\n   {exports}\n   edge: {}", edge.url);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    polling.abort();
+    Ok(report)
+}

@@ -1,0 +1,413 @@
+//! The operator's runbook on the local stack (`docs/operations.md`): break the archiver,
+//! see the failure metric, fix it, replay, and find every event archived once. The
+//! `hookvault` CLI runs as a user runs it, with the standard AWS credential chain pointed
+//! at moto by the environment.
+
+use std::time::{Duration, Instant};
+
+use hookvault_core::records::{IndexEntry, Manifest};
+use hookvault_core::Scheme;
+use hookvault_localstack::lambda::{archiver_env, LambdaFunction};
+use hookvault_localstack::moto::Moto;
+use hookvault_localstack::poller::{create_with_dlq, Poller};
+use hookvault_localstack::provider::Provider;
+use hookvault_localstack::workerd::Edge;
+use hookvault_localstack::{operator, s3, sqs};
+use serde_json::Value;
+
+use crate::utils::{bindings, now, sign};
+
+const SECRET: &str = "operations-secret";
+
+struct Ops {
+    moto: Moto,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    queue: String,
+    dlq: String,
+    edge: Edge,
+    cdn: Provider,
+}
+
+impl Ops {
+    async fn start(max_receives: u32) -> Ops {
+        let moto = Moto::start(None).await.unwrap();
+        let sqs = sqs::client(&moto.endpoint);
+        let s3 = s3::client(&moto.endpoint);
+        s3::create_bucket(&s3, "archive").await.unwrap();
+        // Versioned, so "archived once" is countable: one version per manifest.
+        operator::enable_versioning(&s3, "archive").await.unwrap();
+        let (queue, dlq) = create_with_dlq(&sqs, "events", max_receives).await.unwrap();
+        let cdn = Provider::start().await.unwrap();
+        let edge = Edge::start(
+            &bindings(
+                &moto.endpoint,
+                &queue,
+                &[("WEBHOOK_SECRETS", SECRET.to_owned())],
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+        Ops {
+            moto,
+            sqs,
+            s3,
+            queue,
+            dlq,
+            edge,
+            cdn,
+        }
+    }
+
+    async fn archiver(&self, extra: &[(&str, &str)]) -> LambdaFunction {
+        let mut vars = vec![
+            ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1"),
+            ("UPLOAD_PART_BYTES", "5242880"),
+            ("DOWNLOAD_READ_TIMEOUT_MS", "2000"),
+            ("METRICS_NAMESPACE", "hookvault/e2e"),
+        ];
+        vars.extend_from_slice(extra);
+        let env = archiver_env(&self.moto.endpoint, "archive", &vars);
+        LambdaFunction::start("functions/archiver", "archiver", &env)
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a signed prediction webhook to the edge; 202 expected.
+    async fn send(&self, id: &str, output: &str, traceparent: Option<&str>) {
+        let body =
+            format!(r#"{{"id":"{id}","status":"succeeded","output":{output}}}"#).into_bytes();
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/webhooks/skytells", self.edge.url))
+            .body(body.clone());
+        for (k, v) in sign(Scheme::Skytells, SECRET, &body, now()) {
+            req = req.header(k, v);
+        }
+        if let Some(t) = traceparent {
+            req = req.header("traceparent", t);
+        }
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 202, "{id}");
+    }
+
+    /// A CDN output URL the local archiver may download.
+    fn file(&self, name: &str) -> String {
+        format!(r#"["{}/files/{name}.png?size=2048"]"#, self.cdn.url)
+    }
+
+    fn poller(&self) -> Poller {
+        Poller {
+            queue_url: self.queue.clone(),
+            batch_size: 10,
+            visibility_timeout: 1,
+        }
+    }
+
+    /// Polls with `archiver` until `done` holds (or panics after 120 s, with the logs).
+    async fn poll_until<F, Fut>(&self, archiver: &LambdaFunction, what: &str, done: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !done().await {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{what}: not after 120 s\n{}",
+                archiver.logs()
+            );
+            self.poller()
+                .poll(&self.sqs, archiver)
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", archiver.logs()));
+        }
+    }
+
+    async fn depth(&self, queue: &str) -> usize {
+        operator::depth(&self.sqs, queue).await.unwrap()
+    }
+
+    async fn manifest(&self, id: &str) -> Option<Manifest> {
+        s3::get(
+            &self.s3,
+            "archive",
+            &format!("predictions/{id}/manifest.json"),
+        )
+        .await
+        .unwrap()
+        .map(|(b, _)| serde_json::from_slice(&b).unwrap())
+    }
+
+    /// How many versions of the manifest of `id` were written.
+    async fn manifest_versions(&self, id: &str) -> usize {
+        operator::versions(
+            &self.s3,
+            "archive",
+            &format!("predictions/{id}/manifest.json"),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Runs `hookvault ARGS --json` against this stack; (exit code, JSON lines).
+    async fn cli(&self, args: &[&str]) -> (i32, Vec<Value>) {
+        let target = operator::Target {
+            endpoint: self.moto.endpoint.clone(),
+            bucket: "archive".to_owned(),
+            queue: self.queue.clone(),
+            dlq: self.dlq.clone(),
+        };
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (code, stdout, stderr) = target.run(&args).await.unwrap();
+        let lines = stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("hookvault {args:?}: not JSON ({e}): {l}\nstderr: {stderr}")
+                })
+            })
+            .collect();
+        (code, lines)
+    }
+}
+
+/// The summary line of a replay: (replayed, skipped, failed).
+fn summary(lines: &[Value]) -> (u64, u64, u64) {
+    let s = &lines.last().expect("a summary line")["summary"];
+    (
+        s["replayed"].as_u64().unwrap(),
+        s["skipped"].as_u64().unwrap(),
+        s["failed"].as_u64().unwrap(),
+    )
+}
+
+/// The EMF lines the archiver printed for `metric`.
+fn emf_lines(logs: &str, metric: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some() && v.get(metric).is_some())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_archiver_fills_the_dlq_and_replay_dlq_archives_each_event_once() {
+    let ops = Ops::start(2).await;
+    // The misconfiguration: a bucket that does not exist (a typo in ARCHIVE_BUCKET, or
+    // a role without access): every record fails, and SQS moves it to the DLQ.
+    let broken = ops
+        .archiver(&[
+            ("ARCHIVE_BUCKET", "archive-typo"),
+            ("MAX_RECEIVE_COUNT", "2"),
+        ])
+        .await;
+    let ids = ["pred_dlq_1", "pred_dlq_2", "pred_dlq_3"];
+    for id in ids {
+        ops.send(id, &ops.file(id), None).await;
+    }
+    ops.poll_until(&broken, "three messages in the DLQ", || async {
+        ops.depth(&ops.dlq).await == 3
+    })
+    .await;
+    // The last receive of each was reported as a permanent failure, by error id.
+    let logs = broken.logs();
+    let failures = emf_lines(&logs, "PermanentFailures");
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|v| v["ErrorId"] == "RETRIES_EXHAUSTED")
+            .count(),
+        3,
+        "{logs}"
+    );
+    assert_eq!(
+        failures[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "hookvault/e2e"
+    );
+    assert!(
+        logs.contains("moves it to the DLQ next"),
+        "the last failure is logged at error level:\n{logs}"
+    );
+    drop(broken);
+    for id in ids {
+        assert!(ops.manifest(id).await.is_none());
+    }
+
+    // A dry run changes nothing.
+    let (code, lines) = ops.cli(&["replay", "--dlq", "--dry-run"]).await;
+    assert_eq!((code, summary(&lines)), (0, (3, 0, 0)), "{lines:?}");
+    assert_eq!(ops.depth(&ops.queue).await, 0);
+
+    // Fixed: the right bucket. The DLQ goes back to the queue, and everything is archived.
+    let fixed = ops.archiver(&[("MAX_RECEIVE_COUNT", "2")]).await;
+    let (code, lines) = ops.cli(&["replay", "--dlq"]).await;
+    assert_eq!((code, summary(&lines)), (0, (3, 0, 0)), "{lines:?}");
+    assert_eq!(
+        ops.depth(&ops.dlq).await,
+        0,
+        "deleted from the DLQ once queued"
+    );
+    ops.poll_until(&fixed, "three manifests", || async {
+        let mut all = true;
+        for id in ids {
+            all &= ops.manifest(id).await.is_some();
+        }
+        all
+    })
+    .await;
+    // Drain whatever is left, then: each archived exactly once.
+    ops.poll_until(&fixed, "an empty queue", || async {
+        ops.depth(&ops.queue).await == 0
+    })
+    .await;
+    for id in ids {
+        assert_eq!(ops.manifest_versions(id).await, 1, "{id} archived once");
+    }
+    // A second replay finds nothing to do.
+    let (code, lines) = ops.cli(&["replay", "--dlq"]).await;
+    assert_eq!((code, summary(&lines)), (0, (0, 0, 0)), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_nothing() {
+    let ops = Ops::start(3).await;
+    // The misconfiguration: the CDN's host is not on DOWNLOAD_ALLOWED_HOSTS.
+    let broken = ops
+        .archiver(&[("DOWNLOAD_ALLOWED_HOSTS", "cdn.example.invalid")])
+        .await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    ops.send(
+        "pred_log_1",
+        &ops.file("a"),
+        Some(&format!("00-{trace}-00f067aa0ba902b7-01")),
+    )
+    .await;
+    ops.send("pred_log_2", &ops.file("b"), None).await;
+    ops.send("pred_log_text", r#""a caption, no file""#, None)
+        .await;
+    ops.poll_until(&broken, "three events logged", || async {
+        s3::keys(&ops.s3, "archive", "index/log/")
+            .await
+            .unwrap()
+            .len()
+            == 3
+    })
+    .await;
+    let refused = emf_lines(&broken.logs(), "PermanentFailures");
+    assert_eq!(
+        refused
+            .iter()
+            .filter(|v| v["ErrorId"] == "OUTPUT_URL_REFUSED")
+            .count(),
+        2,
+        "{}",
+        broken.logs()
+    );
+    drop(broken);
+
+    // The log: two failed, one archived; filters by state and prediction.
+    let (_, all) = ops.cli(&["events", "list", "--since", "1h"]).await;
+    let state = |lines: &[Value], id: &str| {
+        lines
+            .iter()
+            .find(|e| e["prediction_id"] == id)
+            .map(|e| e["outcome"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(state(&all, "pred_log_1").as_deref(), Some("failed"));
+    assert_eq!(state(&all, "pred_log_text").as_deref(), Some("archived"));
+    let (_, failed) = ops
+        .cli(&["events", "list", "--since", "1h", "--status", "failed"])
+        .await;
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|e| e["error_id"] == "OUTPUT_URL_REFUSED"));
+    let (_, one) = ops
+        .cli(&[
+            "events",
+            "list",
+            "--since",
+            "1h",
+            "--prediction",
+            "pred_log_1",
+        ])
+        .await;
+    assert_eq!(one.len(), 1);
+    let first: IndexEntry = serde_json::from_value(one[0].clone()).unwrap();
+    let (_, none) = ops
+        .cli(&["events", "list", "--since", "1h", "--provider", "github"])
+        .await;
+    assert!(none.is_empty());
+
+    // A dry run of one prediction: counted, nothing queued.
+    let (code, lines) = ops
+        .cli(&[
+            "replay",
+            "--since",
+            "1h",
+            "--status",
+            "failed",
+            "--prediction",
+            "pred_log_1",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!((code, summary(&lines)), (0, (1, 0, 0)), "{lines:?}");
+    assert_eq!(ops.depth(&ops.queue).await, 0);
+
+    // Fixed; only the failed events are re-enqueued, and archived.
+    let fixed = ops.archiver(&[]).await;
+    let (code, lines) = ops
+        .cli(&["replay", "--since", "1h", "--status", "failed"])
+        .await;
+    assert_eq!((code, summary(&lines)), (0, (2, 0, 0)), "{lines:?}");
+    ops.poll_until(&fixed, "both archived", || async {
+        ops.manifest("pred_log_1").await.is_some() && ops.manifest("pred_log_2").await.is_some()
+    })
+    .await;
+    ops.poll_until(&fixed, "an empty queue", || async {
+        ops.depth(&ops.queue).await == 0
+    })
+    .await;
+
+    // The event's trace id went from the sender's traceparent to the manifest.
+    let manifest = ops.manifest("pred_log_1").await.unwrap();
+    assert_eq!(manifest.trace_id.as_deref(), Some(trace));
+    assert_eq!(first.trace_id.as_deref(), Some(trace));
+    assert!(
+        fixed
+            .logs()
+            .lines()
+            .any(|l| l.contains(trace) && l.contains("\"requestId\"")),
+        "the archiver's lines carry the trace id beside the request id:\n{}",
+        fixed.logs()
+    );
+
+    // A second replay of everything changes nothing: all three are archived.
+    let (code, lines) = ops.cli(&["replay", "--since", "1h"]).await;
+    assert_eq!((code, summary(&lines)), (0, (0, 3, 0)), "{lines:?}");
+    assert_eq!(ops.depth(&ops.queue).await, 0);
+    for id in ["pred_log_1", "pred_log_2", "pred_log_text"] {
+        assert_eq!(ops.manifest_versions(id).await, 1, "{id}");
+    }
+
+    // `events show` verifies the stored bytes again with the secret, and shows the
+    // archive state.
+    let (code, shown) = ops
+        .cli(&["events", "show", &first.event_id, "--secret", SECRET])
+        .await;
+    assert_eq!(code, 0, "{shown:?}");
+    assert_eq!(shown[0]["signature"]["verified"], true, "{shown:?}");
+    assert_eq!(shown[0]["entry"]["outcome"], "archived");
+    assert!(shown[0]["archive"]["manifest"].is_string(), "{shown:?}");
+    let (code, wrong) = ops
+        .cli(&[
+            "events",
+            "show",
+            &first.event_id,
+            "--secret",
+            "not-the-secret",
+        ])
+        .await;
+    assert_eq!(code, 1);
+    assert_eq!(wrong[0]["signature"]["verified"], false);
+}
