@@ -41,11 +41,14 @@ pub struct WindowArgs {
     /// Only this prediction id.
     #[arg(long)]
     pub prediction: Option<String>,
+    /// Only this event id (repeat for several).
+    #[arg(long = "event-id")]
+    pub event_ids: Vec<String>,
 }
 
 impl WindowArgs {
-    /// (since, until) in Unix milliseconds, and the filter.
-    pub fn resolve(&self, now_ms: i64) -> Result<(i64, i64, Filter), CliError> {
+    /// The window (Unix milliseconds, checked) and the filters.
+    pub fn resolve(&self, now_ms: i64) -> Result<Filter, CliError> {
         let since = window::parse_time(&self.since, now_ms)
             .map_err(|e| CliError::Usage(format!("--since {e}")))?;
         let until = match &self.until {
@@ -53,22 +56,28 @@ impl WindowArgs {
                 .map_err(|e| CliError::Usage(format!("--until {e}")))?,
             None => now_ms,
         };
+        if since > now_ms {
+            return Err(CliError::Usage(format!(
+                "--since {:?} is in the future",
+                self.since
+            )));
+        }
         if until < since {
             return Err(CliError::Usage("--until is before --since".into()));
         }
-        Ok((
-            since,
-            until,
-            Filter {
-                provider: self.provider.clone(),
-                outcomes: self.status.clone(),
-                prediction: self.prediction.clone(),
-            },
-        ))
+        Ok(Filter {
+            since_ms: since,
+            until_ms: until,
+            event_ids: self.event_ids.clone(),
+            provider: self.provider.clone(),
+            outcomes: self.status.clone(),
+            prediction: self.prediction.clone(),
+        })
     }
 }
 
-fn parse_outcome(s: &str) -> Result<IndexOutcome, String> {
+/// An event state for clap, with the list of valid ones when it is not one.
+pub fn parse_outcome(s: &str) -> Result<IndexOutcome, String> {
     IndexOutcome::parse(s).ok_or_else(|| {
         format!(
             "{s:?} is not one of {}",
@@ -121,8 +130,8 @@ pub async fn entries(
     window: &WindowArgs,
     json: bool,
 ) -> Result<Vec<IndexEntry>, CliError> {
-    let (since, until, filter) = window.resolve(now_ms())?;
-    let listed = log::list_keys(aws, bucket, since, until, &filter).await?;
+    let filter = window.resolve(now_ms())?;
+    let listed = log::list_keys(aws, bucket, &filter).await?;
     let bar = progress(Some(listed.len() as u64), json, "reading the event log");
     let entries = log::read_entries(aws, bucket, &listed, &filter, || bar.inc(1)).await;
     bar.finish_and_clear();
@@ -133,16 +142,20 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
     let aws = Aws::load().await;
     let entries = entries(&aws, &a.stack.bucket, &a.window, a.stack.json).await?;
     if !a.stack.json {
-        println!(
+        outln!(
             "{:<24} {:<10} {:<17} {:<40} {:<20} ERROR",
-            "RECEIVED", "PROVIDER", "STATE", "EVENT", "PREDICTION"
+            "RECEIVED",
+            "PROVIDER",
+            "STATE",
+            "EVENT",
+            "PREDICTION"
         );
     }
     for e in &entries {
         if a.stack.json {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
+            outln!("{}", serde_json::to_string(e).unwrap_or_default());
         } else {
-            println!(
+            outln!(
                 "{:<24} {:<10} {:<17} {:<40} {:<20} {}",
                 hookvault_core::time::rfc3339(e.received_at_ms.div_euclid(1000)),
                 e.provider,
@@ -154,7 +167,7 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
         }
     }
     if !a.stack.json {
-        eprintln!("{} events", entries.len());
+        eprintln!("{} event(s)", entries.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,7 +187,7 @@ async fn show(a: ShowArgs) -> Result<ExitCode, CliError> {
         let shown = describe(&aws, bucket, &entry, a.secret.as_deref()).await?;
         refused |= shown["signature"]["verified"] == Value::Bool(false);
         if a.stack.json {
-            println!("{shown}");
+            outln!("{shown}");
         } else {
             print_text(&shown);
         }
@@ -225,8 +238,14 @@ async fn describe(
         if let Some(secret) = secret {
             out["signature"] = verify(aws, bucket, r, secret).await?;
         }
-    } else if entry.outcome != IndexOutcome::Rejected {
-        out["event"] = json!({ "missing": entry.raw_event });
+    } else {
+        if entry.outcome != IndexOutcome::Rejected {
+            out["event"] = json!({ "missing": entry.raw_event });
+        }
+        if secret.is_some() {
+            // Asked to verify and cannot: say so, and exit 1.
+            out["signature"] = json!({ "verified": false, "reason": "no stored evidence (event.json) to verify against" });
+        }
     }
     Ok(out)
 }
@@ -262,11 +281,11 @@ fn print_text(v: &Value) {
             .map(str::to_owned)
             .unwrap_or_else(|| x.to_string())
     };
-    println!("event      {}", s(&e["event_id"]));
-    println!("provider   {}", s(&e["provider"]));
-    println!("state      {}", s(&e["outcome"]));
+    outln!("event      {}", s(&e["event_id"]));
+    outln!("provider   {}", s(&e["provider"]));
+    outln!("state      {}", s(&e["outcome"]));
     if let Some(r) = e["received_at_ms"].as_i64() {
-        println!(
+        outln!(
             "received   {}",
             hookvault_core::time::rfc3339(r.div_euclid(1000))
         );
@@ -279,16 +298,16 @@ fn print_text(v: &Value) {
         ("raw event", "raw_event"),
     ] {
         if !e[field].is_null() {
-            println!("{label:<10} {}", s(&e[field]));
+            outln!("{label:<10} {}", s(&e[field]));
         }
     }
-    println!(
+    outln!(
         "body       {} bytes, sha256 {}",
         s(&e["body_bytes"]),
         s(&e["body_sha256"])
     );
     if let Some(ev) = v.get("event").filter(|x| x.get("scheme").is_some()) {
-        println!(
+        outln!(
             "scheme     {} (key {} , {})",
             s(&ev["scheme"]),
             s(&ev["key_id"]),
@@ -296,19 +315,19 @@ fn print_text(v: &Value) {
         );
         if let Some(h) = ev["signature_headers"].as_array() {
             for pair in h {
-                println!("header     {}: {}", s(&pair[0]), s(&pair[1]));
+                outln!("header     {}: {}", s(&pair[0]), s(&pair[1]));
             }
         }
     }
     if let Some(a) = v.get("archive") {
-        println!("archive    {a}");
+        outln!("archive    {a}");
     }
     if let Some(sig) = v.get("signature") {
         if sig["verified"] == Value::Bool(true) {
-            println!("signature  verified again from the stored bytes");
+            outln!("signature  verified again from the stored bytes");
         } else {
-            println!("signature  REFUSED: {}", s(&sig["reason"]));
+            outln!("signature  REFUSED: {}", s(&sig["reason"]));
         }
     }
-    println!();
+    outln!("");
 }

@@ -12,12 +12,18 @@ use crate::commands::CliError;
 
 /// Entries read at once.
 const READS_IN_FLIGHT: usize = 16;
-/// The longest window listed at once: 90 days of hours.
-pub const MAX_HOURS: usize = 90 * 24;
+/// The longest window listed at once: 90 days (which touch 90 × 24 + 1 hours).
+pub const MAX_HOURS: i64 = 90 * 24 + 1;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// The edge's receipt time from, Unix milliseconds (inclusive).
+    pub since_ms: i64,
+    /// The edge's receipt time to, Unix milliseconds (inclusive).
+    pub until_ms: i64,
+    /// Only these event ids (all when empty).
+    pub event_ids: Vec<String>,
     /// Only this provider.
     pub provider: Option<String>,
     /// Only events whose deciding outcome is one of these (all when empty).
@@ -35,23 +41,18 @@ pub struct Listed {
     pub outcome: IndexOutcome,
 }
 
-/// The keys of every hour in `[since_ms, until_ms]`, one per event (its highest-ranked
+/// The keys of every hour in the filter's window, one per event (its highest-ranked
 /// outcome: an event that failed and was then archived is archived), filtered by
 /// provider and outcome from the keys alone.
-pub async fn list_keys(
-    aws: &Aws,
-    bucket: &str,
-    since_ms: i64,
-    until_ms: i64,
-    filter: &Filter,
-) -> Result<Vec<Listed>, CliError> {
-    let hours = window::hours(since_ms, until_ms);
-    if hours.len() > MAX_HOURS {
+pub async fn list_keys(aws: &Aws, bucket: &str, filter: &Filter) -> Result<Vec<Listed>, CliError> {
+    let count = window::hour_count(filter.since_ms, filter.until_ms);
+    if count > MAX_HOURS {
         return Err(CliError::Usage(format!(
-            "the window spans {} hours; at most {MAX_HOURS} (90 days) are listed at once",
-            hours.len()
+            "the window spans {count} hours; at most 90 days are listed at once (query the \
+             log with Athena for more: docs/operations.md)"
         )));
     }
+    let hours = window::hours(filter.since_ms, filter.until_ms);
     // (provider, sha) → (outcome, key), the highest outcome kept.
     let mut events: BTreeMap<(String, String), (IndexOutcome, String)> = BTreeMap::new();
     for hour in hours {
@@ -102,11 +103,14 @@ pub async fn read_entries(
     .buffered(READS_IN_FLIGHT)
     .try_collect()
     .await?;
+    // The log is by hour; the window is to the millisecond.
     entries.retain(|e| {
-        filter
-            .prediction
-            .as_deref()
-            .is_none_or(|p| e.prediction_id.as_deref() == Some(p))
+        (filter.since_ms..=filter.until_ms).contains(&e.received_at_ms)
+            && filter
+                .prediction
+                .as_deref()
+                .is_none_or(|p| e.prediction_id.as_deref() == Some(p))
+            && (filter.event_ids.is_empty() || filter.event_ids.contains(&e.event_id))
     });
     entries.sort_by(|a, b| (a.received_at_ms, &a.event_id).cmp(&(b.received_at_ms, &b.event_id)));
     Ok(entries)

@@ -1,6 +1,14 @@
 //! The operator commands: `hookvault events list|show` and `hookvault replay`, on the
 //! stack's archive bucket and queues, with the standard AWS credential chain.
 
+/// `println!` that ends the program quietly (exit 0) when stdout is closed, as when the
+/// output is piped into `head`, instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::ops::out(&format!($($t)*))
+    };
+}
+
 pub mod events;
 pub mod log;
 pub mod replay;
@@ -59,16 +67,32 @@ impl Aws {
     }
 }
 
-/// An SDK error with its context (the service's code and message), never a credential.
+/// An SDK error, short: the service's code and message when it answered (`NoSuchBucket:
+/// The specified bucket does not exist`), else what stopped the request (no
+/// credentials, no region, no connection) with a hint. Never a credential.
 pub fn sdk_error<E, R>(what: &str, e: aws_sdk_s3::error::SdkError<E, R>) -> CliError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    CliError::Failed(format!(
-        "{what}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(e)
-    ))
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    if let Some(code) = e.code() {
+        return CliError::Failed(format!(
+            "{what}: {code}: {}",
+            e.message().unwrap_or("(no message)")
+        ));
+    }
+    let full = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+    let hint = if full.contains("region") {
+        " (set AWS_REGION, or a region in your AWS profile)"
+    } else if full.contains("credentials") {
+        " (no AWS credentials: set AWS_PROFILE, run `aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    } else {
+        ""
+    };
+    // The first cause is the useful part; the rest is the SDK's chain of wrappers.
+    let short = full.split(": ").take(3).collect::<Vec<_>>().join(": ");
+    CliError::Failed(format!("{what}: {short}{hint}"))
 }
 
 /// A progress bar on stderr for `len` steps (a spinner when `None`), hidden with `--json`
@@ -95,10 +119,19 @@ pub fn progress(len: Option<u64>, json: bool, what: &str) -> ProgressBar {
     bar
 }
 
+/// Writes one line to stdout; a closed stdout (`| head`) ends the program with exit 0.
+pub fn out(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}").is_err() {
+        std::process::exit(0);
+    }
+}
+
 /// Prints a line above the progress bar (or as is without one).
 pub fn say(bar: &ProgressBar, line: &str) {
     if bar.is_hidden() {
-        println!("{line}");
+        out(line);
     } else {
         bar.println(line);
     }

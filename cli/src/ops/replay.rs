@@ -20,7 +20,7 @@ use hookvault_core::archive;
 use hookvault_core::envelope::{needs_claim_check, Body, Envelope, Replay, S3Object};
 use hookvault_core::records::{EventRecord, IndexEntry, IndexOutcome};
 
-use super::events::{entries, now_ms, WindowArgs};
+use super::events::{entries, now_ms, parse_outcome, WindowArgs};
 use super::{log, progress, report, sdk_error, Action, Aws, QueueArgs, StackArgs, Summary};
 use crate::commands::CliError;
 
@@ -45,8 +45,8 @@ pub struct ReplayArgs {
     /// The DLQ (the stack's `DlqUrl` output).
     #[arg(long, env = "HOOKVAULT_DLQ_URL", required_if_eq("dlq", "true"))]
     dlq_url: Option<String>,
-    /// With --dlq: only the messages of this event id (repeat for several).
-    #[arg(long = "event-id", requires = "dlq")]
+    /// Only this event id (repeat for several), with --dlq or --since.
+    #[arg(long = "event-id")]
     event_ids: Vec<String>,
     /// Replay the event log's events from this time (see `events list`).
     #[arg(long, required_unless_present = "dlq")]
@@ -57,9 +57,10 @@ pub struct ReplayArgs {
     /// Only this provider.
     #[arg(long, requires = "since")]
     provider: Option<String>,
-    /// Only events in this state (repeat for several); see `events list --help`.
-    #[arg(long = "status", requires = "since")]
-    status: Vec<String>,
+    /// Only events in this state (repeat for several): archived, failed,
+    /// prediction_failed, kept, ignored, rejected.
+    #[arg(long = "status", requires = "since", value_parser = parse_outcome)]
+    status: Vec<IndexOutcome>,
     /// Only this prediction id.
     #[arg(long, requires = "since")]
     prediction: Option<String>,
@@ -82,7 +83,7 @@ pub async fn run(a: ReplayArgs) -> Result<ExitCode, CliError> {
     } else {
         from_log(&aws, &a).await?
     };
-    println!("{}", summary.line(a.stack.json));
+    outln!("{}", summary.line(a.stack.json));
     Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -107,15 +108,9 @@ async fn from_log(aws: &Aws, a: &ReplayArgs) -> Result<Summary, CliError> {
         since: a.since.clone().unwrap_or_default(),
         until: a.until.clone(),
         provider: a.provider.clone(),
-        status: a
-            .status
-            .iter()
-            .map(|s| {
-                IndexOutcome::parse(s)
-                    .ok_or_else(|| CliError::Usage(format!("--status {s:?} is not an event state")))
-            })
-            .collect::<Result<_, _>>()?,
+        status: a.status.clone(),
         prediction: a.prediction.clone(),
+        event_ids: a.event_ids.clone(),
     };
     let json = a.stack.json;
     let entries = entries(aws, &a.stack.bucket, &window, json).await?;
@@ -246,6 +241,15 @@ async fn from_dlq(aws: &Aws, a: &ReplayArgs, dlq: &str) -> Result<Summary, CliEr
         ..Summary::default()
     };
     let wanted: HashSet<&str> = a.event_ids.iter().map(String::as_str).collect();
+    if is_fifo(dlq) && (a.dry_run || !wanted.is_empty()) {
+        // SQS hands out a FIFO group's next messages only once the ones in flight are
+        // deleted: held messages block the rest of their group for this run.
+        eprintln!(
+            "note: the DLQ is FIFO: a dry run or an --event-id filter sees at most 10 messages \
+             of each message group (those held back block the rest of their group); \
+             a real run without --event-id moves them all"
+        );
+    }
     let bar = progress(None, json, "replaying the DLQ");
     // Messages left in the DLQ (filtered out, dry run, failed): made visible again at the end.
     let mut held: HashMap<String, String> = HashMap::new();

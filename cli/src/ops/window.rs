@@ -1,6 +1,6 @@
 //! Time windows: `--since 2h`, `--until 2026-11-29T10:00:00Z`.
 
-use hookvault_core::time::days_from_civil;
+use hookvault_core::time::{civil_from_days, days_from_civil};
 
 /// Parses a time as Unix milliseconds: a duration back from `now_ms` (`90s`, `30m`, `2h`,
 /// `7d`) or an RFC 3339 UTC time (`2026-11-29T10:00:00Z`, fractions allowed).
@@ -61,13 +61,27 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
         .take(3)
         .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'));
     let days = days_from_civil(y, m, day);
+    // 2026-02-30 is not a date (it would count on into March).
+    if civil_from_days(days) != (y, m, day) {
+        return None;
+    }
     Some(((days * 86_400 + h * 3_600 + mi * 60 + sec) * 1000) + ms)
 }
 
+const HOUR: i64 = 3_600_000;
+
+/// How many UTC hours `[since_ms, until_ms]` touches (0 when `until_ms < since_ms`),
+/// counted without listing them.
+pub fn hour_count(since_ms: i64, until_ms: i64) -> i64 {
+    if until_ms < since_ms {
+        return 0;
+    }
+    until_ms.div_euclid(HOUR) - since_ms.div_euclid(HOUR) + 1
+}
+
 /// The start of every UTC hour from the one holding `since_ms` to the one holding
-/// `until_ms`, in order.
+/// `until_ms`, in order (check [`hour_count`] first: this builds the list).
 pub fn hours(since_ms: i64, until_ms: i64) -> Vec<i64> {
-    const HOUR: i64 = 3_600_000;
     let mut out = Vec::new();
     let mut h = since_ms.div_euclid(HOUR) * HOUR;
     while h <= until_ms {
@@ -101,6 +115,7 @@ mod tests {
             "-2h",
             "yesterday",
             "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
             "2026-11-29T17:05:00",
         ] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
@@ -113,5 +128,9 @@ mod tests {
         assert_eq!(hours(h + 5, 3 * h), vec![h, 2 * h, 3 * h]);
         assert_eq!(hours(h, h), vec![h]);
         assert!(hours(2 * h, h).is_empty());
+        assert_eq!(hour_count(h + 5, 3 * h), 3);
+        assert_eq!(hour_count(2 * h, h), 0);
+        // 90 days from any instant touch 90 × 24 + 1 hours.
+        assert_eq!(hour_count(h + 5, h + 5 + 90 * 86_400_000), 90 * 24 + 1);
     }
 }
