@@ -685,6 +685,20 @@ def check_logging(t: Template) -> list[str]:
                 f"{fid}: LoggingConfig LogGroup {describe(config.get('LogGroup'))} is not a log group "
                 "of this template (its retention and its role's Logs statement are there)"
             )
+        # The EMF metric lines have no level: Lambda takes them as INFO, so an application
+        # log level above INFO drops them and the alarms on them never fire.
+        level = config.get("ApplicationLogLevel")
+        allowed = {"TRACE", "DEBUG", "INFO"}
+        param = t.parameters.get(target(level) or "", {}) if isinstance(level, dict) else None
+        values = set(as_list(param.get("AllowedValues"))) if param is not None else {level}
+        if param is not None and not param.get("AllowedValues"):
+            values = {"(any)"}
+        if level is not None and not values <= allowed:
+            problems.append(
+                f"{fid}: LoggingConfig ApplicationLogLevel may be {', '.join(sorted(values - allowed))}: "
+                "above INFO, Lambda drops the EMF metric lines (they carry no level), and the "
+                "PermanentFailures and RejectedMessages alarms go silent"
+            )
     return problems
 
 

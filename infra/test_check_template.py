@@ -429,6 +429,17 @@ class Mutations(unittest.TestCase):
 
         self.assertClean(self.problems(m))
 
+    def test_log_levels_above_info_would_drop_the_metrics(self):
+        def m(_r, data):
+            data["Parameters"]["LogLevel"]["AllowedValues"] = ["INFO", "WARN"]
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "ApplicationLogLevel may be WARN")
+
+        def literal(r, _):
+            r["ApiFunction"]["Properties"]["LoggingConfig"]["ApplicationLogLevel"] = "ERROR"
+
+        self.assertCaught(self.problems(literal), "ApiFunction", "may be ERROR")
+
     def test_logging_config_with_a_foreign_log_group(self):
         def m(r, _):
             r["ApiFunction"]["Properties"]["LoggingConfig"]["LogGroup"] = "/somewhere/else"

@@ -4,7 +4,10 @@
 #   2. `sam validate --lint` (SAM's transform, then cfn-lint on the result);
 #   3. infra/check_template.py, hookvault's own rules (least privilege, DLQ and visibility
 #      timeout, partial batch responses, 90-day rotation, locked-down buckets), and its
-#      unit tests.
+#      unit tests;
+#   4. scripts/deploy-lambdas.sh offline (infra/test_deploy_lambdas.py): the `cargo lambda
+#      deploy` commands it prints for the fixtures of a stack's outputs and its functions'
+#      configuration (infra/fixtures/), and its refusals.
 # Installs aws-sam-cli and cfn-lint (pinned) into .tools/venv-sam once (scripts/lib/tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +40,5 @@ ${offline[@]+"${offline[@]}"} "$HV_SAM_BIN/sam" validate --lint --template "$tem
 hv_log "infra/check_template.py $template"
 ${offline[@]+"${offline[@]}"} "$HV_SAM_BIN/python" infra/check_template.py "$template"
 
-hv_log "infra/check_template.py's tests"
+hv_log "infra/'s tests: check_template.py, deploy-lambdas.sh (offline, infra/fixtures/)"
 ${offline[@]+"${offline[@]}"} "$HV_SAM_BIN/python" -m unittest discover -s infra -p 'test_*.py'

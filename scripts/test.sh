@@ -27,11 +27,13 @@ cargo build -p hookvault-core --target wasm32-unknown-unknown --locked
 
 scripts/build-edge.sh
 scripts/build-edge.sh --test-build
+hv_log "the edge as a wrangler user deploys it: wrangler deploy --dry-run (its [build] runs scripts/build-edge.sh)"
+scripts/check-edge-deploy.sh
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build), and the CLI the operations tests run"
 cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api -p hookvault-cli --bin hookvault
 
 hv_log "tests (unit, property, CLI, and end-to-end over moto + workerd)"
 cargo test --workspace --locked
 
-hv_log "the Lambda functions as AWS runs them: release, arm64, sizes against the 8 MiB bar"
+hv_log "the Lambda functions as a SAM user builds them: sam build (release, arm64), sizes against the 8 MiB bar"
 scripts/build-lambdas.sh

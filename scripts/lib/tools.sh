@@ -5,7 +5,7 @@
 #
 #   source scripts/lib/tools.sh
 #   hv_rust_target wasm32-unknown-unknown
-#   hv_venv && hv_pip 'moto[server]==5.1.18'
+#   hv_moto               # the tools venv from scripts/lib/requirements/tools.txt (hashes)
 #   hv_cargo_tool worker-build 0.8.7
 #   hv_npm edge            # npm ci in edge/ when its lockfile changed
 
@@ -37,22 +37,20 @@ hv_rust_component() {
   done
 }
 
-# The python venv under .tools/venv.
-hv_venv() {
-  if [ ! -x "$HV_TOOLS/venv/bin/python" ]; then
-    hv_log "creating python venv in .tools/venv"
-    python3 -m venv "$HV_TOOLS/venv" >&2
-    "$HV_TOOLS/venv/bin/pip" install --quiet --upgrade pip >&2
-  fi
-}
-
-# pip requirements into the venv; skipped when the same set was installed before.
-hv_pip() {
-  hv_venv
-  local stamp="$HV_TOOLS/stamps/pip-$(printf '%s\n' "$@" | sha256sum | cut -c1-16)"
+# A lock file (scripts/lib/requirements/*.txt: every package at an exact version, with
+# its hashes) into the venv at $1, with --require-hashes: a fresh machine gets exactly
+# these files or nothing. Skipped when the same lock was installed before.
+# hv_pip_lock VENV LOCK
+hv_pip_lock() {
+  local venv="$1" lock="$HV_ROOT/scripts/lib/requirements/$2"
+  local stamp="$HV_TOOLS/stamps/lock-$(basename "$venv")-$(sha256sum "$lock" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    hv_log "pip install $*"
-    "$HV_TOOLS/venv/bin/pip" install --quiet "$@" >&2
+    if [ ! -x "$venv/bin/python" ]; then
+      hv_log "creating python venv in ${venv#"$HV_ROOT/"}"
+      python3 -m venv "$venv" >&2
+    fi
+    hv_log "pip install --require-hashes -r scripts/lib/requirements/$2 (into ${venv#"$HV_ROOT/"})"
+    "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$lock" >&2
     touch "$stamp"
   fi
 }
@@ -102,15 +100,31 @@ hv_edge_tools() {
   export WORKERD_BIN="$HV_ROOT/edge/node_modules/.bin/workerd"
 }
 
-# moto server (S3, SQS, Secrets Manager) in the tools venv.
+# Node.js 22, for wrangler 4 (which needs Node >= 22; a machine's own may be older), from
+# npm's `node` package (the official binaries), pinned, into .tools/node22. Exports
+# HV_NODE22_BIN, the folder with `node`: put it first on PATH to run wrangler.
+hv_node22() {
+  local version=22.23.3
+  local stamp="$HV_TOOLS/stamps/node-$version"
+  export HV_NODE22_BIN="$HV_TOOLS/node22/node_modules/.bin"
+  if [ ! -f "$stamp" ] || [ ! -x "$HV_NODE22_BIN/node" ]; then
+    hv_log "npm install node@$version (into .tools/node22, for wrangler)"
+    mkdir -p "$HV_TOOLS/node22"
+    npm install --prefix "$HV_TOOLS/node22" --no-audit --no-fund --loglevel=error "node@$version" >&2
+    touch "$stamp"
+  fi
+}
+
+# moto server (S3, SQS, Secrets Manager) in the tools venv, from the lock
+# (scripts/lib/requirements/tools.in says what is pinned and how the lock is made).
 hv_moto() {
-  hv_pip 'moto[server]==5.2.5'
+  hv_pip_lock "$HV_TOOLS/venv" tools.txt
 }
 
 # cargo-lambda (and ziglang, its dependency) in the tools venv: the Lambda runtime
-# emulator (`cargo lambda watch`) and the Lambda builds.
+# emulator (`cargo lambda watch`) and the Lambda builds. The same lock as moto's.
 hv_cargo_lambda() {
-  hv_pip 'cargo-lambda==1.9.2'
+  hv_pip_lock "$HV_TOOLS/venv" tools.txt
 }
 
 # The template checkers: aws-sam-cli (`sam validate --lint`) and cfn-lint, pinned, in a
@@ -119,18 +133,6 @@ hv_cargo_lambda() {
 # by path ("$HV_SAM_BIN/sam", "$HV_SAM_BIN/cfn-lint", "$HV_SAM_BIN/python"). cfn-lint's
 # pin is the newest that aws-sam-cli 1.170.0 accepts (cfn-lint<1.59,>=1.52.0).
 hv_sam() {
-  local venv="$HV_TOOLS/venv-sam"
-  local reqs=('aws-sam-cli==1.170.0' 'cfn-lint==1.58.0')
-  local stamp="$HV_TOOLS/stamps/sam-$(printf '%s\n' "${reqs[@]}" | sha256sum | cut -c1-16)"
-  export HV_SAM_BIN="$venv/bin"
-  if [ ! -f "$stamp" ] || [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
-    if [ ! -x "$venv/bin/python" ]; then
-      hv_log "creating python venv in .tools/venv-sam"
-      python3 -m venv "$venv" >&2
-      "$venv/bin/pip" install --quiet --upgrade pip >&2
-    fi
-    hv_log "pip install ${reqs[*]} (into .tools/venv-sam)"
-    "$venv/bin/pip" install --quiet "${reqs[@]}" >&2
-    touch "$stamp"
-  fi
+  export HV_SAM_BIN="$HV_TOOLS/venv-sam/bin"
+  hv_pip_lock "$HV_TOOLS/venv-sam" sam.txt
 }

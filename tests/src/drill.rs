@@ -17,7 +17,7 @@ use hookvault_core::Scheme;
 use crate::lambda::{archiver_env, LambdaFunction};
 use crate::moto::Moto;
 use crate::operator::{depth, enable_versioning, versions, Target};
-use crate::poller::{create_with_dlq, Poller};
+use crate::poller::create_with_dlq;
 use crate::provider::Provider;
 use crate::workerd::{local_bindings, Edge};
 use crate::{paths, s3, sqs, StackError};
@@ -45,26 +45,6 @@ fn pause(yes: bool, what: &str) {
 
 async fn manifest_versions(s3: &aws_sdk_s3::Client, id: &str) -> Result<usize, StackError> {
     versions(s3, BUCKET, &format!("predictions/{id}/manifest.json")).await
-}
-
-/// Polls the queue into `archiver` in the background, as Lambda's event-source mapping.
-fn keep_polling(
-    sqs: aws_sdk_sqs::Client,
-    queue: String,
-    archiver: Arc<LambdaFunction>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let poller = Poller {
-            queue_url: queue,
-            batch_size: 10,
-            visibility_timeout: 1,
-        };
-        loop {
-            if poller.poll(&sqs, &archiver).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    })
 }
 
 /// Runs the drill; the report on success.
@@ -148,7 +128,13 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
         let status = req.send().await.map_err(err)?.status().as_u16();
         println!("   POST /webhooks/skytells ({id}): HTTP {status}");
     }
-    let polling = keep_polling(sqs_client.clone(), queue.clone(), Arc::clone(&broken));
+    let polling = crate::live::spawn_poller(
+        sqs_client.clone(),
+        queue.clone(),
+        Arc::clone(&broken),
+        1,
+        false,
+    );
     let started = Instant::now();
     while depth(&sqs_client, &dlq).await? < IDS.len() {
         if started.elapsed() > Duration::from_secs(300) {
@@ -190,7 +176,13 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
 
     step("5. Fix it: the archiver restarts with ARCHIVE_BUCKET=archive");
     let fixed = Arc::new(LambdaFunction::start("functions/archiver", "archiver", &env(&[])).await?);
-    let polling = keep_polling(sqs_client.clone(), queue.clone(), Arc::clone(&fixed));
+    let polling = crate::live::spawn_poller(
+        sqs_client.clone(),
+        queue.clone(),
+        Arc::clone(&fixed),
+        1,
+        false,
+    );
 
     step("6. Replay the DLQ");
     println!("   hookvault replay --dlq");

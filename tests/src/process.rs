@@ -32,6 +32,11 @@ impl Service {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
+            // Its own process group: `cargo lambda watch` starts the function as a child,
+            // and dropping the service kills the whole group (see `Drop`), so nothing is
+            // left behind; Ctrl-C in a terminal reaches only hookvault-dev, which stops
+            // the services in order.
+            .process_group(0)
             .spawn()
             .map_err(|e| StackError::Start(format!("cannot start {cmd:?}: {e}")))?;
         Ok(Service {
@@ -71,11 +76,23 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Stops the process and waits for it.
+    /// Stops the process and everything it started (its process group), and waits for it.
     pub async fn stop(&mut self) {
+        self.kill_group();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill().await;
             let _ = c.wait().await;
+        }
+    }
+
+    /// SIGKILL to the service's process group (its id: it leads its own group).
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 
@@ -145,6 +162,12 @@ impl TempDir {
             std::env::temp_dir().join(format!("hookvault-{prefix}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         Ok(TempDir(dir))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 

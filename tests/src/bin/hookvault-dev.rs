@@ -9,6 +9,7 @@
 //! `hookvault-dev bench-edge` runs the edge's load benchmark (see `edge_bench`);
 //! `hookvault-dev bench-archiver` the archiver's (see `archiver_bench`);
 //! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`);
+//! `hookvault-dev serve` keeps a live local pipeline up until Ctrl-C (see `live`);
 //! `hookvault-dev drill [--yes] [--serve]` runs the operations runbook (see `drill`);
 //! `hookvault-dev sqs-sink` runs the edge benchmark's instant SQS sink alone (for
 //! `scripts/profile-edge.sh webhook`).
@@ -302,13 +303,34 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     println!("signed with the old secret → {old_ok:?}; with the new one → {new_ok:?}");
 
     if serve {
-        step("The stack stays up; Ctrl-C stops it");
-        println!("try: cargo run -p hookvault-cli -- send {hook} --scheme skytells --secret {CURRENT} FILE");
+        step("The stack stays up, live: the poller keeps feeding the archiver");
+        drop(rot);
+        let target = hookvault_localstack::operator::Target {
+            endpoint: moto.endpoint.clone(),
+            bucket: "hookvault-archive".to_owned(),
+            queue: queue.clone(),
+            dlq: String::new(),
+        };
+        let sample = hookvault_localstack::live::sample_webhook(&provider.url)?;
         println!(
-            "     curl -H 'authorization: Bearer {CALLER_KEY}' {}/predictions/{id}",
-            api.function_url
+            "{}",
+            hookvault_localstack::live::instructions(
+                &edge.url,
+                CURRENT,
+                &sample,
+                &target,
+                Some(&api.function_url)
+            )
         );
-        let _ = tokio::signal::ctrl_c().await;
+        let poller = hookvault_localstack::live::spawn_poller(
+            client.clone(),
+            queue.clone(),
+            std::sync::Arc::new(archiver),
+            30,
+            true,
+        );
+        hookvault_localstack::live::until_stopped().await?;
+        poller.abort();
     }
     Ok(())
 }
@@ -361,6 +383,7 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("sqs-sink") => report(sqs_sink().await),
         Some("demo") => report(demo(serve).await.map(|()| String::new())),
+        Some("serve") => report(hookvault_localstack::live::serve().await),
         Some("drill") => {
             report(hookvault_localstack::drill::run(args.iter().any(|a| a == "--yes"), serve).await)
         }
@@ -394,7 +417,7 @@ async fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }

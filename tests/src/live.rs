@@ -1,0 +1,188 @@
+//! A live local pipeline: the event-source poller keeps feeding the archiver, so any
+//! webhook sent to the edge (by `hookvault send`, curl, or a tunnel from a real provider)
+//! ends in the local S3. `hookvault-dev serve` starts one; `hookvault-dev demo --serve`
+//! keeps the demo's stack live the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{api_env, create_api_secrets, CALLER_KEY};
+use crate::lambda::{archiver_env, LambdaFunction};
+use crate::moto::Moto;
+use crate::operator::Target;
+use crate::poller::{create_with_dlq, Poller};
+use crate::provider::keys::INITIAL_WEBHOOK_SECRET;
+use crate::provider::Provider;
+use crate::workerd::{local_bindings, Edge};
+use crate::{paths, process, s3, sqs, StackError};
+
+/// moto's port when free: the one `edge/wrangler.toml`'s `[env.local]` points at, so
+/// `wrangler dev --env local` can use this stack's queue and bucket.
+pub const MOTO_PORT: u16 = 4566;
+/// The edge's port when free (wrangler dev's default, for the same URLs either way).
+pub const EDGE_PORT: u16 = 8787;
+/// The queue (with `{QUEUE}-dlq` after 5 receives) and the bucket.
+pub const QUEUE: &str = "hookvault-events";
+/// The archive bucket.
+pub const BUCKET: &str = "hookvault-archive";
+
+/// Feeds `archiver` from `queue` until aborted, as Lambda's event-source mapping does
+/// (a failed record comes back after `visibility_timeout` seconds), printing one line per
+/// batch when `verbose`.
+pub fn spawn_poller(
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    archiver: Arc<LambdaFunction>,
+    visibility_timeout: i32,
+    verbose: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let poller = Poller {
+            queue_url: queue,
+            batch_size: 10,
+            visibility_timeout,
+        };
+        loop {
+            match poller.poll(&sqs, &archiver).await {
+                Ok(p) if p.delivered > 0 && verbose => println!(
+                    "poller: delivered {} to the archiver: {} archived and deleted, {} left for redelivery",
+                    p.delivered, p.deleted, p.failed
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    if verbose {
+                        println!("poller: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn until_stopped() -> Result<(), StackError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// `port` if nothing listens there, else a free one.
+fn port_or_free(port: u16) -> Result<u16, StackError> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(port),
+        Err(_) => process::free_port(),
+    }
+}
+
+/// A sample prediction webhook whose output is on the stand-in CDN (`cdn`), written to
+/// `target/hookvault-dev/webhook.json`; its path.
+pub fn sample_webhook(cdn: &str) -> Result<std::path::PathBuf, StackError> {
+    let dir = paths::root().join("target/hookvault-dev");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("webhook.json");
+    let id = format!("pred_live_{}", std::process::id());
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"id":"{id}","status":"succeeded","model":"flux-1","output":["{cdn}/files/{id}.png?size=65536"]}}"#
+        ),
+    )?;
+    Ok(path)
+}
+
+/// What to tell the person at the terminal: every endpoint, the secret, and how to read
+/// the archive.
+pub fn instructions(
+    edge: &str,
+    secret: &str,
+    sample: &std::path::Path,
+    target: &Target,
+    api: Option<&str>,
+) -> String {
+    let hook = format!("{edge}/webhooks/skytells");
+    let cli = paths::root().join("target/debug/hookvault");
+    let mut out = format!(
+        "edge (webhooks):  {hook}\n\
+         webhook secret:   {secret}   (scheme skytells: x-skytells-signature over the raw body)\n\
+         moto (S3, SQS):   {endpoint}   bucket {bucket}, queue {queue}\n\
+         \n\
+         send a signed webhook (its output is on the stand-in CDN, which the archiver may download):\n\
+         \x20 {cli} send {hook} --scheme skytells --secret {secret} {sample}\n\
+         then read the archive with the operator CLI:\n\
+         \x20 {exports}\n\
+         \x20 {cli} events list --since 1h\n",
+        endpoint = target.endpoint,
+        bucket = target.bucket,
+        queue = target.queue,
+        sample = sample.display(),
+        exports = target.exports().replace('\n', "\n  "),
+        cli = cli.display(),
+    );
+    if let Some(api) = api {
+        out.push_str(&format!(
+            "the api (Function URL):  {api}/predictions   Authorization: Bearer {CALLER_KEY}\n"
+        ));
+    }
+    out.push_str("Ctrl-C stops everything.");
+    out
+}
+
+/// `hookvault-dev serve`: moto, the edge in workerd, the stand-in provider and CDN, the
+/// api and the archiver under `cargo lambda watch`, and the poller, until Ctrl-C.
+pub async fn serve() -> Result<String, StackError> {
+    let moto = Moto::start(Some(port_or_free(MOTO_PORT)?)).await?;
+    let sqs_client = sqs::client(&moto.endpoint);
+    let store = s3::client(&moto.endpoint);
+    s3::create_bucket(&store, BUCKET).await?;
+    let (queue, dlq) = create_with_dlq(&sqs_client, QUEUE, 5).await?;
+    let secret = INITIAL_WEBHOOK_SECRET;
+    let edge = Edge::start(
+        &local_bindings(
+            &moto.endpoint,
+            &queue,
+            &[
+                ("WEBHOOK_SECRETS", secret.to_owned()),
+                ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
+            ],
+        ),
+        Some(port_or_free(EDGE_PORT)?),
+    )
+    .await?;
+    let provider = Provider::start().await?;
+    create_api_secrets(&s3::secrets_client(&moto.endpoint)).await?;
+    println!("starting the api and the archiver under `cargo lambda watch`…");
+    let hook = format!("{}/webhooks/skytells", edge.url);
+    let api = LambdaFunction::start(
+        "functions/api",
+        "api",
+        &api_env(&moto.endpoint, &provider.url, BUCKET, &hook, &[]),
+    )
+    .await?;
+    let archiver = Arc::new(
+        LambdaFunction::start(
+            "functions/archiver",
+            "archiver",
+            &archiver_env(&moto.endpoint, BUCKET, &[]),
+        )
+        .await?,
+    );
+    let target = Target {
+        endpoint: moto.endpoint.clone(),
+        bucket: BUCKET.to_owned(),
+        queue: queue.clone(),
+        dlq,
+    };
+    let sample = sample_webhook(&provider.url)?;
+    println!(
+        "\n{}",
+        instructions(&edge.url, secret, &sample, &target, Some(&api.function_url))
+    );
+    let poller = spawn_poller(sqs_client, queue, Arc::clone(&archiver), 30, true);
+    until_stopped().await?;
+    poller.abort();
+    Ok("stopped: every process of the stack is gone".to_owned())
+}
