@@ -55,7 +55,10 @@ fi
 
 scripts/build-edge.sh
 hv_log "building the Lambda functions for the runtime emulator (cargo lambda watch reuses this build)"
-cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-rotator --bin rotator -p hookvault-api --bin api
+# One package per build, as `cargo lambda watch` builds it (see scripts/test.sh).
+for f in archiver rotator api; do
+  cargo build --locked -p "hookvault-$f" --bin "$f"
+done
 cargo build --quiet --locked -p hookvault-localstack --bin hookvault-dev
 target/debug/hookvault-dev demo "$@"
 

@@ -12,6 +12,9 @@ hv_cargo_lambda
 
 scripts/build-edge.sh
 hv_log "building the archiver (for the runtime emulator), the hookvault CLI and hookvault-dev"
-cargo build --locked -p hookvault-archiver --bin archiver -p hookvault-cli --bin hookvault -p hookvault-localstack --bin hookvault-dev
+# One package per build, as `cargo lambda watch` builds it (see scripts/test.sh).
+cargo build --locked -p hookvault-archiver --bin archiver
+cargo build --locked -p hookvault-cli --bin hookvault
+cargo build --locked -p hookvault-localstack --bin hookvault-dev
 export PATH="$PWD/target/debug:$PATH"
 target/debug/hookvault-dev drill "$@"

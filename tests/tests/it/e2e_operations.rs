@@ -103,7 +103,8 @@ impl Ops {
         }
     }
 
-    /// Polls with `archiver` until `done` holds (or panics after 120 s, with the logs).
+    /// Polls with `archiver` until `done` holds (or panics after 300 s, with the logs; the
+    /// first invoke waits for `cargo lambda watch` to start the function).
     async fn poll_until<F, Fut>(&self, archiver: &LambdaFunction, what: &str, done: F)
     where
         F: Fn() -> Fut,
@@ -112,8 +113,8 @@ impl Ops {
         let started = Instant::now();
         while !done().await {
             assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "{what}: not after 120 s\n{}",
+                started.elapsed() < Duration::from_secs(300),
+                "{what}: not after 300 s\n{}",
                 archiver.logs()
             );
             self.poller()
