@@ -22,7 +22,10 @@ So this wrapper replaces `rotate_secret` for the rotation functions named in the
   asynchronously; LastRotatedDate is set once finishSecret succeeds;
 * with null, nothing is invoked: a test drives the steps itself (or stops between them,
   as a crash would);
-* `RotateImmediately=false` only configures rotation (function, schedule).
+* `RotateImmediately=false` configures rotation (function, schedule) and, as AWS does,
+  runs the configuration test: testSecret alone on a new AWSPENDING version with no
+  value, which is removed afterwards (synchronously here, so a test that rotates next
+  finds no pending version).
 
 ListSecretVersionIds also reports each version's real creation date (moto says "now").
 
@@ -129,20 +132,46 @@ def _routes():
         return {}
 
 
+def _invoke(url, secret, token, step):
+    """Invokes one rotation step; (failed, the answer or the error)."""
+    event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(event).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            body = resp.read().decode(errors="replace")
+            return resp.status != 200 or '"errorType"' in body, body
+    except (urllib.error.URLError, OSError) as e:
+        return True, str(e)
+
+
+def _configuration_test(url, secret):
+    """What AWS does for RotateImmediately=false: "Secrets Manager tests the rotation
+    configuration by running the testSecret step of the Lambda rotation function. The test
+    creates an AWSPENDING version of the secret and then removes it."
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html)
+    The outcome is printed; as on AWS, RotateSecret itself still succeeds (a failed test
+    shows as the function's error)."""
+    token = str(uuid.uuid4())
+    secret.versions[token] = {
+        "createdate": int(time.time()),
+        "version_id": token,
+        "version_stages": ["AWSPENDING"],
+    }
+    try:
+        failed, body = _invoke(url, secret, token, "testSecret")
+    finally:
+        secret.versions.pop(token, None)
+    outcome = "failed" if failed else "passed"
+    print(f"configuration test of {secret.name} {outcome}: {body[:300]}", file=sys.stderr, flush=True)
+
+
 def _run_steps(url, secret, token):
     for step in STEPS:
-        event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
-        req = urllib.request.Request(
-            url,
-            data=json.dumps(event).encode(),
-            headers={"content-type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=300) as resp:
-                body = resp.read().decode(errors="replace")
-                failed = resp.status != 200 or '"errorType"' in body
-        except (urllib.error.URLError, OSError) as e:
-            body, failed = str(e), True
+        failed, body = _invoke(url, secret, token, step)
         if failed:
             print(f"rotation of {secret.name} stopped at {step}: {body[:300]}", file=sys.stderr, flush=True)
             return
@@ -184,6 +213,8 @@ def rotate_secret(
     secret.rotation_enabled = True
     secret.rotation_requested = True  # moto describes rotation only once this is set
     if not rotate_immediately:
+        if routes[arn]:
+            _configuration_test(routes[arn], secret)
         return secret.to_short_dict(include_version_id=False)
     token = client_request_token or str(uuid.uuid4())
     secret.remove_version_stages_from_old_versions(["AWSPENDING"])

@@ -36,6 +36,12 @@ pub struct Options {
     pub api_key_grace_secs: u32,
     /// `EDGE_PROPAGATION_SECS`.
     pub propagation_secs: u32,
+    /// `EDGE_CONVERGENCE_PROBES`.
+    pub convergence_probes: u32,
+    /// `EDGE_SOAK_SECS`.
+    pub soak_secs: u32,
+    /// `API_KEY_ACTIVATION_SECS`.
+    pub api_key_activation_secs: u32,
     /// More rotator environment.
     pub extra_env: Vec<(String, String)>,
 }
@@ -46,6 +52,10 @@ impl Default for Options {
             webhook_grace_secs: 3600,
             api_key_grace_secs: 3600,
             propagation_secs: 10,
+            // Short, so that a rotation test takes seconds; the defaults are 5 and 30 s.
+            convergence_probes: 3,
+            soak_secs: 1,
+            api_key_activation_secs: 10,
             extra_env: Vec::new(),
         }
     }
@@ -100,6 +110,11 @@ impl RotationStack {
             opts.api_key_grace_secs.to_string(),
             opts.propagation_secs.to_string(),
         );
+        let (probes, soak, activation) = (
+            opts.convergence_probes.to_string(),
+            opts.soak_secs.to_string(),
+            opts.api_key_activation_secs.to_string(),
+        );
         let managed = format!("{WEBHOOK_SECRET_ID},{API_KEY_SECRET_ID}");
         let env = local_aws_env(
             &moto.endpoint,
@@ -114,6 +129,9 @@ impl RotationStack {
                 ("WEBHOOK_GRACE_SECS", grace.as_str()),
                 ("API_KEY_GRACE_SECS", key_grace.as_str()),
                 ("EDGE_PROPAGATION_SECS", propagation.as_str()),
+                ("EDGE_CONVERGENCE_PROBES", probes.as_str()),
+                ("EDGE_SOAK_SECS", soak.as_str()),
+                ("API_KEY_ACTIVATION_SECS", activation.as_str()),
                 ("MANAGED_SECRET_IDS", managed.as_str()),
                 ("RUST_LOG", "info"),
             ],

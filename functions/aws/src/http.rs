@@ -57,11 +57,14 @@ pub enum HttpError {
         /// The last transport error.
         reason: String,
     },
-    /// The answer's body is larger than [`MAX_BODY_BYTES`].
-    #[error("{what}: the answer is larger than {MAX_BODY_BYTES} bytes")]
+    /// The answer's body is larger than the call's cap ([`MAX_BODY_BYTES`] unless the
+    /// call says otherwise).
+    #[error("{what}: the answer is larger than {max} bytes")]
     TooLarge {
         /// The call.
         what: String,
+        /// The cap, bytes.
+        max: usize,
     },
 }
 
@@ -77,6 +80,18 @@ pub async fn send(
     send_capped(policy, deadline, what, make, |_| None).await
 }
 
+/// As [`send`], reading a body of up to `max_body` bytes instead of [`MAX_BODY_BYTES`]
+/// (a Worker's modules, downloaded to be uploaded again).
+pub async fn send_large(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    what: &str,
+    max_body: usize,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, HttpError> {
+    send_inner(policy, deadline, what, max_body, make, |_| None).await
+}
+
 /// As [`send`], where `cap` may lower the number of attempts for a given answer (the
 /// provider's `PREDICTION_FAILED` is worth one retry, not the policy's three).
 pub async fn send_capped(
@@ -86,11 +101,22 @@ pub async fn send_capped(
     make: impl Fn() -> reqwest::RequestBuilder,
     cap: impl Fn(&Answer) -> Option<u32>,
 ) -> Result<Answer, HttpError> {
+    send_inner(policy, deadline, what, MAX_BODY_BYTES, make, cap).await
+}
+
+async fn send_inner(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    what: &str,
+    max_body: usize,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    cap: impl Fn(&Answer) -> Option<u32>,
+) -> Result<Answer, HttpError> {
     let make = &make;
     let cap = &cap;
     let outcome = crate::retry::retrying(policy, deadline, what, None, |attempts| async move {
         let answer = match make().send().await {
-            Ok(resp) => read(resp, what, attempts).await,
+            Ok(resp) => read(resp, what, attempts, max_body).await,
             Err(e) => {
                 let reason = e.without_url().to_string();
                 return Err(Retryable {
@@ -135,7 +161,12 @@ pub async fn send_capped(
     }
 }
 
-async fn read(resp: reqwest::Response, what: &str, attempts: u32) -> Result<Answer, HttpError> {
+async fn read(
+    resp: reqwest::Response,
+    what: &str,
+    attempts: u32,
+    max_body: usize,
+) -> Result<Answer, HttpError> {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -143,12 +174,10 @@ async fn read(resp: reqwest::Response, what: &str, attempts: u32) -> Result<Answ
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let headers = resp.headers().clone();
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
+    if resp.content_length().is_some_and(|n| n > max_body as u64) {
         return Err(HttpError::TooLarge {
             what: what.to_owned(),
+            max: max_body,
         });
     }
     let mut body = Vec::new();
@@ -156,9 +185,10 @@ async fn read(resp: reqwest::Response, what: &str, attempts: u32) -> Result<Answ
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                if body.len() + chunk.len() > max_body {
                     return Err(HttpError::TooLarge {
                         what: what.to_owned(),
+                        max: max_body,
                     });
                 }
                 body.extend_from_slice(&chunk);

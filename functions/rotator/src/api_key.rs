@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `createSecret` | mints a key with the current one, `Idempotency-Key` = the rotation's token (a retry gets the same key back), and stores it with its key id as `AWSPENDING`; nothing if the version already has one |
 //! | `setSecret` | nothing: a minted key is live at the provider |
-//! | `testSecret` | a cheap authenticated call with the pending key |
+//! | `testSecret` | a cheap authenticated call with the pending key, asked again on 401/403 for up to `API_KEY_ACTIVATION_SECS` (a new key may take a while to become valid) |
 //! | `finishSecret` | schedules the key two generations old for revocation once it has been out of `AWSCURRENT` for `API_KEY_GRACE_SECS` (longer than the api function's cache TTL), revokes what is due, moves `AWSCURRENT` |
 //!
 //! Revocations not yet due wait in the secret's `hookvault:revoke-after` tag; the
@@ -48,8 +48,31 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
         Step::Create => Ok("created"),
         Step::Set => Ok("nothing to set: a minted key is live at the provider"),
         Step::Test => {
-            r.provider.check_key(&pending.api_key, ctx.deadline).await?;
-            Ok("the pending key works")
+            // A key just minted may take a while to become valid (as many vendors' keys
+            // do): 401/403 is asked again for up to API_KEY_ACTIVATION_SECS.
+            let started = std::time::Instant::now();
+            let activation = r.cfg.api_key_activation;
+            match r
+                .provider
+                .check_key(&pending.api_key, activation, ctx.deadline)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(secret = ctx.secret, key = %pending.key_id, waited_ms = started.elapsed().as_millis() as u64, "the pending key works");
+                    Ok("the pending key works")
+                }
+                Err(RotationError::Refused {
+                    status,
+                    call,
+                    detail,
+                }) if status == 401 || status == 403 => Err(RotationError::NotActivated {
+                    key_id: pending.key_id.clone(),
+                    waited_secs: started.elapsed().as_secs(),
+                    activation_secs: activation.as_secs(),
+                    last: format!("{call} answered HTTP {status}{detail}"),
+                }),
+                Err(e) => Err(e),
+            }
         }
         Step::Finish => {
             let mut queue = Revocations::parse(ctx.described);

@@ -8,7 +8,10 @@
 //! | `CLOUDFLARE_TOKEN_SECRET_ID` | — (webhook secrets) | the secret holding a Cloudflare API token with *Workers Scripts: Edit* |
 //! | `EDGE_URL` | — (webhook secrets) | the edge's base URL, for its probe route |
 //! | `EDGE_PROVIDER` | `skytells` | the provider whose key ring is rotated (its scheme signs the probe) |
-//! | `EDGE_PROPAGATION_SECS` | 30 | how long `setSecret` waits for the edge to accept the new secret |
+//! | `EDGE_PROPAGATION_SECS` | 30 | how long `setSecret` waits for the edge to accept the new secret at all |
+//! | `EDGE_CONVERGENCE_PROBES` | 5 | consecutive probes (fresh connections) that must accept the new secret before the provider is told |
+//! | `EDGE_SOAK_SECS` | 30 | the least time from the first to the last of those probes (0: no soak) |
+//! | `API_KEY_ACTIVATION_SECS` | 60 | how long `testSecret` retries a new API key the provider still refuses (401/403) |
 //! | `PROVIDER_API_URL` | `https://api.skytells.ai` | the provider's API |
 //! | `PROVIDER_API_KEY_SECRET_ID` | — (webhook secrets) | the provider API key secret, used to register the new webhook secret |
 //! | `PROVIDER_KEYS_PATH` | `/v1/api-keys` | mint (`POST`), revoke (`DELETE …/{id}`) |
@@ -64,8 +67,14 @@ pub struct RotatorConfig {
     pub edge_url: Option<String>,
     /// The provider name on the edge (its probe route and scheme).
     pub edge_provider: String,
-    /// How long `setSecret` waits for the edge to accept the new secret.
+    /// How long `setSecret` waits for the edge to accept the new secret at all.
     pub edge_propagation: Duration,
+    /// Consecutive accepting probes required before the provider is told.
+    pub convergence_probes: u32,
+    /// The least time the accepting probes must span.
+    pub soak: Duration,
+    /// How long `testSecret` retries a new API key refused with 401/403.
+    pub api_key_activation: Duration,
     /// The provider.
     pub provider: ProviderConfig,
     /// The provider API key secret (for webhook secret registration).
@@ -121,6 +130,9 @@ impl RotatorConfig {
             edge_url: env::optional("EDGE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             edge_provider,
             edge_propagation: Duration::from_secs(env::positive("EDGE_PROPAGATION_SECS", 30u64)?),
+            convergence_probes: env::positive("EDGE_CONVERGENCE_PROBES", 5u32)?,
+            soak: Duration::from_secs(env::number("EDGE_SOAK_SECS", 30u64)?),
+            api_key_activation: Duration::from_secs(env::number("API_KEY_ACTIVATION_SECS", 60u64)?),
             provider: ProviderConfig {
                 api_url: env::optional("PROVIDER_API_URL")
                     .unwrap_or_else(|| "https://api.skytells.ai".into())

@@ -99,6 +99,48 @@ pub enum RotationError {
         /// The last probe result.
         last: String,
     },
+    /// `setSecret` did not see the edge converge on the new key: the provider was not
+    /// told about it, and still signs with the current key.
+    #[error("the edge did not accept key {key_id} on {probes} consecutive probes across {soak_secs} s before {limit} (best streak {best_streak} of {probes_sent} probes, after {waited_secs} s; last answer: {last}); the provider still signs with the current key")]
+    NotConverged {
+        /// The key's id.
+        key_id: String,
+        /// `EDGE_CONVERGENCE_PROBES`.
+        probes: u32,
+        /// `EDGE_SOAK_SECS`.
+        soak_secs: u64,
+        /// The longest run of accepting probes seen.
+        best_streak: u32,
+        /// Probes sent.
+        probes_sent: u32,
+        /// Seconds spent.
+        waited_secs: u64,
+        /// What stopped the wait.
+        limit: String,
+        /// The last probe's answer.
+        last: String,
+    },
+    /// The provider kept refusing a new API key for the whole activation window.
+    #[error("the provider still refused the pending key {key_id} ({last}) after {waited_secs} s of retries: new keys may take longer than API_KEY_ACTIVATION_SECS ({activation_secs} s) to become valid; raise it, or run the rotation again")]
+    NotActivated {
+        /// The key's id at the provider.
+        key_id: String,
+        /// Seconds spent retrying.
+        waited_secs: u64,
+        /// `API_KEY_ACTIVATION_SECS`.
+        activation_secs: u64,
+        /// The last refusal.
+        last: String,
+    },
+    /// The edge Worker is in a gradual deployment: its secrets are not changed until one
+    /// version serves all traffic.
+    #[error("the Worker {worker} is in a gradual deployment ({split}): the rotator changes its secrets only while one version serves 100 %; finish or roll back the deployment (wrangler versions deploy), then run the rotation again")]
+    GradualDeployment {
+        /// The Worker's script name.
+        worker: String,
+        /// The versions and their percentages.
+        split: String,
+    },
     /// The schedule found rotations stuck.
     #[error("{0}")]
     Stuck(String),

@@ -12,16 +12,20 @@
 //! [`steps`] checks each rotation event as AWS's protocol requires and dispatches it;
 //! [`schedule`] handles the EventBridge schedule (start due rotations, report stuck ones,
 //! revoke keys whose grace has passed). Cloudflare and the provider sit behind the small
-//! traits [`edge::EdgeSecrets`] and [`provider::ProviderKeys`].
+//! traits [`edge::EdgeSecrets`] and [`provider::ProviderKeys`]; [`probe`] proves what the
+//! running edge accepts.
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
 pub mod api_key;
+pub mod cloudflare;
 pub mod config;
+pub mod configuration_test;
 pub mod edge;
 pub mod error;
 pub mod event;
 pub mod managed;
+pub mod probe;
 pub mod provider;
 pub mod schedule;
 pub mod steps;

@@ -12,7 +12,7 @@
 //! deadline: retries stop before it (see [`hookvault_aws::http::send`]).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookvault_aws::http;
 use hookvault_core::retry::RetryPolicy;
@@ -62,12 +62,29 @@ pub trait ProviderKeys {
         secret: &str,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
-    /// A cheap authenticated call: `Ok` when `key` works.
+    /// A cheap authenticated call: `Ok` when `key` works. A key the provider refuses
+    /// (401/403) is asked again with back-off for up to `activation` (zero: once), for a
+    /// key just minted that is not valid yet; the last refusal is returned as
+    /// [`RotationError::Refused`].
     fn check_key(
         &self,
         key: &str,
+        activation: Duration,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
+}
+
+/// Retries for a key that may not be valid yet: the provider's own retryable statuses
+/// plus 401 and 403, every 1, 2, 4, 8, 8, … s (±25 %), until the caller's limit.
+fn activation_policy() -> RetryPolicy {
+    let mut retryable = RetryPolicy::provider_api().retryable;
+    retryable.extend([401, 403]);
+    RetryPolicy {
+        max_attempts: u32::MAX,
+        max_delay: Duration::from_secs(8),
+        retryable,
+        ..RetryPolicy::provider_api()
+    }
 }
 
 /// The provider over HTTP.
@@ -182,14 +199,22 @@ impl ProviderKeys for HttpProvider {
         }
     }
 
-    async fn check_key(&self, key: &str, deadline: Deadline) -> Result<(), RotationError> {
+    async fn check_key(
+        &self,
+        key: &str,
+        activation: Duration,
+        deadline: Deadline,
+    ) -> Result<(), RotationError> {
         let url = self.url(&self.cfg.auth_check_path);
         let call = "provider: authenticated check";
-        let a = self
-            .call(call, deadline, || {
-                self.http.get(&url).header("x-api-key", key)
-            })
-            .await?;
+        let make = || self.http.get(&url).header("x-api-key", key);
+        let a = if activation.is_zero() {
+            self.call(call, deadline, make).await?
+        } else {
+            let until = Instant::now() + activation;
+            let until = deadline.map_or(until, |d| d.min(until));
+            http::send(&activation_policy(), Some(until), call, make).await?
+        };
         if a.is_success() {
             Ok(())
         } else {

@@ -12,13 +12,14 @@ use hookvault_aws::secrets::SecretCache;
 use serde_json::json;
 
 use crate::config::RotatorConfig;
-use crate::edge::{CloudflareSecrets, EdgeSecrets, Probe};
+use crate::edge::{CloudflareSecrets, EdgeSecrets};
 use crate::error::RotationError;
 use crate::event::{Input, RotationEvent, Step};
 use crate::managed::Managed;
+use crate::probe::Probe;
 use crate::provider::{HttpProvider, ProviderKeys};
-use crate::store::{Described, Store, CURRENT, PENDING};
-use crate::{api_key, schedule, webhook, Deadline};
+use crate::store::{Described, Store, CURRENT, PENDING, TAG_PENDING_VERSION};
+use crate::{api_key, configuration_test, schedule, webhook, Deadline};
 
 /// How long secrets read through the cache (the Cloudflare token) are kept.
 const SECRET_TTL: Duration = Duration::from_secs(300);
@@ -129,7 +130,13 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
             deadline,
         };
         tracing::info!(secret = %d.arn, version = %ev.token, step = step.as_str(), kind = current.kind(), current_key = current.key_id(), "rotation step");
+        let configuring = step == Step::Test
+            && d.tags.get(TAG_PENDING_VERSION) != Some(&ev.token)
+            && self.pending(&ctx).await?.is_none();
         let outcome = match current {
+            // Secrets Manager's own check when rotation is configured without rotating:
+            // testSecret alone, on a pending version that has no value and never will.
+            current if configuring => configuration_test::run(self, &ctx, current).await,
             Managed::WebhookSigning(cur) => webhook::step(self, step, &ctx, cur).await,
             Managed::ProviderApiKey(cur) => api_key::step(self, step, &ctx, cur).await,
         };
@@ -184,6 +191,11 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
         if self.pending(ctx).await?.is_some() {
             return Ok("pending version exists");
         }
+        // Before the value: a testSecret that finds this tag and no value knows a rotation
+        // lost its value, rather than taking it for Secrets Manager's configuration test.
+        self.store
+            .tag(ctx.secret, TAG_PENDING_VERSION, ctx.token)
+            .await?;
         let new = make().await?;
         tracing::info!(
             secret = ctx.secret,
@@ -203,7 +215,13 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
             .await?
             .ok_or_else(|| RotationError::Missing {
                 secret: ctx.secret.to_owned(),
-                what: format!("{PENDING} version {} (run createSecret first)", ctx.token),
+                what: if ctx.described.tags.get(TAG_PENDING_VERSION).map(String::as_str)
+                    == Some(ctx.token)
+                {
+                    format!("{PENDING} version {} (createSecret started for it but stored no value: run createSecret again, or cancel the rotation)", ctx.token)
+                } else {
+                    format!("{PENDING} version {} (run createSecret first)", ctx.token)
+                },
             })
     }
 

@@ -21,6 +21,11 @@ pub const PREVIOUS: &str = "AWSPREVIOUS";
 pub const TAG_ROTATED_AT: &str = "hookvault:rotated-at";
 /// Tag: API keys to revoke later, `key_id@unix_seconds` separated by spaces.
 pub const TAG_REVOKE: &str = "hookvault:revoke-after";
+/// Tag: the version whose `createSecret` made (or is making) a value. A `testSecret` for
+/// a pending version with no value and another token is Secrets Manager's configuration
+/// test ([`crate::configuration_test`]); with this token it is a rotation whose value
+/// went missing.
+pub const TAG_PENDING_VERSION: &str = "hookvault:pending-version";
 
 /// What `DescribeSecret` says about a secret.
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,7 @@
 //! | step | what it does |
 //! |---|---|
 //! | `createSecret` | a new random secret (32 bytes, in the scheme's format) as `AWSPENDING`; nothing if the version already has one |
-//! | `setSecret` | writes the key ring *pending + current (+ previous while in its grace)* to the edge, probes until the edge accepts the pending secret, **then** registers it with the provider |
+//! | `setSecret` | writes the key ring *pending + current (+ previous while in its grace)* to the edge, probes until the edge has converged on the pending secret ([`crate::probe::Convergence`]), **then** registers it with the provider |
 //! | `testSecret` | probes the edge with the pending secret (and the current one); on failure puts the current secret back at the provider, so it keeps signing with a key the edge accepts |
 //! | `finishSecret` | writes the ring *new as current + old as previous until now + `WEBHOOK_GRACE_SECS`* (+ the key before, while in its own grace) to the edge, records the time, moves `AWSCURRENT` |
 //!
@@ -13,10 +13,11 @@
 
 use hookvault_core::keyring::{KeySlot, KeySpec};
 
-use crate::edge::{EdgeSecrets, Probe};
+use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::managed::{Managed, WebhookSecret};
+use crate::probe::{Convergence, Probe};
 use crate::provider::ProviderKeys;
 use crate::steps::{kind_changed, Rotator, StepContext};
 use crate::store::{CURRENT, PREVIOUS, TAG_ROTATED_AT};
@@ -56,14 +57,27 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             ];
             ring.extend(previous_in_grace(r, ctx, &current, &pending).await?);
             edge.put_key_ring(&ring, ctx.deadline).await?;
+            let rule = Convergence {
+                probes: r.cfg.convergence_probes,
+                soak: r.cfg.soak,
+                within: r.cfg.edge_propagation,
+            };
             tracing::info!(
                 secret = ctx.secret,
                 keys = ring.len(),
-                "key ring written to the edge; waiting until it accepts the pending key"
+                probes = rule.probes,
+                soak_secs = rule.soak.as_secs(),
+                "key ring written to the edge; waiting until it has converged on the pending key"
             );
-            probe
-                .wait_accepted(&pending, r.cfg.edge_propagation, ctx.deadline)
-                .await?;
+            let seen = probe.wait_converged(&pending, &rule, ctx.deadline).await?;
+            tracing::info!(
+                secret = ctx.secret,
+                key = %pending.key_id,
+                probes_sent = seen.probes_sent,
+                relapses = seen.relapses,
+                waited_ms = seen.waited.as_millis() as u64,
+                "the edge has converged on the pending key"
+            );
             let auth = r.provider_api_key().await?;
             r.provider
                 .set_webhook_secret(&auth, &pending.secret, ctx.deadline)

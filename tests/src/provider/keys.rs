@@ -9,8 +9,8 @@
 //! | `PUT /v1/webhooks/secret` `{"secret"}` | 204; webhooks are signed with it from then on |
 //! | `GET /v1/models` | 200: the authenticated no-op |
 //!
-//! Every call needs `x-api-key` with a key that is not revoked (401 `invalid_api_key`
-//! otherwise). Faults for tests are set through [`super::Provider::with`].
+//! Every call needs `x-api-key` with a key that is active and not revoked (401
+//! `invalid_api_key` otherwise; a new key is active after `activation_delay`). Faults for tests are set through [`super::Provider::with`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,6 +37,23 @@ pub struct KeyRecord {
     pub key: String,
     /// Revoked keys authenticate nothing.
     pub revoked: bool,
+    /// A key authenticates nothing before this (a vendor's activation delay).
+    pub valid_from: std::time::Instant,
+    /// Requests refused because the key was not valid yet.
+    pub refused_early: u32,
+}
+
+impl KeyRecord {
+    /// A key valid from now on.
+    pub fn active(id: &str, key: &str) -> Self {
+        KeyRecord {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            revoked: false,
+            valid_from: std::time::Instant::now(),
+            refused_early: 0,
+        }
+    }
 }
 
 /// Keys, the registered webhook secret, and injected faults.
@@ -54,28 +71,37 @@ pub struct KeyState {
     pub lose_mint_answers: u32,
     /// `PUT /v1/webhooks/secret` answers 500 this many times.
     pub fail_webhook_secret: u32,
+    /// A key minted from now on is refused (401) for this long: many vendors' keys take a
+    /// while to become valid.
+    pub activation_delay: std::time::Duration,
 }
 
 impl KeyState {
     /// The starting state: `key_0` and the initial webhook secret.
     pub fn new() -> Self {
         KeyState {
-            keys: vec![KeyRecord {
-                id: "key_0".into(),
-                key: INITIAL_API_KEY.into(),
-                revoked: false,
-            }],
+            keys: vec![KeyRecord::active("key_0", INITIAL_API_KEY)],
             idempotency: HashMap::new(),
             webhook_secret: INITIAL_WEBHOOK_SECRET.into(),
             webhook_secrets: vec![INITIAL_WEBHOOK_SECRET.into()],
             lose_mint_answers: 0,
             fail_webhook_secret: 0,
+            activation_delay: std::time::Duration::ZERO,
         }
     }
 
-    /// True for a key that exists and is not revoked.
-    pub fn is_valid(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k.key == key && !k.revoked)
+    /// True for a key that exists, is active and is not revoked. A key refused only
+    /// because it is not active yet is counted in its `refused_early`.
+    pub fn is_valid(&mut self, key: &str) -> bool {
+        let now = std::time::Instant::now();
+        match self.keys.iter_mut().find(|k| k.key == key && !k.revoked) {
+            Some(k) if now >= k.valid_from => true,
+            Some(k) => {
+                k.refused_early += 1;
+                false
+            }
+            None => false,
+        }
     }
 
     /// The record of key `id`.
@@ -145,6 +171,8 @@ pub async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Bod
                         id: format!("key_{n}"),
                         key: new_key(n),
                         revoked: false,
+                        valid_from: std::time::Instant::now() + k.activation_delay,
+                        refused_early: 0,
                     });
                     if let Some(i) = idempotency {
                         k.idempotency.insert(i, n);

@@ -305,11 +305,10 @@ async fn a_rotated_key_is_reread_after_a_401_and_the_call_succeeds() {
     let new = stack.provider.with(|s| {
         s.keys
             .keys
-            .push(hookvault_localstack::provider::keys::KeyRecord {
-                id: "key_9".into(),
-                key: "sk-test-rotated-9".into(),
-                revoked: false,
-            });
+            .push(hookvault_localstack::provider::keys::KeyRecord::active(
+                "key_9",
+                "sk-test-rotated-9",
+            ));
         s.keys.keys[0].revoked = true;
         s.keys.keys[1].key.clone()
     });

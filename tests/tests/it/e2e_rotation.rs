@@ -11,13 +11,13 @@ use hookvault_localstack::rotation::{
     Options, RotationStack, API_KEY_SECRET_ID, INITIAL_KEY_ID, WEBHOOK_SECRET_ID,
 };
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+pub(crate) const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
-fn webhook_url(stack: &RotationStack) -> String {
+pub(crate) fn webhook_url(stack: &RotationStack) -> String {
     format!("{}/webhooks/skytells", stack.edge.url)
 }
 
-async fn assert_no_secret_in_logs(stack: &RotationStack, extra: &[String]) {
+pub(crate) async fn assert_no_secret_in_logs(stack: &RotationStack, extra: &[String]) {
     let logs = stack.logs().await;
     assert!(
         logs.contains("rotation step"),
@@ -29,7 +29,7 @@ async fn assert_no_secret_in_logs(stack: &RotationStack, extra: &[String]) {
 }
 
 /// Step `step` of the webhook secret's rotation `token` fails, saying `expected`.
-async fn step_fails(stack: &RotationStack, token: &str, step: &str, expected: &str) {
+pub(crate) async fn step_fails(stack: &RotationStack, token: &str, step: &str, expected: &str) {
     let err = stack
         .step(WEBHOOK_SECRET_ID, token, step)
         .await
@@ -37,7 +37,7 @@ async fn step_fails(stack: &RotationStack, token: &str, step: &str, expected: &s
     assert!(err.contains(expected), "{step}: {err}");
 }
 
-fn secret_of(v: &serde_json::Value) -> String {
+pub(crate) fn secret_of(v: &serde_json::Value) -> String {
     v["secret"].as_str().unwrap().to_owned()
 }
 
