@@ -1,15 +1,21 @@
 // The baseline for the edge's load benchmark: the same work as the Rust edge for the
-// Skytells scheme, written as a plain JavaScript Worker on WebCrypto.
+// Skytells scheme, written as a JavaScript Worker the way a Workers developer would write
+// it: WebCrypto for the webhook signature, and aws4fetch (npm, pinned in edge/package.json)
+// for SigV4, with one AwsClient per isolate so that its cache keeps the derived signing
+// key per secret, date, region and service.
 //   POST /webhooks/skytells  verify x-skytells-signature (HMAC-SHA256, constant time via
-//                            crypto.subtle.verify), build the envelope, SigV4-sign an SQS
-//                            SendMessage (JSON protocol), answer 202 once SQS took it.
+//                            crypto.subtle.verify), build the envelope, SendMessage (JSON
+//                            protocol) through aws4fetch, answer 202 once SQS took it.
 //   POST /_hookvault/probe   verify only, 204.
 //   GET /healthz             200 {"ok":true}: the runtime's floor, no work at all.
 // Same env as the Rust edge: WEBHOOK_SECRETS (one bare secret here), SQS_QUEUE_URL,
 // SQS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 // Like the Rust edge it writes one JSON log line per request (the issue asks for it, and it
 // costs every Worker the same), with the same fields.
-// Not for production: it exists to be measured against (scripts/bench-edge.sh).
+// Not for production: it exists to be measured against (scripts/bench-edge.sh), which
+// loads it beside edge/node_modules/aws4fetch/dist/aws4fetch.esm.mjs as ./aws4fetch.mjs.
+
+import { AwsClient } from "./aws4fetch.mjs";
 
 const enc = new TextEncoder();
 let keyCache = null;
@@ -31,10 +37,26 @@ function hexToBytes(hex) {
 
 const toHex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
 const sha256hex = async (data) => toHex(await crypto.subtle.digest("SHA-256", typeof data === "string" ? enc.encode(data) : data));
-const hmac = async (key, data) => {
-  const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return crypto.subtle.sign("HMAC", k, enc.encode(data));
-};
+
+// One client per isolate (per credentials): aws4fetch caches the signing key in it. No
+// retries, as the Rust edge answers 503 and lets the provider retry.
+let aws = null;
+function sqsClient(env) {
+  const id = `${env.AWS_ACCESS_KEY_ID}\n${env.AWS_SECRET_ACCESS_KEY}\n${env.AWS_REGION}`;
+  if (!aws || aws.id !== id) {
+    aws = {
+      id,
+      client: new AwsClient({
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        region: env.AWS_REGION,
+        service: "sqs",
+        retries: 0,
+      }),
+    };
+  }
+  return aws.client;
+}
 
 function error(status, code, message) {
   return new Response(JSON.stringify({ error: code, message }), { status, headers: { "content-type": "application/json" } });
@@ -48,24 +70,6 @@ async function verify(request, env, body) {
   if (sig === null) return error(400, "malformed_signature", "expected 64 lowercase hex digits");
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(env.WEBHOOK_SECRETS), sig, body);
   return ok ? null : error(401, "bad_signature", "signature does not match any active key");
-}
-
-async function sigv4(env, url, headers, body, now) {
-  const amzDate = now.toISOString().replace(/[:-]|\.\d{3}/g, "");
-  const date = amzDate.slice(0, 8);
-  const u = new URL(url);
-  const all = { ...headers, host: u.host, "x-amz-date": amzDate };
-  const names = Object.keys(all).map((k) => k.toLowerCase()).sort();
-  const lower = Object.fromEntries(Object.entries(all).map(([k, v]) => [k.toLowerCase(), v]));
-  const canonical = ["POST", u.pathname || "/", "", ...names.map((n) => `${n}:${String(lower[n]).trim()}`), "", names.join(";"), await sha256hex(body)].join("\n");
-  const scope = `${date}/${env.AWS_REGION}/sqs/aws4_request`;
-  const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, await sha256hex(canonical)].join("\n");
-  let k = await hmac(enc.encode("AWS4" + env.AWS_SECRET_ACCESS_KEY), date);
-  k = await hmac(k, env.AWS_REGION);
-  k = await hmac(k, "sqs");
-  k = await hmac(k, "aws4_request");
-  const signature = toHex(await hmac(k, toSign));
-  return { ...headers, "x-amz-date": amzDate, authorization: `AWS4-HMAC-SHA256 Credential=${env.AWS_ACCESS_KEY_ID}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}` };
 }
 
 export default {
@@ -114,10 +118,10 @@ async function handle(request, env, log) {
     MessageAttributes: { event_id: { DataType: "String", StringValue: eventId }, provider: { DataType: "String", StringValue: "skytells" } },
   });
   const endpoint = env.SQS_ENDPOINT || `https://sqs.${env.AWS_REGION}.amazonaws.com/`;
-  const headers = await sigv4(env, endpoint, { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessage" }, sqsBody, new Date());
+  const headers = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessage" };
   let resp;
   try {
-    resp = await fetch(endpoint, { method: "POST", headers, body: sqsBody, signal: AbortSignal.timeout(5000) });
+    resp = await sqsClient(env).fetch(endpoint, { method: "POST", headers, body: sqsBody, signal: AbortSignal.timeout(5000) });
   } catch (e) {
     return error(503, "queue_unavailable", "the event could not be queued; retry later");
   }

@@ -58,18 +58,25 @@ hv_pip_lock() {
 # A binary crate at an exact version, into .tools/cargo. Tries the crate's own lockfile
 # first (--locked); when that lockfile names a version crates.io no longer serves (a
 # yanked dependency), falls back to a fresh resolution.
-# hv_cargo_tool BIN VERSION [CRATE]
+# hv_cargo_tool BIN VERSION [CRATE] [FEATURES]
 hv_cargo_tool() {
-  local bin="$1" version="$2" crate="${3:-$1}"
+  local bin="$1" version="$2" crate="${3:-$1}" features="${4:-}"
   local stamp="$HV_TOOLS/stamps/cargo-$crate-$version"
+  local extra=()
+  [ -n "$features" ] && extra=(--features "$features")
   if [ ! -f "$stamp" ] || [ ! -x "$HV_TOOLS/cargo/bin/$bin" ]; then
     hv_log "cargo install $crate@$version (once; this can take minutes)"
-    cargo install --quiet --locked --root "$HV_TOOLS/cargo" --version "=$version" "$crate" >&2 \
+    cargo install --quiet --locked --root "$HV_TOOLS/cargo" --version "=$version" "${extra[@]}" "$crate" >&2 \
       || { hv_log "$crate@$version: its lockfile does not resolve; installing with a fresh resolution"
-           cargo install --quiet --root "$HV_TOOLS/cargo" --version "=$version" "$crate" >&2; }
+           cargo install --quiet --root "$HV_TOOLS/cargo" --version "=$version" "${extra[@]}" "$crate" >&2; }
     touch "$stamp"
   fi
 }
+
+# s3s-fs: an S3 implementation over the file system, for the archiver's benchmark (moto
+# bounds every path that writes to it at ~100-130 MiB/s). Benchmarks only: the test
+# command does not install it.
+hv_s3s_fs() { hv_cargo_tool s3s-fs 0.14.1 s3s-fs binary; }  # 0.15+ needs rustc 1.96
 
 # npm ci in a folder of the repo, when its package-lock.json changed since the last run.
 hv_npm() {

@@ -178,9 +178,25 @@ async fn both_workers(
             Edge::start_modules(dir, crate::workerd::RUST_EDGE_MODULES, &bindings, None).await?
         }
         None => {
+            // The baseline and the aws4fetch it imports (pinned in edge/package.json,
+            // installed by `npm ci` in edge/), side by side as workerd loads modules.
+            let dir = TempDir::new("js-worker")?;
+            std::fs::copy(
+                paths::root().join("edge/bench/js-worker.mjs"),
+                dir.0.join("js-worker.mjs"),
+            )?;
+            std::fs::copy(
+                paths::root().join("edge/node_modules/aws4fetch/dist/aws4fetch.esm.mjs"),
+                dir.0.join("aws4fetch.mjs"),
+            )
+            .map_err(|e| {
+                StackError::Start(format!(
+                    "edge/node_modules/aws4fetch ({e}): run `npm ci` in edge/ (scripts/bench-edge.sh does)"
+                ))
+            })?;
             Edge::start_modules(
-                &paths::root().join("edge/bench"),
-                &[("js-worker.mjs", "esModule")],
+                &dir.0,
+                &[("js-worker.mjs", "esModule"), ("aws4fetch.mjs", "esModule")],
                 &bindings,
                 None,
             )

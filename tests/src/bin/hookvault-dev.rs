@@ -387,9 +387,29 @@ async fn main() -> ExitCode {
         Some("drill") => {
             report(hookvault_localstack::drill::run(args.iter().any(|a| a == "--yes"), serve).await)
         }
-        Some("bench-archiver") => report(
-            hookvault_localstack::archiver_bench::run(num("--mib", 1024) * 1024 * 1024).await,
-        ),
+        Some("bench-archiver") => {
+            let target = match args
+                .iter()
+                .position(|a| a == "--s3")
+                .and_then(|i| args.get(i + 1))
+                .map(String::as_str)
+            {
+                None | Some("moto") => hookvault_localstack::archiver_bench::Target::Moto,
+                Some("s3s-fs") => hookvault_localstack::archiver_bench::Target::S3sFs,
+                Some(other) => {
+                    eprintln!("hookvault-dev: --s3 takes moto or s3s-fs, not {other:?}");
+                    return ExitCode::from(2);
+                }
+            };
+            report(
+                hookvault_localstack::archiver_bench::run(
+                    num("--mib", 1024) * 1024 * 1024,
+                    target,
+                    args.iter().any(|a| a == "--sweep"),
+                )
+                .await,
+            )
+        }
         Some("bench-claim-check") => report(
             hookvault_localstack::claim_check_bench::run(
                 num("--mb", 5),
@@ -417,7 +437,7 @@ async fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N]"
             );
             ExitCode::from(2)
         }
