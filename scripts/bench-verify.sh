@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 cargo bench --locked -p hookvault-core --bench verify -- --warm-up-time 1 --measurement-time 3 "$@" \
-  | grep -E '^(verify|\s+time:|\s+thrpt:)' || true
+  | grep -E '^(verify|floor|\s+time:|\s+thrpt:)' || true
 echo
 python3 scripts/bench/seed_verify.py "${CARGO_TARGET_DIR:-target}"

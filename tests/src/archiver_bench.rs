@@ -8,7 +8,9 @@
 //!
 //! * a plain download of the same bytes to nowhere (the ceiling: no S3 at all);
 //! * a **plain copy**: the download to a file, then one `PutObject` of that file with the
-//!   SDK's own streaming body (`ByteStream::from_path`), timed together;
+//!   SDK's own streaming body (`ByteStream::from_path`), timed together; then the same file
+//!   as a multipart upload, with `CompleteMultipartUpload` timed alone (s3s-fs reads,
+//!   hashes and writes every part again there; S3 does not copy data on completion);
 //! * the seed's approach: boto3 `upload_fileobj` of the streamed response, into the same
 //!   S3 (`scripts/bench/seed_archive.py`);
 //! * the binary's size and its start-to-first-answer time on an empty batch;
@@ -216,9 +218,94 @@ async fn archive_once(
     })
 }
 
+/// What the plain copy measured.
+struct Copied {
+    /// Download to a file, then one `PutObject` of it.
+    secs: f64,
+    /// The `PutObject` alone.
+    put_secs: f64,
+    /// The same file as a multipart upload (8 MiB parts, one at a time): the parts...
+    parts_secs: f64,
+    /// ...and `CompleteMultipartUpload` alone, which a server may make expensive (s3s-fs
+    /// reads, hashes and writes every part again).
+    complete_secs: f64,
+}
+
+/// The file at `path` as a multipart upload of 8 MiB parts, one at a time: seconds for
+/// the parts, and for `CompleteMultipartUpload`.
+async fn multipart_from_file(
+    store: &aws_sdk_s3::Client,
+    path: &std::path::Path,
+    size: u64,
+) -> Result<(f64, f64), StackError> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    const PART: u64 = 8 << 20;
+    let sdk = |e: aws_sdk_s3::Error| err(aws_sdk_s3::error::DisplayErrorContext(e));
+    let key = "plain/multipart.bin";
+    let t = Instant::now();
+    let upload = store
+        .create_multipart_upload()
+        .bucket("bench")
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| sdk(e.into()))?;
+    let id = upload.upload_id().unwrap_or_default().to_owned();
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    let mut n = 1;
+    while offset < size {
+        let len = PART.min(size - offset);
+        let body = aws_sdk_s3::primitives::ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(aws_sdk_s3::primitives::Length::Exact(len))
+            .build()
+            .await
+            .map_err(err)?;
+        let out = store
+            .upload_part()
+            .bucket("bench")
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| sdk(e.into()))?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+        offset += len;
+        n += 1;
+    }
+    let parts_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    store
+        .complete_multipart_upload()
+        .bucket("bench")
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| sdk(e.into()))?;
+    let complete_secs = t.elapsed().as_secs_f64();
+    let _ = store.delete_object().bucket("bench").key(key).send().await;
+    Ok((parts_secs, complete_secs))
+}
+
 /// The plain copy: the download to a file, then one `PutObject` of the file with the
-/// SDK's streaming body. Seconds for both.
-async fn plain_copy(s3: &S3, url: &str) -> Result<f64, StackError> {
+/// SDK's streaming body; then the same file as a multipart upload, to time its
+/// completion.
+async fn plain_copy(s3: &S3, url: &str, size: u64) -> Result<Copied, StackError> {
     let dir = TempDir::new("plain-copy")?;
     let path = dir.0.join("output.bin");
     let t = Instant::now();
@@ -233,6 +320,7 @@ async fn plain_copy(s3: &S3, url: &str) -> Result<f64, StackError> {
         .await
         .map_err(err)?;
     let store = s3.client();
+    let put = Instant::now();
     store
         .put_object()
         .bucket("bench")
@@ -242,13 +330,20 @@ async fn plain_copy(s3: &S3, url: &str) -> Result<f64, StackError> {
         .await
         .map_err(|e| err(aws_sdk_s3::error::DisplayErrorContext(e)))?;
     let secs = t.elapsed().as_secs_f64();
+    let put_secs = put.elapsed().as_secs_f64();
     let _ = store
         .delete_object()
         .bucket("bench")
         .key("plain/output.bin")
         .send()
         .await;
-    Ok(secs)
+    let (parts_secs, complete_secs) = multipart_from_file(&store, &path, size).await?;
+    Ok(Copied {
+        secs,
+        put_secs,
+        parts_secs,
+        complete_secs,
+    })
 }
 
 /// Runs the benchmark against `target`; with `sweep`, also every setting of [`SWEEP`].
@@ -278,7 +373,8 @@ pub async fn run(size: u64, target: Target, sweep: bool) -> Result<String, Stack
     let plain = t.elapsed().as_secs_f64();
 
     // 2. The plain copy.
-    let copy = plain_copy(&s3, &url).await?;
+    let copied = plain_copy(&s3, &url, size).await?;
+    let copy = copied.secs;
 
     // 3. The release archiver, with the knobs of the environment (or its defaults).
     let env_knobs: Vec<(&str, String)> = ["UPLOAD_PART_BYTES", "UPLOAD_PARTS_IN_FLIGHT"]
@@ -327,8 +423,17 @@ pub async fn run(size: u64, target: Target, sweep: bool) -> Result<String, Stack
     );
     let _ = writeln!(
         report,
-        "| plain copy: download to a file, then one `PutObject` of it | {copy:.2} s | {:.0} MiB/s | — | SDK `ByteStream::from_path` |",
-        mib(size, copy)
+        "| plain copy: download to a file, then one `PutObject` of it | {copy:.2} s | {:.0} MiB/s | — | SDK `ByteStream::from_path`; the `PutObject` alone {:.2} s |",
+        mib(size, copy),
+        copied.put_secs
+    );
+    let _ = writeln!(
+        report,
+        "| the same file as a multipart upload (8 MiB parts, one at a time) | {:.2} s | {:.0} MiB/s | — | parts {:.2} s, then `CompleteMultipartUpload` alone **{:.2} s** |",
+        copied.parts_secs + copied.complete_secs,
+        mib(size, copied.parts_secs + copied.complete_secs),
+        copied.parts_secs,
+        copied.complete_secs
     );
     let _ = writeln!(
         report,
