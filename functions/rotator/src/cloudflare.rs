@@ -1,5 +1,6 @@
 //! Cloudflare's Workers Versions and Deployments API: the key ring is written as a new
-//! version of the Worker **built from the version that is serving**, then deployed at
+//! version of the Worker **built from the version that is serving** (its modules, its
+//! other bindings, its compatibility date and flags and usage model), then deployed at
 //! 100 %. The code that serves afterwards is the code that served before, even when a
 //! newer version has been uploaded and not deployed.
 //!
@@ -83,6 +84,10 @@ pub struct VersionSettings {
     pub compatibility_date: Option<String>,
     /// `compatibility_flags`.
     pub compatibility_flags: Vec<String>,
+    /// `usage_model`, when set.
+    pub usage_model: Option<String>,
+    /// The version's number (uploads are numbered in order).
+    pub number: Option<u64>,
 }
 
 /// The Workers Versions and Deployments API for the edge Worker.
@@ -234,6 +239,11 @@ impl CloudflareSecrets {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             compatibility_flags: strings(runtime.get("compatibility_flags")),
+            usage_model: runtime
+                .get("usage_model")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            number: v.get("number").and_then(Value::as_u64),
         })
     }
 
@@ -325,12 +335,17 @@ impl CloudflareSecrets {
         if let Some(d) = &settings.compatibility_date {
             metadata["compatibility_date"] = json!(d);
         }
+        if let Some(m) = &settings.usage_model {
+            metadata["usage_model"] = json!(m);
+        }
         let metadata = metadata.to_string();
         let call = format!("Cloudflare POST version (from {based_on})");
-        let url = self.url("versions?bindings_inherit=strict");
+        // excludeScript: the answer does not echo the modules back (wrangler sets it too).
+        let url = self.url("versions?bindings_inherit=strict&excludeScript=true");
         let answer = self
             .send(&call, http::MAX_BODY_BYTES, deadline, |t| {
-                let mut form = reqwest::multipart::Form::new().part(
+                // Module names are paths: sent as they are, not percent-encoded.
+                let mut form = reqwest::multipart::Form::new().percent_encode_noop().part(
                     "metadata",
                     reqwest::multipart::Part::text(metadata.clone())
                         .file_name("metadata.json")
@@ -388,6 +403,56 @@ impl CloudflareSecrets {
     }
 }
 
+impl CloudflareSecrets {
+    /// Versions uploaded after `serving_number` (other than `deployed`) still carry the
+    /// key ring from before: deployed as they are, they would drop the new key. Logged as
+    /// a warning; a failed listing is only logged.
+    async fn warn_stale_uploads(
+        &self,
+        serving_number: Option<u64>,
+        deployed: &str,
+        deadline: Deadline,
+    ) {
+        let Some(serving_number) = serving_number else {
+            return;
+        };
+        let call = format!("Cloudflare GET versions of {}", self.cfg.worker_name);
+        let url = self.url("versions");
+        let listed = self
+            .call(&call, deadline, |t| self.http.get(&url).bearer_auth(t))
+            .await;
+        let items = match listed {
+            Ok(v) => v
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the Worker's versions to look for uploads that carry the old key ring");
+                return;
+            }
+        };
+        let stale: Vec<String> = items
+            .iter()
+            .filter(|v| {
+                v.get("number")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|n| n > serving_number)
+            })
+            .filter_map(|v| v.get("id").and_then(Value::as_str))
+            .filter(|id| *id != deployed)
+            .map(str::to_owned)
+            .collect();
+        if !stale.is_empty() {
+            tracing::warn!(
+                worker = %self.cfg.worker_name,
+                versions = %stale.join(","),
+                "uploaded versions that were not serving still carry the key ring from before this rotation: deploying one as it is would drop the new key and refuse webhooks signed with it; upload it again (wrangler versions upload) before deploying it"
+            );
+        }
+    }
+}
+
 /// The envelope's `result` of a 2xx answer with `success: true`.
 fn envelope_result(call: &str, answer: &Answer) -> Result<Value, RotationError> {
     match answer.json() {
@@ -419,11 +484,17 @@ impl EdgeSecrets for CloudflareSecrets {
         let serving = self.serving_version(deadline).await?;
         let settings = self.version_settings(&serving, deadline).await?;
         let (entry, modules) = self.version_content(&serving, deadline).await?;
-        let ring_json = serde_json::to_string(ring).unwrap_or_default();
+        let ring_json = serde_json::to_string(ring).map_err(|e| RotationError::BadValue {
+            secret: String::new(),
+            what: "the key ring".into(),
+            reason: format!("not serialisable ({:?})", e.classify()),
+        })?;
         let version = self
             .upload_version(&serving, &settings, &entry, &modules, &ring_json, deadline)
             .await?;
         let deployment = self.deploy(&version, deadline).await?;
+        self.warn_stale_uploads(settings.number, &version, deadline)
+            .await;
         tracing::info!(
             worker = %self.cfg.worker_name,
             version = %version,

@@ -9,7 +9,8 @@
 //! the key and span at least [`Convergence::soak`]; one refusal starts the count again.
 //! The edge keeps accepting the current key throughout (every ring the rotator writes
 //! holds it), so the wait costs no refusal either way: the provider keeps signing with
-//! the current key until the edge has converged on the new one.
+//! the current key until the edge has converged on the new one. Locations that converge
+//! within the soak refuse nothing; one that lags longer than the soak still would.
 
 use std::time::{Duration, Instant};
 
@@ -37,13 +38,17 @@ pub struct Convergence {
     pub soak: Duration,
     /// How long the edge may take to accept the key at all (`EDGE_PROPAGATION_SECS`).
     pub within: Duration,
+    /// Time kept free before the invocation's deadline for what follows the wait (the
+    /// provider call): a probe in flight may take a whole HTTP timeout.
+    pub reserve: Duration,
 }
 
 impl Convergence {
     /// The gap between the probes of a streak: the soak spread evenly over them.
     pub fn gap(&self) -> Duration {
         match self.probes {
-            0 | 1 => MIN_STREAK_GAP,
+            // One probe cannot span a soak: a second one confirms at its end.
+            0 | 1 => self.soak.max(MIN_STREAK_GAP),
             n => (self.soak / (n - 1)).max(MIN_STREAK_GAP),
         }
     }
@@ -195,8 +200,16 @@ impl Probe {
         deadline: Deadline,
     ) -> Result<Converged, RotationError> {
         let start = Instant::now();
-        let own_limit = start + rule.within + rule.least_time();
-        let give_up = deadline.map_or(own_limit, |d| d.min(own_limit));
+        // Checked: the settings come from the environment.
+        let far = start + Duration::from_secs(86_400);
+        let own_limit = rule
+            .within
+            .checked_add(rule.least_time())
+            .and_then(|d| start.checked_add(d))
+            .map_or(far, |t| t.min(far));
+        let give_up = deadline
+            .map(|d| d.checked_sub(rule.reserve).unwrap_or(start))
+            .map_or(own_limit, |d| d.min(own_limit));
         let by_deadline = give_up < own_limit;
         let not_converged = |streak: u32, sent: u32, last: String| RotationError::NotConverged {
             key_id: key.key_id.clone(),
@@ -206,11 +219,14 @@ impl Probe {
             probes_sent: sent,
             waited_secs: start.elapsed().as_secs(),
             limit: if by_deadline {
-                "the invocation's deadline".into()
+                format!(
+                    "the invocation's deadline, less {} s kept for the provider call",
+                    rule.reserve.as_secs()
+                )
             } else {
                 format!(
                     "EDGE_PROPAGATION_SECS + the streak's least time ({} s)",
-                    (rule.within + rule.least_time()).as_secs()
+                    own_limit.duration_since(start).as_secs()
                 )
             },
             last,
@@ -276,12 +292,90 @@ impl Probe {
 mod tests {
     use super::*;
 
+    /// A probe route that answers with the statuses of `script` in turn (the last one
+    /// forever): 204 names key `k1`.
+    async fn edge(script: Vec<u16>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let status = script[n.min(script.len() - 1)];
+                n += 1;
+                let mut buf = vec![0u8; 65536];
+                let _ = conn.read(&mut buf).await;
+                let head = if status == 204 {
+                    "HTTP/1.1 204 No Content\r\nx-hookvault-key: k1\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                } else {
+                    let body = r#"{"error":"bad_signature"}"#;
+                    format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+                };
+                let _ = conn.write_all(head.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    fn key() -> WebhookSecret {
+        WebhookSecret {
+            scheme: hookvault_core::scheme::Scheme::Skytells,
+            key_id: "k1".into(),
+            secret: "aa".repeat(32),
+            created_at: None,
+        }
+    }
+
+    fn quick(probes: u32, within_ms: u64) -> Convergence {
+        Convergence {
+            probes,
+            soak: Duration::ZERO,
+            within: Duration::from_millis(within_ms),
+            reserve: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_after_acceptances_starts_the_count_again() {
+        // accept, accept, refuse (a lagging location), then accept for good.
+        let url = edge(vec![204, 204, 401, 204]).await;
+        let probe = Probe::new(&url, "skytells", Duration::from_secs(2));
+        let seen = probe
+            .wait_converged(&key(), &quick(3, 2_000), None)
+            .await
+            .unwrap();
+        assert_eq!(seen.relapses, 1);
+        assert_eq!(seen.probes_sent, 6, "three after the relapse");
+    }
+
+    #[tokio::test]
+    async fn it_gives_up_without_a_streak_and_before_the_deadline_reserve() {
+        let url = edge(vec![401]).await;
+        let probe = Probe::new(&url, "skytells", Duration::from_secs(2));
+        let e = probe
+            .wait_converged(&key(), &quick(3, 1_000), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("best streak 0") && e.contains("401"), "{e}");
+        // A deadline that leaves less than the reserve: no probe at all.
+        let soon = Some(Instant::now() + Duration::from_millis(500));
+        let e = probe
+            .wait_converged(&key(), &quick(3, 1_000), soon)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no probe sent") && e.contains("deadline"), "{e}");
+    }
+
     #[test]
     fn the_streak_spreads_its_probes_over_the_soak() {
         let rule = |probes, soak| Convergence {
             probes,
             soak: Duration::from_secs(soak),
             within: Duration::from_secs(30),
+            reserve: Duration::from_secs(20),
         };
         assert_eq!(rule(5, 20).gap(), Duration::from_secs(5));
         assert_eq!(rule(5, 20).least_time(), Duration::from_secs(20));
@@ -289,5 +383,8 @@ mod tests {
         assert_eq!(rule(5, 0).gap(), MIN_STREAK_GAP);
         assert_eq!(rule(5, 0).least_time(), MIN_STREAK_GAP * 4);
         assert_eq!(rule(1, 0).least_time(), Duration::ZERO);
+        // One probe and a soak: confirmed once more at the soak's end, not every 250 ms.
+        assert_eq!(rule(1, 30).gap(), Duration::from_secs(30));
+        assert_eq!(rule(1, 30).least_time(), Duration::from_secs(30));
     }
 }

@@ -75,7 +75,8 @@ pub trait ProviderKeys {
 }
 
 /// Retries for a key that may not be valid yet: the provider's own retryable statuses
-/// plus 401 and 403, every 1, 2, 4, 8, 8, … s (±25 %), until the caller's limit.
+/// (429, 5xx) plus 401 and 403, every 1, 2, 4, 8, 8, … s (±25 %), until the caller's
+/// limit, then one last try at the limit.
 fn activation_policy() -> RetryPolicy {
     let mut retryable = RetryPolicy::provider_api().retryable;
     retryable.extend([401, 403]);
@@ -105,6 +106,19 @@ impl HttpProvider {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.cfg.api_url)
+    }
+
+    /// One attempt, no retry.
+    async fn call_once(
+        &self,
+        what: &str,
+        make: &impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<http::Answer, RotationError> {
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::provider_api()
+        };
+        Ok(http::send(&once, None, what, make).await?)
     }
 
     async fn call(
@@ -213,7 +227,16 @@ impl ProviderKeys for HttpProvider {
         } else {
             let until = Instant::now() + activation;
             let until = deadline.map_or(until, |d| d.min(until));
-            http::send(&activation_policy(), Some(until), call, make).await?
+            let a = http::send(&activation_policy(), Some(until), call, &make).await?;
+            // The back-off stops when its next wait does not fit; the key gets one last
+            // try at the end of the window, so the window is the one configured.
+            let left = until.saturating_duration_since(Instant::now());
+            if matches!(a.status, 401 | 403) && !left.is_zero() {
+                tokio::time::sleep(left).await;
+                self.call_once(call, &make).await?
+            } else {
+                a
+            }
         };
         if a.is_success() {
             Ok(())

@@ -61,6 +61,8 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 probes: r.cfg.convergence_probes,
                 soak: r.cfg.soak,
                 within: r.cfg.edge_propagation,
+                // A probe in flight, then the provider call: one HTTP timeout each.
+                reserve: r.cfg.http_timeout * 2,
             };
             tracing::info!(
                 secret = ctx.secret,

@@ -236,6 +236,12 @@ async fn a_rotation_deploys_the_serving_code_not_an_undeployed_upload_and_waits_
             && logs.contains(&first),
         "the rotator does not report the version it deployed:\n{logs}"
     );
+    // It warns that the upload still carries the old ring.
+    assert!(
+        logs.contains("still carry the key ring from before this rotation")
+            && logs.contains(&undeployed),
+        "no warning about the stale upload:\n{logs}"
+    );
     // Every other binding came along (the edge still reaches SQS: 202 above).
     assert!(stack.edge.binding("SQS_QUEUE_URL").await.is_some());
 
@@ -263,7 +269,15 @@ async fn a_rotation_deploys_the_serving_code_not_an_undeployed_upload_and_waits_
             .await,
         Some(202)
     );
-    assert_no_secret_in_logs(&stack, &[INITIAL_WEBHOOK_SECRET.to_owned()]).await;
+    let pending = stack
+        .value(WEBHOOK_SECRET_ID, Some(&t2), "AWSPENDING")
+        .await
+        .unwrap();
+    assert_no_secret_in_logs(
+        &stack,
+        &[INITIAL_WEBHOOK_SECRET.to_owned(), secret_of(&pending)],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
