@@ -10,6 +10,8 @@
 //   GET /healthz             200 {"ok":true}: the runtime's floor, no work at all.
 // Same env as the Rust edge: WEBHOOK_SECRETS (one bare secret here), SQS_QUEUE_URL,
 // SQS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+// It builds the Rust edge's envelope (v2: the exact body as base64, its SHA-256 and size,
+// the signature header, the content type; docs/envelope.md).
 // Like the Rust edge it writes one JSON log line per request (the issue asks for it, and it
 // costs every Worker the same), with the same fields.
 // Not for production: it exists to be measured against (scripts/bench-edge.sh), which
@@ -111,7 +113,12 @@ async function handle(request, env, log) {
   log.provider = "skytells";
   log.scheme = "skytells";
   log.event_id = eventId;
-  const envelope = `{"v":1,"provider":"skytells","scheme":"skytells","event_id":${JSON.stringify(eventId)},"received_at_ms":${Date.now()},"key_id":"current","key_slot":"current","payload_sha256":"${await sha256hex(body)}","payload":${text}}`;
+  // The Rust edge's envelope (v2): the exact bytes as base64, with the evidence.
+  const bytes = new Uint8Array(body);
+  const b64 = typeof bytes.toBase64 === "function" ? bytes.toBase64() : btoa(String.fromCharCode.apply(null, bytes));
+  const sigHeaders = JSON.stringify([["x-skytells-signature", request.headers.get("x-skytells-signature")]]);
+  const contentType = JSON.stringify(request.headers.get("content-type"));
+  const envelope = `{"v":2,"provider":"skytells","scheme":"skytells","event_id":${JSON.stringify(eventId)},"received_at_ms":${Date.now()},"key_id":"current","key_slot":"current","signature_headers":${sigHeaders},"content_type":${contentType},"body_sha256":"${await sha256hex(body)}","body_bytes":${body.byteLength},"body_base64":"${b64}"}`;
   const sqsBody = JSON.stringify({
     QueueUrl: env.SQS_QUEUE_URL,
     MessageBody: envelope,
