@@ -152,7 +152,7 @@ impl Probe {
                 what: format!("key {}", key.key_id),
                 reason: e.to_string(),
             })?;
-        // One attempt: the caller ([`Probe::wait_accepted`]) loops on its own deadline.
+        // One attempt: the caller ([`Probe::wait_converged`]) loops on its own deadline.
         let policy = RetryPolicy {
             max_attempts: 1,
             retryable: vec![],
