@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use hookvault_aws::http::retry_after;
 use hookvault_aws::retry::{retrying, Retryable};
 use hookvault_core::keyring::{KeySlot, KeySpec};
 use hookvault_core::retry::RetryPolicy;
@@ -246,11 +247,7 @@ pub async fn send(a: SendArgs) -> Result<ExitCode, CliError> {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let retry_after = retry_after(resp.headers());
                 let text = resp.text().await.unwrap_or_default();
                 if (200..300).contains(&status) {
                     Ok(Ok((status, text)))

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookvault_aws::http::retry_after;
 use hookvault_aws::retry::{retrying, GaveUp, Retryable};
 use hookvault_core::retry::{GiveUp, RetryPolicy};
 use hookvault_core::url_guard::{GuardError, UrlGuard};
@@ -279,14 +280,7 @@ impl Downloader {
                 403 | 404 | 410 => Err(DownloadError::Expired(status)),
                 // 201, 202, 207, 208, 226: not a file a plain GET should get.
                 201..=299 => Err(DownloadError::Status(status)),
-                _ => {
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    Ok(Err(Attempt::Status(status, retry_after)))
-                }
+                _ => Ok(Err(Attempt::Status(status, retry_after(resp.headers())))),
             };
         }
         Err(DownloadError::TooManyRedirects)

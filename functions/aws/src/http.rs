@@ -168,11 +168,7 @@ async fn read(
     max_body: usize,
 ) -> Result<Answer, HttpError> {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let retry_after = retry_after(resp.headers());
     let headers = resp.headers().clone();
     if resp.content_length().is_some_and(|n| n > max_body as u64) {
         return Err(HttpError::TooLarge {
@@ -205,6 +201,16 @@ async fn read(
         body,
         attempts,
     })
+}
+
+/// The raw `Retry-After` value among `headers`, if present and text: delay-seconds or an
+/// HTTP-date (RFC 9110 section 10.2.3), judged by the core's
+/// [`RetryPolicy`](hookvault_core::retry::RetryPolicy), which reads both forms.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// A client for API calls: `timeout` per attempt, no redirects (an API that redirects is

@@ -11,25 +11,20 @@ use hookvault_localstack::rotation::{
     Options, RotationStack, API_KEY_SECRET_ID, CLOUDFLARE_TOKEN, WEBHOOK_SECRET_ID,
 };
 
-use crate::e2e_rotation::{assert_no_secret_in_logs, secret_of, step_fails, webhook_url, STEPS};
+use crate::e2e_rotation::{
+    assert_no_secret_in_logs, secret_of, start_sender, step_fails, webhook_url, STEPS,
+};
 
-/// Delivers as the provider signs (with whatever secret it has been told), continuously,
-/// each on a fresh connection, until stopped: every status seen.
+/// Delivers as the provider signs, continuously, each on a fresh connection, until
+/// stopped: every status seen.
 fn deliver_continuously(
     stack: &Arc<RotationStack>,
     stop: &Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<Option<u16>>> {
-    let (stack, stop) = (Arc::clone(stack), Arc::clone(stop));
+    let sender = start_sender(stack, stop, false);
     tokio::spawn(async move {
-        let url = webhook_url(&stack);
-        let mut seen = Vec::new();
-        let mut n = 0;
-        while !stop.load(Ordering::SeqCst) {
-            n += 1;
-            let body = webhook_body(&format!("pred_lag_{n}"));
-            seen.push(stack.provider.deliver(&url, &body).await);
-        }
-        seen
+        let seen = sender.await.unwrap();
+        seen.into_iter().map(|(_, status)| status).collect()
     })
 }
 
