@@ -241,6 +241,57 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn operator_usage_errors_say_what_to_do() {
+    let cases: [(&[&str], &str); 4] = [
+        // Neither source: the message names both.
+        (
+            &["replay", "--bucket", "b", "--queue-url", "q", "--dry-run"],
+            "--dlq",
+        ),
+        // An empty DLQ URL (`HOOKVAULT_DLQ_URL=` in a shell) is named, not sent to SQS.
+        (
+            &[
+                "replay",
+                "--bucket",
+                "b",
+                "--queue-url",
+                "q",
+                "--dlq",
+                "--dlq-url",
+                "",
+            ],
+            "empty",
+        ),
+        (
+            &["replay", "--bucket", "b", "--queue-url", "q", "--dlq"],
+            "DlqUrl",
+        ),
+        // A year no calendar holds: refused, not an arithmetic overflow.
+        (
+            &[
+                "events",
+                "list",
+                "--bucket",
+                "b",
+                "--since",
+                "9223372036854775807-01-01T00:00:00Z",
+            ],
+            "RFC 3339",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = hookvault(args, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} does not say {says:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn help_explains_each_scheme() {
     let out = hookvault(&["verify", "--help"], b"");
     let text = String::from_utf8_lossy(&out.stdout);

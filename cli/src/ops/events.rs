@@ -178,8 +178,11 @@ async fn show(a: ShowArgs) -> Result<ExitCode, CliError> {
     let entries = log::by_event_id(&aws, bucket, &a.event_id).await?;
     if entries.is_empty() {
         return Err(CliError::Failed(format!(
-            "no event {:?} in the event log of s3://{bucket} (the log keeps EventLogRetentionDays)",
-            a.event_id
+            "no event {:?} in the event log of s3://{bucket}: the archiver has not finished it \
+             (still in the queue, or in the DLQ after MaxReceiveCount failures: \
+             `hookvault replay --dlq --dry-run --event-id {}` finds it there), or it is older \
+             than EventLogRetentionDays",
+            a.event_id, a.event_id
         )));
     }
     let mut refused = false;
@@ -308,7 +311,7 @@ fn print_text(v: &Value) {
     );
     if let Some(ev) = v.get("event").filter(|x| x.get("scheme").is_some()) {
         outln!(
-            "scheme     {} (key {} , {})",
+            "scheme     {} (key {}, slot {})",
             s(&ev["scheme"]),
             s(&ev["key_id"]),
             s(&ev["key_slot"])

@@ -24,9 +24,9 @@ use crate::commands::CliError;
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
     /// The archive bucket (the stack's `ArchiveBucket` output).
-    #[arg(long, env = "HOOKVAULT_BUCKET")]
+    #[arg(long, env = "HOOKVAULT_BUCKET", value_parser = non_empty)]
     pub bucket: String,
-    /// Print JSON lines (one per event, then a summary) instead of text.
+    /// Print JSON lines instead of text (one per event; `replay` ends with a summary line).
     #[arg(long)]
     pub json: bool,
 }
@@ -35,8 +35,18 @@ pub struct StackArgs {
 #[derive(Args, Debug, Clone)]
 pub struct QueueArgs {
     /// The events queue (the stack's `QueueUrl` output).
-    #[arg(long, env = "HOOKVAULT_QUEUE_URL")]
+    #[arg(long, env = "HOOKVAULT_QUEUE_URL", value_parser = non_empty)]
     pub queue_url: String,
+}
+
+/// A bucket or queue URL: an empty one (`HOOKVAULT_DLQ_URL=` in a shell) is a usage error
+/// that says so, not a call that fails with "NonExistentQueue".
+pub fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("empty: set it to the stack's output (see docs/operations.md)".into())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 /// SDK clients from the standard chain: `AWS_PROFILE`, SSO, environment variables,
@@ -76,11 +86,9 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_s3::error::ProvideErrorMetadata as _;
-    if let Some(code) = e.code() {
-        return CliError::Failed(format!(
-            "{what}: {code}: {}",
-            e.message().unwrap_or("(no message)")
-        ));
+    let short = hookvault_aws::sdk_error::short(&e);
+    if e.code().is_some() {
+        return CliError::Failed(format!("{what}: {short}"));
     }
     let full = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
     let hint = if full.contains("region") {
@@ -90,8 +98,6 @@ where
     } else {
         ""
     };
-    // The first cause is the useful part; the rest is the SDK's chain of wrappers.
-    let short = full.split(": ").take(3).collect::<Vec<_>>().join(": ");
     CliError::Failed(format!("{what}: {short}{hint}"))
 }
 

@@ -5,8 +5,9 @@
 //!   has accepted it. A message not replayed stays in the DLQ.
 //! * `--since … [--until …] [filters]`: the events of the event log, rebuilt from their
 //!   raw event (`events/…/event.json` and `body`) into an envelope marked `replay`, and
-//!   queued. An archived event is skipped (the archiver would find its manifest and do
-//!   nothing), unless `--force`, which asks the archiver to archive it again.
+//!   queued. Only `failed` events are replayed; settled ones (`archived`,
+//!   `prediction_failed`, `kept`, `ignored`) are skipped, since the archiver would come to
+//!   the same result, unless `--force`, which asks the archiver to archive them again.
 //!
 //! `--dry-run` changes nothing and says what would be done. Every run ends with a summary
 //! (replayed, skipped, failed); the exit code is 1 when something failed.
@@ -34,6 +35,7 @@ const DLQ_VISIBILITY_SECS: i32 = 300;
 
 /// `hookvault replay`.
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dlq", "since"])))]
 pub struct ReplayArgs {
     #[command(flatten)]
     stack: StackArgs,
@@ -43,13 +45,13 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with = "since")]
     dlq: bool,
     /// The DLQ (the stack's `DlqUrl` output).
-    #[arg(long, env = "HOOKVAULT_DLQ_URL", required_if_eq("dlq", "true"))]
+    #[arg(long, env = "HOOKVAULT_DLQ_URL", value_parser = super::non_empty)]
     dlq_url: Option<String>,
     /// Only this event id (repeat for several), with --dlq or --since.
     #[arg(long = "event-id")]
     event_ids: Vec<String>,
     /// Replay the event log's events from this time (see `events list`).
-    #[arg(long, required_unless_present = "dlq")]
+    #[arg(long)]
     since: Option<String>,
     /// End of the window (default: now).
     #[arg(long, requires = "since")]
@@ -64,7 +66,8 @@ pub struct ReplayArgs {
     /// Only this prediction id.
     #[arg(long, requires = "since")]
     prediction: Option<String>,
-    /// Archive again even events whose manifest exists.
+    /// Replay settled events too (archived, prediction_failed, kept, ignored): the archiver
+    /// archives or records them again.
     #[arg(long, requires = "since")]
     force: bool,
     /// Change nothing; print what would be done.
@@ -74,11 +77,17 @@ pub struct ReplayArgs {
 
 /// Runs `replay`.
 pub async fn run(a: ReplayArgs) -> Result<ExitCode, CliError> {
+    let dlq = match (a.dlq, &a.dlq_url) {
+        (true, None) => {
+            return Err(CliError::Usage(
+                "--dlq needs --dlq-url (or HOOKVAULT_DLQ_URL): the stack's DlqUrl output".into(),
+            ))
+        }
+        (true, Some(url)) => Some(url.clone()),
+        (false, _) => None,
+    };
     let aws = Aws::load().await;
-    let summary = if a.dlq {
-        let dlq = a.dlq_url.clone().ok_or_else(|| {
-            CliError::Usage("--dlq needs --dlq-url (or HOOKVAULT_DLQ_URL)".into())
-        })?;
+    let summary = if let Some(dlq) = dlq {
         from_dlq(&aws, &a, &dlq).await?
     } else {
         from_log(&aws, &a).await?
@@ -140,10 +149,26 @@ async fn replay_entry(
 ) -> Result<(Action, String), CliError> {
     let bucket = &a.stack.bucket;
     match entry.outcome {
+        // Settled: a replay would find the same result and change nothing but the
+        // log (and, for a failure, count it again), so only --force replays them.
         IndexOutcome::Archived if !a.force => {
             return Ok((
                 Action::Skipped,
                 "already archived (the manifest exists); --force archives it again".into(),
+            ))
+        }
+        IndexOutcome::PredictionFailed if !a.force => return Ok((
+            Action::Skipped,
+            "settled: the provider's failure is recorded (failure.json); --force records it again"
+                .into(),
+        )),
+        IndexOutcome::Kept | IndexOutcome::Ignored if !a.force => {
+            return Ok((
+                Action::Skipped,
+                format!(
+                    "settled ({}): nothing more to archive; --force replays it",
+                    entry.outcome.as_str()
+                ),
             ))
         }
         IndexOutcome::Rejected => {
@@ -338,7 +363,7 @@ async fn from_dlq(aws: &Aws, a: &ReplayArgs, dlq: &str) -> Result<Summary, CliEr
                         Ok(_) => "moved to the queue".to_owned(),
                         Err(e) => format!(
                             "queued, but not deleted from the DLQ ({}); it will be replayed twice, which the archiver absorbs",
-                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                            hookvault_aws::sdk_error::short(&e)
                         ),
                     };
                     report(&bar, &mut summary, json, Action::Replayed, &label, &detail);
@@ -347,7 +372,7 @@ async fn from_dlq(aws: &Aws, a: &ReplayArgs, dlq: &str) -> Result<Summary, CliEr
                     held.insert(message_id, receipt);
                     let detail = format!(
                         "the queue refused it ({}); it stays in the DLQ",
-                        aws_sdk_sqs::error::DisplayErrorContext(e)
+                        hookvault_aws::sdk_error::short(&e)
                     );
                     report(&bar, &mut summary, json, Action::Failed, &label, &detail);
                 }

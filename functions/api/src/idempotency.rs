@@ -528,7 +528,7 @@ impl Api {
                 Some(404) if matches!(condition, Condition::Match(_)) => Ok(Put::Missing),
                 _ => Err(unavailable(
                     "S3 PutObject (idempotency record)",
-                    aws_sdk_s3::error::DisplayErrorContext(e),
+                    hookvault_aws::sdk_error::short(&e),
                 )),
             },
         }
@@ -549,7 +549,7 @@ impl Api {
             Err(e) => {
                 return Err(unavailable(
                     "S3 GetObject (idempotency record)",
-                    aws_sdk_s3::error::DisplayErrorContext(e),
+                    hookvault_aws::sdk_error::short(&e),
                 ))
             }
         };
@@ -589,7 +589,7 @@ impl Api {
                     "the idempotency record had already changed"
                 ),
                 _ => tracing::error!(
-                    error = %aws_sdk_s3::error::DisplayErrorContext(e),
+                    error = %hookvault_aws::sdk_error::short(&e),
                     idempotency = scope.short(),
                     "S3 DeleteObject (idempotency record): the key stays pending until its lease ends"
                 ),

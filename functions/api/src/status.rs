@@ -147,7 +147,7 @@ impl Api {
             .key(key)
             .presigned(presigning)
             .await
-            .map_err(|e| unavailable("presign", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| unavailable("presign", hookvault_aws::sdk_error::short(&e)))?;
         Ok(url.uri().to_owned())
     }
 
@@ -213,7 +213,7 @@ impl Api {
             Err(e) => {
                 return Err(unavailable(
                     "S3 GetObject",
-                    aws_sdk_s3::error::DisplayErrorContext(e),
+                    hookvault_aws::sdk_error::short(&e),
                 ))
             }
         };

@@ -89,6 +89,39 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Its name in log lines (`archived`, `already_archived`, `failure_recorded`,
+    /// `outputs_lost`, `ignored`, `event_kept`, `rejected`): a plain string a Logs
+    /// Insights filter can match.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Archived { .. } => "archived",
+            Outcome::AlreadyArchived => "already_archived",
+            Outcome::FailureRecorded { .. } => "failure_recorded",
+            Outcome::OutputsLost { .. } => "outputs_lost",
+            Outcome::Ignored => "ignored",
+            Outcome::EventKept => "event_kept",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    /// The error id of a recorded failure (the provider's, or ours for lost outputs).
+    pub fn error_id(&self) -> Option<&str> {
+        match self {
+            Outcome::FailureRecorded { error_id } | Outcome::OutputsLost { error_id } => {
+                Some(error_id).filter(|e| !e.is_empty()).map(String::as_str)
+            }
+            _ => None,
+        }
+    }
+
+    /// Files stored for a new manifest.
+    pub fn outputs(&self) -> Option<usize> {
+        match self {
+            Outcome::Archived { outputs } => Some(*outputs),
+            _ => None,
+        }
+    }
+
     /// The event log's name for it.
     pub fn index_outcome(&self) -> IndexOutcome {
         match self {
@@ -117,13 +150,13 @@ pub struct Archiver {
     max_receive_count: Option<u32>,
 }
 
-pub(crate) fn s3_error<E: std::error::Error + 'static>(
+pub(crate) fn s3_error<E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static>(
     op: &str,
     e: aws_sdk_s3::error::SdkError<E>,
 ) -> Transient {
     Transient(format!(
         "S3 {op} failed: {}",
-        aws_sdk_s3::error::DisplayErrorContext(e)
+        hookvault_aws::sdk_error::short(&e)
     ))
 }
 
@@ -216,7 +249,12 @@ impl Archiver {
             }
             let _in_span = span.enter();
             match &result {
-                Ok(outcome) => tracing::info!(outcome = ?outcome, "record done"),
+                Ok(outcome) => tracing::info!(
+                    outcome = outcome.name(),
+                    error_id = outcome.error_id(),
+                    outputs = outcome.outputs(),
+                    "record done"
+                ),
                 Err(Transient(reason)) => {
                     let receives = receive_count(&record);
                     if self.max_receive_count.is_some_and(|max| receives >= max) {
@@ -322,7 +360,7 @@ impl Archiver {
             PredictionStatus::Succeeded => self.archive(&p, ev, deadline, facts).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
                 let (error_id, error_message) = provider_error(&p);
-                tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = ?error_id, "prediction did not succeed; recording it");
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = error_id.as_deref(), "prediction did not succeed; recording it");
                 self.record_failure(&p, ev, error_id, error_message, None)
                     .await
             }
@@ -578,7 +616,7 @@ impl Archiver {
                     .await
                     .map_err(|e| UploadError::S3 {
                         op: "PutObject",
-                        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                        message: hookvault_aws::sdk_error::short(&e),
                     })?;
                 OutputRecord {
                     index: job.index,

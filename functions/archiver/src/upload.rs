@@ -67,12 +67,12 @@ impl UploadError {
 }
 
 /// An SDK error of `op`, with its full context (the service's code and message).
-fn sdk_err<E: std::error::Error + 'static>(
+fn sdk_err<E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static>(
     op: &'static str,
 ) -> impl Fn(aws_sdk_s3::error::SdkError<E>) -> UploadError {
     move |e| UploadError::S3 {
         op,
-        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        message: hookvault_aws::sdk_error::short(&e),
     }
 }
 
@@ -214,7 +214,7 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
                     .send()
                     .await
             {
-                tracing::error!(key = t.key, error = %aws_sdk_s3::error::DisplayErrorContext(abort), "abort of a failed multipart upload failed");
+                tracing::error!(key = t.key, error = %hookvault_aws::sdk_error::short(&abort), "abort of a failed multipart upload failed");
             }
             Err(e)
         }

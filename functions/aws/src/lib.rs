@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
+pub mod sdk_error;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets;
 

@@ -100,7 +100,7 @@ impl SecretCache {
                 }
                 _ => SecretError::Aws {
                     id: id.to_owned(),
-                    message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                    message: crate::sdk_error::short(&e),
                 },
             })?;
         let value = Arc::new(SecretValue {

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::Client;
 
 use crate::error::RotationError;
@@ -71,13 +70,12 @@ fn aws<E>(
     e: aws_sdk_secretsmanager::error::SdkError<E>,
 ) -> RotationError
 where
-    E: std::error::Error + Send + Sync + 'static,
-    aws_sdk_secretsmanager::error::SdkError<E>: std::error::Error,
+    E: std::error::Error + aws_sdk_secretsmanager::error::ProvideErrorMetadata + 'static,
 {
     RotationError::Aws {
         op,
         secret: secret.to_owned(),
-        message: DisplayErrorContext(e).to_string(),
+        message: hookvault_aws::sdk_error::short(&e),
     }
 }
 
