@@ -43,6 +43,11 @@ fn pause(yes: bool, what: &str) {
     let _ = std::io::stdin().lock().lines().next();
 }
 
+/// `text` with every line indented under the drill's steps.
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("   {l}\n")).collect()
+}
+
 async fn manifest_versions(s3: &aws_sdk_s3::Client, id: &str) -> Result<usize, StackError> {
     versions(s3, BUCKET, &format!("predictions/{id}/manifest.json")).await
 }
@@ -218,11 +223,40 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
             return Err(err(format!("{id}: {versions} manifest versions, not 1")));
         }
     }
-    println!("   hookvault events list --since 1h   (and a second `hookvault replay --dlq` finds nothing)");
+    // The runbook's last look, run and checked here: the log lists every event archived,
+    // and a second replay of the DLQ finds nothing.
+    println!("   hookvault events list --since 1h");
+    let (code, listed, stderr) = target.run(&["events", "list", "--since", "1h"]).await?;
+    print!("{}", indent(&listed));
+    let (_, listed_json, _) = target
+        .run(&["events", "list", "--since", "1h", "--json"])
+        .await?;
+    for id in IDS {
+        let archived = listed_json.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|e| e["prediction_id"] == id && e["outcome"] == "archived")
+        });
+        if code != 0 || !archived {
+            return Err(err(format!(
+                "events list does not show {id} archived (exit {code}):\n{listed}{stderr}"
+            )));
+        }
+    }
+    println!("   hookvault replay --dlq   (a second time)");
+    let (code, replayed, stderr) = target.run(&["replay", "--dlq"]).await?;
+    print!("{}", indent(&replayed));
+    if code != 0 || depth(&sqs_client, &dlq).await? != 0 {
+        return Err(err(format!(
+            "the second replay --dlq (exit {code}):\n{replayed}{stderr}"
+        )));
+    }
     report.push_str("drill passed: every event in the DLQ was archived exactly once after the fix");
     if serve {
-        println!("\n   The stack stays up (the fixed archiver polls the queue) until Ctrl-C:\n   {exports}\n   edge: {}", edge.url);
-        let _ = tokio::signal::ctrl_c().await;
+        println!(
+            "\n   The stack stays up (the fixed archiver polls the queue) until Ctrl-C:\n   {exports}\n   edge (webhooks): {}/webhooks/skytells\n   webhook secret:  {SECRET}   (scheme skytells)\n   CDN (outputs):   {}/files/NAME.png?size=BYTES",
+            edge.url, cdn.url
+        );
+        crate::live::until_stopped().await?;
     }
     polling.abort();
     Ok(report)

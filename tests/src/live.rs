@@ -21,8 +21,11 @@ use crate::{paths, process, s3, sqs, StackError};
 pub const MOTO_PORT: u16 = 4566;
 /// The edge's port when free (wrangler dev's default, for the same URLs either way).
 pub const EDGE_PORT: u16 = 8787;
-/// The queue (with `{QUEUE}-dlq` after 5 receives) and the bucket.
+/// The queue (with `{QUEUE}-dlq` after [`MAX_RECEIVES`] receives) and the bucket.
 pub const QUEUE: &str = "hookvault-events";
+/// Receives before SQS moves a message to the DLQ (the template's `MaxReceiveCount`
+/// default).
+pub const MAX_RECEIVES: u32 = 5;
 /// The archive bucket.
 pub const BUCKET: &str = "hookvault-archive";
 
@@ -60,18 +63,23 @@ pub fn spawn_poller(
     })
 }
 
-/// Waits for Ctrl-C or SIGTERM.
+/// Waits for Ctrl-C (SIGINT), SIGTERM, or SIGHUP (the terminal closed). Each local
+/// service leads its own process group, so only this process gets the signal; returning
+/// drops the services, which kills their groups.
 pub async fn until_stopped() -> Result<(), StackError> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hangup.recv() => {}
     }
     Ok(())
 }
 
 /// `port` if nothing listens there, else a free one.
-fn port_or_free(port: u16) -> Result<u16, StackError> {
+pub fn port_or_free(port: u16) -> Result<u16, StackError> {
     match std::net::TcpListener::bind(("127.0.0.1", port)) {
         Ok(_) => Ok(port),
         Err(_) => process::free_port(),
@@ -98,6 +106,7 @@ pub fn sample_webhook(cdn: &str) -> Result<std::path::PathBuf, StackError> {
 /// the archive.
 pub fn instructions(
     edge: &str,
+    provider: &str,
     secret: &str,
     sample: &std::path::Path,
     target: &Target,
@@ -108,7 +117,8 @@ pub fn instructions(
     let mut out = format!(
         "edge (webhooks):  {hook}\n\
          webhook secret:   {secret}   (scheme skytells: x-skytells-signature over the raw body)\n\
-         moto (S3, SQS):   {endpoint}   bucket {bucket}, queue {queue}\n\
+         moto (S3, SQS):   {endpoint}   bucket {bucket}, queue {queue}, DLQ {dlq}\n\
+         \x20 the stand-in provider and its CDN: {provider}   (outputs: {provider}/files/NAME.png?size=BYTES)\n\
          \n\
          send a signed webhook (its output is on the stand-in CDN, which the archiver may download):\n\
          \x20 {cli} send {hook} --scheme skytells --secret {secret} {sample}\n\
@@ -118,6 +128,7 @@ pub fn instructions(
         endpoint = target.endpoint,
         bucket = target.bucket,
         queue = target.queue,
+        dlq = target.dlq,
         sample = sample.display(),
         exports = target.exports().replace('\n', "\n  "),
         cli = cli.display(),
@@ -138,7 +149,7 @@ pub async fn serve() -> Result<String, StackError> {
     let sqs_client = sqs::client(&moto.endpoint);
     let store = s3::client(&moto.endpoint);
     s3::create_bucket(&store, BUCKET).await?;
-    let (queue, dlq) = create_with_dlq(&sqs_client, QUEUE, 5).await?;
+    let (queue, dlq) = create_with_dlq(&sqs_client, QUEUE, MAX_RECEIVES).await?;
     let secret = INITIAL_WEBHOOK_SECRET;
     let edge = Edge::start(
         &local_bindings(
@@ -179,7 +190,14 @@ pub async fn serve() -> Result<String, StackError> {
     let sample = sample_webhook(&provider.url)?;
     println!(
         "\n{}",
-        instructions(&edge.url, secret, &sample, &target, Some(&api.function_url))
+        instructions(
+            &edge.url,
+            &provider.url,
+            secret,
+            &sample,
+            &target,
+            Some(&api.function_url)
+        )
     );
     let poller = spawn_poller(sqs_client, queue, Arc::clone(&archiver), 30, true);
     until_stopped().await?;

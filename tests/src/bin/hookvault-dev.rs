@@ -71,9 +71,14 @@ async fn post(
 
 async fn demo(serve: bool) -> Result<(), StackError> {
     step("Starting the local stack: moto (SQS, S3) and the edge in workerd");
-    let moto = Moto::start(None).await?;
+    // The same stack as `hookvault-dev serve`: moto on 4566 and the edge on 8787 when
+    // free (where `wrangler dev --env local` looks), the queue with its DLQ, the bucket.
+    use hookvault_localstack::live::{self, port_or_free};
+    let moto = Moto::start(Some(port_or_free(live::MOTO_PORT)?)).await?;
     let client = sqs::client(&moto.endpoint);
-    let queue = sqs::create_queue(&client, "hookvault-events").await?;
+    let (queue, dlq) =
+        hookvault_localstack::poller::create_with_dlq(&client, live::QUEUE, live::MAX_RECEIVES)
+            .await?;
     let t = now();
     let ring = serde_json::json!([
         { "id": "2026-11", "secret": CURRENT, "slot": "current" },
@@ -82,16 +87,16 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     // The archive bucket first: the edge writes bodies too large for one SQS message to
     // its raw/ prefix (the claim check) before it queues them.
     let store = s3::client(&moto.endpoint);
-    s3::create_bucket(&store, "hookvault-archive").await?;
+    s3::create_bucket(&store, live::BUCKET).await?;
     let bindings = hookvault_localstack::workerd::local_bindings(
         &moto.endpoint,
         &queue,
         &[
             ("WEBHOOK_SECRETS", ring.to_string()),
-            ("CLAIM_CHECK_BUCKET", "hookvault-archive".to_owned()),
+            ("CLAIM_CHECK_BUCKET", live::BUCKET.to_owned()),
         ],
     );
-    let edge = Edge::start(&bindings, None).await?;
+    let edge = Edge::start(&bindings, Some(port_or_free(live::EDGE_PORT)?)).await?;
     println!(
         "moto:  {}\nqueue: {queue}\nedge:  {}",
         moto.endpoint, edge.url
@@ -166,16 +171,10 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let api = LambdaFunction::start(
         "functions/api",
         "api",
-        &api_env(
-            &moto.endpoint,
-            &provider.url,
-            "hookvault-archive",
-            &hook,
-            &[],
-        ),
+        &api_env(&moto.endpoint, &provider.url, live::BUCKET, &hook, &[]),
     )
     .await?;
-    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, "hookvault-archive", &[]);
+    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, live::BUCKET, &[]);
     let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
     let submit = http
         .post(format!("{}/predictions", api.function_url))
@@ -217,7 +216,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
                 poll.delivered, poll.deleted, poll.failed
             );
         }
-        if s3::get(&store, "hookvault-archive", &manifest_key)
+        if s3::get(&store, live::BUCKET, &manifest_key)
             .await?
             .is_some()
         {
@@ -231,7 +230,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         }
     }
     for prefix in [format!("predictions/{id}/"), "events/".to_owned()] {
-        for key in s3::keys(&store, "hookvault-archive", &prefix).await? {
+        for key in s3::keys(&store, live::BUCKET, &prefix).await? {
             println!("s3://hookvault-archive/{key}");
         }
     }
@@ -307,15 +306,16 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         drop(rot);
         let target = hookvault_localstack::operator::Target {
             endpoint: moto.endpoint.clone(),
-            bucket: "hookvault-archive".to_owned(),
+            bucket: live::BUCKET.to_owned(),
             queue: queue.clone(),
-            dlq: String::new(),
+            dlq: dlq.clone(),
         };
         let sample = hookvault_localstack::live::sample_webhook(&provider.url)?;
         println!(
             "{}",
             hookvault_localstack::live::instructions(
                 &edge.url,
+                &provider.url,
                 CURRENT,
                 &sample,
                 &target,

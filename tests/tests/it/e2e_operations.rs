@@ -76,8 +76,14 @@ impl Ops {
 
     /// POSTs a signed prediction webhook to the edge; 202 expected.
     async fn send(&self, id: &str, output: &str, traceparent: Option<&str>) {
-        let body =
-            format!(r#"{{"id":"{id}","status":"succeeded","output":{output}}}"#).into_bytes();
+        let body = format!(r#"{{"id":"{id}","status":"succeeded","output":{output}}}"#);
+        self.send_body(body.as_bytes(), traceparent).await;
+    }
+
+    /// POSTs `body`, signed, to the edge; 202 expected.
+    async fn send_body(&self, body: &[u8], traceparent: Option<&str>) {
+        let body = body.to_vec();
+        let id = String::from_utf8_lossy(&body).into_owned();
         let mut req = reqwest::Client::new()
             .post(format!("{}/webhooks/skytells", self.edge.url))
             .body(body.clone());
@@ -286,12 +292,25 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
     ops.send("pred_log_2", &ops.file("b"), None).await;
     ops.send("pred_log_text", r#""a caption, no file""#, None)
         .await;
-    ops.poll_until(&broken, "three events logged", || async {
+    // Settled on arrival, whatever the misconfiguration: the provider's failure, a
+    // progress update, and a body that is not a prediction.
+    ops.send_body(
+        br#"{"id":"pred_log_failed","status":"failed","error":"out of memory"}"#,
+        None,
+    )
+    .await;
+    ops.send_body(br#"{"id":"pred_log_busy","status":"processing"}"#, None)
+        .await;
+    ops.send_body(br#"{"hello":"not a prediction"}"#, None)
+        .await;
+    let logged = || async {
         s3::keys(&ops.s3, "archive", "index/log/")
             .await
             .unwrap()
             .len()
-            == 3
+    };
+    ops.poll_until(&broken, "six events logged", || async {
+        logged().await == 6
     })
     .await;
     let refused = emf_lines(&broken.logs(), "PermanentFailures");
@@ -314,9 +333,19 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
             .find(|e| e["prediction_id"] == id)
             .map(|e| e["outcome"].as_str().unwrap().to_owned())
     };
-    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all.len(), 6, "{all:?}");
     assert_eq!(state(&all, "pred_log_1").as_deref(), Some("failed"));
     assert_eq!(state(&all, "pred_log_text").as_deref(), Some("archived"));
+    assert_eq!(
+        state(&all, "pred_log_failed").as_deref(),
+        Some("prediction_failed")
+    );
+    assert_eq!(state(&all, "pred_log_busy").as_deref(), Some("ignored"));
+    assert_eq!(
+        all.iter().filter(|e| e["outcome"] == "kept").count(),
+        1,
+        "{all:?}"
+    );
     let (_, failed) = ops
         .cli(&["events", "list", "--since", "1h", "--status", "failed"])
         .await;
@@ -383,9 +412,18 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
         fixed.logs()
     );
 
-    // A second replay of everything changes nothing: all three are archived.
+    // A second replay of everything changes nothing: three are archived, three were
+    // settled on arrival; nothing is queued and the log gains no entry.
+    let entries_before = logged().await;
     let (code, lines) = ops.cli(&["replay", "--since", "1h"]).await;
-    assert_eq!((code, summary(&lines)), (0, (0, 3, 0)), "{lines:?}");
+    assert_eq!((code, summary(&lines)), (0, (0, 6, 0)), "{lines:?}");
+    assert_eq!(ops.depth(&ops.queue).await, 0);
+    assert_eq!(logged().await, entries_before);
+    // --force replays the settled ones too (a dry run: counted, nothing queued).
+    let (code, lines) = ops
+        .cli(&["replay", "--since", "1h", "--force", "--dry-run"])
+        .await;
+    assert_eq!((code, summary(&lines)), (0, (6, 0, 0)), "{lines:?}");
     assert_eq!(ops.depth(&ops.queue).await, 0);
     for id in ["pred_log_1", "pred_log_2", "pred_log_text"] {
         assert_eq!(ops.manifest_versions(id).await, 1, "{id}");
