@@ -34,13 +34,14 @@ fn step(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
 }
 
-/// Waits for Enter, unless `yes`.
-fn pause(yes: bool, what: &str) {
+/// Waits for Enter, unless `yes`. The read blocks a thread of its own, so a Ctrl-C while
+/// waiting still stops the drill (and its services) at once.
+async fn pause(yes: bool, what: &str) {
     if yes {
         return;
     }
     println!("\n   … {what}, then press Enter here.");
-    let _ = std::io::stdin().lock().lines().next();
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().lock().lines().next()).await;
 }
 
 /// `text` with every line indented under the drill's steps.
@@ -177,7 +178,7 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     step("4. Look before you fix: in another terminal");
     println!("   {exports}\n   hookvault replay --dlq --dry-run");
     operator(&["replay", "--dlq", "--dry-run"]).await?;
-    pause(yes, "run it");
+    pause(yes, "run it").await;
 
     step("5. Fix it: the archiver restarts with ARCHIVE_BUCKET=archive");
     let fixed = Arc::new(LambdaFunction::start("functions/archiver", "archiver", &env(&[])).await?);

@@ -349,6 +349,23 @@ async fn sqs_sink() -> Result<String, StackError> {
 }
 
 /// Prints a report, or the error; the exit code says which.
+/// Runs `command` until it ends or a signal stops it (Ctrl-C, SIGTERM, or SIGHUP when the
+/// terminal closes). On a signal the command's future is dropped, and with it every
+/// service it started: each leads its own process group, which its drop kills, so nothing
+/// is left behind whatever step the command was at (the default action of SIGINT would
+/// end this process without running a drop, leaving moto, workerd and `cargo lambda
+/// watch` behind).
+async fn stoppable(
+    command: impl std::future::Future<Output = Result<String, StackError>>,
+) -> Result<String, StackError> {
+    tokio::select! {
+        done = command => done,
+        stopped = hookvault_localstack::live::until_stopped() => {
+            stopped.map(|()| "stopped: every process of the stack is gone".to_owned())
+        }
+    }
+}
+
 fn report(r: Result<String, StackError>) -> ExitCode {
     match r {
         Ok(text) => {
@@ -362,8 +379,28 @@ fn report(r: Result<String, StackError>) -> ExitCode {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hookvault-dev: no async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Shutting down drops every task still spawned (a poller holding the archiver's
+    // service, whose drop kills its process group), and leaves behind, after a second,
+    // a blocking read of stdin nobody will finish (the drill's "press Enter" after a
+    // Ctrl-C); a plain drop of the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = args.iter().any(|a| a == "--serve");
     let num = |flag: &str, default: u64| -> u64 {
@@ -382,11 +419,17 @@ async fn main() -> ExitCode {
     };
     match args.first().map(String::as_str) {
         Some("sqs-sink") => report(sqs_sink().await),
-        Some("demo") => report(demo(serve).await.map(|()| String::new())),
-        Some("serve") => report(hookvault_localstack::live::serve().await),
-        Some("drill") => {
-            report(hookvault_localstack::drill::run(args.iter().any(|a| a == "--yes"), serve).await)
+        Some("demo") => {
+            report(stoppable(async { demo(serve).await.map(|()| String::new()) }).await)
         }
+        Some("serve") => report(stoppable(hookvault_localstack::live::serve()).await),
+        Some("drill") => report(
+            stoppable(hookvault_localstack::drill::run(
+                args.iter().any(|a| a == "--yes"),
+                serve,
+            ))
+            .await,
+        ),
         Some("bench-archiver") => {
             let target = match args
                 .iter()
@@ -402,28 +445,31 @@ async fn main() -> ExitCode {
                 }
             };
             report(
-                hookvault_localstack::archiver_bench::run(
+                stoppable(hookvault_localstack::archiver_bench::run(
                     num("--mib", 1024) * 1024 * 1024,
                     target,
                     args.iter().any(|a| a == "--sweep"),
-                )
+                ))
                 .await,
             )
         }
         Some("bench-claim-check") => report(
-            hookvault_localstack::claim_check_bench::run(
+            stoppable(hookvault_localstack::claim_check_bench::run(
                 num("--mb", 5),
                 num("--seconds", 10),
                 num("--rounds", 3).max(1) as usize,
                 num("--connections", 2).max(1) as usize,
-            )
+            ))
             .await,
         ),
-        Some("bench-start") => {
-            report(hookvault_localstack::start_bench::run(num("--runs", 10) as usize).await)
-        }
+        Some("bench-start") => report(
+            stoppable(hookvault_localstack::start_bench::run(
+                num("--runs", 10) as usize
+            ))
+            .await,
+        ),
         Some("bench-edge") => report(
-            hookvault_localstack::edge_bench::run(
+            stoppable(hookvault_localstack::edge_bench::run(
                 num("--seconds", 10) as u32,
                 num("--connections", 50) as u32,
                 num("--rounds", 3).max(1) as usize,
@@ -432,7 +478,7 @@ async fn main() -> ExitCode {
                     .position(|a| a == "--baseline")
                     .and_then(|i| args.get(i + 1))
                     .map(std::path::Path::new),
-            )
+            ))
             .await,
         ),
         _ => {

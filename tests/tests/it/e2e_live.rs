@@ -72,39 +72,65 @@ async fn shell(script: &str) -> (i32, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process() {
-    // As a terminal runs it: its own process group, which Ctrl-C signals.
+/// `hookvault-dev ARGS` as a terminal runs it: its own process group, which Ctrl-C
+/// signals; stdin a pipe that stays open (a terminal nobody types into). Returns the
+/// child, its pid, and its stdout's lines.
+fn spawn_dev(
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    u32,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
     let mut std_cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookvault-dev"));
     std_cmd
-        .arg("serve")
-        .stdin(Stdio::null())
+        .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .process_group(0);
     let mut cmd = tokio::process::Command::from(std_cmd);
     cmd.kill_on_drop(true);
-    let mut serve = cmd.spawn().unwrap();
-    let pid = serve.id().unwrap();
-    let mut stdout = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, pid, stdout)
+}
 
-    // What it prints, up to "Ctrl-C stops everything." (starting the Lambdas under
-    // `cargo lambda watch` and moto takes a while on a cold machine).
+/// Reads lines until one contains `until` (300 s at most); every line read.
+async fn read_until(
+    stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    until: &str,
+) -> Vec<String> {
     let mut printed = Vec::new();
-    let started = Instant::now();
-    while !printed
-        .last()
-        .is_some_and(|l: &String| l.contains("Ctrl-C stops everything"))
-    {
+    while !printed.last().is_some_and(|l: &String| l.contains(until)) {
         let line = tokio::time::timeout(Duration::from_secs(300), stdout.next_line())
             .await
-            .unwrap_or_else(|_| panic!("serve printed no instructions in 300 s: {printed:#?}"))
+            .unwrap_or_else(|_| panic!("no {until:?} in 300 s: {printed:#?}"))
             .unwrap()
-            .unwrap_or_else(|| panic!("serve ended before its instructions: {printed:#?}"));
+            .unwrap_or_else(|| panic!("ended before {until:?}: {printed:#?}"));
         printed.push(line);
     }
-    println!("serve ready in {:?}", started.elapsed());
-    // Keep reading, so the poller's lines never fill the pipe.
+    printed
+}
+
+/// Ctrl-C (SIGINT to the process group, as a terminal sends it): the command exits 0
+/// within 60 s saying it stopped, and none of the processes it had started still runs.
+async fn interrupt_and_check_nothing_left(
+    mut child: tokio::process::Child,
+    pid: u32,
+    mut stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let stack = descendants(pid);
+    assert!(
+        stack.len() >= 3,
+        "moto, workerd and `cargo lambda watch` expected below hookvault-dev: {stack:?}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let reader = tokio::spawn(async move {
         let mut rest = Vec::new();
         while let Ok(Some(line)) = stdout.next_line().await {
@@ -112,6 +138,38 @@ async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process
         }
         rest
     });
+    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("did not stop within 60 s of Ctrl-C")
+        .unwrap();
+    assert!(exit.success(), "exited with {exit}");
+    let rest = reader.await.unwrap();
+    assert!(
+        rest.iter().any(|l| l.contains("stopped")),
+        "did not say it stopped: {rest:#?}"
+    );
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<u32> = stack.iter().copied().filter(|p| running(*p)).collect();
+    while !left.is_empty() && Instant::now() < gone_by {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left.retain(|p| running(*p));
+    }
+    let names: Vec<String> = left
+        .iter()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default())
+        .map(|c| c.replace('\0', " "))
+        .collect();
+    assert!(left.is_empty(), "left running after Ctrl-C: {names:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process() {
+    let (serve, pid, mut stdout) = spawn_dev(&["serve"]);
+    // What it prints, up to "Ctrl-C stops everything." (starting the Lambdas under
+    // `cargo lambda watch` and moto takes a while on a cold machine).
+    let started = Instant::now();
+    let printed = read_until(&mut stdout, "Ctrl-C stops everything").await;
+    println!("serve ready in {:?}", started.elapsed());
     let find = |needle: &str| -> String {
         printed
             .iter()
@@ -124,6 +182,7 @@ async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process
         "edge (webhooks):",
         "webhook secret:",
         "moto (S3, SQS):",
+        "the stand-in provider and its CDN:",
         "api",
     ] {
         find(endpoint);
@@ -192,36 +251,14 @@ async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process
     assert!(!file.is_empty());
 
     // 3. Ctrl-C: the whole stack stops, and no process it started is left.
-    let stack = descendants(pid);
-    assert!(
-        stack.len() >= 4,
-        "moto, workerd and two `cargo lambda watch` expected below serve: {stack:?}"
-    );
-    let status = std::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{pid}")])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(60), serve.wait())
-        .await
-        .expect("serve did not stop within 60 s of Ctrl-C")
-        .unwrap();
-    assert!(exit.success(), "serve exited with {exit}");
-    let rest = reader.await.unwrap();
-    assert!(
-        rest.iter().any(|l| l.contains("stopped")),
-        "serve did not say it stopped: {rest:#?}"
-    );
-    let gone_by = Instant::now() + Duration::from_secs(10);
-    let mut left: Vec<u32> = stack.iter().copied().filter(|p| running(*p)).collect();
-    while !left.is_empty() && Instant::now() < gone_by {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        left.retain(|p| running(*p));
-    }
-    let names: Vec<String> = left
-        .iter()
-        .map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default())
-        .map(|c| c.replace('\0', " "))
-        .collect();
-    assert!(left.is_empty(), "left running after Ctrl-C: {names:#?}");
+    interrupt_and_check_nothing_left(serve, pid, stdout).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_the_middle_of_the_drill_leaves_no_process() {
+    // The drill without --yes waits for Enter after breaking the archiver: moto, the
+    // edge and the broken archiver are up, and the main thread is in a blocking read.
+    let (drill, pid, mut stdout) = spawn_dev(&["drill"]);
+    read_until(&mut stdout, "press Enter").await;
+    interrupt_and_check_nothing_left(drill, pid, stdout).await;
 }
