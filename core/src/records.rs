@@ -152,6 +152,11 @@ pub struct RejectedRecord {
 pub enum IndexOutcome {
     /// An unreadable queue message, kept under `rejected/`.
     Rejected,
+    /// The archiver failed it on every receive (the queue's `maxReceiveCount`), and SQS
+    /// moves it to the DLQ next (`error_id` `RETRIES_EXHAUSTED`). Written only when S3
+    /// takes the entry (S3 may be the very failure). `hookvault replay --dlq` brings it
+    /// back once the cause is fixed.
+    DeadLettered,
     /// Outputs that could not be archived for good (`failure.json` with one of our error
     /// ids: `OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …). A replay after a fix may archive it.
     Failed,
@@ -167,10 +172,11 @@ pub enum IndexOutcome {
 }
 
 impl IndexOutcome {
-    /// Every outcome, in the order [`IndexOutcome::rank`] settles: when one event has
+    /// Every outcome, in the order of their ranks (the derived `Ord`): when one event has
     /// several entries (a failure, then a replay that archived it), the last one here wins.
-    pub const ALL: [IndexOutcome; 6] = [
+    pub const ALL: [IndexOutcome; 7] = [
         IndexOutcome::Rejected,
+        IndexOutcome::DeadLettered,
         IndexOutcome::Failed,
         IndexOutcome::Ignored,
         IndexOutcome::Kept,
@@ -182,6 +188,7 @@ impl IndexOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             IndexOutcome::Rejected => "rejected",
+            IndexOutcome::DeadLettered => "dead_lettered",
             IndexOutcome::Failed => "failed",
             IndexOutcome::Ignored => "ignored",
             IndexOutcome::Kept => "kept",
@@ -263,5 +270,9 @@ mod index_tests {
             Some(&IndexOutcome::Archived)
         );
         assert!(IndexOutcome::Failed < IndexOutcome::Archived);
+        // A replay's result outranks the dead letter that preceded it.
+        assert!(IndexOutcome::DeadLettered < IndexOutcome::Failed);
+        // ALL lists them in rank order.
+        assert!(IndexOutcome::ALL.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -34,8 +34,8 @@ pub struct WindowArgs {
     /// Only this provider (the edge's route name).
     #[arg(long)]
     pub provider: Option<String>,
-    /// Only events in this state: archived, failed, prediction_failed, kept, ignored,
-    /// rejected. Repeat for several.
+    /// Only events in this state: archived, failed, dead_lettered, prediction_failed,
+    /// kept, ignored, rejected. Repeat for several.
     #[arg(long = "status", value_parser = parse_outcome)]
     pub status: Vec<IndexOutcome>,
     /// Only this prediction id.

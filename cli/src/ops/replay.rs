@@ -60,7 +60,7 @@ pub struct ReplayArgs {
     #[arg(long, requires = "since")]
     provider: Option<String>,
     /// Only events in this state (repeat for several): archived, failed,
-    /// prediction_failed, kept, ignored, rejected.
+    /// dead_lettered, prediction_failed, kept, ignored, rejected.
     #[arg(long = "status", requires = "since", value_parser = parse_outcome)]
     status: Vec<IndexOutcome>,
     /// Only this prediction id.
@@ -180,7 +180,12 @@ async fn replay_entry(
         _ => {}
     }
     let Some(record_key) = &entry.raw_event else {
-        return Ok((Action::Skipped, "no raw event recorded".into()));
+        let why = if entry.outcome == IndexOutcome::DeadLettered {
+            "no raw event recorded: the message itself is in the DLQ (hookvault replay --dlq)"
+        } else {
+            "no raw event recorded"
+        };
+        return Ok((Action::Skipped, why.into()));
     };
     let record: EventRecord = match log::get(aws, bucket, record_key).await? {
         Some(bytes) => serde_json::from_slice(&bytes)

@@ -12,14 +12,14 @@
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use hookvault_core::archive;
-use hookvault_core::records::IndexEntry;
+use hookvault_core::records::{IndexEntry, IndexOutcome};
 use sha2::{Digest, Sha256};
 
 use crate::handler::{now_rfc3339, Archiver, Outcome, Transient};
 use crate::metrics::Facts;
 
 /// The entry of one record.
-pub fn entry(record: &SqsMessage, facts: &Facts, outcome: &Outcome, now_ms: i64) -> IndexEntry {
+pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: i64) -> IndexEntry {
     let message_id = record.message_id.clone().unwrap_or_default();
     let (provider, body_sha256, received_at_ms, event_id) =
         match (&facts.provider, &facts.body_sha256) {
@@ -50,7 +50,7 @@ pub fn entry(record: &SqsMessage, facts: &Facts, outcome: &Outcome, now_ms: i64)
         received_at_ms,
         body_sha256,
         body_bytes: facts.body_bytes,
-        outcome: outcome.index_outcome(),
+        outcome,
         prediction_id: facts.prediction_id.clone(),
         status: facts.status.clone(),
         error_id: facts.error_id.clone(),
@@ -71,6 +71,37 @@ impl Archiver {
         record: &SqsMessage,
         facts: &Facts,
         outcome: &Outcome,
+    ) -> Result<(), Transient> {
+        self.write_entry(record, facts, outcome.index_outcome())
+            .await
+    }
+
+    /// On a record's last receive, before SQS moves it to the DLQ: a `dead_lettered`
+    /// entry (`error_id` `RETRIES_EXHAUSTED`), so `hookvault events list` and `events show`
+    /// find the event while it waits there. Best effort, for a readable envelope only (an
+    /// unreadable one is kept under `rejected/` and never fails): a write S3 refuses (S3
+    /// may be the very failure) is logged and the record fails as it would have.
+    pub(crate) async fn log_dead_lettered(&self, record: &SqsMessage, facts: &Facts) {
+        if facts.provider.is_none() || facts.body_sha256.is_none() {
+            return;
+        }
+        let facts = Facts {
+            error_id: Some(crate::metrics::RETRIES_EXHAUSTED.to_owned()),
+            ..facts.clone()
+        };
+        if let Err(Transient(reason)) = self
+            .write_entry(record, &facts, IndexOutcome::DeadLettered)
+            .await
+        {
+            tracing::warn!(reason = %reason, "the event log's dead_lettered entry was not written");
+        }
+    }
+
+    async fn write_entry(
+        &self,
+        record: &SqsMessage,
+        facts: &Facts,
+        outcome: IndexOutcome,
     ) -> Result<(), Transient> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -103,7 +134,12 @@ mod tests {
         record
             .attributes
             .insert("SentTimestamp".into(), "1800000000000".into());
-        let e = entry(&record, &Facts::default(), &Outcome::Rejected, 5);
+        let e = entry(
+            &record,
+            &Facts::default(),
+            Outcome::Rejected.index_outcome(),
+            5,
+        );
         assert_eq!(e.provider, archive::REJECTED_PROVIDER);
         assert_eq!(e.outcome, IndexOutcome::Rejected);
         assert_eq!(e.received_at_ms, 1_800_000_000_000);
@@ -121,7 +157,7 @@ mod tests {
             replayed: true,
             ..Facts::default()
         };
-        let e = entry(&record, &facts, &Outcome::AlreadyArchived, 5);
+        let e = entry(&record, &facts, Outcome::AlreadyArchived.index_outcome(), 5);
         assert_eq!(
             (e.provider.as_str(), e.received_at_ms, e.outcome),
             ("skytells", 7, IndexOutcome::Archived)

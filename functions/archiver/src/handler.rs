@@ -247,6 +247,14 @@ impl Archiver {
             if facts.trace_id.is_none() {
                 facts.trace_id = trace_id;
             }
+            let last_receive = self
+                .max_receive_count
+                .is_some_and(|max| receive_count(&record) >= max);
+            if result.is_err() && last_receive {
+                self.log_dead_lettered(&record, &facts)
+                    .instrument(span.clone())
+                    .await;
+            }
             let _in_span = span.enter();
             match &result {
                 Ok(outcome) => tracing::info!(
@@ -257,7 +265,7 @@ impl Archiver {
                 ),
                 Err(Transient(reason)) => {
                     let receives = receive_count(&record);
-                    if self.max_receive_count.is_some_and(|max| receives >= max) {
+                    if last_receive {
                         facts.retries_exhausted = true;
                         tracing::error!(reason = %reason, receives, "record failed on its last receive; SQS moves it to the DLQ next (hookvault replay --dlq brings it back)");
                     } else {

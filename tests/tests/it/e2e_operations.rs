@@ -450,3 +450,57 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
     assert_eq!(code, 1);
     assert_eq!(wrong[0]["signature"]["verified"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_failing_every_receive_is_in_the_log_as_dead_lettered() {
+    let ops = Ops::start(2).await;
+    let archiver = ops.archiver(&[("MAX_RECEIVE_COUNT", "2")]).await;
+    // The CDN answers 503 to this file for far longer than two receives' retries.
+    let output = format!(
+        r#"["{}/flaky/503/1000/pred_dead_1.png?size=2048"]"#,
+        ops.cdn.url
+    );
+    ops.send("pred_dead_1", &output, None).await;
+    ops.poll_until(&archiver, "the message in the DLQ", || async {
+        ops.depth(&ops.dlq).await == 1
+    })
+    .await;
+
+    // Findable while it waits in the DLQ: listed by state, shown by event id.
+    let (code, listed) = ops
+        .cli(&[
+            "events",
+            "list",
+            "--since",
+            "1h",
+            "--status",
+            "dead_lettered",
+        ])
+        .await;
+    assert_eq!(code, 0);
+    assert_eq!(listed.len(), 1, "{listed:?}\n{}", archiver.logs());
+    assert_eq!(listed[0]["prediction_id"], "pred_dead_1");
+    assert_eq!(listed[0]["error_id"], "RETRIES_EXHAUSTED");
+    let event_id = listed[0]["event_id"].as_str().unwrap().to_owned();
+    let (code, shown) = ops
+        .cli(&["events", "show", &event_id, "--secret", SECRET])
+        .await;
+    assert_eq!(code, 0, "{shown:?}");
+    assert_eq!(shown[0]["entry"]["outcome"], "dead_lettered");
+    assert_eq!(shown[0]["signature"]["verified"], true, "{shown:?}");
+
+    // Replayable either way: from the DLQ, or from its raw event in the log.
+    let (code, lines) = ops.cli(&["replay", "--dlq", "--dry-run"]).await;
+    assert_eq!((code, summary(&lines)), (0, (1, 0, 0)), "{lines:?}");
+    let (code, lines) = ops
+        .cli(&[
+            "replay",
+            "--since",
+            "1h",
+            "--status",
+            "dead_lettered",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!((code, summary(&lines)), (0, (1, 0, 0)), "{lines:?}");
+}
