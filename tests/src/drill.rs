@@ -229,9 +229,10 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     println!("   hookvault events list --since 1h");
     let (code, listed, stderr) = target.run(&["events", "list", "--since", "1h"]).await?;
     print!("{}", indent(&listed));
-    let (_, listed_json, _) = target
+    let (json_code, listed_json, _) = target
         .run(&["events", "list", "--since", "1h", "--json"])
         .await?;
+    let code = code.max(json_code);
     for id in IDS {
         let archived = listed_json.lines().any(|l| {
             serde_json::from_str::<serde_json::Value>(l)
@@ -244,11 +245,20 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
         }
     }
     println!("   hookvault replay --dlq   (a second time)");
-    let (code, replayed, stderr) = target.run(&["replay", "--dlq"]).await?;
-    print!("{}", indent(&replayed));
-    if code != 0 || depth(&sqs_client, &dlq).await? != 0 {
+    let (code, replayed, stderr) = target.run(&["replay", "--dlq", "--json"]).await?;
+    // The summary, the last JSON line: nothing replayed, nothing failed.
+    let summary = replayed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_default();
+    println!(
+        "   replayed {}, skipped {}, failed {}",
+        summary["replayed"], summary["skipped"], summary["failed"]
+    );
+    if code != 0 || summary["replayed"] != 0 || summary["failed"] != 0 {
         return Err(err(format!(
-            "the second replay --dlq (exit {code}):\n{replayed}{stderr}"
+            "the second replay --dlq found something to do (exit {code}):\n{replayed}{stderr}"
         )));
     }
     report.push_str("drill passed: every event in the DLQ was archived exactly once after the fix");

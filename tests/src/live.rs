@@ -177,7 +177,11 @@ pub async fn serve() -> Result<String, StackError> {
         LambdaFunction::start(
             "functions/archiver",
             "archiver",
-            &archiver_env(&moto.endpoint, BUCKET, &[]),
+            &archiver_env(
+                &moto.endpoint,
+                BUCKET,
+                &[("MAX_RECEIVE_COUNT", &MAX_RECEIVES.to_string())],
+            ),
         )
         .await?,
     );

@@ -25,7 +25,7 @@ pub enum EventsCommand {
 /// Filters shared by `events list` and `replay --since`.
 #[derive(Args, Debug, Clone)]
 pub struct WindowArgs {
-    /// Start: a duration back from now (90s, 30m, 2h, 7d) or an RFC 3339 UTC time.
+    /// Start: a duration back from now (90s, 30m, 2h, 7d) or an RFC 3339 time (`Z` or an offset).
     #[arg(long)]
     pub since: String,
     /// End (default: now), in the same forms.

@@ -8,6 +8,8 @@
 //!   queued. Only `failed` events are replayed; settled ones (`archived`,
 //!   `prediction_failed`, `kept`, `ignored`) are skipped, since the archiver would come to
 //!   the same result, unless `--force`, which asks the archiver to archive them again.
+//!   `dead_lettered` ones are skipped too (their message is in the DLQ, for `--dlq`),
+//!   unless asked for with `--status dead_lettered` or `--force`.
 //!
 //! `--dry-run` changes nothing and says what would be done. Every run ends with a summary
 //! (replayed, skipped, failed); the exit code is 1 when something failed.
@@ -45,7 +47,7 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with = "since")]
     dlq: bool,
     /// The DLQ (the stack's `DlqUrl` output).
-    #[arg(long, env = "HOOKVAULT_DLQ_URL", value_parser = super::non_empty)]
+    #[arg(long, env = "HOOKVAULT_DLQ_URL")]
     dlq_url: Option<String>,
     /// Only this event id (repeat for several), with --dlq or --since.
     #[arg(long = "event-id")]
@@ -77,13 +79,21 @@ pub struct ReplayArgs {
 
 /// Runs `replay`.
 pub async fn run(a: ReplayArgs) -> Result<ExitCode, CliError> {
-    let dlq = match (a.dlq, &a.dlq_url) {
+    // Checked here, not by clap: an empty HOOKVAULT_DLQ_URL in the environment must not
+    // stop a `replay --since`, which never reads it.
+    let dlq = match (a.dlq, a.dlq_url.as_deref().map(str::trim)) {
         (true, None) => {
             return Err(CliError::Usage(
                 "--dlq needs --dlq-url (or HOOKVAULT_DLQ_URL): the stack's DlqUrl output".into(),
             ))
         }
-        (true, Some(url)) => Some(url.clone()),
+        (true, Some("")) => {
+            return Err(CliError::Usage(
+                "--dlq-url (or HOOKVAULT_DLQ_URL) is empty: set it to the stack's DlqUrl output"
+                    .into(),
+            ))
+        }
+        (true, Some(url)) => Some(url.to_owned()),
         (false, _) => None,
     };
     let aws = Aws::load().await;
@@ -169,6 +179,17 @@ async fn replay_entry(
                     "settled ({}): nothing more to archive; --force replays it",
                     entry.outcome.as_str()
                 ),
+            ))
+        }
+        // Its message is still in the DLQ: replaying it from the log too would process it
+        // twice (and, if the cause is not fixed, dead-letter a second copy). Only asked
+        // for by name, or with --force.
+        IndexOutcome::DeadLettered
+            if !a.force && !a.status.contains(&IndexOutcome::DeadLettered) =>
+        {
+            return Ok((
+                Action::Skipped,
+                "its message is in the DLQ: `hookvault replay --dlq` moves it back (--status dead_lettered replays it from its raw event instead)".into(),
             ))
         }
         IndexOutcome::Rejected => {

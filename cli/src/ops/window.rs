@@ -29,7 +29,12 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 /// allowed) as Unix milliseconds, by the `time` crate (already built for aws-config's
 /// credential parsing, so no code of our own and no extra compile).
 fn rfc3339_ms(s: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    // RFC 3339 section 5.6 lets a space stand for the `T`; the parser wants the `T`.
+    let s = match s.as_bytes().get(10) {
+        Some(b' ') => format!("{}T{}", &s[..10], &s[11..]),
+        _ => s.to_owned(),
+    };
+    let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
@@ -73,6 +78,11 @@ mod tests {
         assert_eq!(
             parse_time("2026-11-29T17:05:00.25Z", now),
             Ok(1_795_971_900_250)
+        );
+        // A space for the T (RFC 3339 section 5.6).
+        assert_eq!(
+            parse_time("2026-11-29 17:05:00Z", now),
+            Ok(1_795_971_900_000)
         );
         // An offset names the same instant.
         assert_eq!(

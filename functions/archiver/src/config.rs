@@ -12,7 +12,7 @@
 //! | `UPLOAD_PART_BYTES` | 8 MiB | multipart part size (≥ 5 MiB, S3's minimum) |
 //! | `UPLOAD_PARTS_IN_FLIGHT` | 2 | parts uploading at once, per output |
 //! | `OUTPUTS_IN_FLIGHT` | 2 | outputs of one prediction archived at once |
-//! | `MAX_RECEIVE_COUNT` | — | the queue's `maxReceiveCount`: a record failing on its last receive is logged at error level and counted as `PermanentFailures` (`RETRIES_EXHAUSTED`) |
+//! | `MAX_RECEIVE_COUNT` | — | the queue's `maxReceiveCount`: a record failing on its last receive is logged at error level, counted as `PermanentFailures` (`RETRIES_EXHAUSTED`), and entered in the event log as `dead_lettered` |
 //! | `METRICS_NAMESPACE` | `hookvault` | the CloudWatch namespace of the EMF metrics |
 //! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL` | `JSON`, `INFO` | Lambda's logging controls (`RUST_LOG` when the level is unset) |
 //!

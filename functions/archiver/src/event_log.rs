@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 use crate::handler::{now_rfc3339, Archiver, Outcome, Transient};
 use crate::metrics::Facts;
 
+/// The longest the archiver waits for S3 to take a `dead_lettered` entry.
+pub const DEAD_LETTER_WRITE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The entry of one record.
 pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: i64) -> IndexEntry {
     let message_id = record.message_id.clone().unwrap_or_default();
@@ -81,7 +84,17 @@ impl Archiver {
     /// find the event while it waits there. Best effort, for a readable envelope only (an
     /// unreadable one is kept under `rejected/` and never fails): a write S3 refuses (S3
     /// may be the very failure) is logged and the record fails as it would have.
-    pub(crate) async fn log_dead_lettered(&self, record: &SqsMessage, facts: &Facts) {
+    ///
+    /// It takes at most [`DEAD_LETTER_WRITE_MAX`], and nothing past `deadline` (the batch's
+    /// answer must still go out), and it never replaces an entry already found by event id
+    /// (`If-None-Match: *`): an event archived before and dead-lettered on a duplicate
+    /// delivery stays `archived` for `events show`.
+    pub(crate) async fn log_dead_lettered(
+        &self,
+        record: &SqsMessage,
+        facts: &Facts,
+        deadline: Option<std::time::Instant>,
+    ) {
         if facts.provider.is_none() || facts.body_sha256.is_none() {
             return;
         }
@@ -89,12 +102,21 @@ impl Archiver {
             error_id: Some(crate::metrics::RETRIES_EXHAUSTED.to_owned()),
             ..facts.clone()
         };
-        if let Err(Transient(reason)) = self
-            .write_entry(record, &facts, IndexOutcome::DeadLettered)
-            .await
-        {
-            tracing::warn!(reason = %reason, "the event log's dead_lettered entry was not written");
-        }
+        let budget = deadline
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or(DEAD_LETTER_WRITE_MAX)
+            .min(DEAD_LETTER_WRITE_MAX);
+        let written = tokio::time::timeout(
+            budget,
+            self.write_entry(record, &facts, IndexOutcome::DeadLettered),
+        )
+        .await;
+        let reason = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(Transient(reason))) => reason,
+            Err(_) => format!("no answer from S3 within {budget:?} (the invocation's deadline)"),
+        };
+        tracing::warn!(reason = %reason, "the event log's dead_lettered entry was not written");
     }
 
     async fn write_entry(
@@ -115,9 +137,32 @@ impl Archiver {
         let id_key = archive::index_id_key(&e.event_id, &e.provider, &e.body_sha256);
         self.put_bytes(&log_key, line.clone(), "application/x-ndjson")
             .await?;
-        self.put_bytes(&id_key, line, "application/x-ndjson")
-            .await?;
-        Ok(())
+        if outcome != IndexOutcome::DeadLettered {
+            return self.put_bytes(&id_key, line, "application/x-ndjson").await;
+        }
+        // A dead letter never replaces what the event id already shows.
+        match self
+            .s3
+            .put_object()
+            .bucket(&self.cfg.bucket)
+            .key(&id_key)
+            .content_type("application/x-ndjson")
+            .if_none_match("*")
+            .body(aws_sdk_s3::primitives::ByteStream::from(line))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(409 | 412)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(crate::handler::s3_error("PutObject", e)),
+        }
     }
 }
 

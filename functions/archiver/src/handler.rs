@@ -251,7 +251,7 @@ impl Archiver {
                 .max_receive_count
                 .is_some_and(|max| receive_count(&record) >= max);
             if result.is_err() && last_receive {
-                self.log_dead_lettered(&record, &facts)
+                self.log_dead_lettered(&record, &facts, deadline)
                     .instrument(span.clone())
                     .await;
             }

@@ -174,7 +174,12 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         &api_env(&moto.endpoint, &provider.url, live::BUCKET, &hook, &[]),
     )
     .await?;
-    let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, live::BUCKET, &[]);
+    let max_receives = live::MAX_RECEIVES.to_string();
+    let env = hookvault_localstack::lambda::archiver_env(
+        &moto.endpoint,
+        live::BUCKET,
+        &[("MAX_RECEIVE_COUNT", &max_receives)],
+    );
     let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
     let submit = http
         .post(format!("{}/predictions", api.function_url))
@@ -348,24 +353,35 @@ async fn sqs_sink() -> Result<String, StackError> {
     Ok(format!("the sink accepted {} messages", sink.accepted()))
 }
 
-/// Prints a report, or the error; the exit code says which.
 /// Runs `command` until it ends or a signal stops it (Ctrl-C, SIGTERM, or SIGHUP when the
 /// terminal closes). On a signal the command's future is dropped, and with it every
 /// service it started: each leads its own process group, which its drop kills, so nothing
 /// is left behind whatever step the command was at (the default action of SIGINT would
 /// end this process without running a drop, leaving moto, workerd and `cargo lambda
 /// watch` behind).
+///
+/// A signal is how a serving command (`serve`, `--serve`) ends, so it exits 0 then;
+/// anything else stopped by one (a drill, a benchmark) did not finish, and exits 1.
 async fn stoppable(
+    serving: bool,
     command: impl std::future::Future<Output = Result<String, StackError>>,
 ) -> Result<String, StackError> {
     tokio::select! {
-        done = command => done,
-        stopped = hookvault_localstack::live::until_stopped() => {
-            stopped.map(|()| "stopped: every process of the stack is gone".to_owned())
-        }
+        done = command => return done,
+        stopped = hookvault_localstack::live::until_stopped() => stopped?,
+    }
+    let stopped = "stopped: every process of the stack is gone";
+    if serving {
+        Ok(stopped.to_owned())
+    } else {
+        println!("{stopped}");
+        Err(StackError::Start(
+            "interrupted by a signal before the end".to_owned(),
+        ))
     }
 }
 
+/// Prints a report, or the error; the exit code says which.
 fn report(r: Result<String, StackError>) -> ExitCode {
     match r {
         Ok(text) => {
@@ -420,14 +436,14 @@ async fn run() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("sqs-sink") => report(sqs_sink().await),
         Some("demo") => {
-            report(stoppable(async { demo(serve).await.map(|()| String::new()) }).await)
+            report(stoppable(serve, async { demo(serve).await.map(|()| String::new()) }).await)
         }
-        Some("serve") => report(stoppable(hookvault_localstack::live::serve()).await),
+        Some("serve") => report(stoppable(true, hookvault_localstack::live::serve()).await),
         Some("drill") => report(
-            stoppable(hookvault_localstack::drill::run(
-                args.iter().any(|a| a == "--yes"),
+            stoppable(
                 serve,
-            ))
+                hookvault_localstack::drill::run(args.iter().any(|a| a == "--yes"), serve),
+            )
             .await,
         ),
         Some("bench-archiver") => {
@@ -445,40 +461,50 @@ async fn run() -> ExitCode {
                 }
             };
             report(
-                stoppable(hookvault_localstack::archiver_bench::run(
-                    num("--mib", 1024) * 1024 * 1024,
-                    target,
-                    args.iter().any(|a| a == "--sweep"),
-                ))
+                stoppable(
+                    false,
+                    hookvault_localstack::archiver_bench::run(
+                        num("--mib", 1024) * 1024 * 1024,
+                        target,
+                        args.iter().any(|a| a == "--sweep"),
+                    ),
+                )
                 .await,
             )
         }
         Some("bench-claim-check") => report(
-            stoppable(hookvault_localstack::claim_check_bench::run(
-                num("--mb", 5),
-                num("--seconds", 10),
-                num("--rounds", 3).max(1) as usize,
-                num("--connections", 2).max(1) as usize,
-            ))
+            stoppable(
+                false,
+                hookvault_localstack::claim_check_bench::run(
+                    num("--mb", 5),
+                    num("--seconds", 10),
+                    num("--rounds", 3).max(1) as usize,
+                    num("--connections", 2).max(1) as usize,
+                ),
+            )
             .await,
         ),
         Some("bench-start") => report(
-            stoppable(hookvault_localstack::start_bench::run(
-                num("--runs", 10) as usize
-            ))
+            stoppable(
+                false,
+                hookvault_localstack::start_bench::run(num("--runs", 10) as usize),
+            )
             .await,
         ),
         Some("bench-edge") => report(
-            stoppable(hookvault_localstack::edge_bench::run(
-                num("--seconds", 10) as u32,
-                num("--connections", 50) as u32,
-                num("--rounds", 3).max(1) as usize,
-                &list("--routes"),
-                args.iter()
-                    .position(|a| a == "--baseline")
-                    .and_then(|i| args.get(i + 1))
-                    .map(std::path::Path::new),
-            ))
+            stoppable(
+                false,
+                hookvault_localstack::edge_bench::run(
+                    num("--seconds", 10) as u32,
+                    num("--connections", 50) as u32,
+                    num("--rounds", 3).max(1) as usize,
+                    &list("--routes"),
+                    args.iter()
+                        .position(|a| a == "--baseline")
+                        .and_then(|i| args.get(i + 1))
+                        .map(std::path::Path::new),
+                ),
+            )
             .await,
         ),
         _ => {
