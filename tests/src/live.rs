@@ -173,38 +173,65 @@ pub async fn serve() -> Result<String, StackError> {
         &api_env(&moto.endpoint, &provider.url, BUCKET, &hook, &[]),
     )
     .await?;
-    let archiver = Arc::new(
-        LambdaFunction::start(
-            "functions/archiver",
-            "archiver",
-            &archiver_env(
-                &moto.endpoint,
-                BUCKET,
-                &[("MAX_RECEIVE_COUNT", &MAX_RECEIVES.to_string())],
-            ),
-        )
-        .await?,
-    );
+    let archiver = start_archiver(&moto.endpoint).await?;
     let target = Target {
         endpoint: moto.endpoint.clone(),
         bucket: BUCKET.to_owned(),
-        queue: queue.clone(),
+        queue,
         dlq,
     };
-    let sample = sample_webhook(&provider.url)?;
+    keep_serving(
+        sqs_client,
+        archiver,
+        &target,
+        &edge.url,
+        &provider.url,
+        secret,
+        Some(&api.function_url),
+    )
+    .await?;
+    Ok("stopped: every process of the stack is gone".to_owned())
+}
+
+/// The archiver of the live stack, under `cargo lambda watch`: the bucket [`BUCKET`], and
+/// the queue's `maxReceiveCount` as the template passes it, so a record failing on its
+/// last receive is logged, counted and entered in the event log as `dead_lettered`, as
+/// in AWS.
+pub async fn start_archiver(moto_endpoint: &str) -> Result<LambdaFunction, StackError> {
+    let max_receives = MAX_RECEIVES.to_string();
+    let env = archiver_env(
+        moto_endpoint,
+        BUCKET,
+        &[("MAX_RECEIVE_COUNT", &max_receives)],
+    );
+    LambdaFunction::start("functions/archiver", "archiver", &env).await
+}
+
+/// Keeps a started stack live until a signal ([`until_stopped`]): prints the
+/// [`instructions`] (with a sample webhook whose output is on `provider`'s CDN), and feeds
+/// `archiver` from the target's queue meanwhile.
+pub async fn keep_serving(
+    sqs_client: aws_sdk_sqs::Client,
+    archiver: LambdaFunction,
+    target: &Target,
+    edge: &str,
+    provider: &str,
+    secret: &str,
+    api: Option<&str>,
+) -> Result<(), StackError> {
+    let sample = sample_webhook(provider)?;
     println!(
         "\n{}",
-        instructions(
-            &edge.url,
-            &provider.url,
-            secret,
-            &sample,
-            &target,
-            Some(&api.function_url)
-        )
+        instructions(edge, provider, secret, &sample, target, api)
     );
-    let poller = spawn_poller(sqs_client, queue, Arc::clone(&archiver), 30, true);
+    let poller = spawn_poller(
+        sqs_client,
+        target.queue.clone(),
+        Arc::new(archiver),
+        30,
+        true,
+    );
     until_stopped().await?;
     poller.abort();
-    Ok("stopped: every process of the stack is gone".to_owned())
+    Ok(())
 }

@@ -66,7 +66,7 @@ impl UploadError {
     }
 }
 
-/// An SDK error of `op`, with its full context (the service's code and message).
+/// An SDK error of `op`, short: the service's code and message ([`hookvault_aws::sdk_error::short`]).
 fn sdk_err<E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static>(
     op: &'static str,
 ) -> impl Fn(aws_sdk_s3::error::SdkError<E>) -> UploadError {

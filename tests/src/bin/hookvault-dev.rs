@@ -174,13 +174,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         &api_env(&moto.endpoint, &provider.url, live::BUCKET, &hook, &[]),
     )
     .await?;
-    let max_receives = live::MAX_RECEIVES.to_string();
-    let env = hookvault_localstack::lambda::archiver_env(
-        &moto.endpoint,
-        live::BUCKET,
-        &[("MAX_RECEIVE_COUNT", &max_receives)],
-    );
-    let archiver = LambdaFunction::start("functions/archiver", "archiver", &env).await?;
+    let archiver = live::start_archiver(&moto.endpoint).await?;
     let submit = http
         .post(format!("{}/predictions", api.function_url))
         .bearer_auth(CALLER_KEY)
@@ -315,27 +309,16 @@ async fn demo(serve: bool) -> Result<(), StackError> {
             queue: queue.clone(),
             dlq: dlq.clone(),
         };
-        let sample = hookvault_localstack::live::sample_webhook(&provider.url)?;
-        println!(
-            "{}",
-            hookvault_localstack::live::instructions(
-                &edge.url,
-                &provider.url,
-                CURRENT,
-                &sample,
-                &target,
-                Some(&api.function_url)
-            )
-        );
-        let poller = hookvault_localstack::live::spawn_poller(
+        live::keep_serving(
             client.clone(),
-            queue.clone(),
-            std::sync::Arc::new(archiver),
-            30,
-            true,
-        );
-        hookvault_localstack::live::until_stopped().await?;
-        poller.abort();
+            archiver,
+            &target,
+            &edge.url,
+            &provider.url,
+            CURRENT,
+            Some(&api.function_url),
+        )
+        .await?;
     }
     Ok(())
 }
