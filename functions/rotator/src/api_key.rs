@@ -15,7 +15,7 @@ use crate::error::RotationError;
 use crate::event::Step;
 use crate::managed::{ApiKey, Managed};
 use crate::provider::ProviderKeys;
-use crate::steps::{kind_changed, Rotator, StepContext};
+use crate::rotator::{kind_changed, Rotator, StepContext};
 use crate::store::{Described, CURRENT, PREVIOUS, TAG_REVOKE, TAG_ROTATED_AT};
 use crate::Deadline;
 

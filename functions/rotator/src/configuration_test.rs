@@ -27,7 +27,7 @@ use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::managed::Managed;
 use crate::provider::ProviderKeys;
-use crate::steps::{Rotator, StepContext};
+use crate::rotator::{Rotator, StepContext};
 
 /// Runs the configuration test for a secret whose current value is `current`.
 pub async fn run<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(

@@ -9,7 +9,9 @@
 //! * a **provider API key**: minted through the provider's key API, tested, promoted,
 //!   and the key two generations old revoked after a grace period ([`api_key`]).
 //!
-//! [`steps`] checks each rotation event as AWS's protocol requires and dispatches it;
+//! [`rotator::Rotator`] holds Secrets Manager, the edge and the provider, and what every
+//! kind's steps share; [`steps`] checks each rotation event as AWS's protocol requires and
+//! dispatches it;
 //! [`schedule`] handles the EventBridge schedule (start due rotations, report stuck ones,
 //! revoke keys whose grace has passed). Cloudflare and the provider sit behind the small
 //! traits [`edge::EdgeSecrets`] and [`provider::ProviderKeys`]; [`probe`] proves what the
@@ -27,6 +29,7 @@ pub mod event;
 pub mod managed;
 pub mod probe;
 pub mod provider;
+pub mod rotator;
 pub mod schedule;
 pub mod steps;
 pub mod store;
@@ -34,7 +37,7 @@ pub mod webhook;
 
 pub use config::RotatorConfig;
 pub use error::RotationError;
-pub use steps::Rotator;
+pub use rotator::Rotator;
 
 pub use hookvault_core::time::unix_now;
 

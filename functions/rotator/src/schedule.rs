@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::provider::ProviderKeys;
-use crate::steps::Rotator;
+use crate::rotator::Rotator;
 use crate::store::{CURRENT, PENDING};
 use crate::Deadline;
 

@@ -19,7 +19,7 @@ use crate::event::Step;
 use crate::managed::{Managed, WebhookSecret};
 use crate::probe::{Convergence, Probe};
 use crate::provider::ProviderKeys;
-use crate::steps::{kind_changed, Rotator, StepContext};
+use crate::rotator::{kind_changed, Rotator, StepContext};
 use crate::store::{CURRENT, PREVIOUS, TAG_ROTATED_AT};
 
 /// Runs `step` for a webhook signing secret whose current value is `current`.
