@@ -11,10 +11,13 @@
 //! | `CALLER_KEYS_SECRET_ID` | — | the secret holding the keys callers present as `Authorization: Bearer …` (`{"keys":["…"]}`) |
 //! | `MAX_REQUEST_BYTES` | 262144 | largest request body accepted |
 //! | `HTTP_TIMEOUT_MS` | 10000 | per attempt, for the provider |
+//! | `PROVIDER_DIALECT` | `current` | the shape of the provider calls: `current`, `course` or `legacy` ([`Dialect`]) |
 
 use std::time::Duration;
 
 use hookvault_aws::env::{self, EnvError};
+
+use crate::dialect::Dialect;
 
 /// The api function's settings.
 #[derive(Debug, Clone)]
@@ -37,6 +40,19 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// Per-attempt timeout.
     pub http_timeout: Duration,
+    /// The shape of the provider calls (`PROVIDER_DIALECT`).
+    pub provider_dialect: Dialect,
+}
+
+/// `PROVIDER_DIALECT`'s value (`None` when unset or empty): the current reference by
+/// default, an unknown name refused.
+pub fn dialect(value: Option<&str>) -> Result<Dialect, EnvError> {
+    value.map_or(Ok(Dialect::default()), |v| {
+        v.parse().map_err(|_| EnvError::Invalid {
+            name: "PROVIDER_DIALECT".into(),
+            expected: "current (the provider's API reference), course or legacy",
+        })
+    })
 }
 
 impl ApiConfig {
@@ -69,6 +85,24 @@ impl ApiConfig {
             caller_keys_secret_id: env::required("CALLER_KEYS_SECRET_ID")?,
             max_request_bytes: env::positive("MAX_REQUEST_BYTES", 256 * 1024)?,
             http_timeout: Duration::from_millis(env::positive("HTTP_TIMEOUT_MS", 10_000u64)?),
+            provider_dialect: dialect(env::optional("PROVIDER_DIALECT").as_deref())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialect_defaults_to_the_current_reference_and_unknown_names_are_refused() {
+        assert_eq!(dialect(None), Ok(Dialect::Current));
+        assert_eq!(dialect(Some("course")), Ok(Dialect::Course));
+        assert_eq!(dialect(Some("LEGACY")), Ok(Dialect::Legacy));
+        let e = dialect(Some("v2")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable PROVIDER_DIALECT is invalid: expected current (the provider's API reference), course or legacy"
+        );
     }
 }

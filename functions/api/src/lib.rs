@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /predictions` | submit `{model_id, inputs}` to the provider ([`submit`]) |
+//! | `POST /predictions` | submit `{model, input}` (or `{model_id, inputs}`) to the provider, in the dialect `PROVIDER_DIALECT` names ([`submit`], [`dialect`]) |
 //! | `GET /predictions/{id}` | the archive's record, with presigned output URLs ([`status`]) |
 //!
 //! Every route needs `Authorization: Bearer <key>` ([`auth`]). Errors are JSON
@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dialect;
 pub mod error;
 pub mod idempotency;
 pub mod status;
@@ -26,6 +27,7 @@ use std::time::Instant;
 use hookvault_aws::secrets::SecretCache;
 
 pub use config::ApiConfig;
+pub use dialect::Dialect;
 pub use error::ApiError;
 
 /// The api function's state, built once per Lambda instance.

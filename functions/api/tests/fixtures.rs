@@ -68,6 +68,7 @@ fn api() -> Api {
         caller_keys_secret_id: "hookvault/caller-keys".into(),
         max_request_bytes: 256 * 1024,
         http_timeout: Duration::from_secs(1),
+        provider_dialect: hookvault_api::Dialect::default(),
     };
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()
