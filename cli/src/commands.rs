@@ -50,6 +50,10 @@ pub struct Signing {
     /// Unix seconds to sign with (standard, stripe). Now if absent.
     #[arg(long, allow_hyphen_values = true)]
     timestamp: Option<i64>,
+    /// skytells: write `sha256=<hex>` (the course's form) instead of the bare hex the
+    /// provider's SDK writes. Other schemes have one form and ignore it.
+    #[arg(long)]
+    prefixed: bool,
 }
 
 #[derive(Args, Debug)]
@@ -147,10 +151,12 @@ fn signed_headers(signing: Signing, body: &[u8]) -> Result<Vec<(&'static str, St
         id: Some(signing.id.unwrap_or_else(random_id)),
         timestamp: Some(signing.timestamp.unwrap_or_else(now)),
     };
-    signing
-        .scheme
-        .sign(&key, body, &params)
-        .map_err(|e| CliError::Usage(e.to_string()))
+    let signed = if signing.prefixed {
+        signing.scheme.sign_prefixed(&key, body, &params)
+    } else {
+        signing.scheme.sign(&key, body, &params)
+    };
+    signed.map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// `hookvault sign`.

@@ -17,8 +17,11 @@ use hookvault_core::Scheme;
 
 const SCHEMES_HELP: &str = "\
 Schemes (all HMAC-SHA256):
-  skytells  header `x-skytells-signature: sha256=<64 lowercase hex>`, HMAC of the raw body
-            keyed with the secret's bytes (the reference provider).
+  skytells  header `x-skytells-signature: <64 hex>`, HMAC of the raw body keyed with the
+            secret's bytes: the account API key (`sk-…`, the provider's default `general`
+            mode) or the dashboard webhook secret (`enterprise`). `sign` writes bare
+            lowercase hex, as the provider's SDK does (--prefixed: `sha256=<hex>`, the
+            course's form); `verify` accepts both, hex digits in either case.
   github    header `X-Hub-Signature-256: sha256=<64 lowercase hex>`, HMAC of the raw body;
             `X-GitHub-Delivery` carries the delivery id (--id).
   standard  Standard Webhooks: `webhook-id`, `webhook-timestamp` (Unix seconds, within

@@ -115,6 +115,47 @@ fn verify_accepts_the_published_github_vector_from_a_file() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `sign` writes what the provider's SDK writes (bare lowercase hex, keyed with the API
+/// key: the vector was computed by Node's crypto as `Skytells/ts-sdk` does), `--prefixed`
+/// the course's form, and `verify` accepts every documented form of that MAC.
+#[test]
+fn skytells_sign_writes_the_sdk_s_bare_hex_and_verify_accepts_every_form() {
+    let body = br#"{"type":"prediction.succeeded","data":{"id":"pred_1","status":"succeeded","output":"https://cdn/x.png"}}"#;
+    let api_key = "sk-live-0123456789abcdef";
+    let vector = include_str!("../../core/tests/fixtures/skytells_sdk_vector.txt").trim();
+    let sign = |extra: &[&str]| {
+        let mut args = vec!["sign", "--scheme", "skytells", "--secret", api_key];
+        args.extend_from_slice(extra);
+        let out = hookvault(&args, body);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(sign(&[]), format!("x-skytells-signature: {vector}\n"));
+    assert_eq!(
+        sign(&["--prefixed"]),
+        format!("x-skytells-signature: sha256={vector}\n")
+    );
+    for (name, value) in hookvault_core::corpus::skytells_accepted_forms(vector) {
+        let header = format!("x-skytells-signature: {value}");
+        let out = hookvault(
+            &[
+                "verify", "--scheme", "skytells", "--secret", api_key, "-H", &header,
+            ],
+            body,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}");
+        assert!(
+            stdout.contains("verified: key secret-1 (current)"),
+            "{name}: {stdout}"
+        );
+    }
+}
+
 #[test]
 fn verify_refuses_every_corpus_case_with_its_reason() {
     for scheme in ALL_SCHEMES {

@@ -56,6 +56,40 @@ pub fn signed(
         .collect())
 }
 
+/// The values of `x-skytells-signature` the `skytells` scheme accepts for one MAC, written
+/// as 64 lowercase hex digits (`hex`): bare (the provider's SDK, `Skytells/ts-sdk`
+/// `src/webhooks.ts`), prefixed (the course), each in upper and mixed case, and with the
+/// surrounding whitespace a proxy may leave. Each pair is `(name, header value)`.
+pub fn skytells_accepted_forms(hex: &str) -> Vec<(&'static str, String)> {
+    let mixed: String = hex
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    vec![
+        ("bare lowercase (the provider's SDK)", hex.to_owned()),
+        ("bare uppercase", hex.to_ascii_uppercase()),
+        ("bare mixed case", mixed.clone()),
+        ("sha256= lowercase (the course)", format!("sha256={hex}")),
+        (
+            "sha256= uppercase hex",
+            format!("sha256={}", hex.to_ascii_uppercase()),
+        ),
+        ("sha256= mixed case", format!("sha256={mixed}")),
+        ("bare, surrounded by whitespace", format!(" \t{hex} \t")),
+        (
+            "prefixed, surrounded by whitespace",
+            format!("  sha256={hex}\t"),
+        ),
+    ]
+}
+
 /// The bad-input corpus for `scheme`, for a ring whose current secret is `secret` (in the
 /// scheme's format), at time `now`.
 pub fn bad_inputs(scheme: Scheme, secret: &str, now: i64) -> Vec<BadCase> {
@@ -179,7 +213,120 @@ pub fn bad_inputs(scheme: Scheme, secret: &str, now: i64) -> Vec<BadCase> {
         s
     };
     match scheme {
-        Scheme::Skytells | Scheme::GitHub => {
+        Scheme::Skytells => {
+            // The provider's SDK writes bare hex; the course writes `sha256=<hex>`; both
+            // are accepted with hex digits in either case (`accepted_forms` lists them).
+            // Everything else about the value is refused.
+            let hex = good_sig.trim_start_matches("sha256=").to_owned();
+            for (name, value, status, code) in [
+                (
+                    "wrong prefix",
+                    format!("sha1={hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "prefix in capitals",
+                    format!("SHA256={hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "empty signature after sha256=",
+                    "sha256=".to_owned(),
+                    400,
+                    "malformed_signature",
+                ),
+                ("empty header", String::new(), 400, "malformed_signature"),
+                (
+                    "whitespace only",
+                    "  \t ".to_owned(),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "bare, truncated to 63 digits",
+                    hex[..63].to_owned(),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "bare, 65 digits",
+                    format!("{hex}0"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "bare, 62 digits",
+                    hex[..62].to_owned(),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "prefixed, truncated to 63 digits",
+                    format!("sha256={}", &hex[..63]),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "prefixed, 65 digits",
+                    format!("sha256={hex}0"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "bare, non-hex",
+                    format!("{}zz", &hex[..62]),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "prefixed, non-hex",
+                    format!("sha256={}zz", &hex[..62]),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "two values, space-separated",
+                    format!("{hex} {hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "two values, comma without space",
+                    format!("{hex},{hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "prefix twice",
+                    format!("sha256=sha256={hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "space inside the value",
+                    format!("sha256= {hex}"),
+                    400,
+                    "malformed_signature",
+                ),
+                (
+                    "bare, last digit changed",
+                    flip_last(&hex),
+                    401,
+                    "bad_signature",
+                ),
+                (
+                    "prefixed, last digit changed",
+                    flip_last(&format!("sha256={hex}")),
+                    401,
+                    "bad_signature",
+                ),
+            ] {
+                out.push(case(name, with_sig(value), &body, status, code));
+            }
+        }
+        Scheme::GitHub => {
             let hex = good_sig.trim_start_matches("sha256=").to_owned();
             for (name, value, status, code) in [
                 (

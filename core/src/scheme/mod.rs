@@ -2,7 +2,7 @@
 //!
 //! | scheme | header(s) | signed bytes | secret |
 //! |---|---|---|---|
-//! | `skytells` (reference) | `x-skytells-signature: sha256=<hex>` | the raw body | the secret's bytes |
+//! | `skytells` (reference) | `x-skytells-signature: <hex>` (the provider's SDK) or `sha256=<hex>` (the course) | the raw body | the secret's bytes: the account API key in the provider's `general` mode, a webhook secret in `enterprise` mode |
 //! | `github` | `X-Hub-Signature-256: sha256=<hex>` | the raw body | the secret's bytes |
 //! | `standard` | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<b64> …` | `{id}.{timestamp}.{body}` | `whsec_` + base64 |
 //! | `stripe` | `Stripe-Signature: t=<ts>,v1=<hex>[,v1=<hex>]` | `{t}.{body}` | the whole `whsec_…` string's bytes |
@@ -35,7 +35,9 @@ pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
-    /// Skytells: `x-skytells-signature: sha256=<lowercase hex>` over the raw body.
+    /// Skytells: `x-skytells-signature: <hex>` (bare, as the provider's SDK writes it) or
+    /// `sha256=<hex>` (the course's form), hex digits in either case, over the raw body
+    /// (`Skytells/ts-sdk` `src/webhooks.ts`).
     Skytells,
     /// GitHub: `X-Hub-Signature-256: sha256=<lowercase hex>` over the raw body.
     #[serde(rename = "github")]
@@ -188,6 +190,15 @@ pub struct SignParams {
     pub id: Option<String>,
     /// The timestamp, Unix seconds; required by `standard` and `stripe`.
     pub timestamp: Option<i64>,
+}
+
+/// How `skytells` writes its hex signature ([`Scheme::sign`], [`Scheme::sign_prefixed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HexForm {
+    /// `<hex>`: the provider's SDK.
+    Bare,
+    /// `sha256=<hex>`: the course text.
+    Prefixed,
 }
 
 /// Why a request could not be signed.
@@ -381,7 +392,7 @@ impl Scheme {
     /// A one-paragraph explanation of the scheme, for `--help`.
     pub fn describe(self) -> &'static str {
         match self {
-            Scheme::Skytells => "skytells: header `x-skytells-signature: sha256=<64 lowercase hex>`, HMAC-SHA256 of the raw body keyed with the secret's bytes (the reference provider).",
+            Scheme::Skytells => "skytells: header `x-skytells-signature: <64 hex>` (bare, as the provider's SDK signs) or `sha256=<64 hex>` (the course's form), hex digits in either case, HMAC-SHA256 of the raw body keyed with the secret's bytes: the account API key (the provider's default `general` mode) or the dashboard webhook secret (`enterprise`).",
             Scheme::GitHub => "github: header `X-Hub-Signature-256: sha256=<64 lowercase hex>`, HMAC-SHA256 of the raw body keyed with the secret's bytes; `X-GitHub-Delivery` is the delivery id.",
             Scheme::Standard => "standard: Standard Webhooks; headers `webhook-id`, `webhook-timestamp` (Unix seconds, ±tolerance) and `webhook-signature: v1,<base64> [v1,<base64> …]`, HMAC-SHA256 of `{id}.{timestamp}.{body}` keyed with the base64-decoded `whsec_…` secret.",
             Scheme::Stripe => "stripe: header `Stripe-Signature: t=<Unix seconds>,v1=<hex>[,v1=<hex>…]`, HMAC-SHA256 of `{t}.{body}` keyed with the whole `whsec_…` string; timestamps outside ±tolerance are refused.",
@@ -444,9 +455,17 @@ impl Scheme {
         opts: &VerifyOptions,
     ) -> Result<Pending<'a>, VerifyError> {
         let parsed = match self {
-            Scheme::Skytells => hex_prefixed::parse(headers, hex_prefixed::SKYTELLS_HEADER)?,
+            Scheme::Skytells => hex_prefixed::parse(
+                headers,
+                hex_prefixed::SKYTELLS_HEADER,
+                hex_prefixed::Form::BareOrPrefixed,
+            )?,
             Scheme::GitHub => {
-                let mut p = hex_prefixed::parse(headers, hex_prefixed::GITHUB_HEADER)?;
+                let mut p = hex_prefixed::parse(
+                    headers,
+                    hex_prefixed::GITHUB_HEADER,
+                    hex_prefixed::Form::PrefixedLowercase,
+                )?;
                 if let Single::One(id) =
                     headers::single(headers, hex_prefixed::GITHUB_DELIVERY_HEADER)
                 {
@@ -468,13 +487,36 @@ impl Scheme {
         })
     }
 
-    /// The headers a sender adds for `body`, signed with the decoded secret `key`.
-    /// [`Scheme::verify`] accepts exactly what this produces.
+    /// The headers a sender adds for `body`, signed with the decoded secret `key`, in the
+    /// form the sender itself writes: for `skytells`, bare lowercase hex, as the provider's
+    /// SDK does (`Skytells/ts-sdk` `src/webhooks.ts`). [`Scheme::verify`] accepts exactly
+    /// what this produces.
     pub fn sign(
         self,
         key: &[u8],
         body: &[u8],
         params: &SignParams,
+    ) -> Result<Vec<(&'static str, String)>, SignError> {
+        self.sign_as(key, body, params, HexForm::Bare)
+    }
+
+    /// As [`Scheme::sign`], with `skytells` in the course's prefixed form
+    /// (`sha256=<hex>`, `shared/seed/`); every other scheme signs as [`Scheme::sign`].
+    pub fn sign_prefixed(
+        self,
+        key: &[u8],
+        body: &[u8],
+        params: &SignParams,
+    ) -> Result<Vec<(&'static str, String)>, SignError> {
+        self.sign_as(key, body, params, HexForm::Prefixed)
+    }
+
+    fn sign_as(
+        self,
+        key: &[u8],
+        body: &[u8],
+        params: &SignParams,
+        skytells_form: HexForm,
     ) -> Result<Vec<(&'static str, String)>, SignError> {
         let key = Key::new("sign", KeySlot::Current, key, None)?;
         let need_ts = || {
@@ -486,7 +528,11 @@ impl Scheme {
         Ok(match self {
             Scheme::Skytells | Scheme::GitHub => {
                 let sig = hex::encode(key.mac(&[body]));
-                let mut out = vec![(self.signature_header(), format!("sha256={sig}"))];
+                let value = match (self, skytells_form) {
+                    (Scheme::Skytells, HexForm::Bare) => sig,
+                    _ => format!("sha256={sig}"),
+                };
+                let mut out = vec![(self.signature_header(), value)];
                 if let (Scheme::GitHub, Some(id)) = (self, &params.id) {
                     out.push((hex_prefixed::GITHUB_DELIVERY_HEADER, id.clone()));
                 }

@@ -152,9 +152,68 @@ fn skytells_matches_the_seed_handler() {
         )
         .is_ok());
     let signed = Scheme::Skytells
-        .sign(b"whsec_seed_demo_secret", body, &SignParams::default())
+        .sign_prefixed(b"whsec_seed_demo_secret", body, &SignParams::default())
         .unwrap();
     assert_eq!(signed, vec![("x-skytells-signature", expected.to_owned())]);
+}
+
+/// The provider's SDK (`Skytells/ts-sdk` `src/webhooks.ts`): `createHmac("sha256",
+/// apiKey).update(rawBody).digest("hex")`, sent bare. `sign` writes exactly that, and
+/// `verify` accepts it and every other accepted form of the same MAC. The fixture was
+/// written by Node's crypto, as the SDK computes it:
+/// `node -e 'console.log(require("crypto").createHmac("sha256","sk-live-0123456789abcdef").update(BODY).digest("hex"))'`
+#[test]
+fn skytells_signs_bare_hex_as_the_sdk_does_and_accepts_every_documented_form() {
+    let body = br#"{"type":"prediction.succeeded","data":{"id":"pred_1","status":"succeeded","output":"https://cdn/x.png"}}"#;
+    let api_key = "sk-live-0123456789abcdef";
+    let expected = include_str!("../../tests/fixtures/skytells_sdk_vector.txt").trim();
+    let signed = Scheme::Skytells
+        .sign(api_key.as_bytes(), body, &SignParams::default())
+        .unwrap();
+    assert_eq!(signed, vec![("x-skytells-signature", expected.to_owned())]);
+    assert!(!expected.starts_with("sha256="));
+    let ring = ring(Scheme::Skytells, api_key);
+    for (name, value) in crate::corpus::skytells_accepted_forms(expected) {
+        let headers = [("x-skytells-signature", value.as_str())];
+        assert!(
+            Scheme::Skytells
+                .verify(&ring, &headers, body, &VerifyOptions::at(0))
+                .is_ok(),
+            "{name}: {value:?}"
+        );
+    }
+    // The same forms over another body are no match (the form is not what verifies).
+    for (name, value) in crate::corpus::skytells_accepted_forms(expected) {
+        let headers = [("x-skytells-signature", value.as_str())];
+        assert_eq!(
+            Scheme::Skytells.verify(&ring, &headers, b"{}", &VerifyOptions::at(0)),
+            Err(VerifyError::NoMatch),
+            "{name}"
+        );
+    }
+}
+
+/// GitHub keeps its one documented form: bare hex is malformed there.
+#[test]
+fn github_still_requires_the_prefix() {
+    let signed = Scheme::GitHub
+        .sign(b"k", b"{}", &SignParams::default())
+        .unwrap();
+    let hex = signed[0].1.trim_start_matches("sha256=").to_owned();
+    let headers = [("x-hub-signature-256", hex.as_str())];
+    assert!(matches!(
+        Scheme::GitHub.verify(
+            &ring(Scheme::GitHub, "k"),
+            &headers,
+            b"{}",
+            &VerifyOptions::at(0)
+        ),
+        Err(VerifyError::MalformedHeader { .. })
+    ));
+    assert_eq!(
+        Scheme::GitHub.sign_prefixed(b"k", b"{}", &SignParams::default()),
+        Scheme::GitHub.sign(b"k", b"{}", &SignParams::default())
+    );
 }
 
 #[test]
