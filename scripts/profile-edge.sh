@@ -30,7 +30,7 @@ import hashlib, hmac, json, sys
 secret, path = sys.argv[1], sys.argv[2]
 head = '{"id":"pred_profile","status":"succeeded","model":"m","output":["https://cdn.skytells.ai/p/0.png"],"padding":"'
 body = head + "x" * (4096 - 2 - len(head)) + '"}'
-sig = "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+sig = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()  # bare, as the provider's SDK signs
 with open(path, "w") as f:
     f.write('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["x-skytells-signature"] = %s\n' % (json.dumps(body), json.dumps(sig)))
 PY

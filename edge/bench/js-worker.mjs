@@ -31,7 +31,7 @@ async function hmacKey(secret) {
 }
 
 function hexToBytes(hex) {
-  if (!/^[0-9a-f]{64}$/.test(hex)) return null;
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return null;
   const out = new Uint8Array(32);
   for (let i = 0; i < 32; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
   return out;
@@ -67,9 +67,10 @@ function error(status, code, message) {
 async function verify(request, env, body) {
   const header = request.headers.get("x-skytells-signature");
   if (header === null) return error(401, "missing_signature", "missing x-skytells-signature header");
-  if (!header.startsWith("sha256=")) return error(400, "malformed_signature", "expected sha256=<hex>");
-  const sig = hexToBytes(header.slice(7));
-  if (sig === null) return error(400, "malformed_signature", "expected 64 lowercase hex digits");
+  // As the Rust edge: bare hex (the provider's SDK) or sha256=<hex> (the course), either case.
+  const value = header.trim();
+  const sig = hexToBytes(value.startsWith("sha256=") ? value.slice(7) : value);
+  if (sig === null) return error(400, "malformed_signature", "expected 64 hex digits, bare or after sha256=");
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(env.WEBHOOK_SECRETS), sig, body);
   return ok ? null : error(401, "bad_signature", "signature does not match any active key");
 }
