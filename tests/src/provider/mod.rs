@@ -186,7 +186,8 @@ fn partial(name: &str, size: u64) -> Response<Body> {
 
 async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
-    if path == "/v1/predictions" {
+    // The create call: the current path, and the older one (the legacy dialect).
+    if path == "/v1/predictions" || path == "/v1/predict" {
         return predictions::route(req, state).await;
     }
     if path.starts_with("/v1/") {

@@ -1,20 +1,30 @@
-//! The stand-in provider's `POST /v1/predictions`, with the errors of the seed's two
-//! tables on demand. The model id picks the behaviour:
+//! The stand-in provider's create call, in the three dialects the api can speak
+//! (`functions/api/src/dialect.rs`), with the errors of the seed's two tables on demand:
 //!
-//! | `model_id` | answer |
+//! | dialect | path | body |
+//! |---|---|---|
+//! | [`Dialect::Current`] | `POST /v1/predictions` | `{"model", "input", "webhook": {"url", "events"}}` (the provider's API reference) |
+//! | [`Dialect::Course`] | `POST /v1/predictions` | `{"model_id", "inputs", "webhook_url", "webhook_events"}` |
+//! | [`Dialect::Legacy`] | `POST /v1/predict` (or `/v1/predictions`, as the provider's CLI sends it) | `{"model", "input", "webhook": "<url>"}` |
+//!
+//! The webhook is optional in each. A body in none of them gets 400
+//! `invalid_request_error`. The model (from `model` or `model_id`) picks the behaviour:
+//!
+//! | model | answer |
 //! |---|---|
 //! | `error/{CODE}` | always CODE, in its table's format, with its documented status (429 with `Retry-After: 1`) |
-//! | `flaky/{CODE}/{n}` | CODE for the first `n` requests of that model id, then success |
+//! | `flaky/{CODE}/{n}` | CODE for the first `n` requests of that model, then success |
 //! | `failed200/{CODE}` | HTTP 200 with a failed Prediction object carrying CODE |
 //! | `slow/{ms}` | success, answered after `ms` milliseconds (at most 30 000) |
-//! | anything else | 201 `{"id":"pred_N","status":"starting",…}` |
+//! | anything else | 201, a Prediction object as the provider documents it ([`created`]): `{"id":"pred_N","status":"starting","model":{"name","type"},…}` |
 //!
 //! A key that is missing or revoked gets 401 `UNAUTHORIZED`. Every request is recorded
-//! ([`Submitted`], with its `Idempotency-Key`; [`PredictionState::received`] counts them).
-//! The stand-in ignores `Idempotency-Key`: each request it accepts is a new prediction, so
-//! a test sees every duplicate the api lets through. With [`PredictionState::complete_with`] set, each accepted prediction
-//! is completed a moment later: a signed `succeeded` webhook to its `webhook_url`, with
-//! outputs served by this stand-in's CDN.
+//! ([`Submitted`]: its path, dialect, model, webhook URL and `Idempotency-Key`;
+//! [`PredictionState::received`] counts them). The stand-in ignores `Idempotency-Key`:
+//! each request it accepts is a new prediction, so a test sees every duplicate the api
+//! lets through. With [`PredictionState::complete_with`] set, each accepted prediction
+//! is completed a moment later: a signed `succeeded` webhook to the webhook URL of its
+//! dialect, with outputs served by this stand-in's CDN.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,11 +38,130 @@ use hookvault_core::provider_error::{Api, CODES};
 
 use super::{keys, lock, status, Body, State};
 
-/// One request to `POST /v1/predictions`.
+/// The request shapes the stand-in recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `{"model", "input", "webhook": {"url", "events"}}`, the provider's API reference
+    /// (<https://learn.skytells.ai/docs/api/v1/webhooks>).
+    Current,
+    /// `{"model_id", "inputs", "webhook_url", "webhook_events"}`, the course's shape.
+    Course,
+    /// `{"model", "input", "webhook": "<url>"}`: the plain-string webhook of the
+    /// provider's CLI (`Skytells/cli`, `src/types/index.ts`, `PredictionCreateRequest`),
+    /// on `/v1/predict`, the older path (`Skytells/ts-sdk`, `src/endpoints.ts`).
+    Legacy,
+}
+
+/// What a body in one of the dialects carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognised {
+    /// Its dialect.
+    pub dialect: Dialect,
+    /// The model, from `model` or `model_id`.
+    pub model: String,
+    /// The model's input, from `input` or `inputs`.
+    pub input: serde_json::Value,
+    /// The webhook URL, if it has one.
+    pub webhook_url: Option<String>,
+    /// The events asked for (none in the legacy form).
+    pub events: Vec<String>,
+}
+
+/// Recognises `body`, sent to `path`: `Err` says why it is in none of the dialects.
+/// `/v1/predict` takes only the legacy form; `/v1/predictions` takes all three (the
+/// provider's CLI sends the plain-string webhook there).
+pub fn recognise(path: &str, body: &serde_json::Value) -> Result<Recognised, String> {
+    let Some(obj) = body.as_object() else {
+        return Err("the body is not a JSON object".into());
+    };
+    let has = |k: &str| obj.contains_key(k);
+    let allowed: &[&str] = if has("model_id") || has("inputs") {
+        &["model_id", "inputs", "webhook_url", "webhook_events"]
+    } else {
+        &["model", "input", "webhook"]
+    };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("unexpected field {k:?} beside {:?}", allowed[0]));
+    }
+    let (model, input) = (obj.get(allowed[0]), obj.get(allowed[1]));
+    let Some(model) = model.and_then(|m| m.as_str()) else {
+        return Err(format!("{:?} must be a string", allowed[0]));
+    };
+    let Some(input) = input.filter(|i| i.is_object()) else {
+        return Err(format!("{:?} must be an object", allowed[1]));
+    };
+    let strings = |v: Option<&serde_json::Value>| -> Result<Vec<String>, String> {
+        match v {
+            None => Ok(vec![]),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|e| e.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| "events must be strings".to_owned()),
+            Some(_) => Err("events must be an array".into()),
+        }
+    };
+    let url = |v: Option<&serde_json::Value>| -> Result<Option<String>, String> {
+        match v {
+            None => Ok(None),
+            Some(serde_json::Value::String(u)) => Ok(Some(u.clone())),
+            Some(_) => Err("the webhook URL must be a string".into()),
+        }
+    };
+    let (dialect, webhook_url, events) = if allowed[0] == "model_id" {
+        (
+            Dialect::Course,
+            url(obj.get("webhook_url"))?,
+            strings(obj.get("webhook_events"))?,
+        )
+    } else {
+        match obj.get("webhook") {
+            Some(serde_json::Value::Object(w)) => {
+                if let Some(k) = w.keys().find(|k| !matches!(k.as_str(), "url" | "events")) {
+                    return Err(format!("unexpected webhook field {k:?}"));
+                }
+                if w.get("url").is_none() || w.get("events").is_none() {
+                    return Err("the webhook object needs url and events".into());
+                }
+                (
+                    Dialect::Current,
+                    url(w.get("url"))?,
+                    strings(w.get("events"))?,
+                )
+            }
+            Some(serde_json::Value::String(u)) => (Dialect::Legacy, Some(u.clone()), vec![]),
+            Some(_) => return Err("webhook must be an object or a string".into()),
+            None if path == "/v1/predict" => (Dialect::Legacy, None, vec![]),
+            None => (Dialect::Current, None, vec![]),
+        }
+    };
+    if path == "/v1/predict" && dialect != Dialect::Legacy {
+        return Err(format!(
+            "/v1/predict takes the legacy form (a plain-string webhook), not {dialect:?}"
+        ));
+    }
+    Ok(Recognised {
+        dialect,
+        model: model.to_owned(),
+        input: input.clone(),
+        webhook_url,
+        events,
+    })
+}
+
+/// One request to the create call.
 #[derive(Debug, Clone)]
 pub struct Submitted {
+    /// Its path: `/v1/predictions` or `/v1/predict`.
+    pub path: String,
     /// The request body.
     pub body: serde_json::Value,
+    /// Its dialect, `None` when it is in none (answered 400).
+    pub dialect: Option<Dialect>,
+    /// The model, from `model` or `model_id` (empty when neither is a string).
+    pub model: String,
+    /// The webhook URL of its dialect, if any.
+    pub webhook_url: Option<String>,
     /// The key id that authenticated it (`None` if refused).
     pub key_id: Option<String>,
     /// Its `Idempotency-Key` header, if any.
@@ -54,17 +183,14 @@ pub struct PredictionState {
 }
 
 impl PredictionState {
-    /// Requests received so far (every `POST /v1/predictions`, accepted or not).
+    /// Requests received so far (every create call, accepted or not).
     pub fn received(&self) -> usize {
         self.submitted.len()
     }
 
-    /// Requests made with `model_id`.
-    pub fn attempts(&self, model_id: &str) -> usize {
-        self.submitted
-            .iter()
-            .filter(|s| s.body["model_id"] == model_id)
-            .count()
+    /// Requests made for `model` (sent as `model` or as `model_id`).
+    pub fn attempts(&self, model: &str) -> usize {
+        self.submitted.iter().filter(|s| s.model == model).count()
     }
 }
 
@@ -111,11 +237,38 @@ pub fn prediction(id: &str, status: &str, outputs: &[String]) -> String {
     .to_string()
 }
 
-/// Serves `POST /v1/predictions`.
+/// The answer to an accepted create call: a Prediction object as the provider documents
+/// it (<https://docs.skytells.ai/prediction>, "Prediction Schema"), with `model` as an
+/// object `{"name", "type"}` and the webhook as `{"url", "events"}`.
+pub fn created(id: &str, r: &Recognised) -> serde_json::Value {
+    json!({
+        "id": id,
+        "status": "starting",
+        "stream": false,
+        "type": "inference",
+        "model": {"name": r.model, "type": "image"},
+        "input": r.input,
+        "output": null,
+        "error": null,
+        "created_at": "2026-11-25T00:00:00Z",
+        "started_at": null,
+        "completed_at": null,
+        "updated_at": "2026-11-25T00:00:00Z",
+        "privacy": "private",
+        "source": "api",
+        "webhook": {"url": r.webhook_url, "events": r.events},
+        "metrics": {},
+        "metadata": {},
+        "urls": {"get": format!("/v1/predictions/{id}"), "cancel": format!("/v1/predictions/{id}/cancel")},
+    })
+}
+
+/// Serves the create call: `POST /v1/predictions` and `POST /v1/predict`.
 pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Body> {
     if req.method() != hyper::Method::POST {
         return status(405, &[]);
     }
+    let path = req.uri().path().to_owned();
     let api_key = req
         .headers()
         .get("x-api-key")
@@ -131,10 +284,18 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
         return status(413, &[]);
     };
     let body: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
+    let recognised = recognise(&path, &body);
+    let model = match &recognised {
+        Ok(r) => r.model.clone(),
+        Err(_) => body["model"]
+            .as_str()
+            .or(body["model_id"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+    };
     // `slow/{ms}`: the answer comes late (the request is recorded when it is answered).
-    if let Some(ms) = body["model_id"]
-        .as_str()
-        .and_then(|m| m.strip_prefix("slow/"))
+    if let Some(ms) = model
+        .strip_prefix("slow/")
         .and_then(|ms| ms.parse::<u64>().ok())
     {
         tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
@@ -147,14 +308,27 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
         .find(|k| k.key == api_key && !k.revoked)
         .map(|k| k.id.clone());
     s.predictions.submitted.push(Submitted {
+        path,
         body: body.clone(),
+        dialect: recognised.as_ref().ok().map(|r| r.dialect),
+        model: model.clone(),
+        webhook_url: recognised.as_ref().ok().and_then(|r| r.webhook_url.clone()),
         key_id: key_id.clone(),
         idempotency_key,
     });
     if key_id.is_none() {
         return error("UNAUTHORIZED");
     }
-    let model = body["model_id"].as_str().unwrap_or_default().to_owned();
+    let recognised = match recognised {
+        Ok(r) => r,
+        Err(why) => {
+            return json_answer(
+                400,
+                &json!({"error": {"code": "invalid_request_error", "message": format!("stand-in: the body is in none of the three dialects: {why}"), "status": 400, "request_id": "req_standin"}}),
+                &[],
+            )
+        }
+    };
     let parts: Vec<&str> = model.split('/').collect();
     match parts.as_slice() {
         ["error", code] => return error(code),
@@ -172,9 +346,10 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
     }
     s.predictions.accepted += 1;
     let id = format!("pred_{}", s.predictions.accepted);
-    if let (Some((count, size)), Some(url)) =
-        (s.predictions.complete_with, body["webhook_url"].as_str())
-    {
+    if let (Some((count, size)), Some(url)) = (
+        s.predictions.complete_with,
+        recognised.webhook_url.as_deref(),
+    ) {
         let outputs: Vec<String> = (0..count)
             .map(|i| format!("{}/files/{id}-{i}.png?size={size}", s.predictions.base_url))
             .collect();
@@ -188,9 +363,110 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
             eprintln!("stand-in provider: the webhook for the prediction was answered {status:?}");
         });
     }
-    json_answer(
-        201,
-        &json!({"id": id, "status": "starting", "model_id": model, "created_at": "2026-11-25T00:00:00Z"}),
-        &[],
-    )
+    json_answer(201, &created(&id, &recognised), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOOK: &str = "https://edge.example.com/webhooks/skytells";
+
+    #[test]
+    fn each_dialect_is_recognised_with_its_model_and_webhook() {
+        let current = json!({"model": "m", "input": {"p": 1}, "webhook": {"url": HOOK, "events": ["prediction.succeeded"]}});
+        let course = json!({"model_id": "m", "inputs": {"p": 1}, "webhook_url": HOOK, "webhook_events": ["prediction.completed"]});
+        let legacy = json!({"model": "m", "input": {"p": 1}, "webhook": HOOK});
+        for (path, body, dialect, events) in [
+            (
+                "/v1/predictions",
+                &current,
+                Dialect::Current,
+                vec!["prediction.succeeded"],
+            ),
+            (
+                "/v1/predictions",
+                &course,
+                Dialect::Course,
+                vec!["prediction.completed"],
+            ),
+            ("/v1/predict", &legacy, Dialect::Legacy, vec![]),
+            // The provider's CLI sends the string form to /v1/predictions.
+            ("/v1/predictions", &legacy, Dialect::Legacy, vec![]),
+        ] {
+            let r = recognise(path, body).unwrap();
+            assert_eq!(
+                (
+                    r.dialect,
+                    r.model.as_str(),
+                    r.webhook_url.as_deref(),
+                    r.input.clone()
+                ),
+                (dialect, "m", Some(HOOK), json!({"p": 1})),
+                "{path} {body}"
+            );
+            assert_eq!(r.events, events);
+        }
+        // The webhook is optional.
+        let bare = json!({"model": "m", "input": {}});
+        assert_eq!(
+            recognise("/v1/predictions", &bare).unwrap().dialect,
+            Dialect::Current
+        );
+        assert_eq!(
+            recognise("/v1/predict", &bare).unwrap().dialect,
+            Dialect::Legacy
+        );
+    }
+
+    #[test]
+    fn mixed_or_malformed_bodies_are_in_no_dialect() {
+        for (path, body) in [
+            (
+                "/v1/predict",
+                json!({"model": "m", "input": {}, "webhook": {"url": HOOK, "events": []}}),
+            ),
+            (
+                "/v1/predict",
+                json!({"model_id": "m", "inputs": {}, "webhook_url": HOOK}),
+            ),
+            ("/v1/predictions", json!({"model": "m", "inputs": {}})),
+            ("/v1/predictions", json!({"model_id": "m", "input": {}})),
+            (
+                "/v1/predictions",
+                json!({"model": "m", "input": {}, "webhook_url": HOOK}),
+            ),
+            (
+                "/v1/predictions",
+                json!({"model": "m", "input": {}, "webhook": {"url": HOOK}}),
+            ),
+            (
+                "/v1/predictions",
+                json!({"model": "m", "input": {}, "webhook": 7}),
+            ),
+            ("/v1/predictions", json!({"model": 7, "input": {}})),
+            ("/v1/predictions", json!({"model": "m", "input": []})),
+            ("/v1/predictions", json!([])),
+        ] {
+            assert!(recognise(path, &body).is_err(), "{path} {body}");
+        }
+    }
+
+    #[test]
+    fn the_answer_is_the_documented_prediction_object() {
+        let r = recognise(
+            "/v1/predictions",
+            &json!({"model": "truefusion", "input": {"prompt": "x"}, "webhook": {"url": HOOK, "events": ["prediction.succeeded"]}}),
+        )
+        .unwrap();
+        let v = created("pred_1", &r);
+        assert_eq!(v["id"], "pred_1");
+        assert_eq!(v["status"], "starting");
+        assert_eq!(v["model"], json!({"name": "truefusion", "type": "image"}));
+        assert_eq!(v["input"], json!({"prompt": "x"}));
+        assert_eq!(
+            v["webhook"],
+            json!({"url": HOOK, "events": ["prediction.succeeded"]})
+        );
+    }
 }

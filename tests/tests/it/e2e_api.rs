@@ -12,6 +12,7 @@ use hookvault_core::{KeySlot, Scheme};
 use hookvault_localstack::api::{api_env, create_api_secrets, start_api, CALLER_KEY, CALLER_KEY_2};
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
+use hookvault_localstack::provider::predictions::Dialect;
 use hookvault_localstack::provider::Provider;
 use hookvault_localstack::rotation::API_KEY_SECRET_ID;
 use hookvault_localstack::s3;
@@ -35,13 +36,36 @@ impl ApiStack {
 
     /// The stack with up to `concurrency` api instances.
     async fn start_with(concurrency: u32) -> ApiStack {
+        Self::start_configured(concurrency, None, None).await
+    }
+
+    /// One api instance with `PROVIDER_DIALECT=dialect` (unset when `None`: the
+    /// default), and the edge's webhook URL on the stand-in itself,
+    /// `{provider}/edge/{label}`, where the stand-in counts the completion webhooks it
+    /// sends there (`Provider::hits`).
+    async fn start_dialect(dialect: Option<&str>, label: &str) -> ApiStack {
+        Self::start_configured(1, dialect, Some(label)).await
+    }
+
+    async fn start_configured(
+        concurrency: u32,
+        dialect: Option<&str>,
+        edge_label: Option<&str>,
+    ) -> ApiStack {
         let moto = Moto::start(None).await.unwrap();
         let s3c = s3::client(&moto.endpoint);
         s3::create_bucket(&s3c, BUCKET).await.unwrap();
         let sm = s3::secrets_client(&moto.endpoint);
         create_api_secrets(&sm).await.unwrap();
         let provider = Provider::start().await.unwrap();
-        let env = api_env(&moto.endpoint, &provider.url, BUCKET, WEBHOOK_URL, &[]);
+        let hook = edge_label.map_or(WEBHOOK_URL.to_owned(), |l| {
+            format!("{}/edge/{l}", provider.url)
+        });
+        let extra: Vec<(&str, &str)> = dialect
+            .map(|d| ("PROVIDER_DIALECT", d))
+            .into_iter()
+            .collect();
+        let env = api_env(&moto.endpoint, &provider.url, BUCKET, &hook, &extra);
         let api = start_api(&env, concurrency).await.unwrap();
         ApiStack {
             _moto: moto,
@@ -204,12 +228,19 @@ async fn a_prediction_is_forwarded_with_the_key_and_the_edge_as_webhook() {
     let sent = stack.provider.with(|s| s.predictions.submitted.clone());
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].key_id.as_deref(), Some("key_0"));
-    assert_eq!(sent[0].body["webhook_url"], WEBHOOK_URL);
+    // The default dialect: the provider's current API reference.
+    assert_eq!(sent[0].path, "/v1/predictions");
+    assert_eq!(sent[0].dialect, Some(Dialect::Current));
+    assert_eq!(sent[0].webhook_url.as_deref(), Some(WEBHOOK_URL));
     assert_eq!(
-        sent[0].body["webhook_events"],
-        serde_json::json!(["prediction.completed", "prediction.failed"])
+        sent[0].body["webhook"]["events"],
+        serde_json::json!([
+            "prediction.succeeded",
+            "prediction.failed",
+            "prediction.cancelled"
+        ])
     );
-    assert_eq!(sent[0].body["inputs"]["prompt"], "a lake at dawn");
+    assert_eq!(sent[0].body["input"]["prompt"], "a lake at dawn");
     // Bad requests never reach the provider.
     for body in [
         serde_json::json!({"model_id": "m"}),
@@ -738,7 +769,7 @@ async fn an_idempotency_key_makes_a_submission_happen_once() {
     let sent = stack.provider.with(|s| s.predictions.submitted.clone());
     let flaky_keys: Vec<_> = sent
         .iter()
-        .filter(|s| s.body["model_id"] == "flaky/UNAUTHORIZED/2")
+        .filter(|s| s.model == "flaky/UNAUTHORIZED/2")
         .map(|s| s.idempotency_key.clone())
         .collect();
     assert_eq!(flaky_keys, vec![Some(provider_key); 3]);
@@ -832,6 +863,253 @@ async fn an_idempotency_key_makes_a_submission_happen_once() {
     for raw in [key, "idem-key-flaky", "idem-key-slow", CALLER_KEY] {
         assert!(!logs.contains(raw), "{raw} is in a log line");
     }
+}
+
+/// Submits through `stack`'s api and returns what the stand-in received, after waiting
+/// for the completion webhook the stand-in sends to the dialect's webhook URL
+/// (`{provider}/edge/{label}`).
+async fn submit_and_complete(
+    stack: &ApiStack,
+    label: &str,
+) -> hookvault_localstack::provider::predictions::Submitted {
+    stack
+        .provider
+        .with(|s| s.predictions.complete_with = Some((1, 1024)));
+    let (status, headers, v) = stack
+        .post(
+            CALLER_KEY,
+            None,
+            &serde_json::json!({"model": "truefusion", "input": {"prompt": "a lake at dawn", "seed": 7}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{label}: {v}\n{}", stack.api.logs());
+    assert_eq!(headers["location"], "/predictions/pred_1");
+    // The stand-in's answer is the documented Prediction object, `model` as an object:
+    // the api passes it on unchanged.
+    assert_eq!(v["id"], "pred_1");
+    assert_eq!(
+        v["model"],
+        serde_json::json!({"name": "truefusion", "type": "image"})
+    );
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    assert_eq!(sent.len(), 1, "{label}");
+    let edge = format!("/edge/{label}");
+    let t = Instant::now();
+    while stack.provider.hits(&edge) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{label}: no completion webhook reached {edge}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.provider.hits(&edge), 1, "{label}");
+    sent.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_reaches_the_stand_in_in_each_dialect_and_the_default_is_the_current_reference() {
+    let input = serde_json::json!({"prompt": "a lake at dawn", "seed": 7});
+    // No PROVIDER_DIALECT: the provider's current API reference.
+    let stack = ApiStack::start_dialect(None, "default").await;
+    let hook = format!("{}/edge/default", stack.provider.url);
+    let sent = submit_and_complete(&stack, "default").await;
+    assert_eq!(
+        (
+            sent.path.as_str(),
+            sent.dialect,
+            sent.webhook_url.as_deref()
+        ),
+        (
+            "/v1/predictions",
+            Some(Dialect::Current),
+            Some(hook.as_str())
+        )
+    );
+    assert_eq!(
+        sent.body,
+        serde_json::json!({
+            "model": "truefusion",
+            "input": input,
+            "webhook": {
+                "url": hook,
+                "events": ["prediction.succeeded", "prediction.failed", "prediction.cancelled"],
+            },
+        })
+    );
+    assert!(
+        stack.api.logs().contains("dialect=current")
+            || stack.api.logs().contains(r#""dialect":"current""#)
+    );
+    drop(stack);
+
+    // The same, named.
+    let stack = ApiStack::start_dialect(Some("current"), "current").await;
+    let hook = format!("{}/edge/current", stack.provider.url);
+    let sent = submit_and_complete(&stack, "current").await;
+    assert_eq!(
+        (
+            sent.path.as_str(),
+            sent.dialect,
+            sent.webhook_url.as_deref()
+        ),
+        (
+            "/v1/predictions",
+            Some(Dialect::Current),
+            Some(hook.as_str())
+        )
+    );
+    assert_eq!(sent.body["webhook"]["url"], hook.as_str());
+    drop(stack);
+
+    // The course's shape.
+    let stack = ApiStack::start_dialect(Some("course"), "course").await;
+    let hook = format!("{}/edge/course", stack.provider.url);
+    let sent = submit_and_complete(&stack, "course").await;
+    assert_eq!(
+        (
+            sent.path.as_str(),
+            sent.dialect,
+            sent.webhook_url.as_deref()
+        ),
+        (
+            "/v1/predictions",
+            Some(Dialect::Course),
+            Some(hook.as_str())
+        )
+    );
+    assert_eq!(
+        sent.body,
+        serde_json::json!({
+            "model_id": "truefusion",
+            "inputs": input,
+            "webhook_url": hook,
+            "webhook_events": ["prediction.completed", "prediction.failed"],
+        })
+    );
+    drop(stack);
+
+    // The legacy form: the older path, the webhook as a plain string.
+    let stack = ApiStack::start_dialect(Some("legacy"), "legacy").await;
+    let hook = format!("{}/edge/legacy", stack.provider.url);
+    let sent = submit_and_complete(&stack, "legacy").await;
+    assert_eq!(
+        (
+            sent.path.as_str(),
+            sent.dialect,
+            sent.webhook_url.as_deref()
+        ),
+        ("/v1/predict", Some(Dialect::Legacy), Some(hook.as_str()))
+    );
+    assert_eq!(
+        sent.body,
+        serde_json::json!({"model": "truefusion", "input": input, "webhook": hook})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_may_send_model_and_input_or_model_id_and_inputs_and_mixes_are_refused() {
+    let stack = ApiStack::start().await;
+    // Both caller shapes, and each field under either of its names.
+    for (i, body) in [
+        serde_json::json!({"model": "truefusion", "input": {"prompt": "a"}}),
+        serde_json::json!({"model_id": "truefusion", "inputs": {"prompt": "a"}}),
+        serde_json::json!({"model": "truefusion", "inputs": {"prompt": "a"}}),
+        serde_json::json!({"model_id": "truefusion", "input": {"prompt": "a"}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, _, v) = stack.post(CALLER_KEY, None, &body).await;
+        assert_eq!(status, 201, "{body}: {v}");
+        assert_eq!(v["id"], format!("pred_{}", i + 1));
+    }
+    let sent = stack.provider.with(|s| s.predictions.submitted.clone());
+    assert_eq!(sent.len(), 4);
+    for s in &sent {
+        // Whatever the caller's names, the provider gets the current reference's.
+        assert_eq!(
+            s.body,
+            serde_json::json!({
+                "model": "truefusion",
+                "input": {"prompt": "a"},
+                "webhook": {
+                    "url": WEBHOOK_URL,
+                    "events": ["prediction.succeeded", "prediction.failed", "prediction.cancelled"],
+                },
+            })
+        );
+    }
+    // Malformed mixes: 400, the message naming the problem; nothing reaches the provider.
+    for (body, code, message) in [
+        (
+            serde_json::json!({"model": "a", "model_id": "a", "input": {}}),
+            "invalid_request",
+            r#"the body has both "model" and "model_id": send the model's id once, as "model" (or "model_id")"#,
+        ),
+        (
+            serde_json::json!({"model": "a", "input": {}, "inputs": {}}),
+            "invalid_request",
+            r#"the body has both "input" and "inputs": send the model's input (an object) once, as "input" (or "inputs")"#,
+        ),
+        (
+            serde_json::json!({"input": {}}),
+            "invalid_request",
+            r#"the body has no "model" (or "model_id"): the model's id is required"#,
+        ),
+        (
+            serde_json::json!({"model_id": "a"}),
+            "invalid_request",
+            r#"the body has no "input" (or "inputs"): the model's input (an object) is required"#,
+        ),
+        (
+            serde_json::json!({"model": ["a"], "input": {}}),
+            "invalid_request",
+            r#""model" must be a string"#,
+        ),
+        (
+            serde_json::json!({"model": "a", "input": "a lake"}),
+            "invalid_request",
+            r#""input" must be an object of the model's inputs"#,
+        ),
+        (
+            serde_json::json!({"model": "a b", "input": {}}),
+            "invalid_model_id",
+            "model must be 1 to 128 characters of A-Z a-z 0-9 - _ . / :",
+        ),
+        (
+            serde_json::json!({"model_id": "a b", "inputs": {}}),
+            "invalid_model_id",
+            "model_id must be 1 to 128 characters of A-Z a-z 0-9 - _ . / :",
+        ),
+    ] {
+        let (status, _, v) = stack.post(CALLER_KEY, None, &body).await;
+        assert_eq!(
+            (status, v["error"].as_str(), v["message"].as_str()),
+            (400, Some(code), Some(message)),
+            "{body}"
+        );
+    }
+    // A field of the provider's own, such as the webhook, is refused.
+    let (status, _, v) = stack
+        .post(
+            CALLER_KEY,
+            None,
+            &serde_json::json!({"model": "a", "input": {}, "webhook": {"url": "https://evil.example", "events": []}}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("an unknown or repeated field"),
+        "{v}"
+    );
+    assert_eq!(stack.provider.with(|s| s.predictions.received()), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
