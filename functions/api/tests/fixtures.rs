@@ -144,6 +144,9 @@ fn post_prediction_carries_a_key_an_idempotency_key_and_a_submission() {
     let keys: Vec<&[u8]> = i.idempotency_keys.iter().map(Vec::as_slice).collect();
     let key = idempotency::from_headers(&keys).unwrap().unwrap();
     assert_eq!(key.as_str(), "974e05f3-dda4-471c-b867-b481ca1db1ad");
+    // The provider's names, `{model, input}` (the unauthenticated fixture has the course's).
+    let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
+    assert_eq!(body["model"], "stable-video-6s");
     let submission = submit::parse(&i.body).unwrap();
     assert_eq!(submission.model_id, "stable-video-6s");
     assert_eq!(submission.inputs["prompt"], "a lake at dawn");
@@ -182,6 +185,8 @@ async fn unauthenticated_request_is_refused_before_any_aws_call() {
         submit::parse(&i.body).is_ok(),
         "a valid submission, only unsigned"
     );
+    let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
+    assert_eq!(body["model_id"], "stable-video-6s", "the course's names");
     let reply = handle(&api(), &i, i.authorization.as_deref()).await;
     assert_eq!(reply.status, 401);
     assert!(reply
