@@ -35,6 +35,8 @@ pub const INDEX_PREFIX: &str = "index/";
 pub const INDEX_LOG_PREFIX: &str = "index/log/";
 /// The event log by event id.
 pub const INDEX_ID_PREFIX: &str = "index/id/";
+/// The event log's entries by prediction id: `index/prediction/{sha256(id)}/…`.
+pub const INDEX_PREDICTION_PREFIX: &str = "index/prediction/";
 /// The provider segment of the log entries of rejected messages (unreadable: no provider).
 /// Not a name a provider can have: the edge's provider names are tokens without `~`.
 pub const REJECTED_PROVIDER: &str = "~rejected";
@@ -86,6 +88,11 @@ pub fn manifest_key(id: &str) -> Result<String, LayoutError> {
 /// `predictions/{id}/failure.json`.
 pub fn failure_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}failure.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/state.json`: where the prediction stands ([`crate::state`]).
+pub fn state_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}state.json", prediction_prefix(id)?))
 }
 
 /// `predictions/{id}/output.json`.
@@ -231,6 +238,29 @@ pub fn index_id_prefix(event_id: &str) -> String {
     format!(
         "{INDEX_ID_PREFIX}{}/",
         hex::encode(sha2::Sha256::digest(event_id.as_bytes()))
+    )
+}
+
+/// `index/prediction/{sha256(prediction id)}/`: the folder of every entry of one
+/// prediction's events (one per provider and body: `started`, `succeeded`, a
+/// contradicting `failed`, …).
+pub fn index_prediction_prefix(prediction_id: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "{INDEX_PREDICTION_PREFIX}{}/",
+        hex::encode(sha2::Sha256::digest(prediction_id.as_bytes()))
+    )
+}
+
+/// `index/prediction/{sha256(prediction id)}/{provider}/{sha256}.json`: the latest entry
+/// of one event of a prediction (`hookvault events show <prediction id>` lists them in
+/// the order the edge received them).
+pub fn index_prediction_key(prediction_id: &str, provider: &str, body_sha256: &str) -> String {
+    format!(
+        "{}{}/{}.json",
+        index_prediction_prefix(prediction_id),
+        provider_segment(provider),
+        digest_segment(body_sha256)
     )
 }
 

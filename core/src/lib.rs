@@ -14,6 +14,7 @@
 //! | [`output`] | the files in a prediction's `output`, whatever its shape |
 //! | [`provider_error`] | both provider error formats mapped to one error type |
 //! | [`retry`] | exponential back-off with jitter, `Retry-After` in both forms |
+//! | [`state`] | one truth per prediction: the first terminal state wins, non-terminal states only move forward |
 //! | [`archive`] | the S3 key layout, safe against hostile ids and URLs |
 //! | [`url_guard`] | the SSRF guard every download goes through |
 //! | [`trace`] | the trace id one event carries from the edge to the archive (W3C Trace Context) |
@@ -32,6 +33,7 @@ pub mod provider_error;
 pub mod records;
 pub mod retry;
 pub mod scheme;
+pub mod state;
 pub mod time;
 pub mod trace;
 pub mod url_guard;

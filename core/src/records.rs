@@ -160,8 +160,13 @@ pub enum IndexOutcome {
     /// Outputs that could not be archived for good (`failure.json` with one of our error
     /// ids: `OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …). A replay after a fix may archive it.
     Failed,
-    /// A status with nothing to archive beyond the raw event (`starting`, `processing`).
+    /// A status with nothing to archive beyond the raw event (`starting`, `processing`),
+    /// or one older than the state the prediction holds ([`crate::state::Transition::Stale`]).
     Ignored,
+    /// A terminal event that contradicts the prediction's first terminal state (`failed`
+    /// after `succeeded`, a second `succeeded` body): its raw event is kept, nothing is
+    /// archived ([`crate::state::Transition::Conflicting`]).
+    Conflicting,
     /// The raw event is kept; the body is not a prediction webhook.
     Kept,
     /// The provider reported the prediction failed or cancelled (`failure.json` with the
@@ -174,11 +179,12 @@ pub enum IndexOutcome {
 impl IndexOutcome {
     /// Every outcome, in the order of their ranks (the derived `Ord`): when one event has
     /// several entries (a failure, then a replay that archived it), the last one here wins.
-    pub const ALL: [IndexOutcome; 7] = [
+    pub const ALL: [IndexOutcome; 8] = [
         IndexOutcome::Rejected,
         IndexOutcome::DeadLettered,
         IndexOutcome::Failed,
         IndexOutcome::Ignored,
+        IndexOutcome::Conflicting,
         IndexOutcome::Kept,
         IndexOutcome::PredictionFailed,
         IndexOutcome::Archived,
@@ -191,6 +197,7 @@ impl IndexOutcome {
             IndexOutcome::DeadLettered => "dead_lettered",
             IndexOutcome::Failed => "failed",
             IndexOutcome::Ignored => "ignored",
+            IndexOutcome::Conflicting => "conflicting",
             IndexOutcome::Kept => "kept",
             IndexOutcome::PredictionFailed => "prediction_failed",
             IndexOutcome::Archived => "archived",

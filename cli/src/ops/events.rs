@@ -17,8 +17,9 @@ use crate::commands::CliError;
 pub enum EventsCommand {
     /// List the events the archiver took in a window, newest last, from the event log.
     List(ListArgs),
-    /// Show one event: its log entries, its evidence, what the archive holds for it, and
-    /// (with --secret) its signature verified again from the stored bytes.
+    /// Show one event, or every event of one prediction in the order received: its log
+    /// entries, its evidence, what the archive holds for it, the state the prediction
+    /// holds, and (with --secret) its signature verified again from the stored bytes.
     Show(ShowArgs),
 }
 
@@ -35,7 +36,7 @@ pub struct WindowArgs {
     #[arg(long)]
     pub provider: Option<String>,
     /// Only events in this state: archived, failed, dead_lettered, prediction_failed,
-    /// kept, ignored, rejected. Repeat for several.
+    /// kept, ignored, conflicting, rejected. Repeat for several.
     #[arg(long = "status", value_parser = parse_outcome)]
     pub status: Vec<IndexOutcome>,
     /// Only this prediction id.
@@ -100,7 +101,8 @@ pub struct ListArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     stack: StackArgs,
-    /// The event id (as `events list` prints it).
+    /// An event id (as `events list` prints it), or a prediction id: every event of that
+    /// prediction (`started`, `succeeded`, a contradicting `failed`, …), oldest first.
     event_id: String,
     /// The webhook secret, to verify the stored bytes again (or HOOKVAULT_SECRET).
     #[arg(long, env = "HOOKVAULT_SECRET", hide_env_values = true)]
@@ -175,10 +177,13 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
 async fn show(a: ShowArgs) -> Result<ExitCode, CliError> {
     let aws = Aws::load().await;
     let bucket = &a.stack.bucket;
-    let entries = log::by_event_id(&aws, bucket, &a.event_id).await?;
+    let mut entries = log::by_event_id(&aws, bucket, &a.event_id).await?;
+    if entries.is_empty() {
+        entries = log::by_prediction(&aws, bucket, &a.event_id).await?;
+    }
     if entries.is_empty() {
         return Err(CliError::Failed(format!(
-            "no event {:?} in the event log of s3://{bucket}: the archiver has not finished it \
+            "no event or prediction {:?} in the event log of s3://{bucket}: the archiver has not finished it \
              (still in the queue, or in the DLQ after MaxReceiveCount failures: \
              `hookvault replay --dlq --dry-run --event-id {}` finds it there), or it is older \
              than EventLogRetentionDays",
@@ -203,7 +208,8 @@ async fn show(a: ShowArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Everything known of one entry, as JSON: `entry`, `event` (the evidence), `archive`
-/// (`manifest` or `failure`), `signature` (with a secret).
+/// (`manifest` or `failure`), `state` (the prediction's `state.json`: the status it
+/// holds and the event that set it), `signature` (with a secret).
 async fn describe(
     aws: &Aws,
     bucket: &str,
@@ -225,6 +231,10 @@ async fn describe(
     {
         let manifest_key = archive::manifest_key(p).map_err(|e| CliError::Failed(e.to_string()))?;
         let failure_key = archive::failure_key(p).map_err(|e| CliError::Failed(e.to_string()))?;
+        let state_key = archive::state_key(p).map_err(|e| CliError::Failed(e.to_string()))?;
+        if let Some(bytes) = log::get(aws, bucket, &state_key).await? {
+            out["state"] = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        }
         if let Some(bytes) = log::get(aws, bucket, &manifest_key).await? {
             let m: Option<Manifest> = serde_json::from_slice(&bytes).ok();
             out["archive"] =
@@ -324,6 +334,13 @@ fn print_text(v: &Value) {
     }
     if let Some(a) = v.get("archive") {
         outln!("archive    {a}");
+    }
+    if let Some(st) = v.get("state").filter(|x| x.is_object()) {
+        outln!(
+            "holds      {} (set by {})",
+            s(&st["status"]),
+            s(&st["event_id"])
+        );
     }
     if let Some(sig) = v.get("signature") {
         if sig["verified"] == Value::Bool(true) {

@@ -130,6 +130,22 @@ pub async fn by_event_id(
     Ok(out)
 }
 
+/// Every entry of one prediction's events (one per provider and body), from
+/// `index/prediction/`, in the order the edge received them.
+pub async fn by_prediction(
+    aws: &Aws,
+    bucket: &str,
+    prediction_id: &str,
+) -> Result<Vec<IndexEntry>, CliError> {
+    let keys = list(aws, bucket, &archive::index_prediction_prefix(prediction_id)).await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        out.push(read_entry(aws, bucket, &key).await?);
+    }
+    out.sort_by(|a, b| (a.received_at_ms, &a.event_id).cmp(&(b.received_at_ms, &b.event_id)));
+    Ok(out)
+}
+
 /// Every key under `prefix`, all pages.
 async fn list(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<String>, CliError> {
     let mut keys = Vec::new();

@@ -172,7 +172,7 @@ async fn replay_entry(
             "settled: the provider's failure is recorded (failure.json); --force records it again"
                 .into(),
         )),
-        IndexOutcome::Kept | IndexOutcome::Ignored if !a.force => {
+        IndexOutcome::Kept | IndexOutcome::Ignored | IndexOutcome::Conflicting if !a.force => {
             return Ok((
                 Action::Skipped,
                 format!(

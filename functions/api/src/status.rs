@@ -4,7 +4,11 @@
 //! |---|---|
 //! | `predictions/{id}/manifest.json` | 200 `{"id","status":"archived","model","event_id","archived_at","outputs":[{index,pointer,source_url,url,expires_in,bytes,sha256,content_type}],"output","output_url","event"}` |
 //! | `predictions/{id}/failure.json` | 200 `{"id","status":<the prediction's>,"event_id","error":{"id","message","output_index","output_pointer"},"recorded_at","event"}` |
-//! | neither | 404: unknown, still running, or not archived yet |
+//! | `predictions/{id}/state.json` only | 200 `{"id","status":<the prediction's latest status: queued, starting, started, processing, … or a terminal one whose archive is not written yet>,"archived":false,"event_id","updated_at","event"}` |
+//! | none | 404: unknown, or no webhook of it archived yet |
+//!
+//! The first terminal state wins (`hookvault_core::state`): a `started` after `succeeded`,
+//! or a `failed` after `succeeded`, never changes the answer.
 //!
 //! * `output` is the parsed content of `output.json` (the prediction's `output` value as
 //!   the provider sent it, whatever its shape), and `output_url` a presigned URL of it;
@@ -20,6 +24,7 @@
 use aws_sdk_s3::presigning::PresigningConfig;
 use hookvault_core::archive;
 use hookvault_core::records::{EventRecord, FailureRecord, Manifest};
+use hookvault_core::state::StateRecord;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -129,10 +134,22 @@ impl Api {
                 "event": self.event(f.raw_event.as_deref()).await?,
             }));
         }
+        if let Some(bytes) = self.read(&key(archive::state_key(id))?).await? {
+            let st: StateRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| unavailable("state record unreadable", e))?;
+            return Ok(json!({
+                "id": st.id,
+                "status": st.status,
+                "archived": false,
+                "event_id": st.event_id,
+                "updated_at": st.updated_at,
+                "event": self.event(st.raw_event.as_deref()).await?,
+            }));
+        }
         Err(ApiError::new(
             404,
             "not_found",
-            format!("no archive record for prediction {id}: it is unknown, still running, or not archived yet"),
+            format!("no archive record for prediction {id}: it is unknown, or no webhook of it is archived yet"),
         ))
     }
 

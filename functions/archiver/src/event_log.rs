@@ -1,7 +1,9 @@
 //! The event log: after each record, one entry for what became of it, at
 //! `index/log/{YYYY-MM-DD}/{HH}/{provider}/{outcome}/{sha256}.json` (dated by the edge's
 //! receipt) and `index/id/{sha256(event id)}/{provider}/{sha256}.json` (found by event
-//! id). Each holds one [`IndexEntry`] as one JSON line. `hookvault events list` lists an
+//! id), and, for a prediction webhook, `index/prediction/{sha256(prediction id)}/{provider}/{sha256}.json`
+//! (every event of one prediction, for `hookvault events show <prediction id>`). Each
+//! holds one [`IndexEntry`] as one JSON line. `hookvault events list` lists an
 //! hour's keys and filters by provider and outcome without reading an object; Athena reads
 //! `index/log/` as a JSON-lines table (`docs/operations.md`). Retention: the template's
 //! `EventLogRetentionDays` lifecycle rule on `index/`.
@@ -137,6 +139,15 @@ impl Archiver {
         let id_key = archive::index_id_key(&e.event_id, &e.provider, &e.body_sha256);
         self.put_bytes(&log_key, line.clone(), "application/x-ndjson")
             .await?;
+        if let Some(p) = e
+            .prediction_id
+            .as_deref()
+            .filter(|_| outcome != IndexOutcome::DeadLettered)
+        {
+            let key = archive::index_prediction_key(p, &e.provider, &e.body_sha256);
+            self.put_bytes(&key, line.clone(), "application/x-ndjson")
+                .await?;
+        }
         if outcome != IndexOutcome::DeadLettered {
             return self.put_bytes(&id_key, line, "application/x-ndjson").await;
         }

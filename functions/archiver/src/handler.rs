@@ -9,9 +9,13 @@
 //! 3. The raw event, for every envelope ([`Archiver::keep_raw_event`]).
 //! 4. [`WebhookEvent::parse`]: a body that is not a prediction, or whose id is not a safe
 //!    folder name, is [`Outcome::EventKept`]: its bytes are archived, nothing else.
-//! 5. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
+//! 5. The prediction's state ([`crate::state`], `hookvault_core::state`): a non-terminal
+//!    event older than the state held is [`Outcome::Ignored`]; a terminal event that
+//!    contradicts the first terminal state is [`Outcome::Conflicting`]; nothing more is
+//!    done for either.
+//! 6. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
 //!    `failed` / `cancelled` → `failure.json`; other statuses → nothing more.
-//! 6. The event log: one entry for what became of it ([`crate::event_log`]).
+//! 7. The event log: one entry for what became of it ([`crate::event_log`]).
 //!
 //! Every log line of a record carries its `message_id` and `trace_id` (a span around the
 //! record); each record ends with one CloudWatch EMF line of its metrics
@@ -31,6 +35,7 @@ use hookvault_core::output::{self, Source};
 use hookvault_core::records::{
     FailureRecord, IndexOutcome, Manifest, OutputRecord, RejectedRecord,
 };
+use hookvault_core::state::Transition;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -39,6 +44,7 @@ use crate::data_uri;
 use crate::download::{redact, Downloader};
 use crate::metrics::Facts;
 use crate::raw_event::BodyError;
+use crate::state::Incoming;
 use crate::upload::{self, Target, UploadError};
 
 /// Now as RFC 3339 UTC (second precision).
@@ -77,9 +83,17 @@ pub enum Outcome {
         /// Our error id (`OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …).
         error_id: String,
     },
-    /// A status with nothing to archive beyond the raw event (`starting`, `processing`,
-    /// unknown).
+    /// A status with nothing to archive beyond the raw event (`queued`, `starting`,
+    /// `processing`, unknown), or one older than the prediction's state (`started` after
+    /// `succeeded`).
     Ignored,
+    /// A terminal event that contradicts the prediction's first terminal state (`failed`
+    /// after `succeeded`, a second, different `succeeded` body): its raw event is kept and
+    /// flagged, nothing else is written.
+    Conflicting {
+        /// The terminal status the prediction holds.
+        held: String,
+    },
     /// The raw event was kept and there is nothing else to do: the body is not a
     /// prediction webhook (a form-encoded GitHub delivery, other JSON, bytes that are not
     /// UTF-8), or its prediction id is not a safe folder name.
@@ -90,7 +104,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Its name in log lines (`archived`, `already_archived`, `failure_recorded`,
-    /// `outputs_lost`, `ignored`, `event_kept`, `rejected`): a plain string a Logs
+    /// `outputs_lost`, `ignored`, `conflicting`, `event_kept`, `rejected`): a plain string a Logs
     /// Insights filter can match.
     pub fn name(&self) -> &'static str {
         match self {
@@ -99,6 +113,7 @@ impl Outcome {
             Outcome::FailureRecorded { .. } => "failure_recorded",
             Outcome::OutputsLost { .. } => "outputs_lost",
             Outcome::Ignored => "ignored",
+            Outcome::Conflicting { .. } => "conflicting",
             Outcome::EventKept => "event_kept",
             Outcome::Rejected => "rejected",
         }
@@ -129,10 +144,24 @@ impl Outcome {
             Outcome::FailureRecorded { .. } => IndexOutcome::PredictionFailed,
             Outcome::OutputsLost { .. } => IndexOutcome::Failed,
             Outcome::Ignored => IndexOutcome::Ignored,
+            Outcome::Conflicting { .. } => IndexOutcome::Conflicting,
             Outcome::EventKept => IndexOutcome::Kept,
             Outcome::Rejected => IndexOutcome::Rejected,
         }
     }
+}
+
+/// The error id of a succeeded prediction whose record says its outputs are already
+/// purged (`"data_removed": true`, the provider's API reference) and names no file.
+pub const OUTPUT_PURGED: &str = "OUTPUT_PURGED";
+
+/// Whose failure a `failure.json` records.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The provider reports the prediction failed or cancelled.
+    Provider,
+    /// Ours: an output (its index and pointer, when one) can never be archived.
+    Ours { output: Option<(usize, String)> },
 }
 
 /// A failure worth a redelivery.
@@ -364,12 +393,47 @@ impl Archiver {
             trace_id: envelope.trace_id.as_deref(),
             force: envelope.replay.is_some_and(|r| r.force),
         };
+        // The state rule (hookvault_core::state); `replay --force` acts whatever it says.
+        let transition = if ev.force {
+            Transition::Same
+        } else {
+            self.settle_state(
+                &p,
+                Incoming {
+                    event_id: &envelope.event_id,
+                    body_sha256: &envelope.body_sha256,
+                    raw_event: &raw_event,
+                },
+            )
+            .await?
+        };
+        match transition {
+            Transition::Advance | Transition::Same => {}
+            Transition::Stale { held } => {
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), held = %held, raw_event = %raw_event, "older than the prediction's state; the raw event is kept, nothing else to do");
+                return Ok(Outcome::Ignored);
+            }
+            Transition::Conflicting { held, held_by } => {
+                tracing::warn!(prediction = %p.id, status = p.status.as_str(), held = %held, held_by = %held_by, raw_event = %raw_event, "contradicts the prediction's first terminal state; the raw event is kept and flagged, nothing archived");
+                return Ok(Outcome::Conflicting { held });
+            }
+        }
         let outcome = match p.status {
             PredictionStatus::Succeeded => self.archive(&p, ev, deadline, facts).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
-                let (error_id, error_message) = provider_error(&p);
-                tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = error_id.as_deref(), "prediction did not succeed; recording it");
-                self.record_failure(&p, ev, error_id, error_message, None)
+                // An archive written before states were kept has no state.json: its
+                // manifest is the first terminal state.
+                let manifest_key =
+                    archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+                if !ev.force && self.exists(&manifest_key).await? {
+                    tracing::warn!(prediction = %p.id, status = p.status.as_str(), raw_event = %raw_event, "the prediction is already archived as succeeded; the raw event is kept and flagged");
+                    return Ok(Outcome::Conflicting {
+                        held: PredictionStatus::Succeeded.as_str().to_owned(),
+                    });
+                }
+                let error = p.provider_error();
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = error.error_id.as_deref(), "prediction did not succeed; recording it");
+                self.record_failure(&p, ev, error.error_id, error.message, Failure::Provider)
                     .await
             }
             _ => {
@@ -454,10 +518,15 @@ impl Archiver {
         ev: Event<'_>,
         error_id: Option<String>,
         error_message: Option<String>,
-        output: Option<(usize, String)>,
+        whose: Failure,
     ) -> Result<Outcome, Transient> {
         let key = archive::failure_key(&p.id).map_err(|e| Transient(e.to_string()))?;
-        let (output_index, output_pointer) = output.unzip();
+        let (output_index, output_pointer) = match &whose {
+            Failure::Ours {
+                output: Some((index, pointer)),
+            } => (Some(*index), Some(pointer.clone())),
+            Failure::Ours { output: None } | Failure::Provider => (None, None),
+        };
         let record = FailureRecord {
             id: p.id.clone(),
             status: p.status.as_str().to_owned(),
@@ -472,10 +541,9 @@ impl Archiver {
         };
         self.put_json(&key, &record).await?;
         let error_id = error_id.unwrap_or_default();
-        Ok(if output_index.is_some() {
-            Outcome::OutputsLost { error_id }
-        } else {
-            Outcome::FailureRecorded { error_id }
+        Ok(match whose {
+            Failure::Ours { .. } => Outcome::OutputsLost { error_id },
+            Failure::Provider => Outcome::FailureRecorded { error_id },
         })
     }
 
@@ -514,6 +582,18 @@ impl Archiver {
                 },
             })
             .collect();
+        if jobs.is_empty() && p.data_removed() {
+            tracing::error!(prediction = %p.id, "the provider reports the outputs purged (data_removed: true) and the body names no file");
+            return self
+                .record_failure(
+                    p,
+                    ev,
+                    Some(OUTPUT_PURGED.to_owned()),
+                    Some("the provider purged this prediction's outputs (data_removed: true) before they were archived".to_owned()),
+                    Failure::Ours { output: None },
+                )
+                .await;
+        }
         let jobs = jobs.into_iter().map(|job| async move {
             self.archive_file(p, &job, deadline)
                 .await
@@ -544,7 +624,9 @@ impl Archiver {
                     ev,
                     Some(e.error_id().to_owned()),
                     Some(e.to_string()),
-                    Some((index, pointer)),
+                    Failure::Ours {
+                        output: Some((index, pointer)),
+                    },
                 )
                 .await;
         }
@@ -553,7 +635,7 @@ impl Archiver {
         let manifest = Manifest {
             id: p.id.clone(),
             status: "succeeded".to_owned(),
-            model: p.model.clone(),
+            model: p.model_name(),
             event_id: ev.id.to_owned(),
             archived_at: now_rfc3339(),
             outputs,
@@ -649,25 +731,6 @@ fn receive_count(record: &SqsMessage) -> u32 {
         .get("ApproximateReceiveCount")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-/// The provider's error for a failed prediction: top-level `error_id`/`error_message`
-/// (Prediction API) or the nested `error` object (Inference API style).
-fn provider_error(p: &Prediction) -> (Option<String>, Option<String>) {
-    if p.error_id.is_some() || p.error_message.is_some() {
-        return (p.error_id.clone(), p.error_message.clone());
-    }
-    let nested = p.error.as_ref().filter(|e| e.is_object());
-    let field = |k: &str| {
-        nested
-            .and_then(|e| e.get(k))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    (
-        field("code").or_else(|| field("error_id")),
-        field("message"),
-    )
 }
 
 /// The batch future must be `Send` for lambda_runtime; this fails to compile if not.

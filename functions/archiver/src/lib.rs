@@ -53,6 +53,7 @@ pub mod event_log;
 pub mod handler;
 pub mod metrics;
 pub mod raw_event;
+mod state;
 pub mod upload;
 
 pub use config::ArchiverConfig;

@@ -430,7 +430,10 @@ fn bodies_are_a_succeeded_a_failed_and_a_non_prediction() {
     let p = WebhookEvent::parse(body(1)).unwrap().prediction;
     assert_eq!(p.id, FAILED_ID);
     assert_eq!(p.status, PredictionStatus::Failed);
-    assert_eq!(p.error_id.as_deref(), Some("PREDICTION_FAILED"));
+    assert_eq!(
+        p.provider_error().error_id.as_deref(),
+        Some("PREDICTION_FAILED")
+    );
     assert!(p.output.is_null());
 
     // 3. Signed, but not a prediction: only the raw event is kept (Outcome::EventKept),

@@ -20,15 +20,23 @@ use crate::utils::{now, sign, Stack, BUCKET};
 const SECRET: &str = "lossless-secret";
 
 /// The stack, the stand-in CDN, and an archiver writing to the stack's bucket.
-struct Rig {
-    stack: Stack,
-    cdn: Provider,
+pub(crate) struct Rig {
+    pub(crate) stack: Stack,
+    pub(crate) cdn: Provider,
     archiver: Archiver,
+    secret: String,
 }
 
 impl Rig {
     async fn start(queue: &str) -> Rig {
-        let stack = Stack::start(queue, &[("WEBHOOK_SECRETS", SECRET.to_owned())]).await;
+        Rig::start_keyed(queue, SECRET).await
+    }
+
+    /// A rig whose edge accepts webhooks signed with `secret` (the provider's API key in
+    /// its `general` mode, a webhook secret in `enterprise` mode: the edge's ring holds
+    /// whichever the operator configured).
+    pub(crate) async fn start_keyed(queue: &str, secret: &str) -> Rig {
+        let stack = Stack::start(queue, &[("WEBHOOK_SECRETS", secret.to_owned())]).await;
         let cdn = Provider::start().await.unwrap();
         let cfg = ArchiverConfig {
             bucket: BUCKET.to_owned(),
@@ -48,6 +56,7 @@ impl Rig {
             stack,
             cdn,
             archiver,
+            secret: secret.to_owned(),
         }
     }
 
@@ -58,7 +67,7 @@ impl Rig {
 
     /// [`Rig::send`] with a `Content-Type`.
     async fn send_typed(&self, body: &[u8], content_type: Option<&str>) -> (u16, String) {
-        let mut headers = sign(Scheme::Skytells, SECRET, body, now());
+        let mut headers = sign(Scheme::Skytells, &self.secret, body, now());
         if let Some(ct) = content_type {
             headers.push(("content-type".to_owned(), ct.to_owned()));
         }
@@ -69,9 +78,22 @@ impl Rig {
         (status, text)
     }
 
+    /// Posts `body` with exactly `headers` to the Skytells route.
+    pub(crate) async fn send_with(
+        &self,
+        body: &[u8],
+        headers: &[(String, String)],
+    ) -> (u16, String) {
+        let (status, _, text) = self
+            .stack
+            .post("/webhooks/skytells", headers, body.to_vec())
+            .await;
+        (status, text)
+    }
+
     /// Every message on the queue, handed to the archiver as one SQS event; the
     /// envelopes, and the record ids the archiver asked SQS to redeliver.
-    async fn archive_queue(&self) -> (Vec<Envelope>, Vec<String>) {
+    pub(crate) async fn archive_queue(&self) -> (Vec<Envelope>, Vec<String>) {
         let messages = self.stack.drain().await;
         let envelopes = messages
             .iter()
@@ -91,14 +113,14 @@ impl Rig {
         (envelopes, failed)
     }
 
-    async fn object(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         s3::get(&self.stack.s3, BUCKET, key)
             .await
             .unwrap()
             .map(|(b, _)| b)
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> T {
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> T {
         let bytes = self
             .object(key)
             .await
@@ -108,7 +130,7 @@ impl Rig {
 
     /// The archived raw event of `body`: its bytes must be `body`'s, and its evidence
     /// must verify again with the secret.
-    async fn assert_raw_event_kept(&self, body: &[u8], what: &str) -> EventRecord {
+    pub(crate) async fn assert_raw_event_kept(&self, body: &[u8], what: &str) -> EventRecord {
         let sha = hex::encode(Sha256::digest(body));
         let stored = self
             .object(&archive::event_body_key("skytells", &sha))
@@ -123,7 +145,7 @@ impl Rig {
             (sha.as_str(), body.len() as u64),
             "{what}"
         );
-        let ring = hookvault_core::KeyRing::single(Scheme::Skytells, SECRET).unwrap();
+        let ring = hookvault_core::KeyRing::single(Scheme::Skytells, &self.secret).unwrap();
         let verified = Scheme::Skytells
             .verify(
                 &ring,

@@ -1,0 +1,248 @@
+//! One truth per prediction: the rule that its state never goes backwards.
+//!
+//! The provider sends a webhook on **every** status change and documents no ordering, so
+//! `started` can arrive after `succeeded`, and two terminal events can contradict each
+//! other (`failed` after `succeeded`, two different `succeeded` bodies). The archive keeps
+//! every event's raw bytes, and one state per prediction in
+//! `predictions/{id}/state.json` ([`crate::archive::state_key`], a [`StateRecord`]):
+//!
+//! * the **first terminal state wins**: once a `succeeded`, `failed` or `cancelled` event
+//!   holds the state, a different terminal event is [`Transition::Conflicting`] (kept raw,
+//!   flagged in the event log, nothing archived) and a non-terminal one is
+//!   [`Transition::Stale`];
+//! * before that, non-terminal states only move forward (`queued`/`pending` → `starting`
+//!   → `started` → `processing`), so a late `starting` does not hide `processing`;
+//! * the same event again (a redelivery, a replay: the same body digest) is
+//!   [`Transition::Same`], and its work resumes where it stopped (idempotent).
+//!
+//! The archiver applies [`transition`] and writes the record with an S3 conditional write
+//! (`If-None-Match: *` to create it, `If-Match: <ETag>` to advance it), so two Lambdas that
+//! race on one prediction cannot both win.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::PredictionStatus;
+
+/// `predictions/{id}/state.json`: where a prediction stands, and which event put it there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The prediction's id.
+    pub id: String,
+    /// Its status, as [`PredictionStatus::as_str`] writes it.
+    pub status: String,
+    /// True for `succeeded`, `failed`, `cancelled`.
+    pub terminal: bool,
+    /// The event that set it: its envelope's event id.
+    pub event_id: String,
+    /// That event's body digest (lowercase hex SHA-256), which tells a redelivery of it
+    /// from another event.
+    pub body_sha256: String,
+    /// The key of that event's `event.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_event: Option<String>,
+    /// When it was written, RFC 3339.
+    pub updated_at: String,
+}
+
+/// What an incoming event does to a prediction's state ([`transition`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The event moves the state forward (or is the first): write it, then act on it.
+    Advance,
+    /// The event is the one that set the state (same body): act on it again, idempotently.
+    Same,
+    /// A non-terminal event older than the state held: recorded, nothing else.
+    Stale {
+        /// The status held.
+        held: String,
+    },
+    /// A terminal event that contradicts the terminal state held (another status, or
+    /// the same status with another body): kept raw and flagged, nothing archived.
+    Conflicting {
+        /// The status held.
+        held: String,
+        /// The event id that holds it.
+        held_by: String,
+    },
+}
+
+/// A status's place in the order non-terminal states move in; terminal states rank above
+/// all, and a status this version does not know ranks with `processing` (it may follow
+/// any known start, and is never terminal).
+pub fn rank(status: &PredictionStatus) -> u8 {
+    match status {
+        PredictionStatus::Queued | PredictionStatus::Pending => 0,
+        PredictionStatus::Starting => 1,
+        PredictionStatus::Started => 2,
+        PredictionStatus::Processing | PredictionStatus::Other(_) => 3,
+        PredictionStatus::Succeeded | PredictionStatus::Failed | PredictionStatus::Cancelled => 4,
+    }
+}
+
+/// What an event with `status` and body digest `body_sha256` does to the state `held`
+/// (`None`: no event recorded yet).
+pub fn transition(
+    held: Option<&StateRecord>,
+    status: &PredictionStatus,
+    body_sha256: &str,
+) -> Transition {
+    let Some(held) = held else {
+        return Transition::Advance;
+    };
+    if held.body_sha256 == body_sha256 {
+        return Transition::Same;
+    }
+    let held_status = PredictionStatus::from(held.status.as_str());
+    match (held.terminal, status.is_terminal()) {
+        (true, true) => Transition::Conflicting {
+            held: held.status.clone(),
+            held_by: held.event_id.clone(),
+        },
+        (true, false) => Transition::Stale {
+            held: held.status.clone(),
+        },
+        (false, true) => Transition::Advance,
+        (false, false) if rank(status) > rank(&held_status) => Transition::Advance,
+        (false, false) => Transition::Stale {
+            held: held.status.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(status: &str, sha: &str) -> StateRecord {
+        StateRecord {
+            id: "p".into(),
+            status: status.into(),
+            terminal: PredictionStatus::from(status).is_terminal(),
+            event_id: format!("skytells:p:{status}"),
+            body_sha256: sha.into(),
+            raw_event: None,
+            updated_at: "2026-12-05T00:00:00Z".into(),
+        }
+    }
+
+    /// Runs `events` (status, digest) in order, as the archiver does, and returns each
+    /// transition and the state left at the end.
+    fn run(events: &[(&str, &str)]) -> (Vec<Transition>, Option<StateRecord>) {
+        let mut state: Option<StateRecord> = None;
+        let mut out = Vec::new();
+        for (status, sha) in events {
+            let st = PredictionStatus::from(*status);
+            let t = transition(state.as_ref(), &st, sha);
+            if t == Transition::Advance {
+                state = Some(held(status, sha));
+            }
+            out.push(t);
+        }
+        (out, state)
+    }
+
+    #[test]
+    fn started_after_succeeded_is_stale_and_succeeded_stays() {
+        let (t, state) = run(&[("succeeded", "a"), ("started", "b")]);
+        assert_eq!(
+            t[1],
+            Transition::Stale {
+                held: "succeeded".into()
+            }
+        );
+        assert_eq!(state.unwrap().status, "succeeded");
+        for late in [
+            "queued",
+            "pending",
+            "starting",
+            "started",
+            "processing",
+            "paused",
+        ] {
+            let (t, state) = run(&[("failed", "a"), (late, "b")]);
+            assert_eq!(
+                t[1],
+                Transition::Stale {
+                    held: "failed".into()
+                },
+                "{late}"
+            );
+            assert_eq!(state.unwrap().status, "failed");
+        }
+    }
+
+    #[test]
+    fn the_first_terminal_state_wins() {
+        for (first, second) in [
+            ("succeeded", "failed"),
+            ("succeeded", "cancelled"),
+            ("failed", "succeeded"),
+            ("cancelled", "succeeded"),
+            ("succeeded", "succeeded"),
+        ] {
+            let (t, state) = run(&[(first, "a"), (second, "b")]);
+            assert_eq!(
+                t,
+                vec![
+                    Transition::Advance,
+                    Transition::Conflicting {
+                        held: PredictionStatus::from(first).as_str().into(),
+                        held_by: format!("skytells:p:{first}")
+                    }
+                ],
+                "{first} then {second}"
+            );
+            assert_eq!(state.unwrap().body_sha256, "a");
+        }
+    }
+
+    #[test]
+    fn a_redelivery_of_the_holding_event_is_the_same() {
+        let (t, _) = run(&[("processing", "x"), ("succeeded", "a"), ("succeeded", "a")]);
+        assert_eq!(
+            t,
+            vec![Transition::Advance, Transition::Advance, Transition::Same]
+        );
+        let (t, _) = run(&[("started", "a"), ("started", "a")]);
+        assert_eq!(t[1], Transition::Same);
+    }
+
+    #[test]
+    fn non_terminal_states_only_move_forward() {
+        let (t, state) = run(&[
+            ("queued", "1"),
+            ("starting", "2"),
+            ("processing", "3"),
+            ("started", "4"),
+            ("pending", "5"),
+            ("succeeded", "6"),
+        ]);
+        assert_eq!(
+            t,
+            vec![
+                Transition::Advance,
+                Transition::Advance,
+                Transition::Advance,
+                Transition::Stale {
+                    held: "processing".into()
+                },
+                Transition::Stale {
+                    held: "processing".into()
+                },
+                Transition::Advance,
+            ]
+        );
+        assert_eq!(state.unwrap().status, "succeeded");
+        // A terminal event moves any non-terminal state, whatever came before.
+        let (t, _) = run(&[("processing", "1"), ("cancelled", "2")]);
+        assert_eq!(t[1], Transition::Advance);
+        // Two different bodies of one non-terminal status: the first holds.
+        let (t, _) = run(&[("started", "1"), ("started", "2")]);
+        assert_eq!(
+            t[1],
+            Transition::Stale {
+                held: "started".into()
+            }
+        );
+    }
+}
