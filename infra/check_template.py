@@ -156,7 +156,10 @@ def target(value) -> str | None:
 
 
 def sub_targets(value) -> list[str]:
-    """The logical ids a Ref, GetAtt or Fn::Sub mentions (`${X}`, `${X.Attr}`)."""
+    """The logical ids a Ref, GetAtt or Fn::Sub mentions (`${X}`, `${X.Attr}`), in either
+    branch of an Fn::If (MANAGED_SECRET_IDS depends on the key mode)."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        return [t for b in branches(value) if b is not value for t in sub_targets(b)]
     t = target(value)
     if t:
         return [t]
@@ -524,14 +527,26 @@ def check_grace_exceeds_cache(t: Template) -> list[str]:
         if "API_KEY_CACHE_TTL_SECS" in env:
             ttls.append((fid, literal_int(env["API_KEY_CACHE_TTL_SECS"])))
         if "API_KEY_GRACE_SECS" in env:
-            graces.append((fid, env["API_KEY_GRACE_SECS"], parameter_minimum(t, env["API_KEY_GRACE_SECS"])))
+            graces.append((fid, "API_KEY_GRACE_SECS", env["API_KEY_GRACE_SECS"], parameter_minimum(t, env["API_KEY_GRACE_SECS"])))
+    for fid, _res, _props in t.functions():
+        env = t.environment(fid)
+        # In general key mode the old API key is also a webhook signing key: predictions
+        # are created under it for one cache TTL after finishSecret, so its webhook grace
+        # must exceed the TTL too.
+        if "WEBHOOK_GRACE_SECS" in env:
+            graces.append((fid, "WEBHOOK_GRACE_SECS", env["WEBHOOK_GRACE_SECS"], parameter_minimum(t, env["WEBHOOK_GRACE_SECS"])))
     problems = []
-    for gid, raw, grace in graces:
+    for gid, name, raw, grace in graces:
         for tid, ttl in ttls:
             if ttl is None or grace is None or grace <= ttl:
+                why = (
+                    "an old key is revoked while still cached"
+                    if name == "API_KEY_GRACE_SECS"
+                    else "in general key mode the old key leaves the edge's ring while predictions are still created under it"
+                )
                 problems.append(
-                    f"{gid}: API_KEY_GRACE_SECS ({describe(raw)}, at least {grace}) must exceed {tid}'s "
-                    f"API_KEY_CACHE_TTL_SECS ({ttl}), or an old key is revoked while still cached"
+                    f"{gid}: {name} ({describe(raw)}, at least {grace}) must exceed {tid}'s "
+                    f"API_KEY_CACHE_TTL_SECS ({ttl}), or {why}"
                 )
     return problems
 

@@ -330,6 +330,24 @@ class Mutations(unittest.TestCase):
 
         self.assertCaught(self.problems(m), "RotatorFunction", "API_KEY_GRACE_SECS", "ApiFunction")
 
+    def test_webhook_grace_not_above_the_cache_ttl(self):
+        # In general key mode the old API key signs webhooks of predictions created under
+        # it for one cache TTL after finishSecret.
+        def m(_r, data):
+            data["Parameters"]["WebhookGraceSecs"]["MinValue"] = 300
+
+        self.assertCaught(self.problems(m), "RotatorFunction", "WEBHOOK_GRACE_SECS", "general key mode")
+
+    def test_managed_secret_ids_by_key_mode_are_read_in_both_branches(self):
+        # The template's MANAGED_SECRET_IDS is an Fn::If on the key mode; a branch that
+        # drops the API key is caught.
+        def m(r, _):
+            env = r["RotatorFunction"]["Properties"]["Environment"]["Variables"]
+            env["MANAGED_SECRET_IDS"] = {"Fn::If": ["EnterpriseKeyMode", {"Ref": "WebhookSecret"}, {"Ref": "WebhookSecret"}]}
+
+        self.assertClean(self.problems(lambda r, d: None))
+        self.assertCaught(self.problems(m), "ProviderApiKeyRotation", "does not list ProviderApiKeySecret")
+
     # ---- rule 4: buckets; rule 5: local-only settings -----------------------------------
 
     def test_public_access_block_incomplete(self):

@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use crate::cloudflare::{self, DeployedEdge};
 use crate::lambda::{local_aws_env, with_overrides, LambdaFunction};
 use crate::moto::Moto;
-use crate::provider::keys::INITIAL_WEBHOOK_SECRET;
+use crate::provider::keys::{INITIAL_API_KEY, INITIAL_WEBHOOK_SECRET};
 use crate::provider::Provider;
 use crate::{sqs, workerd, StackError};
 
@@ -27,6 +27,26 @@ pub const CLOUDFLARE_TOKEN: &str = "cf-test-token-0000";
 /// The initial webhook secret's key id.
 pub const INITIAL_KEY_ID: &str = "initial";
 
+/// What the provider signs webhooks with (the rotator's `SKYTELLS_KEY_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// The API key: the edge's ring starts as `[key_0]` and follows the API key secret,
+    /// which alone is rotated and looked after by the schedule; the stand-in signs with
+    /// the key a prediction was created under ([`crate::provider::keys::Signing`]).
+    General,
+    /// A webhook secret: the ring starts as `[initial]`, both secrets are rotated.
+    Enterprise,
+}
+
+impl KeyMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyMode::General => "general",
+            KeyMode::Enterprise => "enterprise",
+        }
+    }
+}
+
 /// Settings of a rotation stack.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -42,6 +62,8 @@ pub struct Options {
     pub soak_secs: u32,
     /// `API_KEY_ACTIVATION_SECS`.
     pub api_key_activation_secs: u32,
+    /// `SKYTELLS_KEY_MODE`.
+    pub key_mode: KeyMode,
     /// More rotator environment.
     pub extra_env: Vec<(String, String)>,
 }
@@ -56,6 +78,9 @@ impl Default for Options {
             convergence_probes: 3,
             soak_secs: 1,
             api_key_activation_secs: 10,
+            // The tests written before key modes rotate the webhook secret; the rotator's
+            // own default for skytells is general.
+            key_mode: KeyMode::Enterprise,
             extra_env: Vec::new(),
         }
     }
@@ -98,7 +123,15 @@ impl RotationStack {
         ] {
             crate::api::create_secret(&sm, id, &value).await?;
         }
-        let ring = serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}]);
+        let ring = match opts.key_mode {
+            KeyMode::Enterprise => {
+                serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}])
+            }
+            KeyMode::General => {
+                provider.with(|s| s.keys.signing = crate::provider::keys::Signing::PredictionKey);
+                serde_json::json!([{"id": "key_0", "secret": INITIAL_API_KEY}])
+            }
+        };
         let bindings = workerd::local_bindings(
             &moto.endpoint,
             &queue_url,
@@ -115,7 +148,11 @@ impl RotationStack {
             opts.soak_secs.to_string(),
             opts.api_key_activation_secs.to_string(),
         );
-        let managed = format!("{WEBHOOK_SECRET_ID},{API_KEY_SECRET_ID}");
+        let rotated: &[&str] = match opts.key_mode {
+            KeyMode::Enterprise => &[WEBHOOK_SECRET_ID, API_KEY_SECRET_ID],
+            KeyMode::General => &[API_KEY_SECRET_ID],
+        };
+        let managed = rotated.join(",");
         let env = local_aws_env(
             &moto.endpoint,
             &[
@@ -133,13 +170,14 @@ impl RotationStack {
                 ("EDGE_SOAK_SECS", soak.as_str()),
                 ("API_KEY_ACTIVATION_SECS", activation.as_str()),
                 ("MANAGED_SECRET_IDS", managed.as_str()),
+                ("SKYTELLS_KEY_MODE", opts.key_mode.as_str()),
                 ("RUST_LOG", "info"),
             ],
         );
         let env = with_overrides(env, &opts.extra_env);
         let rotator = LambdaFunction::start("functions/rotator", "rotator", &env).await?;
         moto.route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
-        for id in [WEBHOOK_SECRET_ID, API_KEY_SECRET_ID] {
+        for &id in rotated {
             sm.rotate_secret()
                 .secret_id(id)
                 .rotation_lambda_arn(ROTATOR_ARN)
@@ -263,6 +301,83 @@ impl RotationStack {
         }
     }
 
+    /// A continuous sender as the provider sends in `general` key mode, until `stop`:
+    /// every ~100 ms a prediction is submitted to the stand-in with the API key the api
+    /// would use (`AWSCURRENT`, read fresh), and `runtime` later its webhook is delivered
+    /// to the edge on a fresh connection, signed as the stand-in signs at that moment
+    /// ([`crate::provider::keys::Signing`]). Returns every delivery, once all have been
+    /// answered.
+    pub fn start_prediction_sender(
+        self: &std::sync::Arc<Self>,
+        stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+        runtime: std::time::Duration,
+    ) -> tokio::task::JoinHandle<Vec<Delivery>> {
+        let (stack, stop) = (std::sync::Arc::clone(self), std::sync::Arc::clone(stop));
+        tokio::spawn(async move {
+            let url = format!("{}/webhooks/skytells", stack.edge.url);
+            let http = reqwest::Client::new();
+            let mut pending = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let key = stack
+                    .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+                    .await
+                    .and_then(|v| v["api_key"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let created = http
+                    .post(format!("{}/v1/predictions", stack.provider.url))
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/json")
+                    .body(
+                        // The current dialect; the sender delivers the webhook itself.
+                        serde_json::json!({"model": "m", "input": {}}).to_string(),
+                    )
+                    .send()
+                    .await;
+                let id = match created {
+                    Ok(r) if r.status().as_u16() == 201 => r
+                        .text()
+                        .await
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v["id"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("pred_gen_{n}")),
+                    other => {
+                        pending.push(tokio::spawn(async move {
+                            Delivery {
+                                prediction: format!("submission {n}"),
+                                signed_with: format!("not created: {other:?}"),
+                                status: None,
+                            }
+                        }));
+                        continue;
+                    }
+                };
+                let (stack, url) = (std::sync::Arc::clone(&stack), url.clone());
+                pending.push(tokio::spawn(async move {
+                    tokio::time::sleep(runtime).await;
+                    let body = crate::provider::keys::webhook_body(&id);
+                    let (signed_with, status) =
+                        stack.provider.deliver_prediction(&url, &body, &key).await;
+                    Delivery {
+                        prediction: id,
+                        signed_with,
+                        status,
+                    }
+                }));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let mut seen = Vec::new();
+            for p in pending {
+                if let Ok(d) = p.await {
+                    seen.push(d);
+                }
+            }
+            seen
+        })
+    }
+
     /// Every line the rotator, the edge's versions and moto printed.
     pub async fn logs(&self) -> String {
         format!(
@@ -283,4 +398,15 @@ impl RotationStack {
         all.push(CLOUDFLARE_TOKEN.into());
         all
     }
+}
+
+/// One webhook of [`RotationStack::start_prediction_sender`].
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The prediction's id.
+    pub prediction: String,
+    /// The key id it was signed with.
+    pub signed_with: String,
+    /// The edge's answer (`None`: no answer).
+    pub status: Option<u16>,
 }

@@ -9,7 +9,16 @@
 //!
 //! Revocations not yet due wait in the secret's `hookvault:revoke-after` tag; the
 //! schedule ([`crate::schedule`]) carries them out.
+//!
+//! In `general` key mode ([`crate::config::KeyMode`]) the provider signs webhooks with the
+//! API key, so each step also keeps the edge's key ring ([`crate::general`]): `setSecret`
+//! deploys the pending key to the ring and waits until the edge has converged on it,
+//! `testSecret` proves the edge accepts the pending and current keys **before** it calls
+//! the provider with the pending key, and `finishSecret` writes the ring with the old key
+//! as previous for `WEBHOOK_GRACE_SECS` before `AWSCURRENT` moves (the api submits with
+//! `AWSCURRENT`).
 
+use crate::config::KeyMode;
 use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::event::Step;
@@ -46,8 +55,17 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     };
     match step {
         Step::Create => Ok("created"),
+        Step::Set if r.cfg.key_mode == KeyMode::General => {
+            r.general_set(ctx, &current, &pending).await?;
+            Ok("the edge accepts the pending key (general key mode: it signs webhooks)")
+        }
         Step::Set => Ok("nothing to set: a minted key is live at the provider"),
         Step::Test => {
+            if r.cfg.key_mode == KeyMode::General {
+                // Before the provider sees the pending key used: a provider that signs
+                // with the key the account last used would sign with it from then on.
+                r.general_test(&current, &pending, ctx.now).await?;
+            }
             // A key just minted may take a while to become valid (as many vendors' keys
             // do): 401/403 is asked again for up to API_KEY_ACTIVATION_SECS.
             let started = std::time::Instant::now();
@@ -75,6 +93,9 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             }
         }
         Step::Finish => {
+            if r.cfg.key_mode == KeyMode::General {
+                r.general_finish(ctx, &current, &pending).await?;
+            }
             let mut queue = Revocations::parse(ctx.described);
             if let Some(v) = r.store.value(ctx.secret, None, PREVIOUS).await? {
                 if let Ok(Managed::ProviderApiKey(old)) = Managed::parse(&v, ctx.secret, PREVIOUS) {

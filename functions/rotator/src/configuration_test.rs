@@ -19,10 +19,11 @@
 //! | kind | checks |
 //! |---|---|
 //! | `webhook-signing` | the Cloudflare token can read the Worker's deployments (and none is gradual); the edge accepts the current key as itself; the provider API key works |
-//! | `provider-api-key` | the current key works at the provider |
+//! | `provider-api-key` | the current key works at the provider; in `general` key mode also the Cloudflare check above and the edge accepting the current API key as itself (its ring is fed from this secret) |
 
 use std::time::Duration;
 
+use crate::config::KeyMode;
 use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::managed::Managed;
@@ -42,27 +43,19 @@ pub async fn run<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     );
     match current {
         Managed::ProviderApiKey(cur) => {
+            if r.cfg.key_mode == KeyMode::General {
+                r.need_edge()?.check_access(ctx.deadline).await?;
+                let key =
+                    crate::general::signing_key(&cur, crate::general::scheme(&r.cfg.edge_provider));
+                r.edge_accepts(&[&key], crate::unix_now()).await?;
+            }
             r.provider
                 .check_key(&cur.api_key, Duration::ZERO, ctx.deadline)
                 .await?;
         }
         Managed::WebhookSigning(cur) => {
-            let edge = r.edge.as_ref().ok_or_else(|| {
-                hookvault_aws::env::EnvError::Missing("CLOUDFLARE_ACCOUNT_ID".into())
-            })?;
-            let probe = r
-                .probe
-                .as_ref()
-                .ok_or_else(|| hookvault_aws::env::EnvError::Missing("EDGE_URL".into()))?;
-            edge.check_access(ctx.deadline).await?;
-            let seen = probe.check(&cur, crate::unix_now()).await?;
-            if !seen.accepts(&cur) {
-                return Err(RotationError::NotPropagated {
-                    key_id: cur.key_id.clone(),
-                    secs: 0,
-                    last: seen.to_string(),
-                });
-            }
+            r.need_edge()?.check_access(ctx.deadline).await?;
+            r.edge_accepts(&[&cur], crate::unix_now()).await?;
             let auth = r.provider_api_key().await?;
             r.provider
                 .check_key(&auth, Duration::ZERO, ctx.deadline)

@@ -141,6 +141,22 @@ pub enum RotationError {
         /// The versions and their percentages.
         split: String,
     },
+    /// The secret's kind is not rotated in the provider's key mode: in `general` mode the
+    /// provider signs webhooks with the API key, so the edge's ring follows the provider
+    /// API key secret and a webhook-signing secret is not used.
+    #[error("secret {secret} is a {kind} secret, which is not rotated in {mode} key mode ({variable}={mode}): {why}")]
+    KeyMode {
+        /// The secret.
+        secret: String,
+        /// Its kind.
+        kind: &'static str,
+        /// The key mode.
+        mode: &'static str,
+        /// The setting's name.
+        variable: String,
+        /// What to do instead.
+        why: &'static str,
+    },
     /// The schedule found rotations stuck.
     #[error("{0}")]
     Stuck(String),

@@ -26,6 +26,7 @@ pub mod configuration_test;
 pub mod edge;
 pub mod error;
 pub mod event;
+pub mod general;
 pub mod managed;
 pub mod probe;
 pub mod provider;

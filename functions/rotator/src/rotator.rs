@@ -14,10 +14,12 @@ use crate::config::RotatorConfig;
 use crate::edge::{CloudflareSecrets, EdgeSecrets};
 use crate::error::RotationError;
 use crate::managed::Managed;
-use crate::probe::Probe;
+use crate::managed::WebhookSecret;
+use crate::probe::{Convergence, Probe};
 use crate::provider::{HttpProvider, ProviderKeys};
 use crate::store::{Described, Store, CURRENT, PENDING, TAG_PENDING_VERSION};
 use crate::Deadline;
+use hookvault_core::keyring::KeySpec;
 
 /// How long secrets read through the cache (the Cloudflare token) are kept.
 const SECRET_TTL: Duration = Duration::from_secs(300);
@@ -28,9 +30,10 @@ pub struct Rotator<E, P> {
     pub store: Store,
     /// Secrets read by the rotator (the Cloudflare token, the provider API key).
     pub secrets: Arc<SecretCache>,
-    /// Where the edge's key ring is written, when webhook secrets are rotated.
+    /// Where the edge's key ring is written, when a key ring is rotated (webhook secrets,
+    /// and API keys in `general` key mode).
     pub edge: Option<E>,
-    /// The edge's probe route, when webhook secrets are rotated.
+    /// The edge's probe route, when a key ring is rotated.
     pub probe: Option<Probe>,
     /// The provider.
     pub provider: P,
@@ -149,6 +152,81 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
                     format!("{PENDING} version {} (run createSecret first)", ctx.token)
                 },
             })
+    }
+
+    /// Where the edge's key ring is written (`CLOUDFLARE_ACCOUNT_ID` and
+    /// `CLOUDFLARE_TOKEN_SECRET_ID` are needed).
+    pub fn need_edge(&self) -> Result<&E, RotationError> {
+        Ok(self
+            .edge
+            .as_ref()
+            .ok_or_else(|| hookvault_aws::env::EnvError::Missing("CLOUDFLARE_ACCOUNT_ID".into()))?)
+    }
+
+    /// The edge's probe route (`EDGE_URL` is needed).
+    pub fn need_probe(&self) -> Result<&Probe, RotationError> {
+        Ok(self
+            .probe
+            .as_ref()
+            .ok_or_else(|| hookvault_aws::env::EnvError::Missing("EDGE_URL".into()))?)
+    }
+
+    /// Deploys `ring` to the edge, then probes until the edge has converged on `key`
+    /// ([`Convergence`] from the settings, keeping one HTTP timeout for a probe in flight
+    /// and one for the call that follows). Only then may anyone sign with `key`.
+    pub async fn deploy_and_converge(
+        &self,
+        ctx: &StepContext<'_>,
+        ring: &[KeySpec],
+        key: &WebhookSecret,
+    ) -> Result<(), RotationError> {
+        let (edge, probe) = (self.need_edge()?, self.need_probe()?);
+        edge.put_key_ring(ring, ctx.deadline).await?;
+        let rule = Convergence {
+            probes: self.cfg.convergence_probes,
+            soak: self.cfg.soak,
+            within: self.cfg.edge_propagation,
+            // A probe in flight, then the provider call: one HTTP timeout each.
+            reserve: self.cfg.http_timeout * 2,
+        };
+        tracing::info!(
+            secret = ctx.secret,
+            keys = ring.len(),
+            probes = rule.probes,
+            soak_secs = rule.soak.as_secs(),
+            "key ring written to the edge; waiting until it has converged on the pending key"
+        );
+        let seen = probe.wait_converged(key, &rule, ctx.deadline).await?;
+        tracing::info!(
+            secret = ctx.secret,
+            key = %key.key_id,
+            probes_sent = seen.probes_sent,
+            relapses = seen.relapses,
+            waited_ms = seen.waited.as_millis() as u64,
+            "the edge has converged on the pending key"
+        );
+        Ok(())
+    }
+
+    /// One probe per key: the edge must accept each as itself (`x-hookvault-key` = its
+    /// `key_id`).
+    pub async fn edge_accepts(
+        &self,
+        keys: &[&WebhookSecret],
+        now: i64,
+    ) -> Result<(), RotationError> {
+        let probe = self.need_probe()?;
+        for key in keys {
+            let result = probe.check(key, now).await?;
+            if !result.accepts(key) {
+                return Err(RotationError::NotPropagated {
+                    key_id: key.key_id.clone(),
+                    secs: 0,
+                    last: result.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The provider API key the rotator authenticates with (read fresh: it may just

@@ -1,7 +1,10 @@
 //! The EventBridge schedule (daily in the template). For each secret of
 //! `MANAGED_SECRET_IDS`:
 //!
-//! 1. revokes old API keys whose grace has passed;
+//! 1. revokes old API keys whose grace has passed; in `general` key mode, takes a
+//!    retired API key out of the edge's key ring once its grace has passed
+//!    ([`crate::general`]), and starts no rotation of a webhook-signing secret (the
+//!    provider signs with the API key, so that secret is not used);
 //! 2. reports a rotation **stuck** with `AWSPENDING` on a version that is not
 //!    `AWSCURRENT` for longer than `ROTATION_STUCK_AFTER_SECS` (the invocation then fails,
 //!    so the rotator's error alarm fires), with how to resume or cancel it; a younger one
@@ -12,8 +15,10 @@
 
 use serde_json::json;
 
+use crate::config::KeyMode;
 use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
+use crate::managed::Managed;
 use crate::provider::ProviderKeys;
 use crate::rotator::Rotator;
 use crate::store::{CURRENT, PENDING};
@@ -64,6 +69,19 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             revocations.retry_later.join("; ")
         )
     });
+    if r.cfg.key_mode == KeyMode::General {
+        if let Some(retired) = r.general_retire_due(&d, now, deadline).await? {
+            done.push(retired);
+        }
+        if let Managed::WebhookSigning(_) = r.current(&d.arn).await? {
+            done.push(format!(
+                "not rotated: {}={} (webhooks are signed with the provider API key, whose rotation keeps the edge's key ring)",
+                KeyMode::variable(&r.cfg.edge_provider),
+                r.cfg.key_mode
+            ));
+            return Ok(done.join("; "));
+        }
+    }
     let action = rotation_check(r, &d, now).await?;
     done.push(action);
     match revocation_failure {

@@ -10,6 +10,7 @@
 
 use serde_json::json;
 
+use crate::config::KeyMode;
 use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::event::{Input, RotationEvent, Step};
@@ -74,7 +75,17 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
         let configuring = step == Step::Test
             && d.tags.get(TAG_PENDING_VERSION) != Some(&ev.token)
             && self.pending(&ctx).await?.is_none();
+        let general = self.cfg.key_mode == KeyMode::General;
         let outcome = match current {
+            // The provider signs with the API key: the ring follows that secret, and a
+            // webhook secret written to it would replace the API keys.
+            Managed::WebhookSigning(_) if general => Err(RotationError::KeyMode {
+                secret: d.arn.clone(),
+                kind: "webhook-signing",
+                mode: self.cfg.key_mode.as_str(),
+                variable: KeyMode::variable(&self.cfg.edge_provider),
+                why: "the provider signs webhooks with the API key, so the edge's key ring follows the provider API key secret; rotate that secret, or set enterprise if the account signs with a webhook secret of its own",
+            }),
             // Secrets Manager's own check when rotation is configured without rotating:
             // testSecret alone, on a pending version that has no value and never will.
             current if configuring => configuration_test::run(self, &ctx, current).await,

@@ -26,6 +26,11 @@ pub const TAG_REVOKE: &str = "hookvault:revoke-after";
 /// went missing.
 pub const TAG_PENDING_VERSION: &str = "hookvault:pending-version";
 
+/// Tag: in `general` key mode, the Unix seconds after which the edge's key ring still
+/// holds a retired API key whose grace has ended. Set by `finishSecret`; the schedule
+/// writes the ring again without it once due, then removes the tag.
+pub const TAG_RING_RETIRE_AT: &str = "hookvault:ring-retire-at";
+
 /// What `DescribeSecret` says about a secret.
 #[derive(Debug, Clone, Default)]
 pub struct Described {
@@ -193,6 +198,18 @@ impl Store {
             .send()
             .await
             .map_err(|e| aws("TagResource", id, e))?;
+        Ok(())
+    }
+
+    /// Removes a tag.
+    pub async fn untag(&self, id: &str, key: &str) -> Result<(), RotationError> {
+        self.client
+            .untag_resource()
+            .secret_id(id)
+            .tag_keys(key)
+            .send()
+            .await
+            .map_err(|e| aws("UntagResource", id, e))?;
         Ok(())
     }
 

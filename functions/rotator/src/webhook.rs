@@ -17,7 +17,6 @@ use crate::edge::EdgeSecrets;
 use crate::error::RotationError;
 use crate::event::Step;
 use crate::managed::{Managed, WebhookSecret};
-use crate::probe::{Convergence, Probe};
 use crate::provider::ProviderKeys;
 use crate::rotator::{kind_changed, Rotator, StepContext};
 use crate::store::{CURRENT, PREVIOUS, TAG_ROTATED_AT};
@@ -40,14 +39,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
     let Managed::WebhookSigning(pending) = r.need_pending(ctx).await? else {
         return Err(kind_changed(ctx, "webhook-signing"));
     };
-    let edge = r
-        .edge
-        .as_ref()
-        .ok_or_else(|| hookvault_aws::env::EnvError::Missing("CLOUDFLARE_ACCOUNT_ID".into()))?;
-    let probe = r
-        .probe
-        .as_ref()
-        .ok_or_else(|| hookvault_aws::env::EnvError::Missing("EDGE_URL".into()))?;
+    let edge = r.need_edge()?;
     match step {
         Step::Create => Ok("created"),
         Step::Set => {
@@ -56,30 +48,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 current.key_spec(KeySlot::Current, None),
             ];
             ring.extend(previous_in_grace(r, ctx, &current, &pending).await?);
-            edge.put_key_ring(&ring, ctx.deadline).await?;
-            let rule = Convergence {
-                probes: r.cfg.convergence_probes,
-                soak: r.cfg.soak,
-                within: r.cfg.edge_propagation,
-                // A probe in flight, then the provider call: one HTTP timeout each.
-                reserve: r.cfg.http_timeout * 2,
-            };
-            tracing::info!(
-                secret = ctx.secret,
-                keys = ring.len(),
-                probes = rule.probes,
-                soak_secs = rule.soak.as_secs(),
-                "key ring written to the edge; waiting until it has converged on the pending key"
-            );
-            let seen = probe.wait_converged(&pending, &rule, ctx.deadline).await?;
-            tracing::info!(
-                secret = ctx.secret,
-                key = %pending.key_id,
-                probes_sent = seen.probes_sent,
-                relapses = seen.relapses,
-                waited_ms = seen.waited.as_millis() as u64,
-                "the edge has converged on the pending key"
-            );
+            r.deploy_and_converge(ctx, &ring, &pending).await?;
             let auth = r.provider_api_key().await?;
             r.provider
                 .set_webhook_secret(&auth, &pending.secret, ctx.deadline)
@@ -87,7 +56,7 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             tracing::info!(secret = ctx.secret, key = %pending.key_id, "provider signs with the pending key");
             Ok("edge and provider updated")
         }
-        Step::Test => match test(probe, &pending, &current, ctx.now).await {
+        Step::Test => match r.edge_accepts(&[&pending, &current], ctx.now).await {
             Ok(()) => Ok("edge accepts the pending and the current key"),
             Err(e) => {
                 // Keep webhooks flowing: the provider goes back to the key the edge accepts.
@@ -128,26 +97,6 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             Ok("finished")
         }
     }
-}
-
-/// The edge must accept the pending key as itself, and still the current one.
-async fn test(
-    probe: &Probe,
-    pending: &WebhookSecret,
-    current: &WebhookSecret,
-    now: i64,
-) -> Result<(), RotationError> {
-    for key in [pending, current] {
-        let result = probe.check(key, now).await?;
-        if !result.accepts(key) {
-            return Err(RotationError::NotPropagated {
-                key_id: key.key_id.clone(),
-                secs: 0,
-                last: result.to_string(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The key before the current one, while its grace (counted from the last

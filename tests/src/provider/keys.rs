@@ -11,6 +11,14 @@
 //!
 //! Every call needs `x-api-key` with a key that is active and not revoked (401
 //! `invalid_api_key` otherwise; a new key is active after `activation_delay`). Faults for tests are set through [`super::Provider::with`].
+//!
+//! What webhooks are signed with is [`KeyState::signing`] ([`Signing`]): the registered
+//! webhook secret (Skytells' `enterprise` mode), or the API key (its `general` mode, the
+//! SDK's default: `Skytells/ts-sdk`, `src/webhooks.ts`, `verifySkytellsWebhookSignature`,
+//! HMAC-SHA256 of the raw body keyed by the `sk-…` key). Which API key a real provider
+//! picks is not documented, so the stand-in has both behaviours it might have: the key
+//! the prediction was created under, or the account's current key (the key of the
+//! account's most recent authenticated request).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -56,6 +64,19 @@ impl KeyRecord {
     }
 }
 
+/// What the stand-in signs a prediction's webhook with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signing {
+    /// The registered webhook secret (`enterprise` mode).
+    #[default]
+    WebhookSecret,
+    /// `general` mode: the API key the prediction was created under.
+    PredictionKey,
+    /// `general` mode: the account's current key when the webhook is sent, i.e. the key of
+    /// its most recent authenticated request (a prediction's, or any key API call's).
+    AccountKey,
+}
+
 /// Keys, the registered webhook secret, and injected faults.
 #[derive(Debug)]
 pub struct KeyState {
@@ -74,6 +95,10 @@ pub struct KeyState {
     /// A key minted from now on is refused (401) for this long: many vendors' keys take a
     /// while to become valid.
     pub activation_delay: std::time::Duration,
+    /// What webhooks are signed with.
+    pub signing: Signing,
+    /// The key of the account's most recent authenticated request (an index of `keys`).
+    pub last_used: usize,
 }
 
 impl KeyState {
@@ -87,6 +112,38 @@ impl KeyState {
             lose_mint_answers: 0,
             fail_webhook_secret: 0,
             activation_delay: std::time::Duration::ZERO,
+            signing: Signing::WebhookSecret,
+            last_used: 0,
+        }
+    }
+
+    /// [`KeyState::is_valid`], and a valid key becomes the account's current key.
+    pub fn authenticate(&mut self, key: &str) -> bool {
+        if !self.is_valid(key) {
+            return false;
+        }
+        if let Some(at) = self.keys.iter().position(|k| k.key == key) {
+            self.last_used = at;
+        }
+        true
+    }
+
+    /// The secret a webhook for a prediction created with API key `created_with` is
+    /// signed with now, and its label (the key id, or `webhook-secret`).
+    pub fn webhook_signing_secret(&self, created_with: &str) -> (String, String) {
+        let key = |at: usize| {
+            self.keys.get(at).map_or_else(
+                || ("none".to_owned(), String::new()),
+                |k| (k.id.clone(), k.key.clone()),
+            )
+        };
+        match self.signing {
+            Signing::WebhookSecret => ("webhook-secret".into(), self.webhook_secret.clone()),
+            Signing::PredictionKey => {
+                let at = self.keys.iter().position(|k| k.key == created_with);
+                at.map_or_else(|| ("unknown".into(), created_with.to_owned()), key)
+            }
+            Signing::AccountKey => key(self.last_used),
         }
     }
 
@@ -151,7 +208,7 @@ pub async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Bod
     };
     let mut s = lock(state);
     let k = &mut s.keys;
-    if !k.is_valid(&api_key) {
+    if !k.authenticate(&api_key) {
         return unauthorized();
     }
     match (method.as_str(), path.as_str()) {
@@ -223,6 +280,14 @@ pub async fn route(req: Request<Incoming>, state: &Mutex<State>) -> Response<Bod
     }
 }
 
+/// A prediction submission (`POST /v1/predictions`) authenticated with a valid key makes
+/// it the account's current key ([`Signing::AccountKey`]).
+pub(crate) fn note_use(req: &Request<Incoming>, state: &Mutex<State>) {
+    if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        lock(state).keys.authenticate(key);
+    }
+}
+
 /// A Skytells webhook body for prediction `id` (succeeded, no outputs).
 pub fn webhook_body(id: &str) -> String {
     super::predictions::prediction(id, "succeeded", &[])
@@ -251,6 +316,19 @@ impl Provider {
     /// deliveries are), so a restarted edge is reached at once.
     pub async fn deliver(&self, url: &str, body: &str) -> Option<u16> {
         send_signed(url, body, &self.webhook_secret()).await
+    }
+
+    /// Sends the webhook of a prediction created with API key `created_with`, signed as
+    /// [`KeyState::signing`] says at this moment: the label of the key used (the key id,
+    /// or `webhook-secret`) and the status.
+    pub async fn deliver_prediction(
+        &self,
+        url: &str,
+        body: &str,
+        created_with: &str,
+    ) -> (String, Option<u16>) {
+        let (label, secret) = self.with(|s| s.keys.webhook_signing_secret(created_with));
+        (label, send_signed(url, body, &secret).await)
     }
 }
 

@@ -188,6 +188,8 @@ async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Bo
     let path = req.uri().path().to_owned();
     // The create call: the current path, and the older one (the legacy dialect).
     if path == "/v1/predictions" || path == "/v1/predict" {
+        // The account's current key, which may be what webhooks are signed with.
+        keys::note_use(&req, state);
         return predictions::route(req, state).await;
     }
     if path.starts_with("/v1/") {

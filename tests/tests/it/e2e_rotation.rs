@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookvault_localstack::provider::keys::{send_signed, webhook_body, INITIAL_WEBHOOK_SECRET};
+use hookvault_localstack::provider::keys::{
+    send_signed, webhook_body, Signing, INITIAL_WEBHOOK_SECRET,
+};
 use hookvault_localstack::rotation::{
-    Options, RotationStack, API_KEY_SECRET_ID, INITIAL_KEY_ID, WEBHOOK_SECRET_ID,
+    KeyMode, Options, RotationStack, API_KEY_SECRET_ID, INITIAL_KEY_ID, WEBHOOK_SECRET_ID,
 };
 
 pub(crate) const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
@@ -530,4 +532,122 @@ async fn steps_are_refused_for_unknown_or_finished_versions_and_bad_events() {
         stack.step(WEBHOOK_SECRET_ID, &t2, step).await.unwrap();
     }
     step_fails(&stack, &token, "testSecret", "is not AWSPENDING").await;
+}
+
+/// `general` key mode (the provider signs webhooks with the API key, Skytells' SDK
+/// default): an API-key rotation under a continuous sender, once for each behaviour the
+/// provider might have (signing with the key the prediction was created under; with the
+/// account's current key, i.e. the key of its latest request, which the rotator's own
+/// `testSecret` call with the pending key changes), refuses nothing; after the grace
+/// both retired keys are refused, and the schedule takes them out of the edge's ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn general_mode_an_api_key_rotation_refuses_no_webhook_in_either_signing_behaviour_and_retires_the_old_key_after_its_grace(
+) {
+    let grace = 8;
+    let stack = Arc::new(
+        RotationStack::start(Options {
+            key_mode: KeyMode::General,
+            webhook_grace_secs: grace,
+            ..Options::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let url = webhook_url(&stack);
+    // A prediction runs this long: the last ones created under the old key are
+    // delivered after finishSecret, signed with it.
+    let runtime = Duration::from_millis(1500);
+    let mut retired = Vec::new();
+    for signing in [Signing::PredictionKey, Signing::AccountKey] {
+        stack.provider.with(|s| s.keys.signing = signing);
+        let before = stack
+            .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = stack.start_prediction_sender(&stop, runtime);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let token = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+        stack
+            .wait_current(API_KEY_SECRET_ID, &token, Duration::from_secs(120))
+            .await
+            .unwrap();
+        // Predictions created under the new key are delivered too.
+        tokio::time::sleep(runtime + Duration::from_millis(700)).await;
+        stop.store(true, Ordering::SeqCst);
+        let seen = sender.await.unwrap();
+        let after = stack
+            .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+            .await
+            .unwrap();
+        let refused: Vec<_> = seen.iter().filter(|d| d.status != Some(202)).collect();
+        assert!(
+            refused.is_empty(),
+            "{signing:?}: refused during the rotation: {refused:?}\n{}",
+            stack.logs().await
+        );
+        assert!(
+            seen.len() >= 15,
+            "{signing:?}: the sender ran throughout ({} sends)",
+            seen.len()
+        );
+        // Both keys signed webhooks: the old one after nothing submitted with it any
+        // more, the new one once the api submitted with it.
+        for key in [&before["key_id"], &after["key_id"]] {
+            assert!(
+                seen.iter().any(|d| d.signed_with == key.as_str().unwrap()),
+                "{signing:?}: no webhook signed with {key}: {seen:?}"
+            );
+        }
+        retired.push(before["api_key"].as_str().unwrap().to_owned());
+    }
+
+    // Two rotations within one grace: the ring holds the current key and both retired
+    // ones, each until its not_after.
+    let ids = |ring: &str| -> Vec<String> {
+        let ring: serde_json::Value = serde_json::from_str(ring).unwrap();
+        ring.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ring = stack.edge.binding("WEBHOOK_SECRETS").await.unwrap();
+    assert_eq!(ids(&ring), ["key_2", "key_1", "key_0"]);
+    let report = stack.scheduled().await.unwrap();
+    assert!(
+        !report.to_string().contains("retired API key removed"),
+        "nothing is due within the grace: {report}"
+    );
+
+    // After the grace the retired keys are refused, and the schedule removes them.
+    tokio::time::sleep(Duration::from_secs(grace as u64 + 1)).await;
+    for (n, old) in retired.iter().enumerate() {
+        assert_eq!(
+            send_signed(&url, &webhook_body(&format!("pred_late_{n}")), old).await,
+            Some(401),
+            "retired key {n} after its grace"
+        );
+    }
+    let report = stack.scheduled().await.unwrap();
+    assert!(
+        report.to_string().contains("retired API key removed"),
+        "{report}"
+    );
+    let ring = stack.edge.binding("WEBHOOK_SECRETS").await.unwrap();
+    assert_eq!(ids(&ring), ["key_2"]);
+    let current = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    let body = webhook_body("pred_late_current");
+    assert_eq!(
+        send_signed(&url, &body, current["api_key"].as_str().unwrap()).await,
+        Some(202)
+    );
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_later_0"), &retired[0]).await,
+        Some(401)
+    );
+    assert_no_secret_in_logs(&stack, &retired).await;
 }
