@@ -226,13 +226,25 @@ fn error(code: &str) -> Response<Body> {
     json_answer(status, &body, &headers)
 }
 
-/// A Prediction object for a webhook.
+/// A webhook for prediction `id` reaching `status`, completed now.
 pub fn prediction(id: &str, status: &str, outputs: &[String]) -> String {
+    let now = hookvault_core::time::rfc3339(hookvault_core::time::unix_now());
+    // The wrapped shape of the provider's API reference (learn.skytells.ai,
+    // docs/api/v1/webhooks, "Webhook POST payload"; `core/tests/fixtures/skytells/`), with
+    // `model` as an object.
     json!({
-        "id": id,
-        "status": status,
-        "output": outputs,
-        "created_at": "2026-11-25T00:00:00Z",
+        "type": format!("prediction.{status}"),
+        "created_at": now,
+        "data": {
+            "id": id,
+            "status": status,
+            "model": {"name": "truefusion", "type": "image"},
+            "stream": false,
+            "type": "inference",
+            "output": outputs,
+            "created_at": now,
+            "completed_at": now,
+        },
     })
     .to_string()
 }

@@ -580,6 +580,64 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
     assert_eq!(v["event"]["body_sha256"], sha.as_str(), "{v}");
     assert!(v["event"]["body_url"].is_string(), "{v}");
 
+    // Only a non-terminal state (a `processing` webhook came, nothing to archive yet): the
+    // latest status, not archived, with its evidence.
+    let state = hookvault_core::state::StateRecord {
+        id: "pred_9".into(),
+        status: "processing".into(),
+        terminal: false,
+        event_id: "ev_3".into(),
+        body_sha256: sha.clone(),
+        raw_event: Some(event_key.clone()),
+        updated_at: "2026-11-25T00:00:01Z".into(),
+    };
+    put(
+        "predictions/pred_9/state.json",
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_9",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str(), &v["archived"]),
+        (200, Some("processing"), &serde_json::json!(false)),
+        "{v}"
+    );
+    assert_eq!(v["event"]["body_sha256"], sha.as_str(), "{v}");
+    // A state beside a manifest does not change the answer: the manifest is read first.
+    put(
+        "predictions/pred_7/state.json",
+        serde_json::to_vec(&hookvault_core::state::StateRecord {
+            id: "pred_7".into(),
+            status: "started".into(),
+            terminal: false,
+            ..state.clone()
+        })
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let (status, _, v) = stack
+        .call(
+            reqwest::Method::GET,
+            "/predictions/pred_7",
+            Some(CALLER_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("archived")),
+        "{v}"
+    );
+
     let (status, _, v) = stack
         .call(
             reqwest::Method::GET,

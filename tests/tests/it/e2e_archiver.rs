@@ -359,13 +359,17 @@ async fn failed_and_cancelled_predictions_are_recorded_with_their_error() {
     );
     let c: FailureRecord = rig.json("predictions/pred_c/failure.json").await.unwrap();
     assert_eq!(c.status, "cancelled");
-    assert!(
+    // A processing prediction: only its state, never a final record.
+    assert_eq!(
         s3::keys(&rig.s3, BUCKET, "predictions/pred_p/")
             .await
-            .unwrap()
-            .is_empty(),
-        "nothing for a processing prediction"
+            .unwrap(),
+        vec!["predictions/pred_p/state.json"],
+        "nothing but the state for a processing prediction"
     );
+    let st: hookvault_core::state::StateRecord =
+        rig.json("predictions/pred_p/state.json").await.unwrap();
+    assert_eq!((st.status.as_str(), st.terminal), ("processing", false));
     assert!(rig
         .object("predictions/pred_f/manifest.json")
         .await
@@ -442,7 +446,9 @@ async fn the_guard_refuses_the_metadata_redirect_and_unlisted_hosts() {
             .await
             .unwrap()
             .iter()
-            .all(|k| k.ends_with("failure.json") || k.ends_with("output.json")));
+            .all(|k| k.ends_with("failure.json")
+                || k.ends_with("output.json")
+                || k.ends_with("state.json")));
     }
     assert_eq!(rig.cdn.hits("/redirect/metadata"), 1);
     // A redirect to an allowed place is followed.
@@ -664,7 +670,8 @@ async fn a_text_output_is_archived_with_no_files_and_no_failure() {
             .unwrap(),
         vec![
             "predictions/pred_llm/manifest.json",
-            "predictions/pred_llm/output.json"
+            "predictions/pred_llm/output.json",
+            "predictions/pred_llm/state.json"
         ],
         "no file, no failure.json"
     );

@@ -133,6 +133,42 @@ async fn fifo_queues_deduplicate_a_repeated_webhook() {
     assert_eq!(group, Some("skytells:pred_dup:succeeded"));
 }
 
+/// Every form of `x-skytells-signature` the provider's SDK or the course writes (bare or
+/// `sha256=`, either case, surrounding whitespace) is accepted by the edge in workerd and
+/// queued with the exact bytes and the header as received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_skytells_signature_form_is_queued() {
+    let stack = Stack::start("events", &all_schemes_config()).await;
+    let key = secret(Scheme::Skytells).as_bytes();
+    let forms = {
+        let body = prediction("pred_form_probe");
+        let h = Scheme::Skytells
+            .sign(key, &body, &Default::default())
+            .unwrap();
+        hookvault_core::corpus::skytells_accepted_forms(&h[0].1).len()
+    };
+    for i in 0..forms {
+        let body = prediction(&format!("pred_form_{i}"));
+        let hex = &Scheme::Skytells
+            .sign(key, &body, &Default::default())
+            .unwrap()[0]
+            .1;
+        let (name, value) = hookvault_core::corpus::skytells_accepted_forms(hex).remove(i);
+        let headers = vec![("x-skytells-signature".to_owned(), value.clone())];
+        let (status, _, text) = stack
+            .post("/webhooks/skytells", &headers, body.clone())
+            .await;
+        assert_eq!(status, 202, "{name}: {text}");
+        let messages = stack.drain().await;
+        assert_eq!(messages.len(), 1, "{name}");
+        let env = Envelope::from_json(messages[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(env.inline_body(), Some(body.as_slice()), "{name}");
+        assert_eq!(env.signature_headers.len(), 1, "{name}");
+        assert_eq!(env.signature_headers[0].1.trim(), value.trim(), "{name}");
+    }
+    assert!(forms >= 8);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_its_documented_status_and_nothing_is_queued() {
     let stack = Stack::start("events", &all_schemes_config()).await;

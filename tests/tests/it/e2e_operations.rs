@@ -507,3 +507,61 @@ async fn an_event_failing_every_receive_is_in_the_log_as_dead_lettered() {
         .await;
     assert_eq!((code, summary(&lines)), (0, (1, 0, 0)), "{lines:?}");
 }
+
+/// Out-of-order webhooks of one prediction, through the deployed archiver: `events show`
+/// given the prediction id lists each of its events, oldest first, with what became of it
+/// and the state the prediction holds; `events list --status conflicting` finds the
+/// contradicting one, and a replay of the window leaves it alone (settled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_show_takes_a_prediction_id_and_lists_its_events_in_order() {
+    let ops = Ops::start(5).await;
+    let archiver = ops.archiver(&[]).await;
+    let id = "pred_order_1";
+    let bodies = [
+        format!(
+            r#"{{"type":"prediction.succeeded","data":{{"id":"{id}","status":"succeeded","model":{{"name":"truefusion","type":"image"}},"output":{}}}}}"#,
+            ops.file("order")
+        ),
+        format!(
+            r#"{{"type":"prediction.started","data":{{"id":"{id}","status":"started","output":null}}}}"#
+        ),
+        format!(
+            r#"{{"type":"prediction.failed","data":{{"id":"{id}","status":"failed","error":"late and wrong"}}}}"#
+        ),
+    ];
+    for body in &bodies {
+        ops.send_body(body.as_bytes(), None).await;
+        // One at a time, in this order: the archiver sees them as the provider sent them.
+        let before = ops.depth(&ops.queue).await;
+        assert_eq!(before, 1);
+        ops.poll_until(&archiver, "the event taken", || async {
+            ops.depth(&ops.queue).await == 0
+        })
+        .await;
+    }
+    let (code, shown) = ops.cli(&["events", "show", id, "--secret", SECRET]).await;
+    assert_eq!(code, 0, "{shown:?}\n{}", archiver.logs());
+    let outcomes: Vec<&str> = shown
+        .iter()
+        .map(|s| s["entry"]["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["archived", "ignored", "conflicting"],
+        "{shown:?}"
+    );
+    for s in &shown {
+        assert_eq!(s["state"]["status"], "succeeded", "{s}");
+        assert_eq!(s["signature"]["verified"], true, "{s}");
+        assert!(s["archive"]["manifest"].is_string(), "{s}");
+    }
+    assert_eq!(ops.manifest_versions(id).await, 1);
+    let (code, listed) = ops
+        .cli(&["events", "list", "--since", "1h", "--status", "conflicting"])
+        .await;
+    assert_eq!(code, 0);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["status"], "failed");
+    let (code, lines) = ops.cli(&["replay", "--since", "1h", "--dry-run"]).await;
+    assert_eq!((code, summary(&lines)), (0, (0, 3, 0)), "{lines:?}");
+}
