@@ -104,8 +104,18 @@ fn the_wrapped_body_names_its_event_and_keeps_every_member() {
     assert_eq!(ev.event_type.as_deref(), Some("prediction.succeeded"));
     let p = ev.prediction;
     for member in [
-        "model", "stream", "type", "privacy", "source", "input", "webhook", "metrics",
-        "created_at", "started_at", "completed_at", "updated_at",
+        "model",
+        "stream",
+        "type",
+        "privacy",
+        "source",
+        "input",
+        "webhook",
+        "metrics",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
     ] {
         assert!(p.extra.contains_key(member), "{member} kept");
     }

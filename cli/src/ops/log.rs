@@ -137,7 +137,12 @@ pub async fn by_prediction(
     bucket: &str,
     prediction_id: &str,
 ) -> Result<Vec<IndexEntry>, CliError> {
-    let keys = list(aws, bucket, &archive::index_prediction_prefix(prediction_id)).await?;
+    let keys = list(
+        aws,
+        bucket,
+        &archive::index_prediction_prefix(prediction_id),
+    )
+    .await?;
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
         out.push(read_entry(aws, bucket, &key).await?);
