@@ -57,7 +57,7 @@ pub fn decode(uri: &str, max_bytes: u64) -> Result<Decoded, DataUriError> {
     let mime = url.mime_type();
     let essence = format!("{}/{}", mime.type_, mime.subtype);
     let full = mime.to_string();
-    let content_type = if crate::handler::is_header_safe(&full) {
+    let content_type = if crate::store::is_header_safe(&full) {
         full
     } else {
         "application/octet-stream".to_owned()

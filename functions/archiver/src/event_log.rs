@@ -17,8 +17,9 @@ use hookvault_core::archive;
 use hookvault_core::records::{IndexEntry, IndexOutcome};
 use sha2::{Digest, Sha256};
 
-use crate::handler::{now_rfc3339, Archiver, Outcome, Transient};
 use crate::metrics::Facts;
+use crate::outcome::{Outcome, Transient};
+use crate::store::{now_rfc3339, Condition, Store};
 
 /// The longest the archiver waits for S3 to take a `dead_lettered` entry.
 pub const DEAD_LETTER_WRITE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
@@ -67,114 +68,103 @@ pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: 
     }
 }
 
-impl Archiver {
-    /// Writes the record's entry under both keys. An S3 failure is transient: the record
-    /// is redelivered, and everything before this is content addressed or guarded by the
-    /// manifest, so the redelivery only writes the entry.
-    pub(crate) async fn log_event(
-        &self,
-        record: &SqsMessage,
-        facts: &Facts,
-        outcome: &Outcome,
-    ) -> Result<(), Transient> {
-        self.write_entry(record, facts, outcome.index_outcome())
-            .await
-    }
+/// Writes the record's entry under both keys. An S3 failure is transient: the record
+/// is redelivered, and everything before this is content addressed or guarded by the
+/// manifest, so the redelivery only writes the entry.
+pub(crate) async fn log(
+    store: &Store,
+    record: &SqsMessage,
+    facts: &Facts,
+    outcome: &Outcome,
+) -> Result<(), Transient> {
+    write_entry(store, record, facts, outcome.index_outcome()).await
+}
 
-    /// On a record's last receive, before SQS moves it to the DLQ: a `dead_lettered`
-    /// entry (`error_id` `RETRIES_EXHAUSTED`), so `hookvault events list` and `events show`
-    /// find the event while it waits there. Best effort, for a readable envelope only (an
-    /// unreadable one is kept under `rejected/` and never fails): a write S3 refuses (S3
-    /// may be the very failure) is logged and the record fails as it would have.
-    ///
-    /// It takes at most [`DEAD_LETTER_WRITE_MAX`], and nothing past `deadline` (the batch's
-    /// answer must still go out), and it never replaces an entry already found by event id
-    /// (`If-None-Match: *`): an event archived before and dead-lettered on a duplicate
-    /// delivery stays `archived` for `events show`.
-    pub(crate) async fn log_dead_lettered(
-        &self,
-        record: &SqsMessage,
-        facts: &Facts,
-        deadline: Option<std::time::Instant>,
-    ) {
-        if facts.provider.is_none() || facts.body_sha256.is_none() {
-            return;
-        }
-        let facts = Facts {
-            error_id: Some(crate::metrics::RETRIES_EXHAUSTED.to_owned()),
-            ..facts.clone()
-        };
-        let budget = deadline
-            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
-            .unwrap_or(DEAD_LETTER_WRITE_MAX)
-            .min(DEAD_LETTER_WRITE_MAX);
-        let written = tokio::time::timeout(
-            budget,
-            self.write_entry(record, &facts, IndexOutcome::DeadLettered),
-        )
-        .await;
-        let reason = match written {
-            Ok(Ok(())) => return,
-            Ok(Err(Transient(reason))) => reason,
-            Err(_) => format!("no answer from S3 within {budget:?} (the invocation's deadline)"),
-        };
-        tracing::warn!(reason = %reason, "the event log's dead_lettered entry was not written");
+/// On a record's last receive, before SQS moves it to the DLQ: a `dead_lettered`
+/// entry (`error_id` `RETRIES_EXHAUSTED`), so `hookvault events list` and `events show`
+/// find the event while it waits there. Best effort, for a readable envelope only (an
+/// unreadable one is kept under `rejected/` and never fails): a write S3 refuses (S3
+/// may be the very failure) is logged and the record fails as it would have.
+///
+/// It takes at most [`DEAD_LETTER_WRITE_MAX`], and nothing past `deadline` (the batch's
+/// answer must still go out), and it never replaces an entry already found by event id
+/// (`If-None-Match: *`): an event archived before and dead-lettered on a duplicate
+/// delivery stays `archived` for `events show`.
+pub(crate) async fn log_dead_lettered(
+    store: &Store,
+    record: &SqsMessage,
+    facts: &Facts,
+    deadline: Option<std::time::Instant>,
+) {
+    if facts.provider.is_none() || facts.body_sha256.is_none() {
+        return;
     }
+    let facts = Facts {
+        error_id: Some(crate::metrics::RETRIES_EXHAUSTED.to_owned()),
+        ..facts.clone()
+    };
+    let budget = deadline
+        .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+        .unwrap_or(DEAD_LETTER_WRITE_MAX)
+        .min(DEAD_LETTER_WRITE_MAX);
+    let written = tokio::time::timeout(
+        budget,
+        write_entry(store, record, &facts, IndexOutcome::DeadLettered),
+    )
+    .await;
+    let reason = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(Transient(reason))) => reason,
+        Err(_) => format!("no answer from S3 within {budget:?} (the invocation's deadline)"),
+    };
+    tracing::warn!(reason = %reason, "the event log's dead_lettered entry was not written");
+}
 
-    async fn write_entry(
-        &self,
-        record: &SqsMessage,
-        facts: &Facts,
-        outcome: IndexOutcome,
-    ) -> Result<(), Transient> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let e = entry(record, facts, outcome, now_ms);
-        let mut line = serde_json::to_vec(&e).map_err(|err| Transient(err.to_string()))?;
-        line.push(b'\n');
-        let log_key =
-            archive::index_log_key(e.received_at_ms, &e.provider, e.outcome, &e.body_sha256);
-        let id_key = archive::index_id_key(&e.event_id, &e.provider, &e.body_sha256);
-        self.put_bytes(&log_key, line.clone(), "application/x-ndjson")
+async fn write_entry(
+    store: &Store,
+    record: &SqsMessage,
+    facts: &Facts,
+    outcome: IndexOutcome,
+) -> Result<(), Transient> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let e = entry(record, facts, outcome, now_ms);
+    let mut line = serde_json::to_vec(&e).map_err(|err| Transient(err.to_string()))?;
+    line.push(b'\n');
+    let log_key = archive::index_log_key(e.received_at_ms, &e.provider, e.outcome, &e.body_sha256);
+    let id_key = archive::index_id_key(&e.event_id, &e.provider, &e.body_sha256);
+    store
+        .put_bytes(&log_key, line.clone(), "application/x-ndjson", "PutObject")
+        .await?;
+    if let Some(p) = e
+        .prediction_id
+        .as_deref()
+        .filter(|_| outcome != IndexOutcome::DeadLettered)
+    {
+        let key = archive::index_prediction_key(p, &e.provider, &e.body_sha256);
+        store
+            .put_bytes(&key, line.clone(), "application/x-ndjson", "PutObject")
             .await?;
-        if let Some(p) = e
-            .prediction_id
-            .as_deref()
-            .filter(|_| outcome != IndexOutcome::DeadLettered)
-        {
-            let key = archive::index_prediction_key(p, &e.provider, &e.body_sha256);
-            self.put_bytes(&key, line.clone(), "application/x-ndjson")
-                .await?;
-        }
-        if outcome != IndexOutcome::DeadLettered {
-            return self.put_bytes(&id_key, line, "application/x-ndjson").await;
-        }
-        // A dead letter never replaces what the event id already shows.
-        match self
-            .s3
-            .put_object()
-            .bucket(&self.cfg.bucket)
-            .key(&id_key)
-            .content_type("application/x-ndjson")
-            .if_none_match("*")
-            .body(aws_sdk_s3::primitives::ByteStream::from(line))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_response().map(|r| r.status().as_u16()),
-                    Some(409 | 412)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(crate::handler::s3_error("PutObject", e)),
-        }
     }
+    if outcome != IndexOutcome::DeadLettered {
+        return Ok(store
+            .put_bytes(&id_key, line, "application/x-ndjson", "PutObject")
+            .await?);
+    }
+    // A dead letter never replaces what the event id already shows (a 412 or 409 is
+    // not written, and that is the point).
+    store
+        .put_if(
+            &id_key,
+            line,
+            "application/x-ndjson",
+            Condition::Absent,
+            "PutObject",
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //!
 //! 1. [`Envelope::from_json`]: an unreadable message goes to `rejected/`.
 //! 2. The body: inline, or the claim check read from S3 and checked
-//!    ([`Archiver::claim_checked_body`]); a claim check that can never be read goes to
+//!    ([`raw_event::claim_checked_body`]); a claim check that can never be read goes to
 //!    `rejected/`, an S3 failure is transient.
-//! 3. The raw event, for every envelope ([`Archiver::keep_raw_event`]).
+//! 3. The raw event, for every envelope ([`raw_event::keep`]).
 //! 4. [`WebhookEvent::parse`]: a body that is not a prediction, or whose id is not a safe
 //!    folder name, is [`Outcome::EventKept`]: its bytes are archived, nothing else.
 //! 5. The prediction's state ([`crate::state`], `hookvault_core::state`): a non-terminal
@@ -26,15 +26,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::{self, StreamExt};
 use hookvault_core::archive;
 use hookvault_core::envelope::{Body, Envelope};
 use hookvault_core::event::{raw_output, Prediction, PredictionStatus, WebhookEvent};
 use hookvault_core::output::{self, Source};
-use hookvault_core::records::{
-    FailureRecord, IndexOutcome, Manifest, OutputRecord, RejectedRecord,
-};
+use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
 use hookvault_core::state::Transition;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -42,118 +39,14 @@ use tracing::Instrument;
 use crate::config::ArchiverConfig;
 use crate::data_uri;
 use crate::download::{redact, Downloader};
-use crate::metrics::Facts;
-use crate::raw_event::BodyError;
-use crate::state::Incoming;
+use crate::event_log;
+use crate::metrics::{self, Facts};
+use crate::raw_event::{self, BodyError};
+use crate::state::{self, Incoming};
+use crate::store::{is_header_safe, now_rfc3339, Store, StoreError};
 use crate::upload::{self, Target, UploadError};
 
-/// Now as RFC 3339 UTC (second precision).
-pub(crate) fn now_rfc3339() -> String {
-    hookvault_core::time::rfc3339(hookvault_core::time::unix_now())
-}
-
-/// True when `s` can be sent as an HTTP header value as it is (S3's `Content-Type`):
-/// 1 to 1,024 characters of visible ASCII, space or tab. A content type that came from
-/// the network and is not is replaced by `application/octet-stream` when stored (the
-/// original stays in `event.json`).
-pub fn is_header_safe(s: &str) -> bool {
-    (1..=1024).contains(&s.len()) && s.bytes().all(|c| c == b'\t' || (b' '..=b'~').contains(&c))
-}
-
-/// What became of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// `output.json`, every file of `output` and the manifest written.
-    Archived {
-        /// How many files (URLs and `data:` URIs) were stored; 0 for text-only output.
-        outputs: usize,
-    },
-    /// The manifest already existed: a duplicate or a redelivery.
-    AlreadyArchived,
-    /// `failure.json` written for a prediction the provider reports failed or cancelled.
-    FailureRecorded {
-        /// The provider's error id (empty if it gave none).
-        error_id: String,
-    },
-    /// `failure.json` written because an output can never be archived (an expired link,
-    /// a refused URL, too large, incomplete, an undecodable `data:` URI): a permanent
-    /// failure of ours, counted in the `PermanentFailures` metric. A replay after a fix
-    /// may archive it.
-    OutputsLost {
-        /// Our error id (`OUTPUT_EXPIRED`, `OUTPUT_URL_REFUSED`, …).
-        error_id: String,
-    },
-    /// A status with nothing to archive beyond the raw event (`queued`, `starting`,
-    /// `processing`, unknown), or one older than the prediction's state (`started` after
-    /// `succeeded`).
-    Ignored,
-    /// A terminal event that contradicts the prediction's first terminal state (`failed`
-    /// after `succeeded`, a second, different `succeeded` body): its raw event is kept and
-    /// flagged, nothing else is written.
-    Conflicting {
-        /// The terminal status the prediction holds.
-        held: String,
-    },
-    /// The raw event was kept and there is nothing else to do: the body is not a
-    /// prediction webhook (a form-encoded GitHub delivery, other JSON, bytes that are not
-    /// UTF-8), or its prediction id is not a safe folder name.
-    EventKept,
-    /// Unreadable, or its claim-checked body cannot be read: kept under `rejected/`.
-    Rejected,
-}
-
-impl Outcome {
-    /// Its name in log lines (`archived`, `already_archived`, `failure_recorded`,
-    /// `outputs_lost`, `ignored`, `conflicting`, `event_kept`, `rejected`): a plain string a Logs
-    /// Insights filter can match.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Archived { .. } => "archived",
-            Outcome::AlreadyArchived => "already_archived",
-            Outcome::FailureRecorded { .. } => "failure_recorded",
-            Outcome::OutputsLost { .. } => "outputs_lost",
-            Outcome::Ignored => "ignored",
-            Outcome::Conflicting { .. } => "conflicting",
-            Outcome::EventKept => "event_kept",
-            Outcome::Rejected => "rejected",
-        }
-    }
-
-    /// The error id of a recorded failure (the provider's, or ours for lost outputs).
-    pub fn error_id(&self) -> Option<&str> {
-        match self {
-            Outcome::FailureRecorded { error_id } | Outcome::OutputsLost { error_id } => {
-                Some(error_id).filter(|e| !e.is_empty()).map(String::as_str)
-            }
-            _ => None,
-        }
-    }
-
-    /// Files stored for a new manifest.
-    pub fn outputs(&self) -> Option<usize> {
-        match self {
-            Outcome::Archived { outputs } => Some(*outputs),
-            _ => None,
-        }
-    }
-
-    /// The event log's name for it.
-    pub fn index_outcome(&self) -> IndexOutcome {
-        match self {
-            Outcome::Archived { .. } | Outcome::AlreadyArchived => IndexOutcome::Archived,
-            Outcome::FailureRecorded { .. } => IndexOutcome::PredictionFailed,
-            Outcome::OutputsLost { .. } => IndexOutcome::Failed,
-            Outcome::Ignored => IndexOutcome::Ignored,
-            Outcome::Conflicting { .. } => IndexOutcome::Conflicting,
-            Outcome::EventKept => IndexOutcome::Kept,
-            Outcome::Rejected => IndexOutcome::Rejected,
-        }
-    }
-}
-
-/// The error id of a succeeded prediction whose record says its outputs are already
-/// purged (`"data_removed": true`, the provider's API reference) and names no file.
-pub const OUTPUT_PURGED: &str = "OUTPUT_PURGED";
+pub use crate::outcome::{Outcome, Transient, OUTPUT_PURGED};
 
 /// Whose failure a `failure.json` records.
 #[derive(Debug, Clone)]
@@ -164,29 +57,14 @@ enum Failure {
     Ours { output: Option<(usize, String)> },
 }
 
-/// A failure worth a redelivery.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Transient(pub String);
-
 /// The archiver, built once per Lambda instance.
 #[derive(Debug, Clone)]
 pub struct Archiver {
-    pub(crate) s3: aws_sdk_s3::Client,
-    pub(crate) cfg: Arc<ArchiverConfig>,
+    store: Store,
+    cfg: Arc<ArchiverConfig>,
     downloader: Downloader,
-    pub(crate) emf: hookvault_aws::metrics::Emf,
+    emf: hookvault_aws::metrics::Emf,
     max_receive_count: Option<u32>,
-}
-
-pub(crate) fn s3_error<E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static>(
-    op: &str,
-    e: aws_sdk_s3::error::SdkError<E>,
-) -> Transient {
-    Transient(format!(
-        "S3 {op} failed: {}",
-        hookvault_aws::sdk_error::short(&e)
-    ))
 }
 
 /// What the records of one event share.
@@ -224,7 +102,7 @@ impl Archiver {
     pub fn new(s3: aws_sdk_s3::Client, cfg: ArchiverConfig) -> Result<Self, reqwest::Error> {
         let downloader = Downloader::new(&cfg)?;
         Ok(Archiver {
-            s3,
+            store: Store::new(s3, &cfg.bucket),
             cfg: Arc::new(cfg),
             downloader,
             emf: hookvault_aws::metrics::Emf::from_env("archiver"),
@@ -280,7 +158,7 @@ impl Archiver {
                 .max_receive_count
                 .is_some_and(|max| receive_count(&record) >= max);
             if result.is_err() && last_receive {
-                self.log_dead_lettered(&record, &facts, deadline)
+                event_log::log_dead_lettered(&self.store, &record, &facts, deadline)
                     .instrument(span.clone())
                     .await;
             }
@@ -303,7 +181,7 @@ impl Archiver {
                     response.add_failure(id);
                 }
             }
-            self.emit_metrics(result.as_ref().ok(), &facts);
+            metrics::emit(&self.emf, result.as_ref().ok(), &facts);
         }
         response
     }
@@ -326,8 +204,7 @@ impl Archiver {
         let mut facts = Facts::default();
         let result = self.process_record(record, deadline, &mut facts).await;
         let result = match result {
-            Ok(outcome) => self
-                .log_event(record, &facts, &outcome)
+            Ok(outcome) => event_log::log(&self.store, record, &facts, &outcome)
                 .await
                 .map(|()| outcome),
             Err(t) => Err(t),
@@ -354,7 +231,14 @@ impl Archiver {
         }
         let body: Cow<'_, [u8]> = match &envelope.body {
             Body::Inline(bytes) => Cow::Borrowed(bytes),
-            Body::S3(object) => match self.claim_checked_body(&envelope, object).await {
+            Body::S3(object) => match raw_event::claim_checked_body(
+                &self.store,
+                self.cfg.max_event_bytes,
+                &envelope,
+                object,
+            )
+            .await
+            {
                 Ok(bytes) => Cow::Owned(bytes),
                 Err(BodyError::Unusable(reason)) => {
                     return self.reject(&message_id, text, &reason).await
@@ -365,9 +249,8 @@ impl Archiver {
         // The raw event first, before the whole body is parsed: nothing the parse does (a
         // body too large or too deep to hold as a value) can lose the signed bytes.
         let head = hookvault_core::event::prediction_head(&body);
-        let raw_event = self
-            .keep_raw_event(&envelope, &body, head.as_ref(), &message_id)
-            .await?;
+        let raw_event =
+            raw_event::keep(&self.store, &envelope, &body, head.as_ref(), &message_id).await?;
         facts.raw_event = Some(raw_event.clone());
         if let Some(h) = &head {
             facts.prediction_id = Some(h.id.clone());
@@ -397,7 +280,8 @@ impl Archiver {
         let transition = if ev.force {
             Transition::Same
         } else {
-            self.settle_state(
+            state::settle(
+                &self.store,
                 &p,
                 Incoming {
                     event_id: &envelope.event_id,
@@ -425,7 +309,7 @@ impl Archiver {
                 // manifest is the first terminal state.
                 let manifest_key =
                     archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
-                if !ev.force && self.exists(&manifest_key).await? {
+                if !ev.force && self.store.exists(&manifest_key).await? {
                     tracing::warn!(prediction = %p.id, status = p.status.as_str(), raw_event = %raw_event, "the prediction is already archived as succeeded; the raw event is kept and flagged");
                     return Ok(Outcome::Conflicting {
                         held: PredictionStatus::Succeeded.as_str().to_owned(),
@@ -448,48 +332,6 @@ impl Archiver {
         Ok(outcome)
     }
 
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, Transient> {
-        match self
-            .s3
-            .head_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(s3_error("HeadObject", e)),
-        }
-    }
-
-    pub(crate) async fn put_json<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> Result<(), Transient> {
-        let body = serde_json::to_vec_pretty(value).map_err(|e| Transient(e.to_string()))?;
-        self.put_bytes(key, body, "application/json").await
-    }
-
-    pub(crate) async fn put_bytes(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), Transient> {
-        self.s3
-            .put_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", e))?;
-        Ok(())
-    }
-
     async fn reject(
         &self,
         message_id: &str,
@@ -507,7 +349,8 @@ impl Archiver {
             body: body.to_owned(),
             rejected_at: now_rfc3339(),
         };
-        self.put_json(&archive::rejected_key(message_id), &record)
+        self.store
+            .put_json(&archive::rejected_key(message_id), &record)
             .await?;
         Ok(Outcome::Rejected)
     }
@@ -539,7 +382,7 @@ impl Archiver {
             recorded_at: now_rfc3339(),
             trace_id: ev.trace_id.map(str::to_owned),
         };
-        self.put_json(&key, &record).await?;
+        self.store.put_json(&key, &record).await?;
         let error_id = error_id.unwrap_or_default();
         Ok(match whose {
             Failure::Ours { .. } => Outcome::OutputsLost { error_id },
@@ -558,7 +401,7 @@ impl Archiver {
         let manifest_key = archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
         if ev.force {
             tracing::info!(prediction = %p.id, "replayed with --force: archiving again whether or not the manifest exists");
-        } else if self.exists(&manifest_key).await? {
+        } else if self.store.exists(&manifest_key).await? {
             tracing::info!(prediction = %p.id, "already archived (manifest exists); skipping");
             return Ok(Outcome::AlreadyArchived);
         }
@@ -568,7 +411,8 @@ impl Archiver {
             Some(raw) => raw.as_bytes().to_vec(),
             None => serde_json::to_vec(&p.output).map_err(|e| Transient(e.to_string()))?,
         };
-        self.put_bytes(&output_key, value, "application/json")
+        self.store
+            .put_bytes(&output_key, value, "application/json", "PutObject")
             .await?;
         let jobs: Vec<FileJob> = output::files(&p.output)
             .into_iter()
@@ -644,7 +488,7 @@ impl Archiver {
             trace_id: ev.trace_id.map(str::to_owned),
         };
         // Last: the manifest is the commit point.
-        self.put_json(&manifest_key, &manifest).await?;
+        self.store.put_json(&manifest_key, &manifest).await?;
         facts.manifest_written = true;
         tracing::info!(prediction = %p.id, outputs = count, "archived");
         Ok(Outcome::Archived { outputs: count })
@@ -656,10 +500,8 @@ impl Archiver {
         job: &FileJob,
         deadline: Option<Instant>,
     ) -> Result<OutputRecord, UploadError> {
-        let key_error = |e: archive::LayoutError| UploadError::S3 {
-            op: "key",
-            message: e.to_string(),
-        };
+        let key_error =
+            |e: archive::LayoutError| UploadError::S3(StoreError::other("key", e.to_string()));
         let record = match &job.source {
             OwnedSource::Url(url) => {
                 let key = archive::output_key(&p.id, job.index, url).map_err(key_error)?;
@@ -670,8 +512,7 @@ impl Archiver {
                     .filter(|c| is_header_safe(c))
                     .unwrap_or_else(|| "application/octet-stream".to_owned());
                 let target = Target {
-                    s3: &self.s3,
-                    bucket: &self.cfg.bucket,
+                    store: &self.store,
                     key: &key,
                     content_type: &content_type,
                     part_bytes: self.cfg.part_bytes,
@@ -696,18 +537,10 @@ impl Archiver {
                     archive::output_key_with_extension(&p.id, job.index, ext).map_err(key_error)?;
                 let bytes = decoded.bytes.len() as u64;
                 let sha256 = hex::encode(Sha256::digest(&decoded.bytes));
-                self.s3
-                    .put_object()
-                    .bucket(&self.cfg.bucket)
-                    .key(&key)
-                    .content_type(&decoded.content_type)
-                    .body(ByteStream::from(decoded.bytes))
-                    .send()
+                self.store
+                    .put_bytes(&key, decoded.bytes, &decoded.content_type, "PutObject")
                     .await
-                    .map_err(|e| UploadError::S3 {
-                        op: "PutObject",
-                        message: hookvault_aws::sdk_error::short(&e),
-                    })?;
+                    .map_err(UploadError::S3)?;
                 OutputRecord {
                     index: job.index,
                     pointer: job.pointer.clone(),
@@ -740,24 +573,4 @@ fn assert_send(
     e: SqsEvent,
 ) -> impl std::future::Future<Output = SqsBatchResponse> + Send + '_ {
     a.handle(e, None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_safe_content_types() {
-        for ok in ["application/json", "text/plain; charset=utf-8", "a\tb"] {
-            assert!(is_header_safe(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "text/plain\r\nx: y",
-            "t\u{e9}xt/plain",
-            &"a".repeat(1025),
-        ] {
-            assert!(!is_header_safe(bad), "{bad:?}");
-        }
-    }
 }

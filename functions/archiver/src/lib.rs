@@ -19,7 +19,7 @@
 //!    addressed: a redelivery finds `event.json` and writes nothing.
 //! 4. **The body is read as a prediction.** A body that is not one (a form-encoded GitHub
 //!    delivery, other JSON, bytes that are not UTF-8), or whose id is not a safe folder
-//!    name, is done: [`handler::Outcome::EventKept`].
+//!    name, is done: [`outcome::Outcome::EventKept`].
 //! 5. **By status**:
 //!    * `succeeded`: unless `predictions/{id}/manifest.json` exists (a duplicate or a
 //!      redelivery: nothing more is done), `predictions/{id}/output.json` gets the
@@ -43,6 +43,11 @@
 //! Anything transient (CDN 5xx after retries, a cut-off download, S3 down) reports the
 //! record in `batchItemFailures`, so SQS redelivers only it (and the DLQ takes it after N
 //! tries).
+//!
+//! Modules, imports pointing one way: [`handler`] (the steps) uses [`raw_event`],
+//! `state`, [`event_log`], [`metrics`], [`download`], [`upload`] and [`data_uri`]; they
+//! use [`outcome`] (what became of a record) and [`store`] (every S3 call, one error
+//! mapping), which use nothing else of the crate but each other's error type.
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
@@ -52,8 +57,10 @@ pub mod download;
 pub mod event_log;
 pub mod handler;
 pub mod metrics;
+pub mod outcome;
 pub mod raw_event;
 mod state;
+pub mod store;
 pub mod upload;
 
 pub use config::ArchiverConfig;

@@ -18,7 +18,7 @@
 use hookvault_aws::metrics::Unit;
 use hookvault_core::envelope::Envelope;
 
-use crate::handler::{Archiver, Outcome};
+use crate::outcome::Outcome;
 
 /// The error id of a record that failed on its last receive.
 pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
@@ -121,30 +121,28 @@ pub fn of(
     (metrics, permanent)
 }
 
-impl Archiver {
-    /// Prints the record's EMF lines: its counts, and a `PermanentFailures` line by
-    /// `ErrorId` when it had one.
-    pub(crate) fn emit_metrics(&self, outcome: Option<&Outcome>, facts: &Facts) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let (metrics, permanent) = of(outcome, facts, now_ms);
-        let mut props = Vec::new();
-        if let Some(t) = &facts.trace_id {
-            props.push(("trace_id", t.as_str()));
-        }
-        if let Some(e) = &facts.event_id {
-            props.push(("event_id", e.as_str()));
-        }
-        self.emf.emit(&metrics, &[], &props);
-        if let Some(error_id) = permanent {
-            self.emf.emit(
-                &[("PermanentFailures", Unit::Count, 1.0)],
-                &[("ErrorId", error_id.as_str())],
-                &props,
-            );
-        }
+/// Prints the record's EMF lines through `emf`: its counts, and a `PermanentFailures`
+/// line by `ErrorId` when it had one.
+pub(crate) fn emit(emf: &hookvault_aws::metrics::Emf, outcome: Option<&Outcome>, facts: &Facts) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let (metrics, permanent) = of(outcome, facts, now_ms);
+    let mut props = Vec::new();
+    if let Some(t) = &facts.trace_id {
+        props.push(("trace_id", t.as_str()));
+    }
+    if let Some(e) = &facts.event_id {
+        props.push(("event_id", e.as_str()));
+    }
+    emf.emit(&metrics, &[], &props);
+    if let Some(error_id) = permanent {
+        emf.emit(
+            &[("PermanentFailures", Unit::Count, 1.0)],
+            &[("ErrorId", error_id.as_str())],
+            &props,
+        );
     }
 }
 

@@ -9,12 +9,12 @@
 //! when another write raced). On either, the state is read again and the rule applied
 //! again, so of two Lambdas racing on one prediction exactly one event wins.
 
-use aws_sdk_s3::primitives::ByteStream;
 use hookvault_core::archive;
 use hookvault_core::event::Prediction;
 use hookvault_core::state::{transition, StateRecord, Transition};
 
-use crate::handler::{now_rfc3339, s3_error, Archiver, Transient};
+use crate::outcome::Transient;
+use crate::store::{now_rfc3339, Condition, Put, Store};
 
 /// Largest `state.json` read, bytes (a record is a few hundred).
 const MAX_STATE_BYTES: i64 = 64 * 1024;
@@ -33,97 +33,83 @@ pub(crate) struct Incoming<'a> {
     pub raw_event: &'a str,
 }
 
-impl Archiver {
-    /// The state of prediction `id` and its ETag; `None` when there is none. A record that
-    /// does not parse is logged and treated as absent (it is then replaced under its ETag).
-    async fn read_state(
-        &self,
-        key: &str,
-    ) -> Result<Option<(Option<StateRecord>, String)>, Transient> {
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(s3_error("GetObject (state)", e)),
-        };
-        let etag = out.e_tag().unwrap_or_default().to_owned();
-        if out.content_length().unwrap_or(0) > MAX_STATE_BYTES {
-            tracing::error!(key, "state record larger than 64 KiB; replacing it");
-            return Ok(Some((None, etag)));
-        }
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Transient(format!("S3 GetObject (state) body: {e}")))?
-            .into_bytes();
-        match serde_json::from_slice::<StateRecord>(&bytes) {
-            Ok(r) => Ok(Some((Some(r), etag))),
-            Err(e) => {
-                tracing::error!(key, error = %e, "state record unreadable; replacing it");
-                Ok(Some((None, etag)))
-            }
+/// The state at `key` and its ETag; `None` when there is none. A record that
+/// does not parse is logged and treated as absent (it is then replaced under its ETag).
+async fn read_state(
+    store: &Store,
+    key: &str,
+) -> Result<Option<(Option<StateRecord>, String)>, Transient> {
+    let out = match store.get(store.bucket(), key, "GetObject (state)").await? {
+        Some(o) => o,
+        None => return Ok(None),
+    };
+    let etag = out.e_tag().unwrap_or_default().to_owned();
+    if out.content_length().unwrap_or(0) > MAX_STATE_BYTES {
+        tracing::error!(key, "state record larger than 64 KiB; replacing it");
+        return Ok(Some((None, etag)));
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Transient(format!("S3 GetObject (state) body: {e}")))?
+        .into_bytes();
+    match serde_json::from_slice::<StateRecord>(&bytes) {
+        Ok(r) => Ok(Some((Some(r), etag))),
+        Err(e) => {
+            tracing::error!(key, error = %e, "state record unreadable; replacing it");
+            Ok(Some((None, etag)))
         }
     }
+}
 
-    /// Applies the state rule to `p` arriving as `ev`, writing the new state when the event
-    /// moves it forward. Returns what the event does; S3 errors are transient.
-    pub(crate) async fn settle_state(
-        &self,
-        p: &Prediction,
-        ev: Incoming<'_>,
-    ) -> Result<Transition, Transient> {
-        let key = archive::state_key(&p.id).map_err(|e| Transient(e.to_string()))?;
-        for _ in 0..RACE_ATTEMPTS {
-            let current = self.read_state(&key).await?;
-            let held = current.as_ref().and_then(|(r, _)| r.as_ref());
-            let t = transition(held, &p.status, ev.body_sha256);
-            if t != Transition::Advance {
-                return Ok(t);
-            }
-            let record = StateRecord {
-                id: p.id.clone(),
-                status: p.status.as_str().to_owned(),
-                terminal: p.status.is_terminal(),
-                event_id: ev.event_id.to_owned(),
-                body_sha256: ev.body_sha256.to_owned(),
-                raw_event: Some(ev.raw_event.to_owned()),
-                updated_at: now_rfc3339(),
-            };
-            let body = serde_json::to_vec(&record).map_err(|e| Transient(e.to_string()))?;
-            let put = self
-                .s3
-                .put_object()
-                .bucket(&self.cfg.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(ByteStream::from(body));
-            let put = match &current {
-                None => put.if_none_match("*"),
-                Some((_, etag)) => put.if_match(etag),
-            };
-            match put.send().await {
-                Ok(_) => return Ok(Transition::Advance),
-                Err(e)
-                    if matches!(
-                        e.raw_response().map(|r| r.status().as_u16()),
-                        Some(409 | 412)
-                    ) =>
-                {
-                    tracing::info!(prediction = %p.id, "state changed while this event was settled; reading it again");
-                }
-                Err(e) => return Err(s3_error("PutObject (state)", e)),
+/// Applies the state rule to `p` arriving as `ev`, writing the new state when the event
+/// moves it forward. Returns what the event does; S3 errors are transient.
+pub(crate) async fn settle(
+    store: &Store,
+    p: &Prediction,
+    ev: Incoming<'_>,
+) -> Result<Transition, Transient> {
+    let key = archive::state_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+    for _ in 0..RACE_ATTEMPTS {
+        let current = read_state(store, &key).await?;
+        let held = current.as_ref().and_then(|(r, _)| r.as_ref());
+        let t = transition(held, &p.status, ev.body_sha256);
+        if t != Transition::Advance {
+            return Ok(t);
+        }
+        let record = StateRecord {
+            id: p.id.clone(),
+            status: p.status.as_str().to_owned(),
+            terminal: p.status.is_terminal(),
+            event_id: ev.event_id.to_owned(),
+            body_sha256: ev.body_sha256.to_owned(),
+            raw_event: Some(ev.raw_event.to_owned()),
+            updated_at: now_rfc3339(),
+        };
+        let body = serde_json::to_vec(&record).map_err(|e| Transient(e.to_string()))?;
+        let condition = match &current {
+            None => Condition::Absent,
+            Some((_, etag)) => Condition::Matches(etag),
+        };
+        match store
+            .put_if(
+                &key,
+                body,
+                "application/json",
+                condition,
+                "PutObject (state)",
+            )
+            .await?
+        {
+            Put::Written => return Ok(Transition::Advance),
+            Put::ConditionFailed => {
+                tracing::info!(prediction = %p.id, "state changed while this event was settled; reading it again");
             }
         }
-        Err(Transient(format!(
-            "state of {} kept changing over {RACE_ATTEMPTS} conditional writes",
-            p.id
-        )))
     }
+    Err(Transient(format!(
+        "state of {} kept changing over {RACE_ATTEMPTS} conditional writes",
+        p.id
+    )))
 }

@@ -7,8 +7,7 @@
 //! are computed on the way. Any error aborts the multipart upload, so no half-written
 //! object is ever visible.
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -17,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::data_uri::DataUriError;
 use crate::download::{Download, DownloadError};
+use crate::store::{Store, StoreError};
 
 /// What was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +37,8 @@ pub enum UploadError {
     #[error(transparent)]
     DataUri(#[from] DataUriError),
     /// S3 refused or failed.
-    #[error("S3 {op} failed: {message}")]
-    S3 {
-        /// The operation.
-        op: &'static str,
-        /// What S3 said.
-        message: String,
-    },
+    #[error(transparent)]
+    S3(#[from] StoreError),
 }
 
 impl UploadError {
@@ -52,7 +47,7 @@ impl UploadError {
         match self {
             UploadError::Download(d) => d.is_transient(),
             UploadError::DataUri(_) => false,
-            UploadError::S3 { .. } => true,
+            UploadError::S3(_) => true,
         }
     }
 
@@ -61,32 +56,21 @@ impl UploadError {
         match self {
             UploadError::Download(d) => d.error_id(),
             UploadError::DataUri(d) => d.error_id(),
-            UploadError::S3 { .. } => "OUTPUT_STORE_FAILED",
+            UploadError::S3(_) => "OUTPUT_STORE_FAILED",
         }
     }
 }
 
-/// An SDK error of `op`, short: the service's code and message ([`hookvault_aws::sdk_error::short`]).
-fn sdk_err<E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static>(
-    op: &'static str,
-) -> impl Fn(aws_sdk_s3::error::SdkError<E>) -> UploadError {
-    move |e| UploadError::S3 {
-        op,
-        message: hookvault_aws::sdk_error::short(&e),
-    }
-}
-
-fn s3_err(op: &'static str) -> impl Fn(String) -> UploadError {
-    move |message| UploadError::S3 { op, message }
+/// A failure of `op` that is not S3's answer (a task that panicked or was cancelled).
+fn task_err(op: &'static str) -> impl Fn(String) -> UploadError {
+    move |message| UploadError::S3(StoreError::other(op, message))
 }
 
 /// Where and how to store.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
-    /// The client.
-    pub s3: &'a aws_sdk_s3::Client,
     /// The bucket.
-    pub bucket: &'a str,
+    pub store: &'a Store,
     /// The key.
     pub key: &'a str,
     /// The content type to store.
@@ -162,42 +146,18 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
     let first = reader.part(t.part_bytes).await?.unwrap_or_default();
     if first.len() < t.part_bytes {
         // The whole output fits in one part: a single PutObject.
-        t.s3.put_object()
-            .bucket(t.bucket)
-            .key(t.key)
-            .content_type(t.content_type)
-            .body(ByteStream::from(first))
-            .send()
-            .await
-            .map_err(sdk_err("PutObject"))?;
+        t.store
+            .put_bytes(t.key, first, t.content_type, "PutObject")
+            .await?;
         return Ok(Stored {
             bytes: reader.total,
             sha256: hex::encode(reader.hasher.finalize()),
         });
     }
-    let created =
-        t.s3.create_multipart_upload()
-            .bucket(t.bucket)
-            .key(t.key)
-            .content_type(t.content_type)
-            .send()
-            .await
-            .map_err(sdk_err("CreateMultipartUpload"))?;
-    let upload_id = created.upload_id.unwrap_or_default();
+    let upload_id = t.store.create_multipart(t.key, t.content_type).await?;
     match multipart(&mut reader, first, t, &upload_id).await {
         Ok(parts) => {
-            t.s3.complete_multipart_upload()
-                .bucket(t.bucket)
-                .key(t.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(sdk_err("CompleteMultipartUpload"))?;
+            t.store.complete_multipart(t.key, &upload_id, parts).await?;
             Ok(Stored {
                 bytes: reader.total,
                 sha256: hex::encode(reader.hasher.finalize()),
@@ -206,15 +166,8 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
         Err(e) => {
             // Nothing half-written stays: abort (and the bucket's lifecycle rule cleans up
             // after an abort that itself fails).
-            if let Err(abort) =
-                t.s3.abort_multipart_upload()
-                    .bucket(t.bucket)
-                    .key(t.key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await
-            {
-                tracing::error!(key = t.key, error = %hookvault_aws::sdk_error::short(&abort), "abort of a failed multipart upload failed");
+            if let Err(abort) = t.store.abort_multipart(t.key, &upload_id).await {
+                tracing::error!(key = t.key, error = %abort, "abort of a failed multipart upload failed");
             }
             Err(e)
         }
@@ -237,30 +190,21 @@ async fn multipart(
         let permit = std::sync::Arc::clone(&slots)
             .acquire_owned()
             .await
-            .map_err(|e| s3_err("UploadPart")(e.to_string()))?;
-        let req =
-            t.s3.upload_part()
-                .bucket(t.bucket)
-                .key(t.key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(part));
+            .map_err(|e| task_err("UploadPart")(e.to_string()))?;
+        let (store, key, upload_id) = (t.store.clone(), t.key.to_owned(), upload_id.to_owned());
         tasks.spawn(async move {
-            let out = req.send().await.map_err(sdk_err("UploadPart"))?;
+            let done = store.upload_part(&key, &upload_id, number, part).await?;
             drop(permit);
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag)
-                .build())
+            Ok(done)
         });
         // Collect what finished; a part that failed stops the upload now.
         while let Some(done) = tasks.try_join_next() {
-            parts.push(done.map_err(|e| s3_err("UploadPart")(e.to_string()))??);
+            parts.push(done.map_err(|e| task_err("UploadPart")(e.to_string()))??);
         }
         next = reader.part(t.part_bytes).await?;
     }
     while let Some(done) = tasks.join_next().await {
-        parts.push(done.map_err(|e| s3_err("UploadPart")(e.to_string()))??);
+        parts.push(done.map_err(|e| task_err("UploadPart")(e.to_string()))??);
     }
     parts.sort_by_key(|p| p.part_number);
     Ok(parts)
