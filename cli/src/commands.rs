@@ -121,7 +121,10 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     if name.is_empty() || !name.bytes().all(|c| c.is_ascii_graphic()) {
         return Err(format!("{name:?} is not a header name"));
     }
-    Ok((name.to_owned(), value.trim().to_owned()))
+    // Only HTTP's optional whitespace (space and tab, RFC 9110 §5.6.3) is trimmed, as a
+    // server does before the edge sees the value: `str::trim` would also drop Unicode
+    // spaces (U+00A0) and a vertical tab, and `verify` would accept values the edge refuses.
+    Ok((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()))
 }
 
 fn now() -> i64 {

@@ -156,6 +156,41 @@ fn skytells_sign_writes_the_sdk_s_bare_hex_and_verify_accepts_every_form() {
     }
 }
 
+/// `verify` trims what HTTP trims (spaces and tabs) and nothing more: a value the edge
+/// refuses as malformed (a trailing no-break space or vertical tab) is refused here too.
+#[test]
+fn verify_trims_only_http_whitespace_as_the_edge_does() {
+    let body = sample_body();
+    let hex = Scheme::Skytells
+        .sign(
+            secret(Scheme::Skytells).as_bytes(),
+            &body,
+            &Default::default(),
+        )
+        .unwrap()[0]
+        .1
+        .clone();
+    let verify = |value: &str| {
+        let header = format!("x-skytells-signature: {value}");
+        let secret = secret(Scheme::Skytells);
+        let args = [
+            "verify", "--scheme", "skytells", "--secret", secret, "-H", &header,
+        ];
+        let out = hookvault(&args, &body);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify(&format!("\t{hex} \t"));
+    assert_eq!(code, Some(0), "{out}");
+    for odd in ["\u{a0}", "\u{b}", "\u{2003}"] {
+        let (code, out) = verify(&format!("{hex}{odd}"));
+        assert_eq!(code, Some(1), "{odd:?}: {out}");
+        assert!(out.contains("400 malformed_signature"), "{odd:?}: {out}");
+    }
+}
+
 #[test]
 fn verify_refuses_every_corpus_case_with_its_reason() {
     for scheme in ALL_SCHEMES {
@@ -184,99 +219,139 @@ fn verify_refuses_every_corpus_case_with_its_reason() {
     }
 }
 
+/// Each usage error exits 2 and its message names the problem: clap also exits 2 for an
+/// unknown or renamed flag, so the code alone would not tell these cases from a typo in
+/// the test.
 #[test]
-fn usage_errors_exit_2() {
-    for args in [
-        &["verify", "--scheme", "svix", "--secret", "x"][..],
-        &[
-            "verify", "--scheme", "skytells", "--secret", "x", "-H", "no colon",
-        ],
-        &["verify", "--scheme", "skytells"],
-        &["sign", "--scheme", "standard", "--secret", "whsec_!!!"],
-        &["frobnicate"],
+fn usage_errors_exit_2_and_name_the_problem() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["verify", "--scheme", "svix", "--secret", "x"],
+            "unknown scheme \"svix\"",
+        ),
+        (
+            &[
+                "verify", "--scheme", "skytells", "--secret", "x", "-H", "no colon",
+            ],
+            "\"no colon\" is not `Name: value`",
+        ),
+        (&["verify", "--scheme", "skytells"], "--secret <SECRETS>"),
+        (
+            &["sign", "--scheme", "standard", "--secret", "whsec_!!!"],
+            "must be base64",
+        ),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         // The operator commands refuse what they cannot do before touching AWS.
-        &["events", "list", "--bucket", "b"],
-        &["events", "list", "--bucket", "b", "--since", "yesterday"],
-        &[
-            "events", "list", "--bucket", "b", "--since", "2h", "--status", "lost",
-        ],
-        &[
-            "events", "list", "--bucket", "b", "--since", "1h", "--until", "2h",
-        ],
-        &[
-            "events",
-            "list",
-            "--bucket",
-            "b",
-            "--since",
-            "99999999999999d",
-        ],
-        &["events", "list", "--bucket", "b", "--since", "91d"],
-        &[
-            "events",
-            "list",
-            "--bucket",
-            "b",
-            "--since",
-            "2026-02-30T00:00:00Z",
-        ],
-        &[
-            "events",
-            "list",
-            "--bucket",
-            "b",
-            "--since",
-            "2099-01-01T00:00:00Z",
-        ],
-        &[
-            "replay",
-            "--bucket",
-            "b",
-            "--queue-url",
-            "q",
-            "--since",
-            "1h",
-            "--status",
-            "lost",
-        ],
-        &["replay", "--bucket", "b", "--queue-url", "q"],
-        &[
-            "replay",
-            "--bucket",
-            "b",
-            "--queue-url",
-            "q",
-            "--dlq",
-            "--since",
-            "1h",
-        ],
-        &["replay", "--bucket", "b", "--queue-url", "q", "--dlq"],
-        &[
-            "replay",
-            "--bucket",
-            "b",
-            "--queue-url",
-            "q",
-            "--dlq",
-            "--force",
-        ],
-        &[
-            "send",
-            "http://127.0.0.1:9/",
-            "--scheme",
-            "skytells",
-            "--secret",
-            "s",
-            "--attempts",
-            "0",
-        ],
-    ] {
+        (&["events", "list", "--bucket", "b"], "--since <SINCE>"),
+        (
+            &["events", "list", "--bucket", "b", "--since", "yesterday"],
+            "\"yesterday\" is neither a duration",
+        ),
+        (
+            &[
+                "events", "list", "--bucket", "b", "--since", "2h", "--status", "lost",
+            ],
+            "\"lost\" is not one of",
+        ),
+        (
+            &[
+                "events", "list", "--bucket", "b", "--since", "1h", "--until", "2h",
+            ],
+            "--until is before --since",
+        ),
+        (
+            &[
+                "events",
+                "list",
+                "--bucket",
+                "b",
+                "--since",
+                "99999999999999d",
+            ],
+            "at most 90 days",
+        ),
+        (
+            &["events", "list", "--bucket", "b", "--since", "91d"],
+            "at most 90 days",
+        ),
+        (
+            &[
+                "events",
+                "list",
+                "--bucket",
+                "b",
+                "--since",
+                "2026-02-30T00:00:00Z",
+            ],
+            "\"2026-02-30T00:00:00Z\" is neither",
+        ),
+        (
+            &[
+                "events",
+                "list",
+                "--bucket",
+                "b",
+                "--since",
+                "2099-01-01T00:00:00Z",
+            ],
+            "is in the future",
+        ),
+        (
+            &[
+                "replay",
+                "--bucket",
+                "b",
+                "--queue-url",
+                "q",
+                "--since",
+                "1h",
+                "--status",
+                "lost",
+            ],
+            "\"lost\" is not one of",
+        ),
+        (
+            &["replay", "--bucket", "b", "--queue-url", "q"],
+            "<--dlq|--since <SINCE>>",
+        ),
+        (
+            &[
+                "replay",
+                "--bucket",
+                "b",
+                "--queue-url",
+                "q",
+                "--dlq",
+                "--since",
+                "1h",
+            ],
+            "'--dlq' cannot be used with '--since <SINCE>'",
+        ),
+        (
+            &["replay", "--bucket", "b", "--queue-url", "q", "--dlq"],
+            "--dlq needs --dlq-url",
+        ),
+        (
+            &[
+                "send",
+                "http://127.0.0.1:9/",
+                "--scheme",
+                "skytells",
+                "--secret",
+                "s",
+                "--attempts",
+                "0",
+            ],
+            "0 is not in 1..=10",
+        ),
+    ];
+    for (args, says) in cases {
         let out = hookvault(args, b"{}");
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} does not say {says:?}: {stderr}"
         );
     }
 }

@@ -93,8 +93,10 @@ impl PredictionStatus {
 }
 
 impl From<&str> for PredictionStatus {
+    /// The status named `s`, in any ASCII case; anything else is [`PredictionStatus::Other`],
+    /// kept as sent.
     fn from(s: &str) -> Self {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "queued" => PredictionStatus::Queued,
             "pending" => PredictionStatus::Pending,
             "starting" => PredictionStatus::Starting,
@@ -103,7 +105,7 @@ impl From<&str> for PredictionStatus {
             "succeeded" => PredictionStatus::Succeeded,
             "failed" => PredictionStatus::Failed,
             "cancelled" | "canceled" => PredictionStatus::Cancelled,
-            other => PredictionStatus::Other(other.to_owned()),
+            _ => PredictionStatus::Other(s.to_owned()),
         }
     }
 }
@@ -252,7 +254,11 @@ impl WebhookEvent {
         let Some(obj) = value.as_object_mut() else {
             return Err(EventError::Shape("expected a JSON object".into()));
         };
-        let (event_type, mut inner) = if obj.get("data").is_some_and(Value::is_object) {
+        // Wrapped: an object `data` and no prediction id of its own (a bare Prediction
+        // may carry a `data` member of its own, and stays bare).
+        let wrapped = obj.get("data").is_some_and(Value::is_object)
+            && !obj.get("id").is_some_and(Value::is_string);
+        let (event_type, mut inner) = if wrapped {
             let event_type = obj
                 .get("type")
                 .or_else(|| obj.get("event"))
@@ -303,13 +309,19 @@ pub fn raw_output(body: &[u8]) -> Option<&str> {
     #[derive(Deserialize)]
     struct Outer<'a> {
         #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow, default)]
         output: Option<&'a RawValue>,
         #[serde(borrow, default)]
         data: Option<&'a RawValue>,
     }
     let text = std::str::from_utf8(strip_bom(body)).ok()?;
     let outer: Outer<'_> = serde_json::from_str(text).ok()?;
-    if let Some(data) = outer.data.filter(|d| d.get().trim_start().starts_with('{')) {
+    let own_id = outer.id.is_some_and(|i| i.get().starts_with('"'));
+    if let Some(data) = outer
+        .data
+        .filter(|d| !own_id && d.get().trim_start().starts_with('{'))
+    {
         let inner: Outer<'_> = serde_json::from_str(data.get()).ok()?;
         return inner.output.map(RawValue::get);
     }
@@ -334,8 +346,11 @@ pub struct PredictionHead {
 /// wrapped body, the one its event name announces (as [`WebhookEvent::from_value`]).
 pub fn prediction_head(body: &[u8]) -> Option<PredictionHead> {
     let outer = Head::read(body)?;
-    let (head, event_type) = match outer.data {
-        Some(data) => (Head::read(data.get().as_bytes())?, outer.event_type),
+    let (head, event_type) = match outer.data.filter(|_| outer.id.is_none()) {
+        Some(data) => (
+            Head::read(data.get().as_bytes())?,
+            outer.event_type.or(outer.event_name),
+        ),
         None => (outer, None),
     };
     let id = head.id?;
@@ -366,6 +381,9 @@ pub struct Head<'a> {
     /// `type` of a wrapped payload, when a string (any other value is skipped).
     #[serde(rename = "type", borrow, default, deserialize_with = "string_only")]
     pub event_type: Option<std::borrow::Cow<'a, str>>,
+    /// `event`, the other name some senders give `type`, when a string.
+    #[serde(rename = "event", borrow, default, deserialize_with = "string_only")]
+    pub event_name: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn string_only<'de, D: Deserializer<'de>>(
@@ -559,6 +577,38 @@ mod tests {
         );
         // An unknown name and no status is not a prediction.
         assert!(prediction_head(br#"{"type":"x","data":{"id":"p"}}"#).is_none());
+        // `event` names the event as `type` does.
+        let body = br#"{"event":"prediction.failed","data":{"id":"p"}}"#;
+        assert_eq!(
+            prediction_head(body).unwrap().status,
+            PredictionStatus::Failed
+        );
+        assert_eq!(
+            WebhookEvent::parse(body).unwrap().prediction.status,
+            PredictionStatus::Failed
+        );
+        // A bare Prediction with a `data` member of its own stays bare, in all three readers.
+        let body = br#"{"id":"p","status":"succeeded","output":["https://a/x.png"],"data":{"id":"q","status":"failed","output":"no"}}"#;
+        let p = WebhookEvent::parse(body).unwrap().prediction;
+        assert_eq!(
+            (p.id.as_str(), &p.status),
+            ("p", &PredictionStatus::Succeeded)
+        );
+        let head = prediction_head(body).unwrap();
+        assert_eq!(
+            (head.id.as_str(), head.status),
+            ("p", PredictionStatus::Succeeded)
+        );
+        assert_eq!(raw_output(body), Some(r#"["https://a/x.png"]"#));
+        // Statuses in capitals are the same statuses.
+        assert_eq!(
+            PredictionStatus::from("SUCCEEDED"),
+            PredictionStatus::Succeeded
+        );
+        assert_eq!(
+            PredictionStatus::from("Paused"),
+            PredictionStatus::Other("Paused".into())
+        );
         // A non-string type does not hide the head.
         assert_eq!(
             prediction_head(br#"{"type":5,"data":{"id":"p","status":"failed"}}"#)

@@ -114,11 +114,18 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
 }
 
 impl ProviderError {
-    /// The error an HTTP response carries, if any: `None` for a 2xx whose body is not an
-    /// error (a failed prediction's 200 *is* an error).
+    /// The error an HTTP response carries, if any. A 2xx is an error only when it is a
+    /// failed prediction (`"status": "failed"`): the provider's documented Prediction
+    /// object carries an `error` member on every answer, succeeded ones too (`"error":
+    /// "string"` in learn.skytells.ai, docs/api/v1/predictions/create), and a 2xx means the
+    /// prediction exists, so nothing else in it may turn it into a refusal.
     pub fn from_response(http_status: u16, body: &[u8]) -> Option<Self> {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         if let Some(v) = &json {
+            let failed = v.get("status").and_then(Value::as_str) == Some("failed");
+            if (200..300).contains(&http_status) && !failed {
+                return None;
+            }
             if let Some(err) = v.get("error").filter(|e| e.is_object()) {
                 return Some(Self::inference(http_status, err));
             }
@@ -253,6 +260,23 @@ mod tests {
             ProviderError::from_response(200, br#"{"id":"p","status":"succeeded"}"#),
             None
         );
+        // A 2xx that is not a failed prediction is never an error, whatever `error` or
+        // `error_id` it carries (the documented Prediction object has `"error": "string"`).
+        for body in [
+            &br#"{"id":"p","status":"starting","error":{"message":"none"}}"#[..],
+            br#"{"id":"p","status":"succeeded","error":"string"}"#,
+            br#"{"id":"p","status":"processing","error_id":""}"#,
+            br#"{"data":{"id":"p","status":"starting"},"error":{"code":"x"}}"#,
+        ] {
+            assert_eq!(ProviderError::from_response(201, body), None, "{body:?}");
+        }
+        // A failed prediction's 200 is one.
+        let e = ProviderError::from_response(
+            200,
+            br#"{"id":"p","status":"failed","error_id":"INSUFFICIENT_CREDITS","error_message":"top up"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.code, "INSUFFICIENT_CREDITS");
         let e = ProviderError::from_response(503, b"<html>busy</html>").unwrap();
         assert_eq!((e.code.as_str(), e.retryable), ("HTTP_503", true));
         let e = ProviderError::from_response(422, b"").unwrap();

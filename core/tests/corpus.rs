@@ -45,6 +45,30 @@ fn every_corpus_case_is_refused_with_its_status_and_code() {
     assert!(seen > 50);
 }
 
+/// The forms a MAC could leak in: lowercase and uppercase hex, and base64.
+fn leak_forms(mac: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    vec![
+        hex::encode(mac),
+        hex::encode_upper(mac),
+        base64::engine::general_purpose::STANDARD.encode(mac),
+    ]
+}
+
+/// What the sender signs for `body` under `scheme` at NOW (the scheme's prefix, then the
+/// body), MAC'd with `key`.
+fn expected_mac(scheme: Scheme, key: &[u8], body: &[u8]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    match scheme {
+        Scheme::Standard => m.update(format!("msg_2Lw8vN0abc.{NOW}.").as_bytes()),
+        Scheme::Stripe => m.update(format!("{NOW}.").as_bytes()),
+        Scheme::Skytells | Scheme::GitHub => {}
+    }
+    m.update(body);
+    m.finalize().into_bytes().to_vec()
+}
+
 #[test]
 fn error_messages_never_contain_the_secret_or_the_expected_signature() {
     for scheme in ALL_SCHEMES {
@@ -60,6 +84,13 @@ fn error_messages_never_contain_the_secret_or_the_expected_signature() {
             .find(|(k, _)| *k == scheme.signature_header())
             .unwrap()
             .1;
+        // The MAC of the good body, in every form it could be written in; it must be
+        // what the header carries (so this check looks for the right thing).
+        let good_mac = expected_mac(scheme, &key, &sample_body());
+        assert!(
+            leak_forms(&good_mac).iter().any(|f| expected_sig.contains(f.as_str())),
+            "{scheme}: the MAC computed here is not the one signed"
+        );
         for case in bad_inputs(scheme, secret(scheme), NOW) {
             let err = scheme
                 .verify(&ring, &case.headers, &case.body, &VerifyOptions::at(NOW))
@@ -67,6 +98,12 @@ fn error_messages_never_contain_the_secret_or_the_expected_signature() {
             let text = format!("{err} {err:?}");
             assert!(!text.contains(secret(scheme)), "{text}");
             assert!(!text.contains(expected_sig.as_str()), "{text}");
+            // Nor the MAC of the good body or of the case's own (altered) body, in hex of
+            // either case or base64.
+            let case_mac = expected_mac(scheme, &key, &case.body);
+            for leak in leak_forms(&good_mac).into_iter().chain(leak_forms(&case_mac)) {
+                assert!(!text.contains(&leak), "{}: {text}", case.name);
+            }
         }
     }
 }

@@ -23,8 +23,9 @@ use serde_json::{json, Map, Value};
 /// raw event, its evidence and an event-log entry in S3) for each prediction, where the
 /// archiver only keeps it (`ignored`: nothing to archive for a non-terminal status), and
 /// what it tells (when processing began) also arrives with the terminal event, whose
-/// Prediction object carries `started_at`. The archive answers 404 for a running
-/// prediction either way. `prediction.cancelled` is asked for because a cancelled
+/// Prediction object carries `started_at`. A non-terminal webhook that comes anyway (the
+/// provider documents one on every status change) is recorded as the prediction's state,
+/// which `GET /predictions/{id}` answers. `prediction.cancelled` is asked for because a cancelled
 /// prediction gets a `failure.json` in the archive.
 pub const CURRENT_EVENTS: [&str; 3] = [
     "prediction.succeeded",
