@@ -12,15 +12,17 @@
 //! | `MAX_BODY_BYTES` | var | 26214400 (25 MiB) | the hard cap: larger bodies get 413, before verification; at most 33554432 (32 MiB, see [`MAX_BODY_LIMIT`]) |
 //! | `SQS_MAX_MESSAGE_BYTES` | var | 1048576 (1 MiB) | the queue's `MaximumMessageSize`; a body whose envelope would be larger goes by claim check; at most 1048576 |
 //! | `CLAIM_CHECK_BUCKET` | var | none | the bucket large bodies are written to (`raw/{sha256}`) before their envelope is queued; without it the cap is what fits in one message (about 770 KB) |
-//! | `CLAIM_CHECK_TIMEOUT_MS` | var | 30000 | how long to wait for S3 to take a claim-checked body before answering 503 (a 25 MiB body in 30 s needs about 7 Mbit/s from the Cloudflare location to the region) |
+//! | `CLAIM_CHECK_TIMEOUT_MS` | var | 30000 | how long each claim-check `PutObject` attempt waits for S3 to take the body (a 25 MiB body in 30 s needs about 7 Mbit/s from the Cloudflare location to the region) |
 //! | `S3_ENDPOINT` | var | `https://{bucket}.s3.{region}.amazonaws.com/` | endpoint override, path style (the local stack) |
 //! | `SIGNATURE_TOLERANCE_SECS` | var | 300 | timestamp tolerance (Standard Webhooks, Stripe) |
-//! | `SQS_TIMEOUT_MS` | var | 5000 | how long to wait for SQS before answering 503 |
+//! | `SQS_TIMEOUT_MS` | var | 5000 | how long each `SendMessage` attempt waits for SQS |
+//! | `RETRY_BUDGET_MS` | var | 10000 | the request's time budget for retries, counted from its arrival: a `SendMessage` or claim-check `PutObject` that failed for a reason a retry can fix (throttling, 5xx, no answer) is retried with jittered back-off while a retry still fits in it; 0 turns retries off; at most 60000 ([`MAX_RETRY_BUDGET_MS`]) |
 //! | `RETRY_AFTER_SECS` | var | 10 | `Retry-After` on a 503 |
 
 use std::collections::BTreeMap;
 
 use hookvault_core::keyring::KeySpec;
+use hookvault_core::retry::RetryPolicy;
 use hookvault_core::{KeyRing, Scheme};
 use serde::Deserialize;
 
@@ -43,6 +45,12 @@ pub const MAX_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// SQS's largest message: 1 MiB (raised from 256 KiB in 2025;
 /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
 pub const SQS_MESSAGE_LIMIT: usize = 1_048_576;
+
+/// The largest `RETRY_BUDGET_MS`: 60 s. A retry resends the request as first signed, and
+/// a SigV4 signature is valid for five minutes
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html>): a claim
+/// check's 30 s and a minute of retries stay well within it.
+pub const MAX_RETRY_BUDGET_MS: u32 = 60_000;
 
 /// One provider the edge accepts webhooks from.
 #[derive(Debug, Clone)]
@@ -77,6 +85,11 @@ pub struct EdgeConfig {
     pub sqs_timeout_ms: u32,
     /// S3 timeout for a claim-checked body, milliseconds.
     pub claim_check_timeout_ms: u32,
+    /// The request's time budget for retries, milliseconds from its arrival
+    /// (`RETRY_BUDGET_MS`).
+    pub retry_budget_ms: u32,
+    /// How writes are retried within the budget ([`crate::flow::retry_policy`]).
+    pub retry: RetryPolicy,
     /// `Retry-After` on 503, seconds.
     pub retry_after_secs: u32,
 }
@@ -239,6 +252,17 @@ impl EdgeConfig {
                 "CLAIM_CHECK_TIMEOUT_MS",
                 num("CLAIM_CHECK_TIMEOUT_MS", 30_000)?,
             )?,
+            retry_budget_ms: small("RETRY_BUDGET_MS", num("RETRY_BUDGET_MS", 10_000)?).and_then(
+                |v| {
+                    (v <= MAX_RETRY_BUDGET_MS).then_some(v).ok_or_else(|| {
+                        invalid(
+                            "RETRY_BUDGET_MS",
+                            format!("expected 0 to {MAX_RETRY_BUDGET_MS}"),
+                        )
+                    })
+                },
+            )?,
+            retry: crate::flow::retry_policy(),
             retry_after_secs: small("RETRY_AFTER_SECS", num("RETRY_AFTER_SECS", 10)?)?,
         })
     }
@@ -307,6 +331,24 @@ mod tests {
             c.max_message
         ));
         assert!(c.claim_check.is_none());
+        // The claim check has its own timeout; retries have a budget.
+        assert_eq!(
+            (c.claim_check_timeout_ms, c.retry_budget_ms),
+            (30_000, 10_000)
+        );
+        let c = load(&vars(&[
+            ("CLAIM_CHECK_TIMEOUT_MS", "45000"),
+            ("RETRY_BUDGET_MS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((c.claim_check_timeout_ms, c.retry_budget_ms), (45_000, 0));
+        assert!(matches!(
+            load(&vars(&[("RETRY_BUDGET_MS", "60001")])),
+            Err(ConfigError::Invalid {
+                name: "RETRY_BUDGET_MS",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! What the edge answers, decided without I/O.
 //!
-//! The Worker glue calls [`check_declared_length`] before reading the body, [`prepare`]
-//! and the MACs (or [`accept_webhook`] / [`accept_probe`] natively) once it has it,
-//! [`received`] for the envelope, and [`queue_failure`] or [`claim_check_failure`] when
-//! SQS or S3 does not take the event. After a signature verifies, the only refusal left is
+//! The request flow ([`crate::flow`]) calls [`check_declared_length`] before reading the
+//! body, [`prepare`] and the MACs (the runtime's WebCrypto in the Worker, [`settle`] in
+//! the native tests) once it has it, [`received`] for the envelope, and [`queue_failure`]
+//! or [`claim_check_failure`] when SQS or S3 does not take the event. After a signature verifies, the only refusal left is
 //! the size cap, checked before: every authentic body is queued, whatever its bytes.
 
-use hookvault_core::envelope::{Envelope, Received};
+use hookvault_core::envelope::Received;
 use hookvault_core::{Pending, Verified, VerifyError, VerifyOptions};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::config::{EdgeConfig, Provider};
 use crate::s3::S3Error;
@@ -191,39 +190,6 @@ pub fn received<'a>(
         content_type: content_type.filter(|c| c.len() <= 256),
         received_at_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
     }
-}
-
-/// Verifies a webhook and builds its envelope, carried inline: [`prepare`], [`settle`],
-/// [`received`]. Once the signature verifies, nothing about the body is refused.
-pub fn accept_webhook(
-    cfg: &EdgeConfig,
-    provider_name: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    now_ms: u64,
-) -> Result<(Verified, Envelope), Rejection> {
-    let (p, pending) = prepare(cfg, Some(provider_name), headers, body, now_ms)?;
-    let verified = settle(p, pending)?;
-    let envelope = Envelope::with_digest(
-        &received(p, &verified, headers, None, now_ms),
-        body,
-        &Sha256::digest(body).into(),
-        None,
-    );
-    Ok((verified, envelope))
-}
-
-/// Verifies a probe (the rotator's proof that the edge accepts a key). Nothing is queued.
-/// Without a provider in the path, the only configured provider is meant.
-pub fn accept_probe(
-    cfg: &EdgeConfig,
-    provider_name: Option<&str>,
-    headers: &[(String, String)],
-    body: &[u8],
-    now_ms: u64,
-) -> Result<Verified, Rejection> {
-    let (p, pending) = prepare(cfg, provider_name, headers, body, now_ms)?;
-    settle(p, pending)
 }
 
 /// 503 when SQS does not take the message: the sender retries. (Once the signature

@@ -9,9 +9,11 @@
 //! SigV4 `PutObject` (the claim check, [`s3`]) and the envelope points at it.
 //!
 //! The request logic is plain Rust, tested natively: [`route`], [`handler`], [`sqs`],
-//! [`s3`], [`config`], [`trace`] and [`log`] do no I/O. The Worker glue (`worker_entry`, wasm32 only)
-//! reads the request and the environment, performs the `fetch`es to S3 and SQS, and
-//! writes the log.
+//! [`s3`], [`config`], [`trace`] and [`log`] do no I/O, and the request flow ([`flow`]:
+//! verify, claim check, `SendMessage`, retries within the request's budget) is generic
+//! over its I/O ([`io::Io`]), so the native tests run it with a fake runtime and a virtual
+//! clock. The Worker glue (`worker_entry`, wasm32 only) is the runtime's side of that
+//! interface: the request, WebCrypto, `fetch` with a timeout, timers, the log line.
 //!
 //! | route | answer |
 //! |---|---|
@@ -23,7 +25,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod flow;
 pub mod handler;
+pub mod io;
 pub mod json_string;
 pub mod log;
 pub mod route;
@@ -34,10 +38,6 @@ pub mod trace;
 
 #[cfg(target_arch = "wasm32")]
 mod one_call;
-#[cfg(target_arch = "wasm32")]
-mod s3_put;
-#[cfg(target_arch = "wasm32")]
-mod sqs_send;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;
 #[cfg(target_arch = "wasm32")]

@@ -65,6 +65,12 @@ pub struct RequestLog {
     /// SQS's message id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqs_message_id: Option<String>,
+    /// `SendMessage` attempts made, when more than one (retried within the request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs_attempts: Option<u32>,
+    /// Claim-check `PutObject` attempts made, when more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_attempts: Option<u32>,
     /// Milliseconds from receipt to answer.
     pub latency_ms: u64,
 }

@@ -37,6 +37,9 @@ export async function send(method, url, body, flat, timeoutMs) {
   });
   return [r.status, await r.text()];
 }
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(catch)]
@@ -50,6 +53,9 @@ extern "C" {
         flat: &str,
         timeout_ms: u32,
     ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = sleep)]
+    fn sleep_js(ms: f64) -> Promise;
 }
 
 /// `name\nvalue\n…`; `None` if a name or value has a line break (never sent).
@@ -108,4 +114,12 @@ pub async fn send_text(
     let status = answer.get(0).as_f64().unwrap_or_default() as u16;
     let text = answer.get(1).as_string().unwrap_or_default();
     Ok((status, text))
+}
+
+/// Waits `ms` milliseconds (`setTimeout`, which a Worker may call while it serves a
+/// request: <https://developers.cloudflare.com/workers/runtime-apis/web-standards/#timers>).
+pub async fn sleep(ms: u64) {
+    // A timer promise only resolves; an error here would mean no timer ran, and the
+    // retry that follows is still bounded by the request's budget.
+    let _ = JsFuture::from(sleep_js(ms as f64)).await;
 }

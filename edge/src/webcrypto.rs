@@ -271,17 +271,8 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
 }
 
-/// A request body read in one piece, and what WebCrypto computed from it on arrival.
-pub struct Body {
-    /// The body, in WASM memory.
-    pub bytes: Vec<u8>,
-    /// The body as the runtime read it.
-    pub js: Uint8Array,
-    /// The ring's first key's HMAC of the body, if asked for and computed.
-    pub first_mac: Option<[u8; 32]>,
-    /// The body's SHA-256, if asked for and computed.
-    pub sha256: Option<[u8; 32]>,
-}
+/// A request body read in one piece, with what WebCrypto computed from it on arrival.
+pub type Body = crate::io::Body<Uint8Array>;
 
 /// Reads `request`'s body (its length is declared and within `max`) and, in the same
 /// wait, has WebCrypto compute from it what verification and the envelope need: the
@@ -313,6 +304,6 @@ pub async fn read_body(
         bytes: js.to_vec(),
         first_mac: optional(read.get(1)),
         sha256: optional(read.get(2)),
-        js,
+        blob: js,
     })
 }

@@ -424,6 +424,104 @@ async fn sqs_outages_answer_503_and_nothing_is_acknowledged() {
     assert_unavailable(&stack, "moto stopped").await;
 }
 
+/// A stand-in S3 that takes `delay` over every request: it reads the whole request, waits,
+/// answers 200, and hands each body it took to the returned receiver.
+async fn slow_s3(
+    delay: std::time::Duration,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65_536];
+                let body_at = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..body_at]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < body_at + length {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(buf[body_at..body_at + length].to_vec());
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (url, rx, task)
+}
+
+/// Issue 24, item 3: the claim check's `PutObject` waits `CLAIM_CHECK_TIMEOUT_MS` (30 s by
+/// default), not `SQS_TIMEOUT_MS` (5 s by default). An S3 that takes 8 s over a body gets
+/// it, and the webhook is answered 202, with the default timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_check_to_an_s3_that_takes_8_s_is_accepted_with_the_default_timeouts() {
+    let (s3_url, mut stored, s3_task) = slow_s3(std::time::Duration::from_secs(8)).await;
+    let stack = Stack::start(
+        "events",
+        &[
+            ("WEBHOOK_SECRETS", "slow-s3-secret".to_owned()),
+            // The defaults, in place of the test stack's short SQS timeout.
+            ("SQS_TIMEOUT_MS", "5000".to_owned()),
+            ("S3_ENDPOINT", s3_url),
+            // A 4 KiB body goes by claim check.
+            ("SQS_MAX_MESSAGE_BYTES", "2048".to_owned()),
+        ],
+    )
+    .await;
+    let body = json!({"id": "pred_slow_s3", "status": "succeeded", "logs": "z".repeat(4_000)})
+        .to_string()
+        .into_bytes();
+    let started = std::time::Instant::now();
+    let (status, _, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "slow-s3-secret", &body, now()),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 202, "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(8));
+    assert!(
+        stored.recv().await.unwrap() == body,
+        "S3 took the exact bytes"
+    );
+    let messages = stack.drain().await;
+    assert_eq!(messages.len(), 1);
+    let envelope = Envelope::from_json(messages[0].body.as_deref().unwrap()).unwrap();
+    assert!(
+        matches!(envelope.body, hookvault_core::envelope::Body::S3(_)),
+        "claim-checked"
+    );
+    s3_task.abort();
+}
+
 /// 500 webhooks at once, 100 in flight. The sender behaves as the provider does: a 503
 /// (SQS slow or down) is retried. Every event must end accepted and on the queue; a 503
 /// whose message SQS had in fact taken may leave a duplicate, which the archiver absorbs.
