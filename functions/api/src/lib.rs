@@ -18,6 +18,7 @@ pub mod config;
 pub mod dialect;
 pub mod error;
 pub mod idempotency;
+pub mod request;
 pub mod status;
 pub mod submit;
 

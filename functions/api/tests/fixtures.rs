@@ -1,13 +1,14 @@
 //! The api's event fixtures, `events/api/`: Lambda Function URL requests (payload format
 //! 2.0, `AuthType: NONE` as in infra/template.yaml), read as the api's `main` reads them
-//! (`lambda_http` turns the JSON into an `http::Request`), with the inputs `main` takes
-//! from the request, and routed through `Api::handle` as far as needs no AWS: the route
-//! and method checks come before authentication, so a request without a bearer key is
-//! answered 401 without a call to Secrets Manager or S3.
+//! (`lambda_http` turns the JSON into an `http::Request`, then `request::Inputs::read`,
+//! the one reader `main` uses through `Api::serve`), and served as far as needs no AWS:
+//! the route and method checks come before authentication, so a request without a bearer
+//! key is answered 401 without a call to Secrets Manager or S3.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
+use hookvault_api::request::Inputs;
 use hookvault_api::{auth, idempotency, submit, Api, ApiConfig};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::request::RequestContext;
@@ -24,36 +25,8 @@ const CALLER_KEY: &str = "caller-key-local-0123456789abcdef";
 const PREDICTION_ID: &str = "pred_7Hq2VxKp3mWz";
 const URL_ID: &str = "kx7pmw3qr2vha6dnf4jb5c2yzu0tlgse";
 
-/// What the api's `main` hands to `Api::handle`, taken from the request the same way.
-struct Inputs {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    idempotency_keys: Vec<Vec<u8>>,
-    body: Vec<u8>,
-}
-
 fn request(fixture: &str) -> Request {
     lambda_http::request::from_str(fixture).expect("lambda_http reads the fixture")
-}
-
-fn inputs(req: &Request) -> Inputs {
-    Inputs {
-        method: req.method().as_str().to_owned(),
-        path: req.uri().path().to_owned(),
-        authorization: req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        idempotency_keys: req
-            .headers()
-            .get_all(idempotency::HEADER)
-            .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect(),
-        body: req.body().as_ref().to_vec(),
-    }
 }
 
 /// An api whose AWS clients are never called (no credentials, no endpoint reached).
@@ -85,10 +58,16 @@ fn api() -> Api {
     Api::new(cfg, secrets, s3)
 }
 
-async fn handle(api: &Api, i: &Inputs, authorization: Option<&str>) -> hookvault_api::Reply {
-    let keys: Vec<&[u8]> = i.idempotency_keys.iter().map(Vec::as_slice).collect();
-    api.handle(&i.method, &i.path, authorization, &keys, &i.body, None)
-        .await
+async fn handle(api: &Api, i: &Inputs<'_>) -> hookvault_api::Reply {
+    api.handle(
+        i.method,
+        i.path,
+        i.authorization,
+        &i.idempotency_keys,
+        i.body,
+        None,
+    )
+    .await
 }
 
 #[test]
@@ -135,38 +114,30 @@ fn fixtures_are_function_url_requests() {
 #[test]
 fn post_prediction_carries_a_key_an_idempotency_key_and_a_submission() {
     let req = request(POST);
-    let i = inputs(&req);
-    assert_eq!(
-        (i.method.as_str(), i.path.as_str()),
-        ("POST", "/predictions")
-    );
-    assert_eq!(auth::bearer(i.authorization.as_deref()), Some(CALLER_KEY));
-    let keys: Vec<&[u8]> = i.idempotency_keys.iter().map(Vec::as_slice).collect();
-    let key = idempotency::from_headers(&keys).unwrap().unwrap();
+    let i = Inputs::read(&req);
+    assert_eq!((i.method, i.path), ("POST", "/predictions"));
+    assert_eq!(auth::bearer(i.authorization), Some(CALLER_KEY));
+    let key = idempotency::from_headers(&i.idempotency_keys)
+        .unwrap()
+        .unwrap();
     assert_eq!(key.as_str(), "974e05f3-dda4-471c-b867-b481ca1db1ad");
     // The provider's names, `{model, input}` (the unauthenticated fixture has the course's).
-    let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(i.body).unwrap();
     assert_eq!(body["model"], "stable-video-6s");
-    let submission = submit::parse(&i.body).unwrap();
+    let submission = submit::parse(i.body).unwrap();
     assert_eq!(submission.model_id, "stable-video-6s");
     assert_eq!(submission.inputs["prompt"], "a lake at dawn");
-    // main's trace id: the caller's traceparent.
-    let trace = req.headers()[hookvault_core::trace::TRACEPARENT]
-        .to_str()
-        .unwrap();
-    assert_eq!(
-        hookvault_core::trace::from_traceparent(trace).as_deref(),
-        Some("960911d4aab1bf2523e62a069275ea8c")
-    );
+    // The request's trace id: the caller's traceparent.
+    assert_eq!(i.trace_id, "960911d4aab1bf2523e62a069275ea8c");
 }
 
 #[test]
 fn get_prediction_names_the_archived_prediction() {
     let req = request(GET);
-    let i = inputs(&req);
+    let i = Inputs::read(&req);
     assert_eq!(i.method, "GET");
     assert_eq!(i.path, format!("/predictions/{PREDICTION_ID}"));
-    assert_eq!(auth::bearer(i.authorization.as_deref()), Some(CALLER_KEY));
+    assert_eq!(auth::bearer(i.authorization), Some(CALLER_KEY));
     assert!(i.body.is_empty());
     assert!(i.idempotency_keys.is_empty());
     hookvault_core::archive::check_id(PREDICTION_ID).unwrap();
@@ -175,24 +146,21 @@ fn get_prediction_names_the_archived_prediction() {
 #[tokio::test]
 async fn unauthenticated_request_is_refused_before_any_aws_call() {
     let req = request(UNAUTHENTICATED);
-    let i = inputs(&req);
-    assert_eq!(
-        (i.method.as_str(), i.path.as_str()),
-        ("POST", "/predictions")
-    );
+    let i = Inputs::read(&req);
+    assert_eq!((i.method, i.path), ("POST", "/predictions"));
     assert!(i.authorization.is_none());
     assert!(
-        submit::parse(&i.body).is_ok(),
+        submit::parse(i.body).is_ok(),
         "a valid submission, only unsigned"
     );
-    let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(i.body).unwrap();
     assert_eq!(body["model_id"], "stable-video-6s", "the course's names");
-    let reply = handle(&api(), &i, i.authorization.as_deref()).await;
-    assert_eq!(reply.status, 401);
-    assert!(reply
-        .headers
-        .contains(&("www-authenticate".to_owned(), "Bearer".to_owned())));
-    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    // Served as main serves it: the whole response.
+    let resp = api().serve(&req, None).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
     assert_eq!(body["error"], "unauthorized");
 }
 
@@ -206,15 +174,19 @@ async fn every_fixture_is_routed_to_an_authenticated_route() {
         ("get-prediction", GET),
         ("unauthenticated", UNAUTHENTICATED),
     ] {
-        let i = inputs(&request(fixture));
-        let reply = handle(&api, &i, None).await;
+        let req = request(fixture);
+        let i = Inputs {
+            authorization: None,
+            ..Inputs::read(&req)
+        };
+        let reply = handle(&api, &i).await;
         assert_eq!(reply.status, 401, "{name}: {}", reply.body);
         // The same request with another method is refused by the router.
         let wrong = Inputs {
-            method: if i.method == "GET" { "POST" } else { "GET" }.to_owned(),
+            method: if i.method == "GET" { "POST" } else { "GET" },
             ..i
         };
-        let reply = handle(&api, &wrong, None).await;
+        let reply = handle(&api, &wrong).await;
         assert_eq!(reply.status, 405, "{name}: {}", reply.body);
     }
 }
