@@ -87,6 +87,36 @@ pub struct FailureRecord {
     pub trace_id: Option<String>,
 }
 
+/// When a prediction's outputs leave the provider's CDN, as the archiver reckons it
+/// (issue 22): the prediction's `completed_at` (else the edge's receipt of the event)
+/// plus the provider's output retention (Skytells: 300 s, "Skytells does not retain
+/// output data more than 5 minutes after a prediction is completed",
+/// <https://learn.skytells.ai/docs/api/v1/webhooks>). Written beside the fields of the
+/// manifest and of `failure.json` ([`Windowed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputWindow {
+    /// The deadline, RFC 3339 UTC (second precision).
+    pub output_expires_at: String,
+    /// The retention that was applied, seconds.
+    pub output_retention_secs: u64,
+    /// What it was counted from: `completed_at` (the provider's) or `received_at` (the
+    /// edge's receipt, when the body has no readable `completed_at`).
+    pub output_window_from: String,
+}
+
+/// A record (a [`Manifest`], a [`FailureRecord`]) with its [`OutputWindow`] beside its
+/// own fields, flattened: one JSON object. Records written before the window existed read
+/// with `window: None`; readers of the bare record ignore the extra fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Windowed<T> {
+    /// The record.
+    #[serde(flatten)]
+    pub record: T,
+    /// Its output window, when the archiver knew it.
+    #[serde(flatten)]
+    pub window: Option<OutputWindow>,
+}
+
 /// `events/{provider}/{sha256}/event.json`: the evidence of one event, beside its exact
 /// bytes (`body`). With the secret, `hookvault verify --now <received_at_ms / 1000>` and
 /// each `signature_headers` entry as `-H` checks the body again.
@@ -249,6 +279,10 @@ pub struct IndexEntry {
     /// The trace id ([`crate::trace`]), if the envelope had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// When the prediction's outputs leave the provider's CDN ([`OutputWindow`]), RFC
+    /// 3339, for a prediction webhook whose window the archiver reckoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_expires_at: Option<String>,
     /// SQS's message id of the delivery that wrote this entry.
     pub message_id: String,
     /// True when that delivery was a `hookvault replay`.
@@ -281,5 +315,49 @@ mod index_tests {
         assert!(IndexOutcome::DeadLettered < IndexOutcome::Failed);
         // ALL lists them in rank order.
         assert!(IndexOutcome::ALL.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            id: "p".into(),
+            status: "succeeded".into(),
+            model: None,
+            event_id: "e".into(),
+            archived_at: "2026-12-06T00:00:00Z".into(),
+            outputs: vec![],
+            output_key: None,
+            raw_event: None,
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn the_window_sits_beside_the_record_and_is_optional() {
+        let w = Windowed {
+            record: manifest(),
+            window: Some(OutputWindow {
+                output_expires_at: "2026-12-06T00:05:00Z".into(),
+                output_retention_secs: 300,
+                output_window_from: "completed_at".into(),
+            }),
+        };
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["output_expires_at"], "2026-12-06T00:05:00Z");
+        assert_eq!(json["id"], "p");
+        // A reader of the bare manifest still reads it; an old manifest has no window.
+        let bare: Manifest = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(bare, manifest());
+        assert_eq!(
+            serde_json::from_value::<Windowed<Manifest>>(json).unwrap(),
+            w
+        );
+        let old = serde_json::to_value(manifest()).unwrap();
+        let read: Windowed<Manifest> = serde_json::from_value(old).unwrap();
+        assert_eq!(read.window, None);
     }
 }

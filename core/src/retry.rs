@@ -85,6 +85,22 @@ impl RetryPolicy {
         }
     }
 
+    /// CDN downloads inside the provider's output window (issue 22): short back-off
+    /// (0.5 s, 1 s, 2 s, then every 4 s, ±25 %) for as long as the caller's deadline
+    /// allows (the archiver's: the Lambda's deadline, its retry budget and the output's
+    /// expiry, whichever comes first), 429 and 5xx retried. The attempt cap (100) is
+    /// only a backstop: the deadline is what stops it. A `Retry-After` over 60 s gives up
+    /// (the record goes back to the queue and comes back when asked).
+    pub fn downloads_in_window() -> Self {
+        RetryPolicy {
+            max_attempts: 100,
+            base: Duration::from_millis(500),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(60),
+            ..Self::downloads()
+        }
+    }
+
     /// The back-off before retry number `retry` (0 for the first), with jitter from
     /// `unit` in `[0, 1)`: `base × 2^retry × (1 − jitter + 2·jitter·unit)`, capped.
     pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
@@ -168,6 +184,42 @@ mod tests {
         assert_eq!(p.backoff(1, 0.0), Duration::from_millis(1500));
         assert_eq!(p.backoff(1, 1.0), Duration::from_millis(2500));
         assert_eq!(p.backoff(20, 0.5), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn downloads_in_the_window_back_off_briefly_until_the_deadline() {
+        let p = RetryPolicy::downloads_in_window();
+        let waits: Vec<Duration> = (0..5).map(|n| p.backoff(n, 0.5)).collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 4000].map(Duration::from_millis)
+        );
+        let fail = Failure::Status {
+            status: 503,
+            retry_after: None,
+        };
+        // Time, not the count, stops it: 20 s of a CDN's 503s are all retried.
+        assert_eq!(
+            p.decide(10, fail, 0, Some(Duration::from_secs(60)), &mut mid()),
+            Decision::Retry(Duration::from_secs(4))
+        );
+        assert_eq!(
+            p.decide(10, fail, 0, Some(Duration::from_secs(3)), &mut mid()),
+            Decision::GiveUp(GiveUp::Deadline)
+        );
+        assert_eq!(
+            p.decide(
+                1,
+                Failure::Status {
+                    status: 404,
+                    retry_after: None
+                },
+                0,
+                None,
+                &mut mid()
+            ),
+            Decision::GiveUp(GiveUp::NotRetryable(404))
+        );
     }
 
     #[test]

@@ -1,8 +1,16 @@
 //! The local stand-in for Lambda's SQS event-source mapping: receive a batch, invoke the
 //! function with an SQS event, delete what succeeded, leave the `batchItemFailures` to
-//! come back after the visibility timeout. The queue's own redrive policy (set by
+//! come back when their visibility timeout ends. The queue's own redrive policy (set by
 //! [`create_with_dlq`]) moves a message to the DLQ after `maxReceiveCount` receives, as
 //! in AWS.
+//!
+//! Visibility as in AWS: each record carries its receipt handle and the queue's real ARN
+//! (`eventSourceARN`, from the queue URL), so the archiver's `ChangeMessageVisibility`
+//! before it reports a record (`functions/archiver/src/visibility.rs`) reaches this
+//! queue and decides when the record comes back; a record whose change failed, or a batch
+//! whose invocation failed, comes back after the receive's visibility timeout
+//! ([`Poller::visibility_timeout`], the queue's `VisibilityTimeout` in AWS). Only
+//! succeeded records are deleted: nothing here changes a failed record's visibility.
 
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -48,6 +56,15 @@ pub async fn create_with_dlq(
     Ok((queue, dlq))
 }
 
+/// The ARN of the queue at `queue_url` (`{endpoint}/{account}/{name}`, moto's and SQS's
+/// form): `arn:aws:sqs:us-east-1:{account}:{name}`, the region the local stack uses.
+pub fn queue_arn(queue_url: &str) -> String {
+    let mut parts = queue_url.trim_end_matches('/').rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or("123456789012");
+    format!("arn:aws:sqs:us-east-1:{account}:{name}")
+}
+
 /// What one poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Poll {
@@ -66,7 +83,8 @@ pub struct Poller {
     pub queue_url: String,
     /// Records per invocation (Lambda's `BatchSize`).
     pub batch_size: i32,
-    /// Seconds a received message stays invisible (the queue's visibility timeout).
+    /// Seconds a received message stays invisible unless the function changes it (the
+    /// queue's `VisibilityTimeout`; the template's value for a faithful run).
     pub visibility_timeout: i32,
 }
 
@@ -92,6 +110,7 @@ impl Poller {
         if messages.is_empty() {
             return Ok(Poll::default());
         }
+        let arn = queue_arn(&self.queue_url);
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {
@@ -126,7 +145,7 @@ impl Poller {
                     "attributes": attributes,
                     "messageAttributes": message_attributes,
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local",
+                    "eventSourceARN": arn,
                     "awsRegion": "us-east-1",
                 })
             })
@@ -168,5 +187,16 @@ impl Poller {
             deleted,
             failed: failed.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_arns_from_urls() {
+        assert_eq!(
+            super::queue_arn("http://127.0.0.1:4566/123456789012/hv-events"),
+            "arn:aws:sqs:us-east-1:123456789012:hv-events"
+        );
     }
 }

@@ -12,6 +12,13 @@
 //!   and `ALL_PROXY` (which reqwest honours by default) are ignored, so a proxy can never
 //!   take the connection and, with it, the address checks the guarded resolver makes:
 //!   every connection goes straight to an address the guard accepted.
+//! * **Bytes as served.** No decompression (`no_gzip`, `no_brotli`, `no_deflate`,
+//!   `no_zstd`), whatever features the build enabled: a `Content-Encoding: gzip` output is
+//!   stored, sized and hashed as the CDN sent it.
+//! * **Inside the output window.** Retries back off briefly (0.5 s to 4 s,
+//!   `RetryPolicy::downloads_in_window`) until the Lambda's deadline, the record's retry
+//!   budget or the output's expiry ([`Downloader::open_within`]); a CDN still failing when
+//!   the window closes is `OUTPUT_EXPIRED`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,9 +38,13 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Why an output could not be downloaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownloadError {
-    /// 403, 404 or 410: the 24-hour link has expired (or never existed). Permanent.
+    /// 403, 404 or 410: the link has expired (or never existed). Permanent.
     #[error("the output link has expired (HTTP {0})")]
     Expired(u16),
+    /// The CDN did not deliver (5xx, 429, no answer) and the provider's output window has
+    /// closed ([`crate::window`]): the output is gone. Permanent (`OUTPUT_EXPIRED`).
+    #[error("the CDN did not deliver before the output window closed ({0})")]
+    WindowClosed(String),
     /// The URL, a redirect or a resolved address is not allowed. Permanent.
     #[error("download refused: {0}")]
     Refused(GuardError),
@@ -65,7 +76,7 @@ impl DownloadError {
     /// The `error_id` written to `failure.json` for a permanent error.
     pub fn error_id(&self) -> &'static str {
         match self {
-            DownloadError::Expired(_) => "OUTPUT_EXPIRED",
+            DownloadError::Expired(_) | DownloadError::WindowClosed(_) => "OUTPUT_EXPIRED",
             DownloadError::Refused(_) => "OUTPUT_URL_REFUSED",
             DownloadError::TooLarge(_) => "OUTPUT_TOO_LARGE",
             DownloadError::Status(_) | DownloadError::TooManyRedirects => "OUTPUT_DOWNLOAD_FAILED",
@@ -161,6 +172,14 @@ impl Downloader {
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: Arc::clone(&guard),
             }))
+            // The bytes stored are the bytes the CDN served: no decompression, even if
+            // another crate in the build turned on reqwest's gzip, brotli, deflate or zstd
+            // feature (these methods exist whatever the features; a `Content-Encoding:
+            // gzip` body is stored gzipped and hashed as served).
+            .no_gzip()
+            .no_brotli()
+            .no_deflate()
+            .no_zstd()
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .read_timeout(Duration::from_millis(cfg.read_timeout_ms))
             .user_agent(concat!("hookvault-archiver/", env!("CARGO_PKG_VERSION")))
@@ -168,7 +187,7 @@ impl Downloader {
         Ok(Downloader {
             client,
             guard,
-            policy: RetryPolicy::downloads(),
+            policy: RetryPolicy::downloads_in_window(),
             max_bytes: cfg.max_output_bytes,
             retries: Arc::default(),
         })
@@ -192,10 +211,28 @@ impl Downloader {
         url: &str,
         deadline: Option<Instant>,
     ) -> Result<Download, DownloadError> {
+        self.open_within(url, deadline, None).await
+    }
+
+    /// [`Downloader::open`] inside the output window that closes at `window`: retries stop
+    /// at `deadline` or `window`, whichever comes first, and a CDN that has not delivered
+    /// when the window stopped them is [`DownloadError::WindowClosed`]. An attempt is made
+    /// even after the window closed (the CDN may still have the file).
+    pub async fn open_within(
+        &self,
+        url: &str,
+        deadline: Option<Instant>,
+        window: Option<Instant>,
+    ) -> Result<Download, DownloadError> {
         let what = format!("download {}", redact(url));
+        let window_binds = window.is_some_and(|w| deadline.is_none_or(|d| w <= d));
+        let stop = match (deadline, window) {
+            (Some(d), Some(w)) => Some(d.min(w)),
+            (d, w) => d.or(w),
+        };
         let outcome = retrying(
             &self.policy,
-            deadline,
+            stop,
             &what,
             Some(&self.retries),
             |_| async move {
@@ -219,6 +256,15 @@ impl Downloader {
                 why: GiveUp::NotRetryable(s),
                 ..
             }) => Err(DownloadError::Status(s)),
+            Err(gave_up)
+                if window.is_some_and(|w| Instant::now() >= w)
+                    || (window_binds && gave_up.why == GiveUp::Deadline) =>
+            {
+                Err(DownloadError::WindowClosed(format!(
+                    "{}; {} attempts",
+                    gave_up.reason, gave_up.attempts
+                )))
+            }
             Err(gave_up) => Err(DownloadError::Unavailable(format!(
                 "{}; {}",
                 gave_up.reason, gave_up.why
@@ -356,6 +402,7 @@ mod tests {
         assert!(DownloadError::Unavailable("x".into()).is_transient());
         for e in [
             DownloadError::Expired(410),
+            DownloadError::WindowClosed("HTTP 503".into()),
             DownloadError::Refused(GuardError::NoHost),
             DownloadError::TooLarge(1),
             DownloadError::Status(400),
@@ -365,6 +412,10 @@ mod tests {
             assert!(!e.is_transient(), "{e}");
         }
         assert_eq!(DownloadError::Expired(403).error_id(), "OUTPUT_EXPIRED");
+        assert_eq!(
+            DownloadError::WindowClosed("HTTP 503".into()).error_id(),
+            "OUTPUT_EXPIRED"
+        );
         assert_eq!(
             DownloadError::Incomplete(204).error_id(),
             "OUTPUT_INCOMPLETE"

@@ -62,6 +62,10 @@ pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: 
         error_id: facts.error_id.clone(),
         raw_event: facts.raw_event.clone(),
         trace_id: facts.trace_id.clone(),
+        output_expires_at: facts
+            .output_window
+            .as_ref()
+            .map(|w| w.output_expires_at.clone()),
         message_id,
         replayed: facts.replayed,
         recorded_at: now_rfc3339(),

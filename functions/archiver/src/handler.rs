@@ -23,7 +23,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
@@ -31,7 +31,9 @@ use hookvault_core::archive;
 use hookvault_core::envelope::{Body, Envelope};
 use hookvault_core::event::{raw_output, Prediction, PredictionStatus, WebhookEvent};
 use hookvault_core::output::{self, Source};
-use hookvault_core::records::{FailureRecord, Manifest, OutputRecord, RejectedRecord};
+use hookvault_core::records::{
+    FailureRecord, Manifest, OutputRecord, OutputWindow, RejectedRecord, Windowed,
+};
 use hookvault_core::state::Transition;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -45,6 +47,8 @@ use crate::raw_event::{self, BodyError};
 use crate::state::{self, Incoming};
 use crate::store::{is_header_safe, now_rfc3339, Store, StoreError};
 use crate::upload::{self, Target, UploadError};
+use crate::visibility::{self, Visibility};
+use crate::window::WindowConfig;
 
 pub use crate::outcome::{Outcome, Transient, OUTPUT_PURGED};
 
@@ -57,6 +61,9 @@ enum Failure {
     Ours { output: Option<(usize, String)> },
 }
 
+/// The longest the archiver waits for SQS to take a record's new visibility.
+pub const VISIBILITY_CHANGE_MAX: Duration = Duration::from_secs(5);
+
 /// The archiver, built once per Lambda instance.
 #[derive(Debug, Clone)]
 pub struct Archiver {
@@ -65,6 +72,8 @@ pub struct Archiver {
     downloader: Downloader,
     emf: hookvault_aws::metrics::Emf,
     max_receive_count: Option<u32>,
+    window: WindowConfig,
+    visibility: Option<Arc<dyn Visibility>>,
 }
 
 /// What the records of one event share.
@@ -80,6 +89,13 @@ struct Event<'a> {
     trace_id: Option<&'a str>,
     /// `hookvault replay --force`: archive again even if the manifest exists.
     force: bool,
+    /// The prediction's output window, written beside the manifest or the failure.
+    window: Option<&'a OutputWindow>,
+    /// When retries of this record's downloads stop: the Lambda's deadline or the
+    /// record's retry budget, whichever comes first.
+    retry_stop: Option<Instant>,
+    /// When the output window closes.
+    closes: Option<Instant>,
 }
 
 /// A file of `output`, owned (futures that borrow their arguments defeat the `Send`
@@ -107,6 +123,8 @@ impl Archiver {
             downloader,
             emf: hookvault_aws::metrics::Emf::from_env("archiver"),
             max_receive_count: None,
+            window: WindowConfig::default(),
+            visibility: None,
         })
     }
 
@@ -122,6 +140,21 @@ impl Archiver {
     /// Replaces the downloader (tests shorten its back-off).
     pub fn with_downloader(mut self, d: Downloader) -> Self {
         self.downloader = d;
+        self
+    }
+
+    /// The output window's settings (`OUTPUT_RETENTION_SECS`, `DOWNLOAD_RETRY_BUDGET_MS`;
+    /// [`WindowConfig::from_env`]); without it, [`WindowConfig::default`].
+    pub fn with_window(mut self, w: WindowConfig) -> Self {
+        self.window = w;
+        self
+    }
+
+    /// Sets the visibility of each record reported in `batchItemFailures` first
+    /// ([`crate::visibility`]), so it comes back in seconds; without it, the queue's
+    /// visibility timeout applies.
+    pub fn with_visibility(mut self, v: Arc<dyn Visibility>) -> Self {
+        self.visibility = Some(v);
         self
     }
 
@@ -162,6 +195,17 @@ impl Archiver {
                     .instrument(span.clone())
                     .await;
             }
+            let mut comes_back_in = None;
+            if result.is_err() {
+                let until_expiry = facts.output_expires_at_ms.map(|at| {
+                    Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0))
+                });
+                let wait = visibility::retry_in(receive_count(&record), until_expiry);
+                comes_back_in = self
+                    .set_visibility(&record, wait, deadline)
+                    .instrument(span.clone())
+                    .await;
+            }
             let _in_span = span.enter();
             match &result {
                 Ok(outcome) => tracing::info!(
@@ -176,7 +220,7 @@ impl Archiver {
                         facts.retries_exhausted = true;
                         tracing::error!(reason = %reason, receives, "record failed on its last receive; SQS moves it to the DLQ next (hookvault replay --dlq brings it back)");
                     } else {
-                        tracing::warn!(reason = %reason, receives, "record failed; SQS will redeliver it");
+                        tracing::warn!(reason = %reason, receives, comes_back_in_s = comes_back_in.map(|d| d.as_secs()), "record failed; SQS will redeliver it");
                     }
                     response.add_failure(id);
                 }
@@ -184,6 +228,52 @@ impl Archiver {
             metrics::emit(&self.emf, result.as_ref().ok(), &facts);
         }
         response
+    }
+
+    /// Makes `record` visible again in `wait` ([`crate::visibility`]), before it is
+    /// reported in `batchItemFailures`; returns `wait` when SQS took it. Without a
+    /// visibility client, a receipt handle or a queue ARN, or when the change fails or
+    /// takes longer than [`VISIBILITY_CHANGE_MAX`] (or runs past `deadline`), it is logged
+    /// and the queue's visibility timeout applies.
+    async fn set_visibility(
+        &self,
+        record: &SqsMessage,
+        wait: Duration,
+        deadline: Option<Instant>,
+    ) -> Option<Duration> {
+        let v = self.visibility.as_ref()?;
+        let handle = record.receipt_handle.as_deref()?;
+        let Some(url) = record
+            .event_source_arn
+            .as_deref()
+            .and_then(visibility::queue_url)
+        else {
+            tracing::warn!(
+                arn = record.event_source_arn.as_deref(),
+                "no SQS queue ARN on the record; the queue's visibility timeout applies"
+            );
+            return None;
+        };
+        // SQS's range: 0 to 43 200 s.
+        let secs = i32::try_from(wait.as_secs().min(43_200)).unwrap_or(43_200);
+        let budget = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(VISIBILITY_CHANGE_MAX)
+            .min(VISIBILITY_CHANGE_MAX);
+        match tokio::time::timeout(budget, v.change(&url, handle, secs)).await {
+            Ok(Ok(())) => Some(wait),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the record's visibility was not changed; the queue's visibility timeout applies");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "ChangeMessageVisibility took too long; the queue's visibility timeout applies"
+                );
+                None
+            }
+        }
     }
 
     /// Handles one record (the steps are in the module's documentation).
@@ -269,12 +359,30 @@ impl Archiver {
             tracing::error!(raw_event = %raw_event, id = %p.id.escape_debug().to_string().chars().take(200).collect::<String>(), reason = %e, "prediction id is not a safe folder name; only the raw event is kept");
             return Ok(Outcome::EventKept);
         }
+        // The output window (crate::window): from completion (else receipt) plus the
+        // provider's retention; the deadline of a terminal prediction's outputs.
+        let window = p.status.is_terminal().then(|| {
+            self.window.window(
+                &envelope.provider,
+                p.completed_at(),
+                envelope.received_at_ms,
+            )
+        });
+        if let Some((w, at_ms)) = &window {
+            facts.output_window = Some(w.clone());
+            facts.output_expires_at_ms = Some(*at_ms);
+        }
+        let closes = window.as_ref().map(|(_, at_ms)| instant_at(*at_ms));
+        let budget_end = Instant::now() + self.window.retry_budget;
         let ev = Event {
             id: &envelope.event_id,
             raw_event: &raw_event,
             body: &body,
             trace_id: envelope.trace_id.as_deref(),
             force: envelope.replay.is_some_and(|r| r.force),
+            window: window.as_ref().map(|(w, _)| w),
+            retry_stop: Some(deadline.map_or(budget_end, |d| d.min(budget_end))),
+            closes,
         };
         // The state rule (hookvault_core::state); `replay --force` acts whatever it says.
         let transition = if ev.force {
@@ -303,7 +411,7 @@ impl Archiver {
             }
         }
         let outcome = match p.status {
-            PredictionStatus::Succeeded => self.archive(&p, ev, deadline, facts).await,
+            PredictionStatus::Succeeded => self.archive(&p, ev, facts).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
                 // An archive written before states were kept has no state.json: its
                 // manifest is the first terminal state.
@@ -382,6 +490,10 @@ impl Archiver {
             recorded_at: now_rfc3339(),
             trace_id: ev.trace_id.map(str::to_owned),
         };
+        let record = Windowed {
+            record,
+            window: ev.window.cloned(),
+        };
         self.store.put_json(&key, &record).await?;
         let error_id = error_id.unwrap_or_default();
         Ok(match whose {
@@ -395,7 +507,6 @@ impl Archiver {
         &self,
         p: &Prediction,
         ev: Event<'_>,
-        deadline: Option<Instant>,
         facts: &mut Facts,
     ) -> Result<Outcome, Transient> {
         let manifest_key = archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
@@ -439,7 +550,7 @@ impl Archiver {
                 .await;
         }
         let jobs = jobs.into_iter().map(|job| async move {
-            self.archive_file(p, &job, deadline)
+            self.archive_file(p, &job, ev.retry_stop, ev.closes)
                 .await
                 .map_err(|e| (job.index, job.pointer.clone(), e))
         });
@@ -488,6 +599,10 @@ impl Archiver {
             trace_id: ev.trace_id.map(str::to_owned),
         };
         // Last: the manifest is the commit point.
+        let manifest = Windowed {
+            record: manifest,
+            window: ev.window.cloned(),
+        };
         self.store.put_json(&manifest_key, &manifest).await?;
         facts.manifest_written = true;
         tracing::info!(prediction = %p.id, outputs = count, "archived");
@@ -498,14 +613,15 @@ impl Archiver {
         &self,
         p: &Prediction,
         job: &FileJob,
-        deadline: Option<Instant>,
+        retry_stop: Option<Instant>,
+        closes: Option<Instant>,
     ) -> Result<OutputRecord, UploadError> {
         let key_error =
             |e: archive::LayoutError| UploadError::S3(StoreError::other("key", e.to_string()));
         let record = match &job.source {
             OwnedSource::Url(url) => {
                 let key = archive::output_key(&p.id, job.index, url).map_err(key_error)?;
-                let download = self.downloader.open(url, deadline).await?;
+                let download = self.downloader.open_within(url, retry_stop, closes).await?;
                 let content_type = download
                     .content_type
                     .clone()
@@ -557,6 +673,22 @@ impl Archiver {
     }
 }
 
+/// Now, Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `Instant` of `at_ms` (Unix milliseconds); now when it is past.
+fn instant_at(at_ms: i64) -> Instant {
+    let left = u64::try_from(at_ms.saturating_sub(now_ms())).unwrap_or(0);
+    let now = Instant::now();
+    // A retention of centuries would overflow an Instant: a year is as good as never.
+    now.checked_add(Duration::from_millis(left))
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
+
 /// SQS's `ApproximateReceiveCount` of a record (1 on the first delivery; 0 if absent).
 fn receive_count(record: &SqsMessage) -> u32 {
     record
@@ -573,4 +705,87 @@ fn assert_send(
     e: SqsEvent,
 ) -> impl std::future::Future<Output = SqsBatchResponse> + Send + '_ {
     a.handle(e, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::visibility::Recorded;
+
+    /// An archiver whose S3 is a closed port: every record fails transiently, at once.
+    fn unreachable() -> Archiver {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .force_path_style(true)
+            .build();
+        let cfg = ArchiverConfig {
+            bucket: "b".into(),
+            guard: hookvault_core::url_guard::UrlGuard::new(["cdn.example"]),
+            max_output_bytes: 1,
+            max_event_bytes: 1,
+            connect_timeout_ms: 100,
+            read_timeout_ms: 100,
+            part_bytes: crate::config::MIN_PART_BYTES,
+            parts_in_flight: 1,
+            outputs_in_flight: 1,
+        };
+        Archiver::new(aws_sdk_s3::Client::from_conf(conf), cfg).unwrap()
+    }
+
+    fn record(id: &str, receives: u32) -> SqsMessage {
+        let mut r = SqsMessage::default();
+        r.message_id = Some(id.into());
+        r.receipt_handle = Some(format!("rh-{id}"));
+        r.body = Some("not an envelope".into());
+        r.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:hv-events".into());
+        r.attributes
+            .insert("ApproximateReceiveCount".into(), receives.to_string());
+        r
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_is_made_visible_in_seconds_before_it_is_reported() {
+        let fake = Arc::new(Recorded::default());
+        let a = unreachable().with_visibility(fake.clone());
+        let mut event = SqsEvent::default();
+        event.records = vec![record("m1", 1), record("m3", 3)];
+        let out = a.handle(event, None).await;
+        let failed: Vec<_> = out
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, ["m1", "m3"]);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/hv-events";
+        assert_eq!(
+            *fake.changes.lock().unwrap(),
+            [
+                (url.to_owned(), "rh-m1".to_owned(), 1),
+                (url.to_owned(), "rh-m3".to_owned(), 4)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_visibility_change_that_fails_still_reports_the_record() {
+        let fake = Arc::new(Recorded {
+            fail_with: Some("AccessDenied".into()),
+            ..Recorded::default()
+        });
+        let a = unreachable().with_visibility(fake.clone());
+        let mut no_arn = record("m2", 2);
+        no_arn.event_source_arn = None;
+        let mut event = SqsEvent::default();
+        event.records = vec![record("m1", 1), no_arn];
+        let out = a.handle(event, None).await;
+        assert_eq!(out.batch_item_failures.len(), 2);
+        // Tried for the first; the second had no queue ARN to derive the URL from.
+        assert_eq!(fake.changes.lock().unwrap().len(), 1);
+    }
 }

@@ -62,6 +62,8 @@ pub mod raw_event;
 mod state;
 pub mod store;
 pub mod upload;
+pub mod visibility;
+pub mod window;
 
 pub use config::ArchiverConfig;
 pub use handler::Archiver;

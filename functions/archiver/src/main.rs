@@ -17,7 +17,14 @@ async fn main() -> Result<(), Error> {
     // The queue's maxReceiveCount (the template passes the redrive policy's value): a
     // record failing on its last receive is reported as a permanent failure.
     let max_receive_count = hookvault_aws::env::optional_number("MAX_RECEIVE_COUNT")?;
-    let archiver = Archiver::new(s3, cfg)?.with_max_receive_count(max_receive_count);
+    // The output window (OUTPUT_RETENTION_SECS, DOWNLOAD_RETRY_BUDGET_MS), and the SQS
+    // client that sets a failed record's visibility so it comes back in seconds.
+    let window = hookvault_archiver::window::WindowConfig::from_env()?;
+    let sqs = hookvault_archiver::visibility::SqsVisibility(hookvault_aws::clients::sqs()?);
+    let archiver = Archiver::new(s3, cfg)?
+        .with_max_receive_count(max_receive_count)
+        .with_window(window)
+        .with_visibility(std::sync::Arc::new(sqs));
     let archiver = &archiver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = hookvault_aws::deadline(event.context.deadline, DEADLINE_MARGIN);

@@ -10,15 +10,21 @@
 //! | `RejectedMessages` | Count | a message kept under `rejected/` |
 //! | `DownloadRetries` | Count | CDN retries made for the record |
 //! | `TransientFailures` | Count | the record is left for redelivery |
+//! | `OutputsExpired` | Count | an output recorded `OUTPUT_EXPIRED` (its link answered 403/404/410, or the CDN did not deliver before the output window closed) or `OUTPUT_PURGED` (the provider says so) |
 //! | `ReceiptToManifest` | Milliseconds | from the edge's receipt to the manifest (not for replays) |
 //!
-//! The template's alarms watch `PermanentFailures` and `RejectedMessages`; its dashboard
+//! The template's alarms watch `PermanentFailures`, `OutputsExpired` and
+//! `RejectedMessages`; its dashboard
 //! shows them all.
 
 use hookvault_aws::metrics::Unit;
 use hookvault_core::envelope::Envelope;
 
 use crate::outcome::Outcome;
+
+/// The error id of an output whose window closed before it was archived: a 403, 404 or
+/// 410 from the CDN, or a CDN that did not deliver before `output_expires_at`.
+pub const OUTPUT_EXPIRED: &str = "OUTPUT_EXPIRED";
 
 /// The error id of a record that failed on its last receive.
 pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
@@ -56,6 +62,10 @@ pub struct Facts {
     pub download_retries: u64,
     /// It failed on its last receive.
     pub retries_exhausted: bool,
+    /// The prediction's output window ([`crate::window`]), for a terminal prediction.
+    pub output_window: Option<hookvault_core::records::OutputWindow>,
+    /// When that window closes, Unix milliseconds.
+    pub output_expires_at_ms: Option<i64>,
 }
 
 impl Facts {
@@ -103,6 +113,12 @@ pub fn of(
             facts.download_retries as f64,
         ),
         ("TransientFailures", Unit::Count, one(outcome.is_none())),
+        (
+            "OutputsExpired",
+            Unit::Count,
+            one(matches!(outcome, Some(Outcome::OutputsLost { error_id })
+                if error_id == OUTPUT_EXPIRED || error_id == crate::outcome::OUTPUT_PURGED)),
+        ),
     ];
     if facts.manifest_written && !facts.replayed {
         if let Some(at) = facts.received_at_ms {
@@ -182,6 +198,13 @@ mod tests {
             ),
             -1.0
         );
+        let expired = Outcome::OutputsLost {
+            error_id: OUTPUT_EXPIRED.into(),
+        };
+        let (em, ep) = of(Some(&expired), &Facts::default(), 0);
+        assert_eq!(value(&em, "OutputsExpired"), 1.0);
+        assert_eq!(ep.as_deref(), Some(OUTPUT_EXPIRED));
+        assert_eq!(value(&m, "OutputsExpired"), 0.0);
         let lost = Outcome::OutputsLost {
             error_id: "OUTPUT_URL_REFUSED".into(),
         };

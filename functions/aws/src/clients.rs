@@ -35,3 +35,9 @@ pub fn s3() -> Result<aws_sdk_s3::Client, EnvError> {
 pub fn secrets_manager() -> Result<aws_sdk_secretsmanager::Client, EnvError> {
     Ok(aws_sdk_secretsmanager::Client::new(&sdk_config()?))
 }
+
+/// An SQS client (the archiver's `ChangeMessageVisibility`).
+#[cfg(feature = "sqs")]
+pub fn sqs() -> Result<aws_sdk_sqs::Client, EnvError> {
+    Ok(aws_sdk_sqs::Client::new(&sdk_config()?))
+}

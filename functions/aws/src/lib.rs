@@ -9,6 +9,7 @@
 //! * [`logging`]: JSON logs to stdout as Lambda's logging controls expect;
 //! * [`metrics`]: CloudWatch metrics in the Embedded Metric Format;
 //! * `secrets` (feature `secretsmanager`): a Secrets Manager cache with a TTL;
+//! * `clients::sqs` (feature `sqs`): an SQS client (the archiver's `ChangeMessageVisibility`);
 //! * `retry` (feature `retry`): the one retry loop every HTTP call goes through;
 //! * `http` (feature `http`): API calls through it, with a body cap.
 #![deny(clippy::all)]
