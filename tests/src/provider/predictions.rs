@@ -180,6 +180,10 @@ pub struct PredictionState {
     pub complete_with: Option<(usize, u64)>,
     /// This server's URL, for output links.
     pub base_url: String,
+    /// The model of every `slow/{ms}` request, counted as it arrives: its entry in
+    /// `submitted` is made only when it is answered, and a caller that gave up (its
+    /// timeout) never sees it answered.
+    pub slow_arrivals: Vec<String>,
 }
 
 impl PredictionState {
@@ -310,6 +314,7 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
         .strip_prefix("slow/")
         .and_then(|ms| ms.parse::<u64>().ok())
     {
+        lock(state).predictions.slow_arrivals.push(model.clone());
         tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
     }
     let mut s = lock(state);

@@ -36,7 +36,7 @@ impl ApiStack {
 
     /// The stack with up to `concurrency` api instances.
     async fn start_with(concurrency: u32) -> ApiStack {
-        Self::start_configured(concurrency, None, None).await
+        Self::start_configured(concurrency, None, None, &[]).await
     }
 
     /// One api instance with `PROVIDER_DIALECT=dialect` (unset when `None`: the
@@ -44,13 +44,14 @@ impl ApiStack {
     /// `{provider}/edge/{label}`, where the stand-in counts the completion webhooks it
     /// sends there (`Provider::hits`).
     async fn start_dialect(dialect: Option<&str>, label: &str) -> ApiStack {
-        Self::start_configured(1, dialect, Some(label)).await
+        Self::start_configured(1, dialect, Some(label), &[]).await
     }
 
     async fn start_configured(
         concurrency: u32,
         dialect: Option<&str>,
         edge_label: Option<&str>,
+        settings: &[(&str, &str)],
     ) -> ApiStack {
         let moto = Moto::start(None).await.unwrap();
         let s3c = s3::client(&moto.endpoint);
@@ -64,6 +65,7 @@ impl ApiStack {
         let extra: Vec<(&str, &str)> = dialect
             .map(|d| ("PROVIDER_DIALECT", d))
             .into_iter()
+            .chain(settings.iter().copied())
             .collect();
         let env = api_env(&moto.endpoint, &provider.url, BUCKET, &hook, &extra);
         let api = start_api(&env, concurrency).await.unwrap();
@@ -173,6 +175,24 @@ fn idempotency_names(caller: &str, key: &str) -> (String, String) {
     (format!("idempotency/{h}.json"), format!("hv-{}", &h[..32]))
 }
 
+/// The api's log, checked to hold the `request` line of a call to `path` answered with
+/// `status` (text or JSON format): a check that a secret is absent from the log means
+/// nothing unless the log was captured at all.
+fn captured_log(api: &LambdaFunction, path: &str, status: u16) -> String {
+    let logs = api.logs();
+    let logged = logs.lines().any(|l| {
+        l.contains("request")
+            && l.contains(path)
+            && (l.contains(&format!("status={status}"))
+                || l.contains(&format!("\"status\":{status}")))
+    });
+    assert!(
+        logged,
+        "the api's log has no request line for {path} answered {status}: the log was not captured\n{logs}"
+    );
+    logs
+}
+
 fn replayed(h: &reqwest::header::HeaderMap) -> bool {
     h.get("idempotent-replayed").is_some_and(|v| v == "true")
 }
@@ -211,7 +231,7 @@ async fn unauthenticated_calls_are_refused_before_anything_else() {
         .call(reqwest::Method::GET, "/nope", Some(CALLER_KEY), None)
         .await;
     assert_eq!(status, 404);
-    let logs = stack.api.logs();
+    let logs = captured_log(&stack.api, "/nope", 404);
     assert!(
         !logs.contains(CALLER_KEY),
         "the caller key is in a log line"
@@ -360,7 +380,7 @@ async fn a_rotated_key_is_reread_after_a_401_and_the_call_succeeds() {
     let sent = stack.provider.with(|s| s.predictions.submitted.clone());
     let keys: Vec<_> = sent.iter().map(|s| s.key_id.clone()).collect();
     assert_eq!(keys, vec![Some("key_0".into()), None, Some("key_9".into())]);
-    let logs = stack.api.logs();
+    let logs = captured_log(&stack.api, "/predictions", 201);
     assert!(!logs.contains("sk-test-"), "an API key is in a log line");
 }
 
@@ -917,7 +937,7 @@ async fn an_idempotency_key_makes_a_submission_happen_once() {
     }
     assert_eq!(stack.attempts("m-fresh"), 2);
 
-    let logs = stack.api.logs();
+    let logs = captured_log(&stack.api, "/predictions", 201);
     for raw in [key, "idem-key-flaky", "idem-key-slow", CALLER_KEY] {
         assert!(!logs.contains(raw), "{raw} is in a log line");
     }
@@ -1226,4 +1246,35 @@ async fn the_local_s3_settles_conditional_writes_as_s3_does() {
         Some(412),
         "the ETag changed"
     );
+}
+
+/// `HTTP_TIMEOUT_MS` bounds each attempt at the provider: a provider that answers later
+/// than it is retried, then answered 503 `provider_unreachable` (retryable by the caller),
+/// where without the setting (10 s by default) the same provider's answer, 1.5 s late,
+/// would have been a 201; one that answers within it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_slower_than_the_http_timeout_is_unreachable() {
+    let stack = ApiStack::start_configured(1, None, None, &[("HTTP_TIMEOUT_MS", "400")]).await;
+    // Within the timeout: served (this also warms the function).
+    let (status, _, v) = stack.submit("slow/50").await;
+    assert_eq!(status, 201, "{v}\n{}", stack.api.logs());
+    let (status, _, v) = stack.submit("slow/1500").await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (503, Some("provider_unreachable")),
+        "{v}"
+    );
+    // Every attempt of the provider policy (RetryPolicy::provider_api: 4) was made, and
+    // none was answered: each was given up at the timeout.
+    let arrived = stack.provider.with(|s| {
+        s.predictions
+            .slow_arrivals
+            .iter()
+            .filter(|m| *m == "slow/1500")
+            .count()
+    });
+    assert_eq!(arrived, 4, "retried until the policy's last attempt");
+    assert_eq!(stack.attempts("slow/1500"), 0, "an attempt was answered");
+    let logs = captured_log(&stack.api, "/predictions", 503);
+    assert!(logs.contains("provider unreachable"), "{logs}");
 }

@@ -326,7 +326,8 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
     drop(broken);
 
     // The log: two failed, one archived; filters by state and prediction.
-    let (_, all) = ops.cli(&["events", "list", "--since", "1h"]).await;
+    let (code, all) = ops.cli(&["events", "list", "--since", "1h"]).await;
+    assert_eq!(code, 0, "{all:?}");
     let state = |lines: &[Value], id: &str| {
         lines
             .iter()
@@ -346,12 +347,12 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
         1,
         "{all:?}"
     );
-    let (_, failed) = ops
+    let (code, failed) = ops
         .cli(&["events", "list", "--since", "1h", "--status", "failed"])
         .await;
-    assert_eq!(failed.len(), 2);
+    assert_eq!((code, failed.len()), (0, 2), "{failed:?}");
     assert!(failed.iter().all(|e| e["error_id"] == "OUTPUT_URL_REFUSED"));
-    let (_, one) = ops
+    let (code, one) = ops
         .cli(&[
             "events",
             "list",
@@ -361,11 +362,13 @@ async fn replay_since_requeues_only_what_matches_and_a_second_replay_changes_not
             "pred_log_1",
         ])
         .await;
-    assert_eq!(one.len(), 1);
+    assert_eq!((code, one.len()), (0, 1), "{one:?}");
     let first: IndexEntry = serde_json::from_value(one[0].clone()).unwrap();
-    let (_, none) = ops
+    let (code, none) = ops
         .cli(&["events", "list", "--since", "1h", "--provider", "github"])
         .await;
+    // An empty answer counts only from a command that succeeded.
+    assert_eq!(code, 0, "{none:?}");
     assert!(none.is_empty());
 
     // A dry run of one prediction: counted, nothing queued.
