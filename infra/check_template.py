@@ -16,7 +16,11 @@ Every problem names the resource it is about. The rules:
    and only the narrow SAM policy templates in NARROW_SAM_POLICY_TEMPLATES are accepted.
    EXCEPTIONS lists the statements allowed to break this rule, each with its reason.
 2. SQS event sources. The queue must have a RedrivePolicy to a DLQ in this template, a
-   VisibilityTimeout of at least 6x the function's Timeout (plus its batching window), and
+   VisibilityTimeout of at least the function's Timeout plus its batching window (AWS's
+   rule: Lambda refuses the event source mapping otherwise,
+   https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html; AWS's advice
+   of 6x is for throttled retries, and 6x would put a crashed try past a 300-second
+   output window), and
    the event source must report partial batch failures (ReportBatchItemFailures). Queues
    must refuse plain HTTP (a QueuePolicy denying aws:SecureTransport false).
 3. Rotation. Every rotated secret (WebhookSecret, ProviderApiKeySecret, any secret a
@@ -44,6 +48,12 @@ Every problem names the resource it is about. The rules:
    parameter (so the archiver knows a record's last receive); its role writes the event log
    under index/, and that bucket has an enabled lifecycle rule expiring index/ after the
    EventLogRetentionDays parameter.
+8. The output window (issue 22). Each archiver's OUTPUT_RETENTION_SECS is a literal
+   (`provider=seconds,…`; W is its shortest retention). Its Timeout and its queue's
+   VisibilityTimeout are under W (a try that crashes comes back inside the window), its
+   DOWNLOAD_RETRY_BUDGET_MS is under its Timeout, an alarm on the queue's
+   ApproximateAgeOfOldestMessage fires below W, and OutputsExpired is alarmed (rule 7's
+   ALARMED_METRICS).
 """
 
 from __future__ import annotations
@@ -57,8 +67,9 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
 
 #: The rotation period every rotated secret must have, in days.
 ROTATION_DAYS = 90
-#: AWS's rule: an SQS event source's queue visibility timeout >= 6x the function timeout.
-VISIBILITY_FACTOR = 6
+#: AWS's rule: an SQS event source's queue visibility timeout >= the function timeout
+#: (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+VISIBILITY_FACTOR = 1
 #: Secrets that must be rotated whatever else the template says.
 REQUIRED_ROTATED = ("WebhookSecret", "ProviderApiKeySecret")
 #: SAM policy templates narrow enough to use (each grants a fixed list of actions on one
@@ -74,7 +85,7 @@ CLAIM_CHECK_MIN_DAYS = 15
 #: Settings only the local stack may use.
 LOCAL_ONLY_ENV = ("DOWNLOAD_ALLOW_INSECURE_LOOPBACK", "AWS_ENDPOINT_URL")
 #: The archiver's metrics that must each have an alarm (functions/archiver/src/metrics.rs).
-ALARMED_METRICS = ("PermanentFailures", "RejectedMessages")
+ALARMED_METRICS = ("PermanentFailures", "RejectedMessages", "OutputsExpired")
 #: The `Function` dimension of the archiver's metrics.
 ARCHIVER_DIMENSION = ("Function", "archiver")
 #: Where the archiver writes its event log (functions/archiver/src/event_log.rs), and the
@@ -378,8 +389,9 @@ def check_event_sources(t: Template) -> list[str]:
             need = VISIBILITY_FACTOR * timeout + window
             extra = f" + {window} s batching window" if window else ""
             problems.append(
-                f"{qid}: VisibilityTimeout {visibility} s is less than {VISIBILITY_FACTOR} x {fn}'s "
-                f"Timeout ({timeout} s){extra} = {need} s; messages would be redelivered mid-invocation"
+                f"{qid}: VisibilityTimeout {visibility} s is less than {fn}'s "
+                f"Timeout ({timeout} s){extra} = {need} s; Lambda refuses such an event source, "
+                "and messages would be redelivered mid-invocation"
             )
         if "ReportBatchItemFailures" not in leaves(ev.get("FunctionResponseTypes")):
             problems.append(
@@ -856,6 +868,68 @@ def check_event_log_retention(t: Template) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
+def retention_window(value) -> int | None:
+    """The shortest retention of an OUTPUT_RETENTION_SECS list (`skytells=300,*=3600`), in
+    seconds; None when it is not a literal list of name=seconds entries."""
+    if not isinstance(value, str):
+        return None
+    secs = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        name, sep, n = entry.partition("=")
+        if not sep or not name.strip() or not n.strip().isdigit() or int(n) == 0:
+            return None
+        secs.append(int(n))
+    return min(secs) if secs else None
+
+
+def check_output_window(t: Template) -> list[str]:
+    problems = []
+    alarms = list(t.of_type("AWS::CloudWatch::Alarm"))
+    for fid, qid in archivers(t):
+        env = t.environment(fid)
+        w = retention_window(env.get("OUTPUT_RETENTION_SECS"))
+        if w is None:
+            problems.append(
+                f"{fid}: OUTPUT_RETENTION_SECS must be a literal provider=seconds list (the "
+                "output window every retry, timeout and alarm is derived from)"
+            )
+            continue
+        timeout = literal_int(t.function_setting(fid, "Timeout", 3))
+        visibility = literal_int(t.props(qid).get("VisibilityTimeout", 30))
+        if timeout is not None and timeout >= w:
+            problems.append(f"{fid}: Timeout {timeout} s is not under the {w} s output window")
+        if visibility is not None and visibility >= w:
+            problems.append(
+                f"{qid}: VisibilityTimeout {visibility} s is not under the {w} s output window; a "
+                "crashed try would come back after the outputs are gone"
+            )
+        budget = literal_int(env.get("DOWNLOAD_RETRY_BUDGET_MS"))
+        if budget is None or timeout is None or budget >= timeout * 1000:
+            problems.append(
+                f"{fid}: DOWNLOAD_RETRY_BUDGET_MS ({describe(env.get('DOWNLOAD_RETRY_BUDGET_MS'))}) "
+                f"must be a literal under its Timeout ({timeout} s)"
+            )
+        ages = [
+            props
+            for _aid, _res, props in alarms
+            if props.get("MetricName") == "ApproximateAgeOfOldestMessage"
+            and props.get("Namespace") == "AWS/SQS"
+            and any(
+                isinstance(d, dict) and d.get("Value") == {"Fn::GetAtt": [qid, "QueueName"]}
+                for d in as_list(props.get("Dimensions"))
+            )
+        ]
+        thresholds = [literal_int(p.get("Threshold")) for p in ages]
+        if not any(x is not None and x < w for x in thresholds):
+            problems.append(
+                f"{qid}: no ApproximateAgeOfOldestMessage alarm below the {w} s output window; "
+                "nobody would hear the archiver falling behind before outputs are purged"
+            )
+    return problems
+
+
 def check(data: dict, exceptions: dict | None = None) -> list[str]:
     """Every problem found in the template `data` (empty: it passes)."""
     t = Template(data)
@@ -871,6 +945,7 @@ def check(data: dict, exceptions: dict | None = None) -> list[str]:
         + check_alarms(t)
         + check_max_receive_count(t)
         + check_event_log_retention(t)
+        + check_output_window(t)
     )
 
 

@@ -201,25 +201,25 @@ class Mutations(unittest.TestCase):
 
         self.assertCaught(self.problems(m), "EventsQueue", "deadLetterTargetArn", "not a queue of this template")
 
-    def test_visibility_timeout_below_six_times_the_timeout(self):
+    def test_visibility_timeout_below_the_timeout(self):
         def m(r, _):
-            r["EventsQueue"]["Properties"]["VisibilityTimeout"] = 600
+            r["EventsQueue"]["Properties"]["VisibilityTimeout"] = 100
 
         self.assertCaught(
-            self.problems(m), "EventsQueue", "VisibilityTimeout 600 s", "6 x ArchiverFunction's Timeout (300 s)"
+            self.problems(m), "EventsQueue", "VisibilityTimeout 100 s", "ArchiverFunction's Timeout (120 s)"
         )
 
     def test_function_timeout_raised_past_the_queue(self):
         def m(r, _):
-            r["ArchiverFunction"]["Properties"]["Timeout"] = 900
+            r["ArchiverFunction"]["Properties"]["Timeout"] = 200
 
-        self.assertCaught(self.problems(m), "EventsQueue", "VisibilityTimeout 1800 s", "= 5400 s")
+        self.assertCaught(self.problems(m), "EventsQueue", "VisibilityTimeout 130 s", "= 200 s")
 
     def test_batching_window_counts(self):
         def m(r, _):
-            r["ArchiverFunction"]["Properties"]["Events"]["Queue"]["Properties"]["MaximumBatchingWindowInSeconds"] = 10
+            r["ArchiverFunction"]["Properties"]["Events"]["Queue"]["Properties"]["MaximumBatchingWindowInSeconds"] = 20
 
-        self.assertCaught(self.problems(m), "EventsQueue", "+ 10 s batching window = 1810 s")
+        self.assertCaught(self.problems(m), "EventsQueue", "+ 20 s batching window = 140 s")
 
     def test_event_source_without_partial_batch_responses(self):
         def m(r, _):
@@ -465,7 +465,11 @@ class Mutations(unittest.TestCase):
         self.assertCaught(self.problems(m), "ApiFunction", "LogGroup", "/somewhere/else")
 
     def test_alarm_removed(self):
-        for alarm, metric in (("PermanentFailuresAlarm", "PermanentFailures"), ("RejectedMessagesAlarm", "RejectedMessages")):
+        for alarm, metric in (
+            ("PermanentFailuresAlarm", "PermanentFailures"),
+            ("RejectedMessagesAlarm", "RejectedMessages"),
+            ("OutputsExpiredAlarm", "OutputsExpired"),
+        ):
             with self.subTest(alarm=alarm):
 
                 def m(r, data, alarm=alarm):
@@ -624,6 +628,57 @@ class Mutations(unittest.TestCase):
             stmt["Resource"] = [x for x in stmt["Resource"] if "index/" not in str(x)]
 
         self.assertCaught(self.problems(m), "ArchiverRole", "index/", "ArchiverFunction")
+
+
+
+
+class OutputWindow(unittest.TestCase):
+    """Rule 8: every retry, timeout and alarm fits the provider's output window."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = ct.load(TEMPLATE)
+
+    problems = Mutations.problems
+    assertCaught = Mutations.assertCaught
+
+    def env(self, r):
+        return r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+
+    def test_retention_must_be_a_literal_list(self):
+        for bad in ("skytells", "skytells=0", {"Ref": "Retention"}):
+            with self.subTest(bad=bad):
+
+                def m(r, _, bad=bad):
+                    self.env(r)["OUTPUT_RETENTION_SECS"] = bad
+
+                self.assertCaught(self.problems(m), "ArchiverFunction", "OUTPUT_RETENTION_SECS")
+
+    def test_the_queue_visibility_past_the_window(self):
+        def m(r, _):
+            r["EventsQueue"]["Properties"]["VisibilityTimeout"] = 1800
+
+        self.assertCaught(self.problems(m), "EventsQueue", "VisibilityTimeout 1800 s", "300 s output window")
+
+    def test_a_shorter_window_catches_the_timeout(self):
+        def m(r, _):
+            self.env(r)["OUTPUT_RETENTION_SECS"] = "skytells=300,fast=100"
+
+        problems = self.problems(m)
+        self.assertCaught(problems, "ArchiverFunction", "Timeout 120 s", "100 s output window")
+        self.assertCaught(problems, "EventsQueue", "no ApproximateAgeOfOldestMessage alarm below the 100 s")
+
+    def test_retry_budget_over_the_timeout(self):
+        def m(r, _):
+            self.env(r)["DOWNLOAD_RETRY_BUDGET_MS"] = "120000"
+
+        self.assertCaught(self.problems(m), "ArchiverFunction", "DOWNLOAD_RETRY_BUDGET_MS", "under its Timeout")
+
+    def test_queue_age_alarm_at_six_hours(self):
+        def m(r, _):
+            r["QueueAgeAlarm"]["Properties"]["Threshold"] = 21600
+
+        self.assertCaught(self.problems(m), "EventsQueue", "ApproximateAgeOfOldestMessage alarm below the 300 s")
 
 
 if __name__ == "__main__":
