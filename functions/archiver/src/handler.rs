@@ -384,21 +384,19 @@ impl Archiver {
             retry_stop: Some(deadline.map_or(budget_end, |d| d.min(budget_end))),
             closes,
         };
-        // The state rule (hookvault_core::state); `replay --force` acts whatever it says.
-        let transition = if ev.force {
-            Transition::Same
-        } else {
-            state::settle(
-                &self.store,
-                &p,
-                Incoming {
-                    event_id: &envelope.event_id,
-                    body_sha256: &envelope.body_sha256,
-                    raw_event: &raw_event,
-                },
-            )
-            .await?
-        };
+        // The state rule (hookvault_core::state), for every event, replays included:
+        // `replay --force` redoes the work of the event that holds the state (archive
+        // again even if the manifest exists), never that of a stale or contradicting one.
+        let transition = state::settle(
+            &self.store,
+            &p,
+            Incoming {
+                event_id: &envelope.event_id,
+                body_sha256: &envelope.body_sha256,
+                raw_event: &raw_event,
+            },
+        )
+        .await?;
         match transition {
             Transition::Advance | Transition::Same => {}
             Transition::Stale { held } => {
@@ -413,16 +411,6 @@ impl Archiver {
         let outcome = match p.status {
             PredictionStatus::Succeeded => self.archive(&p, ev, facts).await,
             PredictionStatus::Failed | PredictionStatus::Cancelled => {
-                // An archive written before states were kept has no state.json: its
-                // manifest is the first terminal state.
-                let manifest_key =
-                    archive::manifest_key(&p.id).map_err(|e| Transient(e.to_string()))?;
-                if !ev.force && self.store.exists(&manifest_key).await? {
-                    tracing::warn!(prediction = %p.id, status = p.status.as_str(), raw_event = %raw_event, "the prediction is already archived as succeeded; the raw event is kept and flagged");
-                    return Ok(Outcome::Conflicting {
-                        held: PredictionStatus::Succeeded.as_str().to_owned(),
-                    });
-                }
                 let error = p.provider_error();
                 tracing::info!(prediction = %p.id, status = p.status.as_str(), error_id = error.error_id.as_deref(), "prediction did not succeed; recording it");
                 self.record_failure(&p, ev, error.error_id, error.message, Failure::Provider)

@@ -8,9 +8,14 @@
 //! Precondition Failed when the condition does not hold, 409 ConditionalRequestConflict
 //! when another write raced). On either, the state is read again and the rule applied
 //! again, so of two Lambdas racing on one prediction exactly one event wins.
+//!
+//! A prediction archived before `state.json` existed, or whose `state.json` does not
+//! parse, has the state its archive implies ([`implied`]): its manifest (`succeeded`), or
+//! its `failure.json` (the status it records), set by the raw event they name.
 
 use hookvault_core::archive;
-use hookvault_core::event::Prediction;
+use hookvault_core::event::{Prediction, PredictionStatus};
+use hookvault_core::records::{FailureRecord, Manifest};
 use hookvault_core::state::{transition, StateRecord, Transition};
 
 use crate::outcome::Transient;
@@ -63,6 +68,69 @@ async fn read_state(
     }
 }
 
+/// The body digest in a raw event's key, `events/{provider}/{sha256}/event.json`.
+fn digest_of(raw_event: Option<&str>) -> String {
+    raw_event
+        .and_then(|k| k.split('/').nth(2))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A small JSON record at `key`, parsed; `None` when absent, too large or unreadable.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    key: &str,
+) -> Result<Option<T>, Transient> {
+    let Some(out) = store.get(store.bucket(), key, "GetObject (record)").await? else {
+        return Ok(None);
+    };
+    if out.content_length().unwrap_or(0) > 4 * 1024 * 1024 {
+        return Ok(None);
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Transient(format!("S3 GetObject (record) body: {e}")))?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// The state the archive of prediction `id` implies when it has no readable
+/// `state.json`: its manifest is a `succeeded` state, its `failure.json` the terminal
+/// status it records, each set by the raw event it names. `None` for a prediction with
+/// neither.
+pub(crate) async fn implied(store: &Store, id: &str) -> Result<Option<StateRecord>, Transient> {
+    let key = |k: Result<String, archive::LayoutError>| k.map_err(|e| Transient(e.to_string()));
+    let state =
+        |status: &str, event_id: String, raw_event: Option<String>, at: String| StateRecord {
+            id: id.to_owned(),
+            status: status.to_owned(),
+            terminal: PredictionStatus::from(status).is_terminal(),
+            event_id,
+            body_sha256: digest_of(raw_event.as_deref()),
+            raw_event,
+            updated_at: at,
+        };
+    if let Some(m) = read_json::<Manifest>(store, &key(archive::manifest_key(id))?).await? {
+        return Ok(Some(state(
+            "succeeded",
+            m.event_id,
+            m.raw_event,
+            m.archived_at,
+        )));
+    }
+    if let Some(f) = read_json::<FailureRecord>(store, &key(archive::failure_key(id))?).await? {
+        return Ok(Some(state(
+            &f.status,
+            f.event_id,
+            f.raw_event,
+            f.recorded_at,
+        )));
+    }
+    Ok(None)
+}
+
 /// Applies the state rule to `p` arriving as `ev`, writing the new state when the event
 /// moves it forward. Returns what the event does; S3 errors are transient.
 pub(crate) async fn settle(
@@ -73,7 +141,14 @@ pub(crate) async fn settle(
     let key = archive::state_key(&p.id).map_err(|e| Transient(e.to_string()))?;
     for _ in 0..RACE_ATTEMPTS {
         let current = read_state(store, &key).await?;
-        let held = current.as_ref().and_then(|(r, _)| r.as_ref());
+        let implied_state = match current.as_ref().and_then(|(r, _)| r.as_ref()) {
+            Some(_) => None,
+            None => implied(store, &p.id).await?,
+        };
+        let held = current
+            .as_ref()
+            .and_then(|(r, _)| r.as_ref())
+            .or(implied_state.as_ref());
         let t = transition(held, &p.status, ev.body_sha256);
         if t != Transition::Advance {
             return Ok(t);

@@ -113,6 +113,32 @@ impl Rig {
         (envelopes, failed)
     }
 
+    /// Every envelope on the queue, taken off it without archiving.
+    pub(crate) async fn queued(&self) -> Vec<Envelope> {
+        self.stack
+            .drain()
+            .await
+            .iter()
+            .map(|m| Envelope::from_json(m.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Hands `envelope` to the archiver as a batch of its own (message id `id`): the
+    /// record ids it asked SQS to redeliver.
+    pub(crate) async fn archive_envelope(&self, envelope: &Envelope, id: &str) -> Vec<String> {
+        let event: SqsEvent = serde_json::from_value(
+            json!({ "Records": [{ "messageId": id, "body": envelope.to_json() }] }),
+        )
+        .unwrap();
+        self.archiver
+            .handle(event, None)
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
     pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         s3::get(&self.stack.s3, BUCKET, key)
             .await

@@ -163,9 +163,25 @@ async fn deliver(rig: &Rig, body: &serde_json::Value) -> Vec<u8> {
     bytes
 }
 
+/// How many versions of `key` the (versioned) bucket holds: writes, counted.
+async fn versions(rig: &Rig, key: &str) -> usize {
+    hookvault_localstack::operator::versions(&rig.stack.s3, crate::utils::BUCKET, key)
+        .await
+        .unwrap()
+}
+
+/// A rig whose bucket keeps every version, so "written once" is countable.
+async fn versioned_rig(queue: &str) -> Rig {
+    let rig = Rig::start_keyed(queue, API_KEY).await;
+    hookvault_localstack::operator::enable_versioning(&rig.stack.s3, crate::utils::BUCKET)
+        .await
+        .unwrap();
+    rig
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn states_never_go_backwards_and_the_first_terminal_state_wins() {
-    let rig = Rig::start_keyed("provider-order", API_KEY).await;
+    let rig = versioned_rig("provider-order").await;
     let file = |name: &str, size: u64| format!("{}/files/{name}?size={size}", rig.cdn.url);
     let wrapped = |t: &str, data: serde_json::Value| json!({"type": t, "created_at": "2026-12-05T00:00:00Z", "data": data});
     let succeeded = |id: &str, f: &str, size: u64| {
@@ -287,13 +303,27 @@ async fn states_never_go_backwards_and_the_first_terminal_state_wins() {
             );
         }
     }
-    // The second succeeded body of pred_two_bodies archived nothing: the one file is the first's.
+    // The second succeeded body of pred_two_bodies archived nothing: the one file holds
+    // the first body's bytes (300), not the second's (400), written once.
     let m: Manifest = rig.json("predictions/pred_two_bodies/manifest.json").await;
     assert_eq!(m.outputs[0].sha256, content_sha256(300));
-    assert!(rig
-        .object("predictions/pred_two_bodies/1.png")
+    let file = rig
+        .object("predictions/pred_two_bodies/0.png")
         .await
-        .is_none());
+        .unwrap();
+    assert_eq!(file.len(), 300);
+    for id in ["pred_late_start", "pred_fail_after", "pred_two_bodies"] {
+        assert_eq!(
+            versions(&rig, &format!("predictions/{id}/manifest.json")).await,
+            1,
+            "{id}"
+        );
+        assert_eq!(
+            versions(&rig, &format!("predictions/{id}/0.png")).await,
+            1,
+            "{id}"
+        );
+    }
     // A redelivery of the holding event changes nothing (Same): still one manifest.
     let again = deliver(&rig, &succeeded("pred_late_start", "a.png", 100)).await;
     let log = entries_of(&rig, "pred_late_start").await;
@@ -306,8 +336,160 @@ async fn states_never_go_backwards_and_the_first_terminal_state_wins() {
     assert!(log
         .iter()
         .any(|e| e.body_sha256 == sha && e.outcome == IndexOutcome::Archived));
+    assert_eq!(
+        versions(&rig, "predictions/pred_late_start/manifest.json").await,
+        1,
+        "the redelivery wrote the manifest again"
+    );
+}
+
+/// The rule holds for replays, for archives written before `state.json` existed (or whose
+/// `state.json` is unreadable), and for two Lambdas taking contradicting events of one
+/// prediction at the same moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_old_archives_and_racing_lambdas_keep_one_truth() {
+    let rig = versioned_rig("provider-truth").await;
+    let file = |name: &str, size: u64| format!("{}/files/{name}?size={size}", rig.cdn.url);
+    let succeeded = |id: &str, f: &str, size: u64| json!({"type": "prediction.succeeded", "data": {"id": id, "status": "succeeded", "output": file(f, size)}});
+    let failed = |id: &str| json!({"type": "prediction.failed", "data": {"id": id, "status": "failed", "error": "late"}});
+    let send = |body: serde_json::Value| {
+        let rig = &rig;
+        async move {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let (status, text) = rig.send_with(&bytes, &sdk_signed(&bytes)).await;
+            assert_eq!(status, 202, "{text}");
+        }
+    };
+
+    // 1. `replay --force` of a contradicting event, and of a second succeeded body, changes
+    // nothing: force redoes only the work of the event that holds the state.
+    send(succeeded("pred_force", "a.png", 100)).await;
+    send(failed("pred_force")).await;
+    send(succeeded("pred_force", "b.png", 200)).await;
+    let queued = rig.queued().await;
+    assert_eq!(queued.len(), 3);
+    for (i, env) in queued.iter().enumerate() {
+        assert!(rig.archive_envelope(env, &format!("m{i}")).await.is_empty());
+    }
+    for (i, env) in queued.iter().enumerate().skip(1) {
+        let mut forced = env.clone();
+        forced.replay = Some(hookvault_core::envelope::Replay {
+            at_ms: 1,
+            force: true,
+        });
+        assert!(rig
+            .archive_envelope(&forced, &format!("f{i}"))
+            .await
+            .is_empty());
+    }
     assert!(rig
-        .object("predictions/pred_late_start/1.png")
+        .object("predictions/pred_force/failure.json")
         .await
         .is_none());
+    assert_eq!(
+        versions(&rig, "predictions/pred_force/manifest.json").await,
+        1
+    );
+    let m: Manifest = rig.json("predictions/pred_force/manifest.json").await;
+    assert_eq!(m.outputs[0].sha256, content_sha256(100));
+    // Forcing the event that holds the state archives it again.
+    let mut forced = queued[0].clone();
+    forced.replay = Some(hookvault_core::envelope::Replay {
+        at_ms: 2,
+        force: true,
+    });
+    assert!(rig.archive_envelope(&forced, "f0").await.is_empty());
+    assert_eq!(
+        versions(&rig, "predictions/pred_force/manifest.json").await,
+        2
+    );
+
+    // 2. An archive without state.json (as before states were kept), and one whose
+    // state.json does not parse: the manifest is the state; a failed event contradicts it.
+    for (id, state) in [
+        ("pred_old", None),
+        ("pred_corrupt", Some(b"{not json".to_vec())),
+    ] {
+        send(succeeded(id, "c.png", 300)).await;
+        let queued = rig.queued().await;
+        assert!(rig.archive_envelope(&queued[0], "s").await.is_empty());
+        let key = format!("predictions/{id}/state.json");
+        let s3 = &rig.stack.s3;
+        match state {
+            None => {
+                s3.delete_object()
+                    .bucket(crate::utils::BUCKET)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Some(bytes) => {
+                let put = s3.put_object().bucket(crate::utils::BUCKET).key(&key);
+                put.body(bytes.into()).send().await.unwrap();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        send(json!({"type": "prediction.started", "data": {"id": id, "status": "started"}})).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        send(failed(id)).await;
+        for (i, env) in rig.queued().await.iter().enumerate() {
+            assert!(rig.archive_envelope(env, &format!("o{i}")).await.is_empty());
+        }
+        assert!(
+            rig.object(&format!("predictions/{id}/failure.json"))
+                .await
+                .is_none(),
+            "{id}"
+        );
+        let outcomes: Vec<IndexOutcome> = entries_of(&rig, id)
+            .await
+            .iter()
+            .map(|e| e.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                IndexOutcome::Archived,
+                IndexOutcome::Ignored,
+                IndexOutcome::Conflicting
+            ],
+            "{id}"
+        );
+    }
+
+    // 3. Two Lambdas at once, one with succeeded and one with failed: exactly one truth.
+    for round in 0..3 {
+        let id = format!("pred_race_{round}");
+        send(succeeded(&id, "d.png", 400)).await;
+        send(failed(&id)).await;
+        let queued = rig.queued().await;
+        assert_eq!(queued.len(), 2);
+        let (a, b) = tokio::join!(
+            rig.archive_envelope(&queued[0], "r0"),
+            rig.archive_envelope(&queued[1], "r1")
+        );
+        assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
+        let manifest = rig.object(&format!("predictions/{id}/manifest.json")).await;
+        let failure = rig.object(&format!("predictions/{id}/failure.json")).await;
+        let st: StateRecord = rig.json(&format!("predictions/{id}/state.json")).await;
+        match st.status.as_str() {
+            "succeeded" => assert!(manifest.is_some() && failure.is_none(), "{id}"),
+            "failed" => assert!(manifest.is_none() && failure.is_some(), "{id}"),
+            other => panic!("{id}: state {other}"),
+        }
+        let outcomes: Vec<IndexOutcome> = entries_of(&rig, &id)
+            .await
+            .iter()
+            .map(|e| e.outcome)
+            .collect();
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == IndexOutcome::Conflicting)
+                .count(),
+            1,
+            "{id}: {outcomes:?}"
+        );
+    }
 }
