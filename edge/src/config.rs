@@ -14,6 +14,10 @@
 //! | `CLAIM_CHECK_BUCKET` | var | none | the bucket large bodies are written to (`raw/{sha256}`) before their envelope is queued; without it the cap is what fits in one message (about 770 KB) |
 //! | `CLAIM_CHECK_TIMEOUT_MS` | var | 30000 | how long each claim-check `PutObject` attempt waits for S3 to take the body (a 25 MiB body in 30 s needs about 7 Mbit/s from the Cloudflare location to the region) |
 //! | `S3_ENDPOINT` | var | `https://{bucket}.s3.{region}.amazonaws.com/` | endpoint override, path style (the local stack) |
+//! | `SPOOL_BUCKET` | var | `CLAIM_CHECK_BUCKET` | where an envelope SQS did not take is written (`spool/{provider}/{body_sha256}`, create-only) so the webhook is still answered 202; none: 503 as before |
+//! | `SPOOL_REGION` | var | `AWS_REGION` | the spool bucket's region (it may be another than the queue's) |
+//! | `SPOOL_ENDPOINT` | var | `S3_ENDPOINT`, else `https://{bucket}.s3.{SPOOL_REGION}.amazonaws.com/` | endpoint override, path style |
+//! | `SPOOL_TIMEOUT_MS` | var | 5000 | how long the spool's first `PutObject` attempt waits for S3 (retries: within what is left of `RETRY_BUDGET_MS`) |
 //! | `SIGNATURE_TOLERANCE_SECS` | var | 300 | timestamp tolerance (Standard Webhooks, Stripe) |
 //! | `SQS_TIMEOUT_MS` | var | 5000 | how long each `SendMessage` attempt waits for SQS |
 //! | `RETRY_BUDGET_MS` | var | 10000 | the request's time budget for retries, counted from its arrival: a `SendMessage` or claim-check `PutObject` that failed for a reason a retry can fix (throttling, 5xx, no answer) is retried with jittered back-off while a retry still fits in it; 0 turns retries off; at most 60000 ([`MAX_RETRY_BUDGET_MS`]) |
@@ -74,6 +78,11 @@ pub struct EdgeConfig {
     pub sqs_signer: Option<PostSigner>,
     /// Where bodies too large for one message go, if configured.
     pub claim_check: Option<ClaimCheck>,
+    /// Where envelopes SQS did not take go (`SPOOL_BUCKET`, by default the claim-check
+    /// bucket), if any.
+    pub spool: Option<ClaimCheck>,
+    /// The spool's `PutObject` timeout, milliseconds.
+    pub spool_timeout_ms: u32,
     /// Body cap, bytes: `MAX_BODY_BYTES`, or, without a claim-check bucket, the largest
     /// body that fits in one message.
     pub max_body: usize,
@@ -220,11 +229,16 @@ impl EdgeConfig {
             num("SQS_MAX_MESSAGE_BYTES", SQS_MESSAGE_LIMIT as u64)?,
             SQS_MESSAGE_LIMIT,
         )?;
-        let claim_check = get("CLAIM_CHECK_BUCKET")
-            .filter(|v| !v.trim().is_empty())
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let s3_endpoint = set("S3_ENDPOINT");
+        let claim_check = set("CLAIM_CHECK_BUCKET")
+            .map(|bucket| ClaimCheck::new(bucket.trim(), &sqs.region, s3_endpoint.as_deref()));
+        let spool = set("SPOOL_BUCKET")
+            .or_else(|| set("CLAIM_CHECK_BUCKET"))
             .map(|bucket| {
-                let endpoint = get("S3_ENDPOINT").filter(|v| !v.trim().is_empty());
-                ClaimCheck::new(bucket.trim(), &sqs.region, endpoint.as_deref())
+                let region = set("SPOOL_REGION").unwrap_or_else(|| sqs.region.clone());
+                let endpoint = set("SPOOL_ENDPOINT").or_else(|| s3_endpoint.clone());
+                ClaimCheck::new(bucket.trim(), region.trim(), endpoint.as_deref())
             });
         let mut max_body = size(
             "MAX_BODY_BYTES",
@@ -241,6 +255,8 @@ impl EdgeConfig {
             sqs_signer: sqs.signer(),
             sqs,
             claim_check,
+            spool,
+            spool_timeout_ms: small("SPOOL_TIMEOUT_MS", num("SPOOL_TIMEOUT_MS", 5_000)?)?,
             max_body,
             max_message,
             tolerance: num(
@@ -380,6 +396,67 @@ mod tests {
                 "{name}={value}"
             );
         }
+    }
+
+    #[test]
+    fn the_spool_defaults_to_the_claim_check_bucket_and_may_be_elsewhere() {
+        let c = load(&vars(&[])).unwrap();
+        assert!(c.spool.is_none(), "no bucket, no spool");
+        let c = load(&vars(&[("CLAIM_CHECK_BUCKET", "archive")])).unwrap();
+        let spool = c.spool.unwrap();
+        assert_eq!(
+            (spool.bucket.as_str(), spool.region.as_str()),
+            ("archive", "eu-west-1")
+        );
+        assert_eq!(c.spool_timeout_ms, 5_000);
+        let c = load(&vars(&[
+            ("CLAIM_CHECK_BUCKET", "archive"),
+            ("SPOOL_BUCKET", "spool-us"),
+            ("SPOOL_REGION", "us-east-2"),
+            ("SPOOL_TIMEOUT_MS", "3000"),
+        ]))
+        .unwrap();
+        let spool = c.spool.unwrap();
+        assert_eq!(
+            spool.object_url("spool/x"),
+            "https://spool-us.s3.us-east-2.amazonaws.com/spool/x"
+        );
+        assert_eq!(
+            (spool.region.as_str(), c.spool_timeout_ms),
+            ("us-east-2", 3_000)
+        );
+        // The local stack: S3_ENDPOINT serves the spool too, unless SPOOL_ENDPOINT says.
+        let c = load(&vars(&[
+            ("SPOOL_BUCKET", "spool"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9/"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.spool.unwrap().object_url("spool/x"),
+            "http://127.0.0.1:9/spool/spool/x"
+        );
+        let c = load(&vars(&[
+            ("SPOOL_BUCKET", "spool"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9/"),
+            ("SPOOL_ENDPOINT", "http://127.0.0.1:10"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.spool.unwrap().object_url("spool/x"),
+            "http://127.0.0.1:10/spool/spool/x"
+        );
+    }
+
+    #[test]
+    fn session_token_and_signature_tolerance_are_read() {
+        let c = load(&vars(&[
+            ("AWS_SESSION_TOKEN", "session"),
+            ("SIGNATURE_TOLERANCE_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.sqs.session_token.as_deref(), Some("session"));
+        assert_eq!(c.tolerance, 60);
+        assert!(load(&vars(&[])).unwrap().sqs.session_token.is_none());
     }
 
     #[test]

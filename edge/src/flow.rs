@@ -73,6 +73,24 @@ impl Answer {
     }
 }
 
+/// Where a verified event went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// SQS took the message: its message id.
+    Queued(String),
+    /// SQS did not; the envelope is in the spool bucket under this key, for the drainer
+    /// to queue.
+    Spooled(String),
+}
+
+/// The spool key of an event: `spool/{provider}/{body_sha256}`. One key per event (the
+/// provider and the body's digest, as a FIFO queue's deduplication id): a sender's retry
+/// of the same bytes while SQS is still down finds the key taken (412) and is answered
+/// as spooled, without a second object.
+pub fn spool_key(provider: &str, body_sha256: &[u8; 32]) -> String {
+    format!("spool/{provider}/{}", hex::encode(body_sha256))
+}
+
 /// The statuses a write is retried on: 429, and every 5xx (SQS's and S3's own faults,
 /// S3's `503 SlowDown`). SQS's throttling answers are HTTP 400s with a throttling code,
 /// counted as 429 ([`sqs_failure`]).
@@ -283,6 +301,54 @@ async fn put_claim_check<I: Io>(
     .await
 }
 
+/// A spool write's failures, for the retry policy: as any S3 write's, and S3's
+/// `409 ConditionalRequestConflict` (a concurrent conditional write to the key), which S3
+/// asks to retry (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>).
+fn spool_failure(e: &S3Error) -> Option<Failure<'static>> {
+    match e {
+        S3Error::Refused { status: 409, .. } => Some(Failure::Transport),
+        other => s3_failure(other),
+    }
+}
+
+/// Writes `envelope` (of the event whose body's SHA-256 is `body_sha256`) to the spool,
+/// create-only, retried within what is left of the budget after a first attempt of
+/// `SPOOL_TIMEOUT_MS`. The key once S3 has the envelope (or had it already), and the
+/// attempts made.
+async fn spool<I: Io>(
+    io: &I,
+    cfg: &EdgeConfig,
+    bucket: &ClaimCheck,
+    envelope: &Envelope,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+) -> (Result<String, S3Error>, u32) {
+    let key = spool_key(&envelope.provider, body_sha256);
+    let json = envelope.to_json();
+    let blob = io.blob(json.as_bytes());
+    let json_sha256 = io.sha256(json.as_bytes(), &blob).await;
+    let signed = match s3::put_spooled(&cfg.sqs, bucket, &key, &json_sha256, now_ms) {
+        Ok(signed) => signed,
+        Err(e) => return (Err(e), 0),
+    };
+    let (outcome, attempts) = with_retries(
+        io,
+        cfg,
+        now_ms,
+        cfg.spool_timeout_ms,
+        spool_failure,
+        async |timeout| {
+            let (status, text) = io
+                .send("PUT", &signed.url, &blob, &signed.headers, timeout)
+                .await
+                .map_err(S3Error::Unreachable)?;
+            s3::check_spool_response(status, &text)
+        },
+    )
+    .await;
+    (outcome.map(|_| key), attempts)
+}
+
 /// Answers a request: `log` holds its method and path and, on the webhook route, its
 /// trace id; `trace` is, on the webhook route, its trace and that trace's `traceresponse`
 /// header value (the envelope and the message attribute carry the trace id, the answers
@@ -376,7 +442,7 @@ pub async fn handle<I: Io>(
     log.scheme = Some(target.scheme.name());
     log.body_bytes = Some(body.bytes.len());
     let trace_id = trace.map(|(t, _)| t.trace_id.as_str());
-    let (envelope, message_id) = queue(
+    let (envelope, kept) = queue(
         io,
         &cfg,
         &received,
@@ -388,8 +454,17 @@ pub async fn handle<I: Io>(
     )
     .await?;
     log.event_id = Some(envelope.event_id.clone());
-    log.sqs_message_id = Some(message_id.clone());
-    let mut answer = Answer::json(202, handler::accepted_body(&envelope.event_id, &message_id));
+    let accepted = match &kept {
+        Kept::Queued(message_id) => {
+            log.sqs_message_id = Some(message_id.clone());
+            handler::accepted_body(&envelope.event_id, message_id)
+        }
+        Kept::Spooled(key) => {
+            log.spooled = Some(key.clone());
+            handler::spooled_body(&envelope.event_id)
+        }
+    };
+    let mut answer = Answer::json(202, accepted);
     if let Some((_, value)) = trace {
         answer
             .headers
@@ -400,8 +475,10 @@ pub async fn handle<I: Io>(
 
 /// Queues a verified body: inline when its envelope fits in one message, else by claim
 /// check (the body to S3 first, then the envelope that points at it). The envelope and the
-/// message carry `trace_id` (the envelope's field, the `TraceId` attribute). The message
-/// id once SQS has the message; 503 if S3 or SQS does not take it within the budget.
+/// message carry `trace_id` (the envelope's field, the `TraceId` attribute). If SQS has
+/// not taken the message when the budget runs out (or refused it outright), the envelope
+/// goes to the spool. Where the event went; 503 if S3 did not take a claim-checked body,
+/// or if neither SQS nor the spool took the envelope.
 #[allow(clippy::too_many_arguments)]
 async fn queue<I: Io>(
     io: &I,
@@ -412,25 +489,21 @@ async fn queue<I: Io>(
     trace_id: Option<&str>,
     now_ms: u64,
     log: &mut RequestLog,
-) -> Result<(Envelope, String), Rejection> {
+) -> Result<(Envelope, Kept), Rejection> {
     let envelope_of = |claim_check: Option<S3Object>| Envelope {
         trace_id: trace_id.map(str::to_owned),
         ..Envelope::with_digest(received, &body.bytes, body_sha256, claim_check)
-    };
-    let queue_failed = |log: &mut RequestLog, e: SqsError| {
-        log.reason = Some(e.to_string());
-        handler::queue_failure(&e, cfg.retry_after_secs)
     };
     if !needs_claim_check(body.bytes.len(), cfg.max_message) {
         let envelope = envelope_of(None);
         let (sent, attempts) = enqueue(io, cfg, &envelope, now_ms).await;
         log.sqs_attempts = (attempts > 1).then_some(attempts);
         match sent {
-            Ok(message_id) => return Ok((envelope, message_id)),
+            Ok(message_id) => return Ok((envelope, Kept::Queued(message_id))),
             // Checked before anything is sent: the headers made the envelope larger than
             // the reserve allows for. The claim check carries the body instead.
             Err(SqsError::TooLarge { .. }) if cfg.claim_check.is_some() => {}
-            Err(e) => return Err(queue_failed(log, e)),
+            Err(e) => return spool_or_refuse(io, cfg, envelope, body_sha256, now_ms, log, e).await,
         }
     }
     let Some(claim) = &cfg.claim_check else {
@@ -459,8 +532,35 @@ async fn queue<I: Io>(
     let (sent, attempts) = enqueue(io, cfg, &envelope, now_ms).await;
     log.sqs_attempts = (attempts > 1).then_some(attempts);
     match sent {
-        Ok(message_id) => Ok((envelope, message_id)),
-        Err(e) => Err(queue_failed(log, e)),
+        Ok(message_id) => Ok((envelope, Kept::Queued(message_id))),
+        Err(e) => spool_or_refuse(io, cfg, envelope, body_sha256, now_ms, log, e).await,
+    }
+}
+
+/// SQS did not take `envelope` (`sqs_error`): it goes to the spool if there is one, else,
+/// or if the spool does not take it either, 503 `queue_unavailable`. The log's reason is
+/// SQS's error either way (and the spool's, when both failed).
+async fn spool_or_refuse<I: Io>(
+    io: &I,
+    cfg: &EdgeConfig,
+    envelope: Envelope,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+    log: &mut RequestLog,
+    sqs_error: SqsError,
+) -> Result<(Envelope, Kept), Rejection> {
+    log.reason = Some(sqs_error.to_string());
+    let Some(bucket) = &cfg.spool else {
+        return Err(handler::queue_failure(&sqs_error, cfg.retry_after_secs));
+    };
+    let (written, attempts) = spool(io, cfg, bucket, &envelope, body_sha256, now_ms).await;
+    log.spool_attempts = (attempts > 1).then_some(attempts);
+    match written {
+        Ok(key) => Ok((envelope, Kept::Spooled(key))),
+        Err(e) => {
+            log.reason = Some(format!("{sqs_error}; the spool: {e}"));
+            Err(handler::queue_failure(&sqs_error, cfg.retry_after_secs))
+        }
     }
 }
 

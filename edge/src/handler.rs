@@ -218,6 +218,12 @@ pub fn claim_check_failure(_err: &S3Error, retry_after: u32) -> Rejection {
     }
 }
 
+/// The 202 body of an event SQS did not take and the spool did: it will be queued from
+/// there.
+pub fn spooled_body(event_id: &str) -> String {
+    serde_json::json!({ "status": "spooled", "event_id": event_id }).to_string()
+}
+
 /// The 202 body.
 pub fn accepted_body(event_id: &str, message_id: &str) -> String {
     serde_json::json!({ "status": "queued", "event_id": event_id, "message_id": message_id })

@@ -71,6 +71,12 @@ pub struct RequestLog {
     /// Claim-check `PutObject` attempts made, when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_attempts: Option<u32>,
+    /// The spool key, when SQS did not take the envelope and the spool did (answered 202).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spooled: Option<String>,
+    /// Spool `PutObject` attempts made, when more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_attempts: Option<u32>,
     /// Milliseconds from receipt to answer.
     pub latency_ms: u64,
 }
@@ -90,9 +96,10 @@ impl RequestLog {
     /// 5xx, which is always of the edge's own making (SQS or S3 did not take the event, a
     /// var, secret or binding is missing or invalid, an internal error); [`Level::Info`]
     /// for everything else, including every 4xx (the sender's fault: a bad signature, a
-    /// body too large, an unknown provider).
+    /// body too large, an unknown provider). A 202 whose event went to the spool is
+    /// [`Level::Error`] too: SQS did not take it, and an operator should know.
     pub fn level(&self) -> Level {
-        if self.status >= 500 {
+        if self.status >= 500 || self.spooled.is_some() {
             Level::Error
         } else {
             Level::Info
@@ -125,6 +132,9 @@ mod tests {
             log.status = status;
             assert_eq!(log.level(), level, "{status}");
         }
+        log.status = 202;
+        log.spooled = Some("spool/skytells/00".into());
+        assert_eq!(log.level(), Level::Error, "spooled: SQS did not take it");
     }
 
     #[test]

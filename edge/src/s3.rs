@@ -15,11 +15,15 @@ use aws_sigv4::http_request::{PercentEncodingMode, SigningSettings, UriPathNorma
 
 use crate::sqs::{sign_request, SignableBody, Signing, SqsTarget};
 
-/// The bucket claim-checked bodies go to, and how it is addressed.
+/// A bucket the edge writes to, and how it is addressed: the claim check's (claim-checked
+/// bodies, `raw/`) and the spool's (envelopes SQS did not take, `spool/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimCheck {
-    /// The bucket (the archive bucket, whose `raw/` prefix the edge may write).
+    /// The bucket (the archive bucket, whose `raw/` and `spool/` prefixes the edge may
+    /// write).
     pub bucket: String,
+    /// Its region, which requests to it are signed for.
+    pub region: String,
     /// Object URLs are this plus the key: `https://{bucket}.s3.{region}.amazonaws.com/`
     /// (virtual-hosted style), or `{S3_ENDPOINT}/{bucket}/` (path style, the local stack).
     base_url: String,
@@ -34,6 +38,7 @@ impl ClaimCheck {
         };
         ClaimCheck {
             bucket: bucket.to_owned(),
+            region: region.to_owned(),
             base_url,
         }
     }
@@ -73,7 +78,8 @@ pub struct SignedPut {
 }
 
 /// The `PutObject` of a body whose SHA-256 is `body_sha256` to `key`, signed at `now_ms`
-/// with the edge's credentials (`credentials`: the queue target's, one IAM user).
+/// with the edge's credentials (`credentials`: the queue target's, one IAM user) for the
+/// bucket's region.
 pub fn put_object(
     credentials: &SqsTarget,
     claim: &ClaimCheck,
@@ -81,20 +87,58 @@ pub fn put_object(
     body_sha256: &[u8; 32],
     now_ms: u64,
 ) -> Result<SignedPut, S3Error> {
+    put(
+        credentials,
+        claim,
+        key,
+        body_sha256,
+        &[("content-type", "application/octet-stream")],
+        now_ms,
+    )
+}
+
+/// The `PutObject` of a spooled envelope (JSON, SHA-256 `body_sha256`) to `key`,
+/// create-only: `If-None-Match: *` makes S3 answer `412 Precondition Failed` instead of
+/// replacing an object that is there already
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>).
+pub fn put_spooled(
+    credentials: &SqsTarget,
+    spool: &ClaimCheck,
+    key: &str,
+    body_sha256: &[u8; 32],
+    now_ms: u64,
+) -> Result<SignedPut, S3Error> {
+    put(
+        credentials,
+        spool,
+        key,
+        body_sha256,
+        &[("content-type", "application/json"), ("if-none-match", "*")],
+        now_ms,
+    )
+}
+
+fn put(
+    credentials: &SqsTarget,
+    claim: &ClaimCheck,
+    key: &str,
+    body_sha256: &[u8; 32],
+    extra: &[(&str, &str)],
+    now_ms: u64,
+) -> Result<SignedPut, S3Error> {
     let url = claim.object_url(key);
     let payload_hash = hex::encode(body_sha256);
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let headers = [
-        ("content-type", "application/octet-stream"),
-        ("x-amz-content-sha256", payload_hash.as_str()),
-    ];
+    let mut headers = extra.to_vec();
+    headers.push(("x-amz-content-sha256", payload_hash.as_str()));
     let headers = sign_request(
         credentials,
         &Signing {
             method: "PUT",
             service: "s3",
+            region: Some(&claim.region),
             settings,
         },
         &url,
@@ -104,6 +148,24 @@ pub fn put_object(
     )
     .map_err(S3Error::Sign)?;
     Ok(SignedPut { url, headers })
+}
+
+/// How a spool write ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spooled {
+    /// S3 took the envelope.
+    Written,
+    /// The key was there already (`412 Precondition Failed`): the same event (provider and
+    /// body) was spooled before and waits to be drained.
+    AlreadyThere,
+}
+
+/// Checks S3's answer to a create-only `PutObject` ([`put_spooled`]).
+pub fn check_spool_response(status: u16, body: &str) -> Result<Spooled, S3Error> {
+    if status == 412 {
+        return Ok(Spooled::AlreadyThere);
+    }
+    check_put_response(status, body).map(|()| Spooled::Written)
 }
 
 /// Checks S3's answer to a `PutObject`: any 2xx is success; otherwise the error's
@@ -190,6 +252,38 @@ mod tests {
             other.headers.iter().find(|(k, _)| k == "authorization"),
             put.headers.iter().find(|(k, _)| k == "authorization")
         );
+    }
+
+    #[test]
+    fn spool_puts_are_create_only_and_signed_for_the_buckets_region() {
+        let spool = ClaimCheck::new("spool-1", "eu-central-1", None);
+        let put = put_spooled(
+            &credentials(),
+            &spool,
+            "spool/x",
+            &[7; 32],
+            1_700_000_000_000,
+        )
+        .unwrap();
+        assert_eq!(
+            put.url,
+            "https://spool-1.s3.eu-central-1.amazonaws.com/spool/x"
+        );
+        let get = |name: &str| {
+            put.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("if-none-match"), Some("*"));
+        let auth = get("authorization").unwrap();
+        assert!(
+            auth.contains("/20231114/eu-central-1/s3/aws4_request, SignedHeaders=content-type;host;if-none-match;x-amz-content-sha256;"),
+            "{auth}"
+        );
+        assert_eq!(check_spool_response(200, ""), Ok(Spooled::Written));
+        assert_eq!(check_spool_response(412, ""), Ok(Spooled::AlreadyThere));
+        assert!(check_spool_response(403, "<Code>AccessDenied</Code>").is_err());
     }
 
     #[test]

@@ -296,6 +296,7 @@ pub fn sign_v4(
         &Signing {
             method: "POST",
             service,
+            region: None,
             settings: SigningSettings::default(),
         },
         url,
@@ -313,11 +314,14 @@ pub struct Signing<'a> {
     pub method: &'a str,
     /// `sqs`, `s3`.
     pub service: &'a str,
+    /// The signing region, when not the target's (a spool bucket in another region).
+    pub region: Option<&'a str>,
     /// `aws-sigv4`'s settings.
     pub settings: SigningSettings,
 }
 
-/// Signs a request with SigV4 with `target`'s credentials and region; returns `headers`
+/// Signs a request with SigV4 with `target`'s credentials, in `signing.region` or else
+/// `target`'s region; returns `headers`
 /// plus the signature's own headers, or why it could not be signed.
 pub fn sign_request(
     target: &SqsTarget,
@@ -338,7 +342,7 @@ pub fn sign_request(
     let time: SystemTime = UNIX_EPOCH + Duration::from_millis(now_ms);
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&target.region)
+        .region(signing.region.unwrap_or(&target.region))
         .name(signing.service)
         .time(time)
         .settings(signing.settings.clone())

@@ -63,6 +63,8 @@ fn s3_error(status: u16, code: &str) -> Reply {
 #[derive(Debug, Clone)]
 struct Sent {
     method: String,
+    url: String,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
     timeout_ms: u32,
     at_ms: u64,
@@ -77,6 +79,7 @@ struct Fake {
     random: Cell<f64>,
     sqs: RefCell<VecDeque<Reply>>,
     s3: RefCell<VecDeque<Reply>>,
+    spool: RefCell<VecDeque<Reply>>,
     sent: RefCell<Vec<Sent>>,
     slept: RefCell<Vec<u64>>,
     errors: RefCell<Vec<String>>,
@@ -98,6 +101,7 @@ impl Fake {
             random: Cell::new(0.5),
             sqs: RefCell::new(VecDeque::new()),
             s3: RefCell::new(VecDeque::new()),
+            spool: RefCell::new(VecDeque::new()),
             sent: RefCell::new(Vec::new()),
             slept: RefCell::new(Vec::new()),
             errors: RefCell::new(Vec::new()),
@@ -114,11 +118,27 @@ impl Fake {
         self
     }
 
+    fn spool(self, replies: impl IntoIterator<Item = Reply>) -> Self {
+        self.spool.borrow_mut().extend(replies);
+        self
+    }
+
+    /// The spool's PUTs.
+    fn spooled(&self) -> Vec<Sent> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter(|s| s.url.contains("/spool/"))
+            .cloned()
+            .collect()
+    }
+
+    /// The requests sent with `method`, the spool's left out.
     fn sent(&self, method: &str) -> Vec<Sent> {
         self.sent
             .borrow()
             .iter()
-            .filter(|s| s.method == method)
+            .filter(|s| s.method == method && !s.url.contains("/spool/"))
             .cloned()
             .collect()
     }
@@ -205,18 +225,26 @@ impl Io for Fake {
     async fn send(
         &self,
         method: &str,
-        _url: &str,
+        url: &str,
         body: &Vec<u8>,
-        _headers: &[(String, String)],
+        headers: &[(String, String)],
         timeout_ms: u32,
     ) -> Result<(u16, String), String> {
         self.sent.borrow_mut().push(Sent {
             method: method.to_owned(),
+            url: url.to_owned(),
+            headers: headers.to_vec(),
             body: body.clone(),
             timeout_ms,
             at_ms: self.clock.get(),
         });
-        let script = if method == "PUT" { &self.s3 } else { &self.sqs };
+        let script = if url.contains("/spool/") {
+            &self.spool
+        } else if method == "PUT" {
+            &self.s3
+        } else {
+            &self.sqs
+        };
         let reply = script.borrow_mut().pop_front().unwrap_or(Reply::Ok(3));
         let took = |ms: u64| {
             if ms > u64::from(timeout_ms) {
@@ -678,4 +706,135 @@ fn errors_are_classified_for_the_retry_policy() {
     for code in [400, 403, 404, 413] {
         assert!(!policy.retryable.contains(&code), "{code}");
     }
+}
+
+/// The local stack's settings: the claim-check bucket, which is the spool too.
+fn spool_config() -> EdgeConfig {
+    config(&[
+        ("CLAIM_CHECK_BUCKET", "archive"),
+        ("S3_ENDPOINT", "http://127.0.0.1:4566/"),
+    ])
+}
+
+/// Issue 24, item 2 (the edge's side): SQS did not take it, the spool did: 202.
+#[test]
+fn an_event_sqs_does_not_take_is_spooled_create_only_and_answered_202() {
+    let body = sample_body();
+    let sha = Sha256::digest(&body);
+    for (why, replies) in [
+        (
+            "refused",
+            vec![sqs_error(400, "com.amazonaws.sqs#QueueDoesNotExist")],
+        ),
+        ("throttled", vec![sqs_error(400, "RequestThrottled"); 9]),
+        ("silent", vec![Reply::Silent; 9]),
+    ] {
+        let io = skytells(spool_config(), &body).sqs(replies);
+        let (answer, log) = webhook(&io, "skytells");
+        assert_eq!(answer.status, 202, "{why}: {answer:?}");
+        let accepted: serde_json::Value =
+            serde_json::from_str(answer.body.as_deref().unwrap()).unwrap();
+        assert_eq!(accepted["status"], "spooled", "{why}");
+        let [put] = io.spooled().try_into().unwrap();
+        let key = format!("spool/skytells/{}", hex::encode(sha));
+        assert_eq!(
+            put.url,
+            format!("http://127.0.0.1:4566/archive/{key}"),
+            "{why}"
+        );
+        assert!(put
+            .headers
+            .contains(&("if-none-match".to_owned(), "*".to_owned())));
+        // The spooled envelope is the one SQS would have had, the exact bytes inline.
+        let env = Envelope::from_json(std::str::from_utf8(&put.body).unwrap()).unwrap();
+        assert_eq!(env.inline_body(), Some(body.as_slice()), "{why}");
+        assert_eq!(accepted["event_id"], env.event_id.as_str());
+        assert_eq!(log.spooled.as_deref(), Some(key.as_str()));
+        assert!(
+            log.reason.as_deref().unwrap_or_default().contains("SQS"),
+            "{why}: the log says why"
+        );
+        assert_eq!(
+            log.level(),
+            crate::log::Level::Error,
+            "{why}: an operator should know"
+        );
+    }
+}
+
+#[test]
+fn a_key_already_spooled_is_the_same_event_and_503_only_when_both_fail() {
+    let body = sample_body();
+    // 412: the same provider and body were spooled before.
+    let io = skytells(spool_config(), &body)
+        .sqs(vec![Reply::Refused; 9])
+        .spool([s3_error(412, "PreconditionFailed")]);
+    assert_eq!(webhook(&io, "skytells").0.status, 202);
+    // SQS and the spool both refuse: 503, and the log names both.
+    let io = skytells(spool_config(), &body)
+        .sqs([sqs_error(403, "AccessDenied")])
+        .spool([s3_error(403, "AccessDenied")]);
+    let (answer, log) = webhook(&io, "skytells");
+    assert_eq!(
+        (answer.status, code(&answer)),
+        (503, "queue_unavailable".into())
+    );
+    let reason = log.reason.unwrap();
+    assert!(
+        reason.contains("SQS") && reason.contains("spool"),
+        "{reason}"
+    );
+    assert_eq!(log.spooled, None);
+    // No bucket at all: no spool, 503 as before.
+    let io = skytells(config(&[]), &body).sqs([sqs_error(403, "AccessDenied")]);
+    assert_eq!(webhook(&io, "skytells").0.status, 503);
+    assert!(io.spooled().is_empty());
+}
+
+#[test]
+fn a_claim_checked_envelope_is_spooled_pointing_at_its_body() {
+    let body = vec![b'q'; 4000];
+    let io = skytells(claim_check_config(&[]), &body)
+        .sqs([sqs_error(400, "com.amazonaws.sqs#KmsAccessDenied")]);
+    let (answer, _) = webhook(&io, "skytells");
+    assert_eq!(answer.status, 202);
+    assert_eq!(io.sent("PUT").len(), 1, "the body, once");
+    let [put] = io.spooled().try_into().unwrap();
+    let env = Envelope::from_json(std::str::from_utf8(&put.body).unwrap()).unwrap();
+    assert!(matches!(env.body, EnvelopeBody::S3(_)));
+    // A claim check S3 did not take is not spooled: the body is nowhere.
+    let io = skytells(claim_check_config(&[]), &body).s3([s3_error(403, "AccessDenied")]);
+    assert_eq!(webhook(&io, "skytells").0.status, 503);
+    assert!(io.spooled().is_empty());
+}
+
+#[test]
+fn the_spool_may_be_another_bucket_in_another_region() {
+    let body = sample_body();
+    let io = skytells(
+        config(&[
+            ("SPOOL_BUCKET", "spool-west"),
+            ("SPOOL_REGION", "us-west-2"),
+            ("SPOOL_TIMEOUT_MS", "1500"),
+        ]),
+        &body,
+    )
+    .sqs(vec![Reply::Refused; 9])
+    .spool([s3_error(409, "ConditionalRequestConflict")]);
+    let (answer, log) = webhook(&io, "skytells");
+    assert_eq!(answer.status, 202);
+    let spooled = io.spooled();
+    assert_eq!(spooled.len(), 2, "a 409 is retried");
+    assert_eq!(log.spool_attempts, Some(2));
+    assert!(spooled[0]
+        .url
+        .starts_with("https://spool-west.s3.us-west-2.amazonaws.com/spool/skytells/"));
+    assert_eq!(spooled[0].timeout_ms, 1_500);
+    let auth = &spooled[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .unwrap()
+        .1;
+    assert!(auth.contains("/us-west-2/s3/aws4_request"), "{auth}");
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use hookvault_localstack::paths;
 
-use crate::utils::{now, prediction, secret, sign, Stack};
+use crate::utils::{now, prediction, secret, sign, Stack, BUCKET};
 
 fn all_schemes_config() -> Vec<(&'static str, String)> {
     let providers: serde_json::Map<String, Value> = ALL_SCHEMES
@@ -368,25 +368,82 @@ async fn assert_unavailable(stack: &Stack, what: &str) {
     assert!(text.contains("queue_unavailable"), "{what}: {text}");
 }
 
+/// Posts `pred_outage` signed with the outage secret; the status, the answer and the body.
+async fn post_outage(stack: &Stack) -> (u16, Value, Vec<u8>) {
+    let body = prediction("pred_outage");
+    let (status, _, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "outage-secret", &body, now()),
+            body.clone(),
+        )
+        .await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        body,
+    )
+}
+
+/// Checks that SQS's outage left `body`'s envelope in the spool (the test stack's bucket)
+/// and the answer said so.
+async fn assert_spooled(stack: &Stack, what: &str, answer: &Value, body: &[u8]) {
+    assert_eq!(answer["status"], "spooled", "{what}: {answer}");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    let key = format!("spool/skytells/{sha}");
+    let (json, _) = hookvault_localstack::s3::get(&stack.s3, BUCKET, &key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what}: nothing at {key}"));
+    let envelope = Envelope::from_json(std::str::from_utf8(&json).unwrap()).unwrap();
+    assert_eq!(
+        envelope.inline_body(),
+        Some(body),
+        "{what}: the exact bytes"
+    );
+    assert_eq!(answer["event_id"], envelope.event_id.as_str(), "{what}");
+    let logs = stack.edge.logs();
+    assert!(
+        logs.contains(&format!("\"spooled\":\"{key}\"")),
+        "{what}: the edge logs the spool key:\n{logs}"
+    );
+}
+
+/// Issue 24, item 2 (the edge's side): while SQS refuses or does not answer, a verified
+/// webhook goes to the spool (the claim-check bucket by default) and is answered 202;
+/// only when the spool does not take it either is the answer 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqs_outages_answer_503_and_nothing_is_acknowledged() {
+async fn sqs_outages_are_spooled_and_answered_503_only_when_the_spool_fails_too() {
     let secrets = ("WEBHOOK_SECRETS", "outage-secret".to_owned());
-    // SQS answers with an error: the queue does not exist.
+    let missing_queue = (
+        "SQS_QUEUE_URL",
+        "http://127.0.0.1:1/000000000000/missing".to_owned(),
+    );
+    // SQS answers with an error (the queue does not exist): spooled.
+    let stack = Stack::start("events", &[secrets.clone(), missing_queue.clone()]).await;
+    let (status, answer, body) = post_outage(&stack).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_spooled(&stack, "queue does not exist", &answer, &body).await;
+    // The sender's retry of the same bytes finds them spooled already (412): 202.
+    let (status, answer, _) = post_outage(&stack).await;
+    assert_eq!((status, &answer["status"]), (202, &json!("spooled")));
+    drop(stack);
+
+    // ... and with a spool bucket that does not exist either: 503.
     let stack = Stack::start(
         "events",
         &[
             secrets.clone(),
-            (
-                "SQS_QUEUE_URL",
-                "http://127.0.0.1:1/000000000000/missing".to_owned(),
-            ),
+            missing_queue,
+            ("SPOOL_BUCKET", "no-such-spool".to_owned()),
         ],
     )
     .await;
-    assert_unavailable(&stack, "queue does not exist").await;
+    assert_unavailable(&stack, "queue and spool missing").await;
     drop(stack);
 
-    // SQS hangs: a listener that accepts and never answers.
+    // SQS hangs: a listener that accepts and never answers. Spooled once the budget is
+    // spent.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("http://{}/", silent.local_addr().unwrap());
     let held = tokio::spawn(async move {
@@ -401,15 +458,24 @@ async fn sqs_outages_answer_503_and_nothing_is_acknowledged() {
             secrets.clone(),
             ("SQS_ENDPOINT", silent_url),
             ("SQS_TIMEOUT_MS", "500".to_owned()),
+            ("RETRY_BUDGET_MS", "1500".to_owned()),
         ],
     )
     .await;
-    assert_unavailable(&stack, "SQS does not answer").await;
+    let started = std::time::Instant::now();
+    let (status, answer, body) = post_outage(&stack).await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "retried within the budget first"
+    );
+    assert_spooled(&stack, "SQS does not answer", &answer, &body).await;
     held.abort();
     drop(stack);
 
-    // SQS goes down while the edge runs, and comes back.
-    let mut stack = Stack::start("events", &[secrets]).await;
+    // SQS goes down while the edge runs, and comes back; S3 (the same moto) with it: 503.
+    let mut stack =
+        Stack::start("events", &[secrets, ("RETRY_BUDGET_MS", "1000".to_owned())]).await;
     let body = prediction("pred_before");
     let (status, _, _) = stack
         .post(
