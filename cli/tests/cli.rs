@@ -484,3 +484,71 @@ fn send_posts_a_signed_request_and_prints_the_status() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.starts_with("HTTP 202"), "{stdout}");
 }
+
+/// `HOOKVAULT_SECRET` stands in for `--secret` (sign, verify, send), so a secret stays out
+/// of the shell history and the process list; `--help` never shows its value.
+#[test]
+fn the_secret_may_come_from_hookvault_secret() {
+    let run = |args: &[&str], secret: Option<&str>, stdin: &[u8]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookvault"));
+        cmd.args(args)
+            .env_remove("HOOKVAULT_SECRET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(s) = secret {
+            cmd.env("HOOKVAULT_SECRET", s);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let body = sample_body();
+    let from_env = run(
+        &["sign", "--scheme", "skytells"],
+        Some("env-secret-42"),
+        &body,
+    );
+    assert!(
+        from_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
+    let from_flag = run(
+        &["sign", "--scheme", "skytells", "--secret", "env-secret-42"],
+        None,
+        &body,
+    );
+    assert_eq!(
+        from_env.stdout, from_flag.stdout,
+        "the same signature either way"
+    );
+    let header = String::from_utf8(from_env.stdout).unwrap();
+    let header = header.trim_end();
+    let ok = run(
+        &["verify", "--scheme", "skytells", "-H", header],
+        Some("env-secret-42"),
+        &body,
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let wrong = run(
+        &["verify", "--scheme", "skytells", "-H", header],
+        Some("other"),
+        &body,
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    // Without either, a usage error naming the flag.
+    let none = run(&["sign", "--scheme", "skytells"], None, &body);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--secret"));
+    // --help names the variable but not its value.
+    let help = run(&["sign", "--help"], Some("env-secret-42"), b"");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("HOOKVAULT_SECRET"), "{text}");
+    assert!(!text.contains("env-secret-42"), "{text}");
+}
