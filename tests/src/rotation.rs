@@ -66,6 +66,9 @@ pub struct Options {
     pub key_mode: KeyMode,
     /// More rotator environment.
     pub extra_env: Vec<(String, String)>,
+    /// The rotator reaches moto through a proxy that can fail chosen Secrets Manager
+    /// calls ([`RotationStack::faults`]).
+    pub fault_proxy: bool,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             // own default for skytells is general.
             key_mode: KeyMode::Enterprise,
             extra_env: Vec::new(),
+            fault_proxy: false,
         }
     }
 }
@@ -100,6 +104,123 @@ pub struct RotationStack {
     pub sm: Client,
     /// The queue the edge sends to.
     pub queue_url: String,
+    /// With [`Options::fault_proxy`]: what stands between the rotator and moto.
+    pub faults: Option<SecretsFaults>,
+}
+
+/// A proxy in front of moto's Secrets Manager that answers chosen calls with an error
+/// instead of passing them on, as a failing AWS call would (the rotator's only view of
+/// Secrets Manager goes through it).
+pub struct SecretsFaults {
+    /// The proxy's URL (the rotator's `AWS_ENDPOINT_URL`).
+    pub url: String,
+    /// Action (`UpdateSecretVersionStage`, …) → how many of its next calls fail.
+    armed: std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SecretsFaults {
+    /// Starts the proxy in front of `moto_endpoint`.
+    pub async fn start(moto_endpoint: &str) -> Result<Self, StackError> {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| StackError::Start(format!("fault proxy: {e}")))?;
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| StackError::Start(format!("fault proxy: {e}")))?
+        );
+        let armed = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+        let state = (
+            armed.clone(),
+            moto_endpoint.to_owned(),
+            reqwest::Client::new(),
+        );
+        let task = crate::process::serve_http(
+            listener,
+            state,
+            |req, (armed, moto, http)| async move {
+                let action = req
+                    .headers()
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|t| t.rsplit('.').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let fail = {
+                    let mut armed = armed.lock().unwrap_or_else(|p| p.into_inner());
+                    match armed.get_mut(&action) {
+                        Some(n) if *n > 0 => {
+                            *n -= 1;
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if fail {
+                    // A 4xx the SDK does not retry.
+                    return crate::process::json_response(
+                        400,
+                        &serde_json::json!({"__type": "InvalidRequestException", "message": format!("{action} failed (injected by the test)")}),
+                        &[],
+                    );
+                }
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut fwd = http.request(parts.method, format!("{moto}{path}"));
+                for (k, v) in &parts.headers {
+                    if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+                        fwd = fwd.header(k, v);
+                    }
+                }
+                match fwd.body(body).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let ct = r
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("application/x-amz-json-1.1")
+                            .to_owned();
+                        let bytes = r.bytes().await.unwrap_or_default();
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", ct)
+                            .body(http_body_util::Full::new(bytes).boxed())
+                            .unwrap_or_default()
+                    }
+                    Err(e) => crate::process::json_response(
+                        502,
+                        &serde_json::json!({"message": e.to_string()}),
+                        &[],
+                    ),
+                }
+            },
+        );
+        Ok(SecretsFaults { url, armed, task })
+    }
+
+    /// The next `times` calls of `action` (`UpdateSecretVersionStage`, …) fail with a
+    /// 400 the SDK does not retry.
+    pub fn fail_next(&self, action: &str, times: u32) {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(action.to_owned(), times);
+    }
+}
+
+impl Drop for SecretsFaults {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn start_err(what: &str) -> impl Fn(String) -> StackError + '_ {
@@ -174,7 +295,14 @@ impl RotationStack {
                 ("RUST_LOG", "info"),
             ],
         );
-        let env = with_overrides(env, &opts.extra_env);
+        let faults = match opts.fault_proxy {
+            true => Some(SecretsFaults::start(&moto.endpoint).await?),
+            false => None,
+        };
+        let mut env = with_overrides(env, &opts.extra_env);
+        if let Some(f) = &faults {
+            env = with_overrides(env, &[("AWS_ENDPOINT_URL", f.url.as_str())]);
+        }
         let rotator = LambdaFunction::start("functions/rotator", "rotator", &env).await?;
         moto.route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
         for &id in rotated {
@@ -198,6 +326,7 @@ impl RotationStack {
             rotator,
             sm,
             queue_url,
+            faults,
         })
     }
 

@@ -15,8 +15,9 @@
 //! deploys the pending key to the ring and waits until the edge has converged on it,
 //! `testSecret` proves the edge accepts the pending and current keys **before** it calls
 //! the provider with the pending key, and `finishSecret` writes the ring with the old key
-//! as previous for `WEBHOOK_GRACE_SECS` before `AWSCURRENT` moves (the api submits with
-//! `AWSCURRENT`).
+//! as previous for `WEBHOOK_GRACE_SECS` only **after** `AWSCURRENT` has moved (the api
+//! submits with `AWSCURRENT`, so the key that is `AWSCURRENT` never has an expiry at the
+//! edge).
 
 use crate::config::KeyMode;
 use crate::edge::EdgeSecrets;
@@ -93,9 +94,12 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
             }
         }
         Step::Finish => {
-            if r.cfg.key_mode == KeyMode::General {
-                r.general_finish(ctx, &current, &pending).await?;
-            }
+            // General key mode: the ring that gives the old key its grace is built now and
+            // written only once AWSCURRENT has moved (the key in use never has an expiry).
+            let ring = match r.cfg.key_mode {
+                KeyMode::General => Some(r.general_finish_prepare(ctx, &current, &pending).await?),
+                KeyMode::Enterprise => None,
+            };
             let mut queue = Revocations::parse(ctx.described);
             if let Some(v) = r.store.value(ctx.secret, None, PREVIOUS).await? {
                 if let Ok(Managed::ProviderApiKey(old)) = Managed::parse(&v, ctx.secret, PREVIOUS) {
@@ -123,6 +127,15 @@ pub async fn step<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
                 .promote(ctx.secret, ctx.token, ctx.described.version_with(CURRENT))
                 .await?;
             tracing::info!(secret = ctx.secret, current = %pending.key_id, previous = %current.key_id, "rotation finished");
+            if let Some(ring) = ring {
+                // The rotation is done, and a retried step would find it so: a failure
+                // here leaves the old key in the ring without expiry, which the schedule
+                // takes out once hookvault:ring-retire-at has passed.
+                if let Err(e) = r.general_finish(ctx, &ring, &current, &pending).await {
+                    tracing::error!(secret = ctx.secret, error = %e, "rotation finished, but the edge's key ring was not written: the old API key stays accepted without expiry until the schedule removes it after its grace");
+                    return Ok("finished; the edge's key ring was not written (the old key stays accepted until the schedule removes it after its grace)");
+                }
+            }
             Ok("finished")
         }
     }

@@ -180,8 +180,22 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
         ring: &[KeySpec],
         key: &WebhookSecret,
     ) -> Result<(), RotationError> {
-        let (edge, probe) = (self.need_edge()?, self.need_probe()?);
+        let edge = self.need_edge()?;
+        self.need_probe()?;
         edge.put_key_ring(ring, ctx.deadline).await?;
+        self.wait_converged(ctx, ring.len(), key).await
+    }
+
+    /// After a ring of `keys` keys was written: probes until the edge has converged on
+    /// `key` ([`Convergence`] from the settings, keeping one HTTP timeout for a probe in
+    /// flight and one for the call that follows).
+    pub async fn wait_converged(
+        &self,
+        ctx: &StepContext<'_>,
+        keys: usize,
+        key: &WebhookSecret,
+    ) -> Result<(), RotationError> {
+        let probe = self.need_probe()?;
         let rule = Convergence {
             probes: self.cfg.convergence_probes,
             soak: self.cfg.soak,
@@ -191,7 +205,7 @@ impl<E: EdgeSecrets + Sync, P: ProviderKeys + Sync> Rotator<E, P> {
         };
         tracing::info!(
             secret = ctx.secret,
-            keys = ring.len(),
+            keys,
             probes = rule.probes,
             soak_secs = rule.soak.as_secs(),
             "key ring written to the edge; waiting until it has converged on the pending key"

@@ -2,9 +2,11 @@
 //! `MANAGED_SECRET_IDS`:
 //!
 //! 1. revokes old API keys whose grace has passed; in `general` key mode, takes a
-//!    retired API key out of the edge's key ring once its grace has passed
-//!    ([`crate::general`]), and starts no rotation of a webhook-signing secret (the
-//!    provider signs with the API key, so that secret is not used);
+//!    retired API key out of the edge's key ring once its grace has passed, writes the
+//!    ring again when the `AWSCURRENT` API key may have an expiry in it or the edge
+//!    refuses it ([`crate::general`]: the key in use is always in the ring without
+//!    expiry), and starts no rotation of a webhook-signing secret (the provider signs
+//!    with the API key, so that secret is not used);
 //! 2. reports a rotation **stuck** with `AWSPENDING` on a version that is not
 //!    `AWSCURRENT` for longer than `ROTATION_STUCK_AFTER_SECS` (the invocation then fails,
 //!    so the rotator's error alarm fires), with how to resume or cancel it; a younger one
@@ -70,8 +72,8 @@ async fn one<E: EdgeSecrets + Sync, P: ProviderKeys + Sync>(
         )
     });
     if r.cfg.key_mode == KeyMode::General {
-        if let Some(retired) = r.general_retire_due(&d, now, deadline).await? {
-            done.push(retired);
+        if let Some(ring) = r.general_keep_ring(&d, now, deadline).await? {
+            done.push(ring);
         }
         if let Managed::WebhookSigning(_) = r.current(&d.arn).await? {
             done.push(format!(

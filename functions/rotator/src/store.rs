@@ -31,6 +31,12 @@ pub const TAG_PENDING_VERSION: &str = "hookvault:pending-version";
 /// writes the ring again without it once due, then removes the tag.
 pub const TAG_RING_RETIRE_AT: &str = "hookvault:ring-retire-at";
 
+/// Tag: in `general` key mode, the key ids (space-separated) that the edge's key ring may
+/// give a `not_after`: set before a ring write to those of the ring deployed and the new
+/// one, after it to the new one's, so it never names fewer than the ring deployed. The
+/// schedule writes the ring again when it names the `AWSCURRENT` key. No tag: none.
+pub const TAG_RING_EXPIRING: &str = "hookvault:ring-expiring";
+
 /// What `DescribeSecret` says about a secret.
 #[derive(Debug, Clone, Default)]
 pub struct Described {

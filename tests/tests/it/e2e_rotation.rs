@@ -651,3 +651,236 @@ async fn general_mode_an_api_key_rotation_refuses_no_webhook_in_either_signing_b
     );
     assert_no_secret_in_logs(&stack, &retired).await;
 }
+
+/// The edge's key ring (`WEBHOOK_SECRETS` of the version serving): each entry's key id
+/// and `not_after`, newest first.
+async fn ring_entries(stack: &RotationStack) -> Vec<(String, Option<i64>)> {
+    let ring = stack.edge.binding("WEBHOOK_SECRETS").await.unwrap();
+    let ring: serde_json::Value = serde_json::from_str(&ring).unwrap();
+    ring.as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_owned(),
+                k["not_after"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+/// The `not_after` the ring gives key `id` (`None`: none, or not in the ring).
+async fn not_after_of(stack: &RotationStack, id: &str) -> Option<Option<i64>> {
+    ring_entries(stack)
+        .await
+        .into_iter()
+        .find(|(k, _)| k == id)
+        .map(|(_, t)| t)
+}
+
+/// `general` key mode: finishSecret fails to move `AWSCURRENT` (its
+/// `UpdateSecretVersionStage` call fails once; an operator cancelling the rotation then
+/// would leave the same state). The old key is still `AWSCURRENT`: the api submits with
+/// it, so the provider signs with it, and the edge must keep accepting it, with no
+/// expiry, past `WEBHOOK_GRACE_SECS`. Resumed, the rotation finishes and the old key gets
+/// its grace from then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn general_mode_a_finish_secret_that_fails_to_move_awscurrent_leaves_the_key_in_use_accepted_past_the_grace(
+) {
+    let grace = 3;
+    let stack = RotationStack::start(Options {
+        key_mode: KeyMode::General,
+        webhook_grace_secs: grace,
+        fault_proxy: true,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let url = webhook_url(&stack);
+    let in_use = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    let old = in_use["api_key"].as_str().unwrap().to_owned();
+    let token = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+    for step in &STEPS[..3] {
+        stack.step(API_KEY_SECRET_ID, &token, step).await.unwrap();
+    }
+    let faults = stack.faults.as_ref().unwrap();
+    faults.fail_next("UpdateSecretVersionStage", 1);
+    let err = stack
+        .step(API_KEY_SECRET_ID, &token, "finishSecret")
+        .await
+        .unwrap_err();
+    assert!(err.contains("UpdateSecretVersionStage"), "{err}");
+    let still = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(still["key_id"], "key_0", "AWSCURRENT did not move");
+    assert_eq!(
+        not_after_of(&stack, "key_0").await,
+        Some(None),
+        "the AWSCURRENT key has no expiry at the edge: {:?}",
+        ring_entries(&stack).await
+    );
+
+    // Nobody resumes within the grace: the key in use is still accepted.
+    tokio::time::sleep(Duration::from_secs(grace as u64 + 1)).await;
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_stuck"), &old).await,
+        Some(202),
+        "a webhook signed with the AWSCURRENT key, past the grace"
+    );
+
+    // Resumed: the new key is current, the old one accepted until its grace has passed.
+    stack
+        .step(API_KEY_SECRET_ID, &token, "finishSecret")
+        .await
+        .unwrap();
+    let new = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(new["key_id"], "key_1");
+    let new = new["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(not_after_of(&stack, "key_1").await, Some(None));
+    assert!(
+        matches!(not_after_of(&stack, "key_0").await, Some(Some(_))),
+        "{:?}",
+        ring_entries(&stack).await
+    );
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_resumed_old"), &old).await,
+        Some(202)
+    );
+    tokio::time::sleep(Duration::from_secs(grace as u64 + 1)).await;
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_late_old"), &old).await,
+        Some(401)
+    );
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_late_new"), &new).await,
+        Some(202)
+    );
+    assert_no_secret_in_logs(&stack, &[]).await;
+}
+
+/// `general` key mode, the schedule's invariant: the API key that is `AWSCURRENT` is in
+/// the edge's ring without expiry. (1) An operator moves `AWSCURRENT` back to the old key
+/// after a finished rotation, whose ring gave that key an expiry: the next scheduled run
+/// writes the ring again, and webhooks signed with it are accepted past the grace; the
+/// run after that has nothing to repair. (2) The ring loses the key altogether (written
+/// by hand): the scheduled run finds the edge refusing it and writes the ring again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn general_mode_the_schedule_rewrites_the_ring_when_the_awscurrent_key_is_not_in_it_without_expiry(
+) {
+    let grace = 3;
+    let stack = RotationStack::start(Options {
+        key_mode: KeyMode::General,
+        webhook_grace_secs: grace,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    stack.drive_steps_by_hand().unwrap();
+    let url = webhook_url(&stack);
+    let token = stack.rotate(API_KEY_SECRET_ID).await.unwrap();
+    for step in STEPS {
+        stack.step(API_KEY_SECRET_ID, &token, step).await.unwrap();
+    }
+    assert!(matches!(not_after_of(&stack, "key_0").await, Some(Some(_))));
+
+    // (1) Rolled back as an operator would: key_0 is AWSCURRENT again, key_1 is in no
+    // rotation.
+    let stages = stack.stages(API_KEY_SECRET_ID).await.unwrap();
+    let previous = stages
+        .iter()
+        .find(|(_, s)| s.iter().any(|x| x == "AWSPREVIOUS"))
+        .map(|(v, _)| v.clone())
+        .unwrap();
+    stack
+        .sm
+        .update_secret_version_stage()
+        .secret_id(API_KEY_SECRET_ID)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&previous)
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .sm
+        .update_secret_version_stage()
+        .secret_id(API_KEY_SECRET_ID)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    let in_use = stack
+        .value(API_KEY_SECRET_ID, None, "AWSCURRENT")
+        .await
+        .unwrap();
+    assert_eq!(in_use["key_id"], "key_0");
+    let in_use = in_use["api_key"].as_str().unwrap().to_owned();
+    let report = stack.scheduled().await.unwrap();
+    assert!(report.to_string().contains("key ring repaired"), "{report}");
+    assert_eq!(
+        not_after_of(&stack, "key_0").await,
+        Some(None),
+        "{:?}",
+        ring_entries(&stack).await
+    );
+    tokio::time::sleep(Duration::from_secs(grace as u64 + 1)).await;
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_rolled_back"), &in_use).await,
+        Some(202),
+        "a webhook signed with the AWSCURRENT key, past the grace"
+    );
+    let report = stack.scheduled().await.unwrap();
+    assert!(
+        !report.to_string().contains("key ring repaired"),
+        "nothing left to repair: {report}"
+    );
+
+    // (2) The ring loses the AWSCURRENT key.
+    let other = stack
+        .value(API_KEY_SECRET_ID, None, "AWSPREVIOUS")
+        .await
+        .unwrap();
+    let only_other = serde_json::json!([{"id": other["key_id"], "secret": other["api_key"]}]);
+    let put = reqwest::Client::new()
+        .put(format!(
+            "{}/accounts/{}/workers/scripts/{}/secrets",
+            stack.edge.api_url,
+            hookvault_localstack::cloudflare::ACCOUNT,
+            hookvault_localstack::cloudflare::SCRIPT
+        ))
+        .bearer_auth(hookvault_localstack::rotation::CLOUDFLARE_TOKEN)
+        .body(
+            serde_json::json!({"name": "WEBHOOK_SECRETS", "text": only_other.to_string(), "type": "secret_text"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_lost"), &in_use).await,
+        Some(401)
+    );
+    let report = stack.scheduled().await.unwrap();
+    assert!(report.to_string().contains("key ring repaired"), "{report}");
+    assert_eq!(
+        send_signed(&url, &webhook_body("pred_found"), &in_use).await,
+        Some(202)
+    );
+    assert_eq!(
+        ring_entries(&stack).await,
+        [("key_0".to_owned(), None)],
+        "the grace of key_1 has passed"
+    );
+    assert_no_secret_in_logs(&stack, &[]).await;
+}
