@@ -36,13 +36,24 @@ pub fn json_format(lambda_format: Option<&str>) -> bool {
     !lambda_format.is_some_and(|f| f.eq_ignore_ascii_case("text"))
 }
 
-/// Installs the subscriber; call once at start. A second call does nothing.
+/// What the environment asks of the logs: JSON lines or text (`AWS_LAMBDA_LOG_FORMAT`),
+/// and the filter (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`), as Lambda's
+/// logging controls set them.
+pub fn from_env() -> (bool, EnvFilter) {
+    let var = |name: &str| std::env::var(name).ok();
+    let level = var("AWS_LAMBDA_LOG_LEVEL");
+    let rust_log = var("RUST_LOG");
+    let format = var("AWS_LAMBDA_LOG_FORMAT");
+    (
+        json_format(format.as_deref()),
+        filter(level.as_deref(), rust_log.as_deref()),
+    )
+}
+
+/// Installs the subscriber ([`from_env`]); call once at start. A second call does nothing.
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
-    let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = filter(level.as_deref(), rust_log.as_deref());
-    let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").ok();
-    if json_format(format.as_deref()) {
+    let (json, filter) = from_env();
+    if json {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .fmt_fields(JsonFields::new())
@@ -144,6 +155,24 @@ mod tests {
         assert_eq!(filter(None, None).to_string(), "info");
         assert!(json_format(None) && json_format(Some("JSON")));
         assert!(!json_format(Some("Text")));
+    }
+
+    /// The variables Lambda sets for a function's `LoggingConfig` are the ones read. The
+    /// only test of this binary that sets them.
+    #[test]
+    fn lambda_s_logging_controls_are_read_from_the_environment() {
+        std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "Text");
+        std::env::set_var("AWS_LAMBDA_LOG_LEVEL", "WARN");
+        let (json, filter) = from_env();
+        assert!(!json);
+        assert_eq!(filter.to_string(), "warn");
+        std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+        std::env::set_var("AWS_LAMBDA_LOG_LEVEL", "FATAL");
+        let (json, filter) = from_env();
+        assert!(json);
+        assert_eq!(filter.to_string(), "error");
+        std::env::remove_var("AWS_LAMBDA_LOG_FORMAT");
+        std::env::remove_var("AWS_LAMBDA_LOG_LEVEL");
     }
 
     #[derive(Clone, Default)]
