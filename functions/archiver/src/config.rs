@@ -72,8 +72,9 @@ impl ArchiverConfig {
                 .allow_loopback(insecure),
             max_output_bytes: env::number("DOWNLOAD_MAX_BYTES", 5 * 1024 * 1024 * 1024)?,
             max_event_bytes: env::number("EVENT_MAX_BYTES", DEFAULT_MAX_EVENT_BYTES)?,
-            connect_timeout_ms: env::number("DOWNLOAD_CONNECT_TIMEOUT_MS", 5_000)?,
-            read_timeout_ms: env::number("DOWNLOAD_READ_TIMEOUT_MS", 30_000)?,
+            // 0 would time out every download at once.
+            connect_timeout_ms: env::positive("DOWNLOAD_CONNECT_TIMEOUT_MS", 5_000)?,
+            read_timeout_ms: env::positive("DOWNLOAD_READ_TIMEOUT_MS", 30_000)?,
             part_bytes,
             parts_in_flight: env::positive("UPLOAD_PARTS_IN_FLIGHT", 2)?,
             outputs_in_flight: env::positive("OUTPUTS_IN_FLIGHT", 2)?,
