@@ -49,7 +49,7 @@ Every problem names the resource it is about. The rules:
    under index/, and that bucket has an enabled lifecycle rule expiring index/ after the
    EventLogRetentionDays parameter.
 8. The output window (issue 22). Each archiver's OUTPUT_RETENTION_SECS is a literal
-   (`provider=seconds,…`; W is its shortest retention). Its Timeout and its queue's
+   (`provider:seconds,…`; W is its shortest retention). Its Timeout and its queue's
    VisibilityTimeout are under W (a try that crashes comes back inside the window), its
    DOWNLOAD_RETRY_BUDGET_MS is under its Timeout, an alarm on the queue's
    ApproximateAgeOfOldestMessage fires below W, and OutputsExpired is alarmed (rule 7's
@@ -869,15 +869,15 @@ def check_event_log_retention(t: Template) -> list[str]:
 
 
 def retention_window(value) -> int | None:
-    """The shortest retention of an OUTPUT_RETENTION_SECS list (`skytells=300,*=3600`), in
-    seconds; None when it is not a literal list of name=seconds entries."""
+    """The shortest retention of an OUTPUT_RETENTION_SECS list (`skytells:300,*:3600`), in
+    seconds; None when it is not a literal list of name:seconds entries."""
     if not isinstance(value, str):
         return None
     secs = []
     for entry in (e.strip() for e in value.split(",")):
         if not entry:
             continue
-        name, sep, n = entry.partition("=")
+        name, sep, n = entry.partition(":")
         if not sep or not name.strip() or not n.strip().isdigit() or int(n) == 0:
             return None
         secs.append(int(n))

@@ -646,7 +646,7 @@ class OutputWindow(unittest.TestCase):
         return r["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
 
     def test_retention_must_be_a_literal_list(self):
-        for bad in ("skytells", "skytells=0", {"Ref": "Retention"}):
+        for bad in ("skytells", "skytells:0", "skytells=300", {"Ref": "Retention"}):
             with self.subTest(bad=bad):
 
                 def m(r, _, bad=bad):
@@ -662,7 +662,7 @@ class OutputWindow(unittest.TestCase):
 
     def test_a_shorter_window_catches_the_timeout(self):
         def m(r, _):
-            self.env(r)["OUTPUT_RETENTION_SECS"] = "skytells=300,fast=100"
+            self.env(r)["OUTPUT_RETENTION_SECS"] = "skytells:300,fast:100"
 
         problems = self.problems(m)
         self.assertCaught(problems, "ArchiverFunction", "Timeout 120 s", "100 s output window")

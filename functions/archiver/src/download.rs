@@ -250,6 +250,22 @@ impl Downloader {
             },
         )
         .await;
+        let outcome = match (outcome, window) {
+            // Stopped because the next wait would pass the window's end: wait for it and
+            // try once more there, so an output is never called expired early.
+            (Err(gave_up), Some(w)) if window_binds && gave_up.why == GiveUp::Deadline => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(w)).await;
+                return match self.attempt(url).await {
+                    Ok(Ok(download)) => Ok(download),
+                    Err(e) => Err(e),
+                    Ok(Err(failed)) => Err(DownloadError::WindowClosed(format!(
+                        "{failed} at the window's end, after {} attempts before it",
+                        gave_up.attempts
+                    ))),
+                };
+            }
+            (outcome, _) => outcome,
+        };
         match outcome {
             Ok(done) => done,
             Err(GaveUp {

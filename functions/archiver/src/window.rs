@@ -6,7 +6,7 @@
 //! | `skytells` | 300 s | "Skytells does not retain output data more than 5 minutes after a prediction is completed" (<https://learn.skytells.ai/docs/api/v1/webhooks>); the data-retention page (<https://learn.skytells.ai/docs/foundations/security/data-retention>): the timer starts when the prediction is `succeeded`, `failed` or `canceled`, the URLs then answer 404 and "there is no recovery mechanism" |
 //! | any other | 3600 s | Replicate's API outputs, deleted after an hour (<https://replicate.com/docs/topics/predictions/data-retention>): the shortest other retention we know of |
 //!
-//! `OUTPUT_RETENTION_SECS` replaces or adds entries: `skytells=300,acme=900,*=3600`
+//! `OUTPUT_RETENTION_SECS` replaces or adds entries: `skytells:300,acme:900,*:3600`
 //! (`*` is every provider not named). The window starts at the prediction's
 //! `completed_at` when it parses as RFC 3339 (never later than the edge's receipt of the
 //! event: an output cannot complete after the webhook announcing it arrived), else at the
@@ -49,13 +49,14 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// The defaults with `list`'s entries (`provider=seconds`, comma-separated; `*` for
+    /// The defaults with `list`'s entries (`provider:seconds`, comma-separated; `*` for
     /// every other provider) replacing or added. `None` when an entry is not
-    /// `name=seconds` with seconds a whole number from 1.
+    /// `name:seconds` with seconds a whole number from 1. (A colon, not `=`: env files,
+    /// cargo-lambda's among them, refuse a `=` in a value.)
     pub fn parse(list: &str) -> Option<Self> {
         let mut r = Retention::default();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, secs) = entry.split_once('=')?;
+            let (name, secs) = entry.split_once(':')?;
             let (name, secs) = (name.trim(), secs.trim().parse::<u64>().ok()?);
             if name.is_empty() || secs == 0 {
                 return None;
@@ -107,7 +108,7 @@ impl WindowConfig {
             None => Retention::default(),
             Some(list) => Retention::parse(&list).ok_or_else(|| EnvError::Invalid {
                 name: "OUTPUT_RETENTION_SECS".into(),
-                expected: "provider=seconds entries, comma-separated (skytells=300,*=3600)",
+                expected: "provider:seconds entries, comma-separated (skytells:300,*:3600)",
             })?,
         };
         let budget_ms: u64 = env::number(
@@ -271,12 +272,12 @@ mod tests {
         assert_eq!(at, received + 300_000);
         // Other providers: the default, unless named.
         assert_eq!(cfg.window("replicate", None, 0).1, 3_600_000);
-        let r = Retention::parse("skytells=20, acme=900,*=120").unwrap();
+        let r = Retention::parse("skytells:20, acme:900,*:120").unwrap();
         assert_eq!(
             (r.secs("skytells"), r.secs("acme"), r.secs("x")),
             (20, 900, 120)
         );
-        for bad in ["skytells", "skytells=0", "=5", "skytells=-1", "skytells=5s"] {
+        for bad in ["skytells", "skytells:0", ":5", "skytells:-1", "skytells:5s", "skytells=5"] {
             assert_eq!(Retention::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Retention::parse(""), Some(Retention::default()));

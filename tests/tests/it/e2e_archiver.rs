@@ -140,6 +140,16 @@ const SIGNATURE: &str = "sha256=000000000000000000000000000000000000000000000000
 /// The envelope the edge would queue for `body`, received with `content_type`; the body
 /// claim-checked at `claim_check` when given.
 fn envelope_of(body: &[u8], content_type: Option<&str>, claim_check: Option<S3Object>) -> Envelope {
+    envelope_at(body, content_type, claim_check, 1_800_000_000_000)
+}
+
+/// [`envelope_of`], received by the edge at `received_at_ms` (Unix milliseconds).
+fn envelope_at(
+    body: &[u8],
+    content_type: Option<&str>,
+    claim_check: Option<S3Object>,
+    received_at_ms: i64,
+) -> Envelope {
     let verified = Verified {
         key_id: "k1".into(),
         slot: KeySlot::Current,
@@ -153,7 +163,7 @@ fn envelope_of(body: &[u8], content_type: Option<&str>, claim_check: Option<S3Ob
         verified: &verified,
         signature_headers: &headers,
         content_type,
-        received_at_ms: 1_800_000_000_000,
+        received_at_ms,
     };
     let digest: [u8; 32] = sha2::Sha256::digest(body).into();
     Envelope::with_digest(&received, body, &digest, claim_check)
@@ -1026,4 +1036,411 @@ async fn no_content_and_partial_content_are_never_stored_as_the_output() {
             .is_none());
         assert_eq!(rig.cdn.hits(path), 1, "not retried");
     }
+}
+
+// ---- issue 22: the provider's output window ------------------------------------------
+
+/// A CDN scripted by the test: `reply(path, time since its first request, hits of that
+/// path so far)` answers each `GET` (HTTP/1.1, one request per connection). Time counts
+/// from the first request, so a Lambda slow to start does not eat the script.
+struct ScriptedCdn {
+    url: String,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A scripted answer: status, headers, body.
+type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+impl ScriptedCdn {
+    async fn start<F>(reply: F) -> ScriptedCdn
+    where
+        F: Fn(&str, Duration, usize) -> Reply + Send + Sync + 'static,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let reply = std::sync::Arc::new(reply);
+        let started = std::sync::Arc::new(std::sync::OnceLock::new());
+        let counted = hits.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let (reply, counted) = (reply.clone(), counted.clone());
+                let since = started.get_or_init(Instant::now).elapsed();
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&req).to_string();
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let n = {
+                        let mut h = counted.lock().unwrap();
+                        let e = h.entry(path.clone()).or_insert(0);
+                        *e += 1;
+                        *e
+                    };
+                    let (status, headers, body) = reply(&path, since, n);
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let mut bytes = out.into_bytes();
+                    bytes.extend_from_slice(&body);
+                    let _ = conn.write_all(&bytes).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        ScriptedCdn { url, hits, task }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for ScriptedCdn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Bytes of an output: 0, 1, 2, … 255, 0, … (`n` of them).
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 256) as u8).collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The settings the template gives the archiver and its queue (infra/template.yaml):
+/// read from the file, so these tests run with what is deployed.
+struct TemplateSettings {
+    visibility_timeout: i32,
+    max_receive_count: String,
+    retention: String,
+    retry_budget_ms: String,
+}
+
+fn template_settings() -> TemplateSettings {
+    let text =
+        std::fs::read_to_string(hookvault_localstack::paths::root().join("infra/template.yaml"))
+            .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let value = |key: &str| -> String {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no {key} in the template"));
+        line.split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let max_receive_count = {
+        let at = lines
+            .iter()
+            .position(|l| *l == "  MaxReceiveCount:")
+            .expect("the MaxReceiveCount parameter");
+        lines[at..]
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix("Default:"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    TemplateSettings {
+        visibility_timeout: value("VisibilityTimeout").parse().unwrap(),
+        max_receive_count,
+        retention: value("OUTPUT_RETENTION_SECS"),
+        retry_budget_ms: value("DOWNLOAD_RETRY_BUDGET_MS"),
+    }
+}
+
+/// The archiver Lambda (`cargo lambda watch`) fed by the local poller from a queue with
+/// the template's visibility timeout and maxReceiveCount, over moto.
+struct LambdaRig {
+    _moto: Moto,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    dlq: String,
+    archiver: hookvault_localstack::lambda::LambdaFunction,
+    poller: hookvault_localstack::poller::Poller,
+}
+
+impl LambdaRig {
+    /// `env` replaces the template's archiver settings where it names them.
+    async fn start(env: &[(&str, &str)]) -> LambdaRig {
+        let t = template_settings();
+        let moto = Moto::start(None).await.unwrap();
+        let s3 = s3::client(&moto.endpoint);
+        s3::create_bucket(&s3, BUCKET).await.unwrap();
+        let sqs = hookvault_localstack::sqs::client(&moto.endpoint);
+        let (queue, dlq) = hookvault_localstack::poller::create_with_dlq(
+            &sqs,
+            "events",
+            t.max_receive_count.parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut vars = vec![
+            ("MAX_RECEIVE_COUNT", t.max_receive_count.as_str()),
+            ("OUTPUT_RETENTION_SECS", t.retention.as_str()),
+            ("DOWNLOAD_RETRY_BUDGET_MS", t.retry_budget_ms.as_str()),
+        ];
+        vars.extend_from_slice(env);
+        let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, BUCKET, &vars);
+        let archiver = hookvault_localstack::lambda::LambdaFunction::start(
+            "functions/archiver",
+            "archiver",
+            &env,
+        )
+        .await
+        .unwrap();
+        let poller = hookvault_localstack::poller::Poller {
+            queue_url: queue.clone(),
+            // The template's event source: BatchSize 1.
+            batch_size: 1,
+            visibility_timeout: t.visibility_timeout,
+        };
+        LambdaRig {
+            _moto: moto,
+            s3,
+            sqs,
+            queue,
+            dlq,
+            archiver,
+            poller,
+        }
+    }
+
+    /// Queues the envelope of a succeeded prediction `id` whose one output is `url`,
+    /// completed and received now; returns its body and the completion (Unix ms).
+    async fn send_completed(&self, id: &str, url: &str) -> (Vec<u8>, i64) {
+        let completed = now_ms();
+        let completed_at = hookvault_core::time::rfc3339(completed / 1000);
+        let body = serde_json::to_vec(&json!({
+            "id": id, "status": "succeeded", "output": [url], "completed_at": completed_at,
+        }))
+        .unwrap();
+        let env = envelope_at(&body, Some("application/json"), None, completed);
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue)
+            .message_body(env.to_json())
+            .send()
+            .await
+            .unwrap();
+        // completed_at has second precision: the window counts from the whole second.
+        (body, completed / 1000 * 1000)
+    }
+
+    /// Polls until `key` exists; the time it took, and how many records were reported
+    /// failed on the way. Panics after `limit`.
+    async fn poll_until(&self, key: &str, limit: Duration) -> (Duration, usize) {
+        let started = Instant::now();
+        let mut failed = 0;
+        loop {
+            if s3::get(&self.s3, BUCKET, key).await.unwrap().is_some() {
+                return (started.elapsed(), failed);
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{key}: not after {limit:?}\n{}",
+                self.archiver.logs()
+            );
+            let p = self
+                .poller
+                .poll(&self.sqs, &self.archiver)
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", self.archiver.logs()));
+            failed += p.failed;
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> T {
+        let (bytes, _) = s3::get(&self.s3, BUCKET, key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {key}"));
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    async fn queues_empty(&self) -> bool {
+        let mut empty = true;
+        for q in [&self.queue, &self.dlq] {
+            let attrs = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(q)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap_or_default();
+            for name in [
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ] {
+                empty &= attrs.get(&name).map(String::as_str) == Some("0");
+            }
+        }
+        empty
+    }
+}
+
+/// Done when (#22): a CDN down for 20 s after the prediction completed, and the output is
+/// archived well inside the 300 s window, end to end, with the template's settings (its
+/// retention, retry budget, visibility timeout, maxReceiveCount, batch size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_down_for_20_s_after_completion_is_archived_well_inside_the_window() {
+    let cdn = ScriptedCdn::start(|_, since, _| {
+        if since < Duration::from_secs(20) {
+            (503, vec![], b"down".to_vec())
+        } else {
+            (
+                200,
+                vec![("Content-Type", "image/png".into())],
+                pattern(300_000),
+            )
+        }
+    })
+    .await;
+    let rig = LambdaRig::start(&[]).await;
+    let (_, completed_ms) = rig
+        .send_completed("pred_down20", &format!("{}/o/a.png", cdn.url))
+        .await;
+    let (took, _) = rig
+        .poll_until(
+            "predictions/pred_down20/manifest.json",
+            Duration::from_secs(120),
+        )
+        .await;
+    let manifest: hookvault_core::records::Windowed<Manifest> =
+        rig.json("predictions/pred_down20/manifest.json").await;
+    assert_eq!(manifest.record.outputs[0].bytes, 300_000);
+    assert_eq!(manifest.record.outputs[0].sha256, sha256(&pattern(300_000)));
+    let window = manifest
+        .window
+        .expect("the manifest records the output window");
+    assert_eq!(
+        (
+            window.output_retention_secs,
+            window.output_window_from.as_str()
+        ),
+        (300, "completed_at")
+    );
+    assert_eq!(
+        window.output_expires_at,
+        hookvault_archiver::window::rfc3339_ms(completed_ms + 300_000)
+    );
+    // Archived some 20-odd seconds after completion: the retries ran inside the
+    // invocation, not 30 minutes later.
+    assert!(took < Duration::from_secs(60), "archived after {took:?}");
+    assert!(cdn.hits("/o/a.png") > 5, "retried with short back-off");
+    assert!(rig.queues_empty().await, "deleted, nothing in the DLQ");
+}
+
+/// Done when (#22): a CDN down past the window, and OUTPUT_EXPIRED is recorded within
+/// seconds of the deadline, the OutputsExpired metric emitted, the raw event kept, the
+/// event log says when the window closed. The retention is shortened to 12 s by the
+/// setting (OUTPUT_RETENTION_SECS); everything else is the template's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_down_past_the_window_is_output_expired_within_seconds_of_the_deadline() {
+    let cdn = ScriptedCdn::start(|_, _, _| (503, vec![], b"down".to_vec())).await;
+    let rig = LambdaRig::start(&[("OUTPUT_RETENTION_SECS", "skytells:12")]).await;
+    let (body, completed_ms) = rig
+        .send_completed("pred_gone", &format!("{}/o/gone.png", cdn.url))
+        .await;
+    let (took, _) = rig
+        .poll_until(
+            "predictions/pred_gone/failure.json",
+            Duration::from_secs(90),
+        )
+        .await;
+    let failure: hookvault_core::records::Windowed<FailureRecord> =
+        rig.json("predictions/pred_gone/failure.json").await;
+    assert_eq!(failure.record.error_id.as_deref(), Some("OUTPUT_EXPIRED"));
+    let window = failure.window.expect("failure.json records the window");
+    let expires_ms = completed_ms + 12_000;
+    assert_eq!(
+        window.output_expires_at,
+        hookvault_archiver::window::rfc3339_ms(expires_ms)
+    );
+    let recorded_ms =
+        hookvault_archiver::window::parse_rfc3339_ms(&failure.record.recorded_at).unwrap();
+    assert!(
+        (expires_ms - 1_000..=expires_ms + 6_000).contains(&recorded_ms),
+        "recorded {} ms after the deadline",
+        recorded_ms - expires_ms
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The raw event kept, the log entry with its window, the metric and the queue empty.
+    let record: EventRecord = rig.json(&event_json_key(&body)).await;
+    assert_eq!(record.prediction_id.as_deref(), Some("pred_gone"));
+    let keys = s3::keys(&rig.s3, BUCKET, "index/log/").await.unwrap();
+    let failed: Vec<&String> = keys.iter().filter(|k| k.contains("/failed/")).collect();
+    assert_eq!(failed.len(), 1, "{keys:?}");
+    let entry: hookvault_core::records::IndexEntry = rig.json(failed[0]).await;
+    assert_eq!(
+        entry.output_expires_at.as_deref(),
+        Some(window.output_expires_at.as_str())
+    );
+    let logs = rig.archiver.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"OutputsExpired\":1") || l.contains("\"OutputsExpired\":1.0")),
+        "no OutputsExpired metric:\n{logs}"
+    );
+    assert!(rig.queues_empty().await, "recorded, not retried for hours");
+}
+
+/// A record that must go back to the queue comes back in seconds: the archiver sets its
+/// visibility (ChangeMessageVisibility on the poller's queue) before reporting it. With a
+/// 2 s retry budget and a CDN down 6 s, it fails twice and is archived some seconds
+/// later; left to the template's 130 s visibility timeout it would take minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_sent_back_comes_back_in_seconds_not_after_the_queues_timeout() {
+    let cdn = ScriptedCdn::start(|_, since, _| {
+        if since < Duration::from_secs(6) {
+            (503, vec![], b"down".to_vec())
+        } else {
+            (200, vec![], pattern(1000))
+        }
+    })
+    .await;
+    let rig = LambdaRig::start(&[("DOWNLOAD_RETRY_BUDGET_MS", "2000")]).await;
+    assert!(rig.poller.visibility_timeout >= 120, "the template's");
+    rig.send_completed("pred_back", &format!("{}/o/b.bin", cdn.url))
+        .await;
+    let (took, failed) = rig
+        .poll_until(
+            "predictions/pred_back/manifest.json",
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(failed >= 2, "it went back to the queue ({failed} failures)");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(rig.queues_empty().await);
 }
