@@ -14,6 +14,10 @@ hv_cargo_lambda
 hv_log "cargo fmt --check"
 cargo fmt --all --check
 
+hv_log "every documented setting is read and named by a test (scripts/check-settings.py, and its own tests)"
+python3 scripts/check-settings.py
+python3 -m unittest --quiet scripts/test_check_settings.py
+
 hv_log "clippy (all targets, warnings are errors; the edge also as wasm32, as deployed and as the test build)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p hookvault-edge --target wasm32-unknown-unknown --locked -- -D warnings
