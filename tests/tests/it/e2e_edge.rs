@@ -490,10 +490,19 @@ async fn sqs_outages_are_spooled_and_answered_503_only_when_the_spool_fails_too(
     assert_unavailable(&stack, "moto stopped").await;
 }
 
-/// A stand-in S3 that takes `delay` over every request: it reads the whole request, waits,
-/// answers 200, and hands each body it took to the returned receiver.
-async fn slow_s3(
-    delay: std::time::Duration,
+/// What a stand-in AWS answers to one request: after a wait, a status and a body; or, for
+/// SQS, a valid `SendMessage` answer (a message id and the message's MD5).
+#[derive(Clone)]
+enum Scripted {
+    After(std::time::Duration, u16, String),
+    SendMessageOk,
+}
+
+/// A stand-in AWS endpoint: it reads each whole request, answers it with the next
+/// [`Scripted`] (the last one once the script runs out), and hands each body it read to
+/// the returned receiver.
+async fn stand_in(
+    script: Vec<Scripted>,
 ) -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
@@ -503,9 +512,12 @@ async fn slow_s3(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        script,
+    )));
     let task = tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
-            let tx = tx.clone();
+            let (tx, script) = (tx.clone(), Arc::clone(&script));
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 65_536];
@@ -532,15 +544,138 @@ async fn slow_s3(
                     }
                     buf.extend_from_slice(&chunk[..n]);
                 }
-                tokio::time::sleep(delay).await;
-                let _ = tx.send(buf[body_at..body_at + length].to_vec());
-                let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let body = buf[body_at..body_at + length].to_vec();
+                let next = {
+                    let mut script = script.lock().unwrap();
+                    match script.len() {
+                        0 => return,
+                        1 => script[0].clone(),
+                        _ => script.pop_front().unwrap(),
+                    }
+                };
+                let (status, text) = match next {
+                    Scripted::After(delay, status, text) => {
+                        tokio::time::sleep(delay).await;
+                        (status, text)
+                    }
+                    Scripted::SendMessageOk => {
+                        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let message = json["MessageBody"].as_str().unwrap_or_default();
+                        let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(message));
+                        (
+                            200,
+                            json!({"MessageId": "stand-in-1", "MD5OfMessageBody": md5}).to_string(),
+                        )
+                    }
+                };
+                let _ = tx.send(body);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
             });
         }
     });
     (url, rx, task)
+}
+
+/// A stand-in S3 that takes `delay` over every request and then answers 200.
+async fn slow_s3(
+    delay: std::time::Duration,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    tokio::task::JoinHandle<()>,
+) {
+    stand_in(vec![Scripted::After(delay, 200, String::new())]).await
+}
+
+fn sqs_error(status: u16, kind: &str) -> Scripted {
+    Scripted::After(
+        std::time::Duration::ZERO,
+        status,
+        json!({"__type": kind, "message": "stand-in"}).to_string(),
+    )
+}
+
+/// Issue 24, item 1, in workerd: a throttled or failing `SendMessage` is retried within
+/// the request (with the runtime's timers between attempts), the same bytes each time, and
+/// answered 202 once SQS takes it; a refusal no retry fixes is sent once (and spooled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_send_message_is_retried_within_the_request() {
+    let (sqs_url, mut received, sqs_task) = stand_in(vec![
+        sqs_error(400, "com.amazonaws.sqs#RequestThrottled"),
+        sqs_error(400, "com.amazonaws.sqs#KmsThrottled"),
+        sqs_error(500, "com.amazonaws.sqs#InternalError"),
+        Scripted::SendMessageOk,
+    ])
+    .await;
+    let stack = Stack::start(
+        "events",
+        &[
+            ("WEBHOOK_SECRETS", "retry-secret".to_owned()),
+            ("SQS_ENDPOINT", sqs_url),
+        ],
+    )
+    .await;
+    let body = prediction("pred_throttled");
+    let started = std::time::Instant::now();
+    let (status, _, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "retry-secret", &body, now()),
+            body,
+        )
+        .await;
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains("stand-in-1"), "{text}");
+    // Three back-offs of at least 50, 100 and 200 ms (the jitter's lower bound).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(350));
+    let mut bodies = Vec::new();
+    while let Ok(b) = received.try_recv() {
+        bodies.push(b);
+    }
+    assert_eq!(bodies.len(), 4, "four attempts");
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "the same bytes each time"
+    );
+    let logs = stack.edge.logs();
+    assert!(logs.contains("\"sqs_attempts\":4"), "{logs}");
+    sqs_task.abort();
+    drop(stack);
+
+    // InvalidParameterValue: no retry; the envelope goes to the spool.
+    let (sqs_url, mut received, sqs_task) = stand_in(vec![sqs_error(
+        400,
+        "com.amazonaws.sqs#InvalidParameterValue",
+    )])
+    .await;
+    let stack = Stack::start(
+        "events",
+        &[
+            ("WEBHOOK_SECRETS", "retry-secret".to_owned()),
+            ("SQS_ENDPOINT", sqs_url),
+        ],
+    )
+    .await;
+    let body = prediction("pred_refused");
+    let (status, _, text) = stack
+        .post(
+            "/webhooks/skytells",
+            &sign(Scheme::Skytells, "retry-secret", &body, now()),
+            body,
+        )
+        .await;
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains("spooled"), "{text}");
+    let mut attempts = 0;
+    while received.try_recv().is_ok() {
+        attempts += 1;
+    }
+    assert_eq!(attempts, 1, "a refusal no retry fixes is sent once");
+    sqs_task.abort();
 }
 
 /// Issue 24, item 3: the claim check's `PutObject` waits `CLAIM_CHECK_TIMEOUT_MS` (30 s by
