@@ -274,14 +274,29 @@ impl Store {
             .build())
     }
 
-    /// `CompleteMultipartUpload` of `upload_id` with `parts` (in order).
+    /// `CompleteMultipartUpload` of `upload_id` with `parts` (in order), `total_bytes` in
+    /// all.
+    ///
+    /// S3 may answer a completion that failed with `200 OK` and an error body
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html>:
+    /// "a 200 OK response can contain either a success or an error"); the SDK reads that
+    /// as the error, and retries it when it is retryable. A completion that succeeded but
+    /// whose reply was lost is retried by the SDK too, and S3 answers the retry
+    /// `NoSuchUpload`: the upload is gone because it completed (awslabs/aws-sdk-rust#1163).
+    /// On `NoSuchUpload` the object is read back (`HeadObject`): when it has `total_bytes`
+    /// and the multipart ETag of these parts (the MD5 of their MD5s, `-` and their count,
+    /// as S3 computes it for SSE-S3 objects), it is ours and the completion is a success.
+    /// Otherwise the error stands.
     pub async fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
+        total_bytes: u64,
     ) -> Result<(), StoreError> {
-        self.s3
+        let expected_etag = multipart_etag(&parts);
+        let done = self
+            .s3
             .complete_multipart_upload()
             .bucket(self.bucket())
             .key(key)
@@ -293,8 +308,21 @@ impl Store {
             )
             .send()
             .await
-            .map_err(sdk("CompleteMultipartUpload"))?;
-        Ok(())
+            .map_err(sdk("CompleteMultipartUpload"));
+        let err = match done {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code.as_deref() == Some("NoSuchUpload") => e,
+            Err(e) => return Err(e),
+        };
+        match (self.head(key).await?, expected_etag) {
+            (Some((size, etag)), Some(expected))
+                if size == total_bytes && etag.trim_matches('"') == expected =>
+            {
+                tracing::warn!(key, etag = %expected, "CompleteMultipartUpload answered NoSuchUpload, and the object is there with this upload's size and ETag: the completion succeeded and its reply was lost");
+                Ok(())
+            }
+            _ => Err(err),
+        }
     }
 
     /// `AbortMultipartUpload` of `upload_id`.
@@ -309,6 +337,26 @@ impl Store {
             .map_err(sdk("AbortMultipartUpload"))?;
         Ok(())
     }
+}
+
+/// The ETag S3 gives the object a multipart upload of `parts` completes into: the MD5 of
+/// the concatenated binary MD5s of the parts (their ETags), `-`, and the number of parts.
+/// `None` when a part's ETag is not an MD5 in hex (SSE-KMS objects, checksum-only parts).
+pub fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    use md5::Digest;
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for p in parts {
+        let digest = hex::decode(p.e_tag()?.trim_matches('"')).ok()?;
+        if digest.len() != 16 {
+            return None;
+        }
+        md5s.extend_from_slice(&digest);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(md5::Md5::digest(&md5s)),
+        parts.len()
+    ))
 }
 
 #[cfg(test)]
@@ -328,6 +376,30 @@ mod tests {
         ] {
             assert!(!is_header_safe(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn multipart_etags_as_s3_computes_them() {
+        use md5::Digest;
+        let part = |bytes: &[u8], n: i32| {
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(format!("\"{}\"", hex::encode(md5::Md5::digest(bytes))))
+                .build()
+        };
+        let parts = [part(b"a", 1), part(b"b", 2)];
+        let mut md5s = md5::Md5::digest(b"a").to_vec();
+        md5s.extend_from_slice(&md5::Md5::digest(b"b"));
+        assert_eq!(
+            multipart_etag(&parts),
+            Some(format!("{}-2", hex::encode(md5::Md5::digest(&md5s))))
+        );
+        let kms = CompletedPart::builder()
+            .part_number(1)
+            .e_tag("not-md5")
+            .build();
+        assert_eq!(multipart_etag(&[kms]), None);
+        assert_eq!(multipart_etag(&[CompletedPart::builder().build()]), None);
     }
 
     #[test]

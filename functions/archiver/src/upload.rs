@@ -157,7 +157,9 @@ pub async fn store(download: Download, t: &Target<'_>) -> Result<Stored, UploadE
     let upload_id = t.store.create_multipart(t.key, t.content_type).await?;
     match multipart(&mut reader, first, t, &upload_id).await {
         Ok(parts) => {
-            t.store.complete_multipart(t.key, &upload_id, parts).await?;
+            t.store
+                .complete_multipart(t.key, &upload_id, parts, reader.total)
+                .await?;
             Ok(Stored {
                 bytes: reader.total,
                 sha256: hex::encode(reader.hasher.finalize()),
