@@ -179,3 +179,43 @@ async fn send_message_batch_judges_each_entry_alone() {
     queued.sort_unstable();
     assert_eq!(queued, ["hello", "é\u{1F600}"]);
 }
+
+/// The archiver's SQS event fixture (events/archiver/sqs-batch.json) carries the MD5s SQS
+/// would give its messages: each message sent to the local SQS with the fixture's body and
+/// attributes comes back with the fixture's `md5OfBody` and `md5OfMessageAttributes`.
+/// (The fixture's generator computes them by SQS's documented algorithm; only SQS's own
+/// implementation, here moto's, can check that.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archiver_fixture_s_md5s_are_the_ones_sqs_computes() {
+    let moto = Moto::start(None).await.unwrap();
+    let client = sqs::client(&moto.endpoint);
+    let queue = sqs::create_queue(&client, "fixture-md5").await.unwrap();
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/archiver/sqs-batch.json")).unwrap();
+    let records = fixture["Records"].as_array().unwrap();
+    assert!(!records.is_empty());
+    for r in records {
+        let mut req = client
+            .send_message()
+            .queue_url(&queue)
+            .message_body(r["body"].as_str().unwrap());
+        for (name, a) in r["messageAttributes"].as_object().unwrap() {
+            assert_eq!(a["dataType"], "String", "{name}");
+            req =
+                req.message_attributes(name, string_attribute(a["stringValue"].as_str().unwrap()));
+        }
+        let out = req.send().await.unwrap();
+        assert_eq!(
+            out.md5_of_message_body(),
+            r["md5OfBody"].as_str(),
+            "{}",
+            r["messageId"]
+        );
+        assert_eq!(
+            out.md5_of_message_attributes(),
+            r["md5OfMessageAttributes"].as_str(),
+            "{}",
+            r["messageId"]
+        );
+    }
+}
