@@ -61,8 +61,14 @@ enum Failure {
     Ours { output: Option<(usize, String)> },
 }
 
-/// The longest the archiver waits for SQS to take a record's new visibility.
-pub const VISIBILITY_CHANGE_MAX: Duration = Duration::from_secs(5);
+/// The time kept before the Lambda's deadline: the `deadline` [`Archiver::handle`] is
+/// given is the Lambda's less this (`main.rs`), so retries stop early enough to answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The longest the archiver waits for SQS to take a record's new visibility. It may use
+/// this much of [`DEADLINE_MARGIN`] past the retries' deadline, and still leaves the rest
+/// of the margin to answer.
+pub const VISIBILITY_CHANGE_MAX: Duration = Duration::from_secs(2);
 
 /// The archiver, built once per Lambda instance.
 #[derive(Debug, Clone)]
@@ -233,7 +239,8 @@ impl Archiver {
     /// Makes `record` visible again in `wait` ([`crate::visibility`]), before it is
     /// reported in `batchItemFailures`; returns `wait` when SQS took it. Without a
     /// visibility client, a receipt handle or a queue ARN, or when the change fails or
-    /// takes longer than [`VISIBILITY_CHANGE_MAX`] (or runs past `deadline`), it is logged
+    /// takes longer than [`VISIBILITY_CHANGE_MAX`] (or runs past `deadline` plus that), it
+    /// is logged
     /// and the queue's visibility timeout applies.
     async fn set_visibility(
         &self,
@@ -256,8 +263,10 @@ impl Archiver {
         };
         // SQS's range: 0 to 43 200 s.
         let secs = i32::try_from(wait.as_secs().min(43_200)).unwrap_or(43_200);
+        // Retries stop at `deadline`, which is DEADLINE_MARGIN before the Lambda's: the
+        // change may take up to VISIBILITY_CHANGE_MAX of that margin.
         let budget = deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+            .map(|d| (d + VISIBILITY_CHANGE_MAX).saturating_duration_since(Instant::now()))
             .unwrap_or(VISIBILITY_CHANGE_MAX)
             .min(VISIBILITY_CHANGE_MAX);
         match tokio::time::timeout(budget, v.change(&url, handle, secs)).await {
@@ -758,6 +767,21 @@ mod tests {
                 (url.to_owned(), "rh-m3".to_owned(), 4)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn the_visibility_is_set_even_when_the_retries_used_all_their_time() {
+        let fake = Arc::new(Recorded {
+            delay: Duration::from_millis(200),
+            ..Recorded::default()
+        });
+        let a = unreachable().with_visibility(fake.clone());
+        let mut event = SqsEvent::default();
+        event.records = vec![record("m1", 2)];
+        // The retries' deadline is now: the change still has its part of the margin.
+        let out = a.handle(event, Some(Instant::now())).await;
+        assert_eq!(out.batch_item_failures.len(), 1);
+        assert_eq!(fake.changes.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -1,13 +1,8 @@
 //! The archiver Lambda's entry point: SQS event in, partial batch response out.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookvault_archiver::{Archiver, ArchiverConfig};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-
-/// Safety margin kept before the Lambda's deadline: retries stop early enough to answer.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -27,7 +22,10 @@ async fn main() -> Result<(), Error> {
         .with_visibility(std::sync::Arc::new(sqs));
     let archiver = &archiver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = hookvault_aws::deadline(event.context.deadline, DEADLINE_MARGIN);
+        let deadline = hookvault_aws::deadline(
+            event.context.deadline,
+            hookvault_archiver::handler::DEADLINE_MARGIN,
+        );
         Ok::<SqsBatchResponse, Error>(archiver.handle(event.payload, deadline).await)
     }))
     .await

@@ -111,6 +111,8 @@ pub struct Recorded {
     pub changes: std::sync::Mutex<Vec<(String, String, i32)>>,
     /// When set, every change fails with this message.
     pub fail_with: Option<String>,
+    /// How long each change takes (SQS's round trip); recorded once done.
+    pub delay: Duration,
 }
 
 impl Visibility for Recorded {
@@ -121,6 +123,7 @@ impl Visibility for Recorded {
         secs: i32,
     ) -> Changing<'a> {
         Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
             if let Ok(mut c) = self.changes.lock() {
                 c.push((queue_url.to_owned(), receipt_handle.to_owned(), secs));
             }
