@@ -14,6 +14,10 @@
 //! | `OUTPUTS_IN_FLIGHT` | 2 | outputs of one prediction archived at once |
 //! | `MAX_RECEIVE_COUNT` | — | the queue's `maxReceiveCount`: a record failing on its last receive is logged at error level, counted as `PermanentFailures` (`RETRIES_EXHAUSTED`), and entered in the event log as `dead_lettered` |
 //! | `METRICS_NAMESPACE` | `hookvault` | the CloudWatch namespace of the EMF metrics |
+//! | `OUTPUT_RETENTION_SECS` | `skytells:300,*:3600` | how long each provider keeps a prediction's outputs after it completes (`provider:seconds`; [`crate::window`]) |
+//! | `DOWNLOAD_RETRY_BUDGET_MS` | 60000 | the longest one record retries its downloads in one invocation ([`crate::window`]) |
+//! | `EVENT_BUS_NAME` | — | the EventBridge bus told of each prediction outcome; unset: no events ([`crate::notify`]) |
+//! | `EVENT_SOURCE` | `hookvault` | those events' `source` |
 //! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL` | `JSON`, `INFO` | Lambda's logging controls (`RUST_LOG` when the level is unset) |
 //!
 //! Peak memory is about `(UPLOAD_PARTS_IN_FLIGHT + 1) × UPLOAD_PART_BYTES ×

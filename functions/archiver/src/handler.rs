@@ -43,9 +43,10 @@ use crate::data_uri;
 use crate::download::{redact, Downloader};
 use crate::event_log;
 use crate::metrics::{self, Facts};
+use crate::notify::{self, Publisher};
 use crate::raw_event::{self, BodyError};
 use crate::state::{self, Incoming};
-use crate::store::{is_header_safe, now_rfc3339, Store, StoreError};
+use crate::store::{is_header_safe, now_rfc3339, Condition, Store, StoreError};
 use crate::upload::{self, Target, UploadError};
 use crate::visibility::{self, Visibility};
 use crate::window::WindowConfig;
@@ -80,6 +81,15 @@ pub struct Archiver {
     max_receive_count: Option<u32>,
     window: WindowConfig,
     visibility: Option<Arc<dyn Visibility>>,
+    notifier: Option<Notifier>,
+}
+
+/// Where the archiver tells the app ([`crate::notify`]).
+#[derive(Debug, Clone)]
+struct Notifier {
+    publisher: Arc<dyn Publisher>,
+    bus: String,
+    source: String,
 }
 
 /// What the records of one event share.
@@ -131,6 +141,7 @@ impl Archiver {
             max_receive_count: None,
             window: WindowConfig::default(),
             visibility: None,
+            notifier: None,
         })
     }
 
@@ -161,6 +172,17 @@ impl Archiver {
     /// visibility timeout applies.
     pub fn with_visibility(mut self, v: Arc<dyn Visibility>) -> Self {
         self.visibility = Some(v);
+        self
+    }
+
+    /// Publishes one EventBridge event per prediction outcome on `bus`, with `source`
+    /// ([`crate::notify`]); without it, no events.
+    pub fn with_notifier(mut self, publisher: Arc<dyn Publisher>, bus: &str, source: &str) -> Self {
+        self.notifier = Some(Notifier {
+            publisher,
+            bus: bus.to_owned(),
+            source: source.to_owned(),
+        });
         self
     }
 
@@ -285,6 +307,89 @@ impl Archiver {
         }
     }
 
+    /// Tells the app what became of the prediction ([`crate::notify`]): one event for an
+    /// archived prediction (a new manifest, or one a redelivery found) and one for an
+    /// output lost for good, each once: not when its marker
+    /// (`predictions/{id}/notified/{archived|failed}.json`) exists, which is written after
+    /// `PutEvents` took it. The event's detail is read from the manifest or
+    /// `failure.json`. Errors (transient): S3, or the bus refusing the event.
+    async fn notify(&self, outcome: &Outcome, facts: &Facts) -> Result<(), Transient> {
+        let Some(n) = &self.notifier else {
+            return Ok(());
+        };
+        let (kind, detail_type) = match outcome {
+            Outcome::Archived { .. } | Outcome::AlreadyArchived => ("archived", notify::ARCHIVED),
+            Outcome::OutputsLost { .. } => ("failed", notify::ARCHIVE_FAILED),
+            _ => return Ok(()),
+        };
+        let (Some(provider), Some(id)) = (&facts.provider, &facts.prediction_id) else {
+            return Ok(());
+        };
+        let manifest_key = archive::manifest_key(id).map_err(|e| Transient(e.to_string()))?;
+        let dir = manifest_key.trim_end_matches("manifest.json");
+        let marker = format!("{dir}notified/{kind}.json");
+        if self.store.exists(&marker).await? {
+            tracing::info!(prediction = %id, detail_type, "the app was told already");
+            return Ok(());
+        }
+        let notification_id = notify::notification_id(provider, id, detail_type);
+        let read = |key: String| async move {
+            let out = self
+                .store
+                .get(self.store.bucket(), &key, "GetObject (notify)")
+                .await?
+                .ok_or_else(|| Transient(format!("{key} is missing")))?;
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Transient(format!("S3 GetObject ({key}) body: {e}")))?
+                .into_bytes();
+            Ok::<_, Transient>((key, bytes))
+        };
+        let detail = if kind == "archived" {
+            let (key, bytes) = read(manifest_key.clone()).await?;
+            let m: Windowed<Manifest> =
+                serde_json::from_slice(&bytes).map_err(|e| Transient(format!("{key}: {e}")))?;
+            notify::archived_detail(&notification_id, provider, self.store.bucket(), &key, &m)
+        } else {
+            let key = archive::failure_key(id).map_err(|e| Transient(e.to_string()))?;
+            let (key, bytes) = read(key).await?;
+            let f: Windowed<FailureRecord> =
+                serde_json::from_slice(&bytes).map_err(|e| Transient(format!("{key}: {e}")))?;
+            notify::failed_detail(&notification_id, provider, self.store.bucket(), &key, &f)
+        };
+        notify::put_all(
+            n.publisher.as_ref(),
+            &n.bus,
+            &n.source,
+            vec![notify::Notice {
+                detail_type,
+                detail,
+            }],
+        )
+        .await
+        .map_err(|e| Transient(e.to_string()))?;
+        let stamp = serde_json::to_vec(&serde_json::json!({
+            "detail_type": detail_type,
+            "notification_id": notification_id,
+            "bus": n.bus,
+            "published_at": now_rfc3339(),
+        }))
+        .map_err(|e| Transient(e.to_string()))?;
+        self.store
+            .put_if(
+                &marker,
+                stamp,
+                "application/json",
+                Condition::Absent,
+                "PutObject (notified)",
+            )
+            .await?;
+        tracing::info!(prediction = %id, detail_type, bus = %n.bus, "the app was told");
+        Ok(())
+    }
+
     /// Handles one record (the steps are in the module's documentation).
     pub async fn process(
         &self,
@@ -303,9 +408,12 @@ impl Archiver {
         let mut facts = Facts::default();
         let result = self.process_record(record, deadline, &mut facts).await;
         let result = match result {
-            Ok(outcome) => event_log::log(&self.store, record, &facts, &outcome)
-                .await
-                .map(|()| outcome),
+            Ok(outcome) => match self.notify(&outcome, &facts).await {
+                Ok(()) => event_log::log(&self.store, record, &facts, &outcome)
+                    .await
+                    .map(|()| outcome),
+                Err(t) => Err(t),
+            },
             Err(t) => Err(t),
         };
         (result, facts)

@@ -57,6 +57,7 @@ pub mod download;
 pub mod event_log;
 pub mod handler;
 pub mod metrics;
+pub mod notify;
 pub mod outcome;
 pub mod raw_event;
 mod state;

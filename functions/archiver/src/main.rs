@@ -20,6 +20,15 @@ async fn main() -> Result<(), Error> {
         .with_max_receive_count(max_receive_count)
         .with_window(window)
         .with_visibility(std::sync::Arc::new(sqs));
+    // EVENT_BUS_NAME (and EVENT_SOURCE): one EventBridge event per prediction outcome.
+    let archiver = match hookvault_archiver::notify::settings(hookvault_aws::env::optional) {
+        Some((bus, source)) => archiver.with_notifier(
+            std::sync::Arc::new(hookvault_archiver::notify::HttpPublisher::from_env()?),
+            &bus,
+            &source,
+        ),
+        None => archiver,
+    };
     let archiver = &archiver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = hookvault_aws::deadline(

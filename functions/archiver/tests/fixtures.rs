@@ -463,3 +463,43 @@ fn bodies_are_a_succeeded_a_failed_and_a_non_prediction() {
     assert!(hookvault_core::event::prediction_head(body(2)).is_none());
     assert!(WebhookEvent::parse(body(2)).is_err());
 }
+
+/// `events/archiver/prediction-archived.json` and `prediction-archive-failed.json`: the
+/// EventBridge events an app's rule receives (issue 22, item 5). Their `detail` has
+/// exactly the members the archiver writes (`notify::ARCHIVED_DETAIL_KEYS`, …), so the
+/// fixtures, the JSON Schema in docs/archiver.md and the code say the same.
+#[test]
+fn the_eventbridge_fixtures_have_the_archivers_detail() {
+    use hookvault_archiver::notify;
+    let read = |name: &str| -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events/archiver")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let sorted = |keys: &[&str]| {
+        let mut k: Vec<String> = keys.iter().map(|s| (*s).to_owned()).collect();
+        k.sort();
+        k
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let archived = read("prediction-archived.json");
+    assert_eq!(archived["detail-type"], notify::ARCHIVED);
+    assert_eq!(archived["source"], "hookvault");
+    assert_eq!(
+        keys(&archived["detail"]),
+        sorted(&notify::ARCHIVED_DETAIL_KEYS)
+    );
+    assert_eq!(
+        keys(&archived["detail"]["files"][0]),
+        sorted(&notify::FILE_KEYS)
+    );
+    let failed = read("prediction-archive-failed.json");
+    assert_eq!(failed["detail-type"], notify::ARCHIVE_FAILED);
+    assert_eq!(keys(&failed["detail"]), sorted(&notify::FAILED_DETAIL_KEYS));
+    assert_eq!(failed["detail"]["error_id"], "OUTPUT_EXPIRED");
+}

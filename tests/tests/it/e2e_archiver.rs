@@ -1732,3 +1732,170 @@ async fn a_gzip_encoded_output_is_stored_as_served() {
         (served.len() as u64, sha256(&served).as_str())
     );
 }
+
+// ---- issue 22, item 5: the app hears when it is done -------------------------------
+
+/// An EventBridge call to moto (`AWSEvents.{target}`); moto reads the service from the
+/// credential scope and checks no signature.
+async fn events_call(endpoint: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("AWSEvents.{target}"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261206/us-east-1/events/aws4_request, SignedHeaders=host, Signature=00",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{target}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Item 5, done when: bus → rule → SQS on moto holds exactly the expected events: one
+/// "Prediction Archived" per archived prediction (with its files' keys, sha256 and bytes),
+/// one "Prediction Archive Failed" per output lost (its error id and window), none more
+/// for redeliveries; a bus that refuses makes the record fail, and its redelivery (which
+/// finds the manifest) publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_prediction_outcome_is_one_eventbridge_event_even_under_redelivery() {
+    use hookvault_archiver::notify::{HttpPublisher, RecordedBus};
+    let moto = Moto::start(None).await.unwrap();
+    let s3c = s3::client(&moto.endpoint);
+    s3::create_bucket(&s3c, BUCKET).await.unwrap();
+    let cdn = Provider::start().await.unwrap();
+    let sqs = hookvault_localstack::sqs::client(&moto.endpoint);
+    let app = hookvault_localstack::sqs::create_queue(&sqs, "app-events")
+        .await
+        .unwrap();
+    let app_arn = hookvault_localstack::poller::queue_arn(&app);
+    events_call(&moto.endpoint, "CreateEventBus", json!({"Name": "hv-bus"})).await;
+    // The template's example rule (ArchiveOutcomesRule): both detail-types from hookvault.
+    events_call(
+        &moto.endpoint,
+        "PutRule",
+        json!({
+            "Name": "archive-outcomes", "EventBusName": "hv-bus", "State": "ENABLED",
+            "EventPattern": json!({
+                "source": ["hookvault"],
+                "detail-type": ["Prediction Archived", "Prediction Archive Failed"],
+            }).to_string(),
+        }),
+    )
+    .await;
+    events_call(
+        &moto.endpoint,
+        "PutTargets",
+        json!({"Rule": "archive-outcomes", "EventBusName": "hv-bus",
+               "Targets": [{"Id": "app", "Arn": app_arn}]}),
+    )
+    .await;
+    let publisher = std::sync::Arc::new(HttpPublisher::new(&moto.endpoint, "us-east-1").unwrap());
+    let archiver = Archiver::new(s3c.clone(), config()).unwrap().with_notifier(
+        publisher.clone(),
+        "hv-bus",
+        "hookvault",
+    );
+
+    let ok = succeeded(
+        "pred_ev_ok",
+        &[format!("{}/files/a.png?size=2048", cdn.url)],
+    );
+    let lost = succeeded("pred_ev_lost", &[format!("{}/expired/a.png", cdn.url)]);
+    for _ in 0..2 {
+        // Each twice: the second is a redelivery.
+        for m in [&ok, &lost] {
+            archiver
+                .process(&event(&[("m", m.clone())]).records[0], None)
+                .await
+                .unwrap();
+        }
+    }
+    // A bus that refuses: the record fails after its manifest; the redelivery tells.
+    let refusing = Archiver::new(s3c.clone(), config()).unwrap().with_notifier(
+        std::sync::Arc::new(RecordedBus {
+            fail_with: Some("HTTP 500".into()),
+            ..RecordedBus::default()
+        }),
+        "hv-bus",
+        "hookvault",
+    );
+    let late = succeeded(
+        "pred_ev_late",
+        &[format!("{}/files/b.png?size=10", cdn.url)],
+    );
+    let first = refusing
+        .process(&event(&[("m", late.clone())]).records[0], None)
+        .await;
+    assert!(first.is_err(), "{first:?}");
+    assert_eq!(
+        archiver
+            .process(&event(&[("m", late)]).records[0], None)
+            .await,
+        Ok(Outcome::AlreadyArchived)
+    );
+
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        for m in hookvault_localstack::sqs::drain(&sqs, &app).await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            events.push(v);
+        }
+        if events.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for m in hookvault_localstack::sqs::drain(&sqs, &app).await.unwrap() {
+        events.push(serde_json::from_str(m.body().unwrap()).unwrap());
+    }
+    let mut seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["prediction_id"].as_str().unwrap().to_owned(),
+                e["detail-type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("pred_ev_late".to_owned(), "Prediction Archived".to_owned()),
+            (
+                "pred_ev_lost".to_owned(),
+                "Prediction Archive Failed".to_owned()
+            ),
+            ("pred_ev_ok".to_owned(), "Prediction Archived".to_owned()),
+        ],
+        "{events:#?}"
+    );
+    let archived = events
+        .iter()
+        .find(|e| e["detail"]["prediction_id"] == "pred_ev_ok")
+        .unwrap();
+    assert_eq!(archived["source"], "hookvault");
+    let d = &archived["detail"];
+    assert_eq!(d["provider"], "skytells");
+    assert_eq!(d["status"], "succeeded");
+    assert_eq!(d["manifest_key"], "predictions/pred_ev_ok/manifest.json");
+    assert_eq!(d["files"][0]["key"], "predictions/pred_ev_ok/0.png");
+    assert_eq!(d["files"][0]["bytes"], 2048);
+    assert_eq!(d["files"][0]["sha256"], content_sha256(2048));
+    assert!(d["output_expires_at"].is_string(), "{d}");
+    let failed = events
+        .iter()
+        .find(|e| e["detail"]["prediction_id"] == "pred_ev_lost")
+        .unwrap();
+    assert_eq!(failed["detail"]["error_id"], "OUTPUT_EXPIRED");
+    assert_eq!(
+        failed["detail"]["failure_key"],
+        "predictions/pred_ev_lost/failure.json"
+    );
+}
