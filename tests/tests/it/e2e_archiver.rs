@@ -1369,7 +1369,13 @@ async fn a_cdn_down_for_20_s_after_completion_is_archived_well_inside_the_window
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cdn_down_past_the_window_is_output_expired_within_seconds_of_the_deadline() {
     let cdn = ScriptedCdn::start(|_, _, _| (503, vec![], b"down".to_vec())).await;
-    let rig = LambdaRig::start(&[("OUTPUT_RETENTION_SECS", "skytells:12")]).await;
+    let rig = LambdaRig::start(&[
+        ("OUTPUT_RETENTION_SECS", "skytells:12"),
+        ("EVENT_BUS_NAME", "hv-bus"),
+    ])
+    .await;
+    // The app's bus, rule and queue (the template's example rule).
+    let app = app_queue_behind_a_rule(&rig._moto.endpoint, &rig.sqs).await;
     let (body, completed_ms) = rig
         .send_completed("pred_gone", &format!("{}/o/gone.png", cdn.url))
         .await;
@@ -1414,6 +1420,48 @@ async fn a_cdn_down_past_the_window_is_output_expired_within_seconds_of_the_dead
         "no OutputsExpired metric:\n{logs}"
     );
     assert!(rig.queues_empty().await, "recorded, not retried for hours");
+    // The app's EventBridge event says so.
+    let told = hookvault_localstack::sqs::drain(&rig.sqs, &app)
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 1, "{told:?}\n{logs}");
+    let e: serde_json::Value = serde_json::from_str(told[0].body().unwrap()).unwrap();
+    assert_eq!(e["detail-type"], "Prediction Archive Failed");
+    assert_eq!(e["detail"]["error_id"], "OUTPUT_EXPIRED");
+    assert_eq!(
+        e["detail"]["output_expires_at"].as_str(),
+        Some(window.output_expires_at.as_str())
+    );
+}
+
+/// Creates the bus `hv-bus` on moto at `endpoint`, the template's example rule on it (both
+/// detail-types, source hookvault) and an SQS queue as its target; returns the queue URL.
+async fn app_queue_behind_a_rule(endpoint: &str, sqs: &aws_sdk_sqs::Client) -> String {
+    let app = hookvault_localstack::sqs::create_queue(sqs, "app-events")
+        .await
+        .unwrap();
+    let app_arn = hookvault_localstack::poller::queue_arn(&app);
+    events_call(endpoint, "CreateEventBus", json!({"Name": "hv-bus"})).await;
+    events_call(
+        endpoint,
+        "PutRule",
+        json!({
+            "Name": "archive-outcomes", "EventBusName": "hv-bus", "State": "ENABLED",
+            "EventPattern": json!({
+                "source": ["hookvault"],
+                "detail-type": ["Prediction Archived", "Prediction Archive Failed"],
+            }).to_string(),
+        }),
+    )
+    .await;
+    events_call(
+        endpoint,
+        "PutTargets",
+        json!({"Rule": "archive-outcomes", "EventBusName": "hv-bus",
+               "Targets": [{"Id": "app", "Arn": app_arn}]}),
+    )
+    .await;
+    app
 }
 
 /// A record that must go back to the queue comes back in seconds: the archiver sets its
@@ -1769,31 +1817,8 @@ async fn each_prediction_outcome_is_one_eventbridge_event_even_under_redelivery(
     s3::create_bucket(&s3c, BUCKET).await.unwrap();
     let cdn = Provider::start().await.unwrap();
     let sqs = hookvault_localstack::sqs::client(&moto.endpoint);
-    let app = hookvault_localstack::sqs::create_queue(&sqs, "app-events")
-        .await
-        .unwrap();
-    let app_arn = hookvault_localstack::poller::queue_arn(&app);
-    events_call(&moto.endpoint, "CreateEventBus", json!({"Name": "hv-bus"})).await;
     // The template's example rule (ArchiveOutcomesRule): both detail-types from hookvault.
-    events_call(
-        &moto.endpoint,
-        "PutRule",
-        json!({
-            "Name": "archive-outcomes", "EventBusName": "hv-bus", "State": "ENABLED",
-            "EventPattern": json!({
-                "source": ["hookvault"],
-                "detail-type": ["Prediction Archived", "Prediction Archive Failed"],
-            }).to_string(),
-        }),
-    )
-    .await;
-    events_call(
-        &moto.endpoint,
-        "PutTargets",
-        json!({"Rule": "archive-outcomes", "EventBusName": "hv-bus",
-               "Targets": [{"Id": "app", "Arn": app_arn}]}),
-    )
-    .await;
+    let app = app_queue_behind_a_rule(&moto.endpoint, &sqs).await;
     let publisher = std::sync::Arc::new(HttpPublisher::new(&moto.endpoint, "us-east-1").unwrap());
     let archiver = Archiver::new(s3c.clone(), config()).unwrap().with_notifier(
         publisher.clone(),
