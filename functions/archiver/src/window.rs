@@ -277,7 +277,14 @@ mod tests {
             (r.secs("skytells"), r.secs("acme"), r.secs("x")),
             (20, 900, 120)
         );
-        for bad in ["skytells", "skytells:0", ":5", "skytells:-1", "skytells:5s", "skytells=5"] {
+        for bad in [
+            "skytells",
+            "skytells:0",
+            ":5",
+            "skytells:-1",
+            "skytells:5s",
+            "skytells=5",
+        ] {
             assert_eq!(Retention::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Retention::parse(""), Some(Retention::default()));
