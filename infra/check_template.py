@@ -36,7 +36,8 @@ Every problem names the resource it is about. The rules:
    deployed function's environment.
 6. The claim check (bodies too large for one SQS message go to S3 first). Every queue's
    MaximumMessageSize is SQS's 1 MiB (the edge's SQS_MAX_MESSAGE_BYTES default); an IAM
-   user (the edge's) may write to S3 only under raw/; a bucket an IAM user writes raw/ to
+   user (the edge's) may write to S3 only under raw/ and spool/ (rule 9), and only
+   s3:PutObject; a bucket an IAM user writes raw/ to
    has an enabled lifecycle rule expiring raw/ after at least 15 days (the longest a message
    that points at such a body can wait: 4 days queued, 14 in the DLQ), never sooner.
 7. Observability. Every function has LoggingConfig with LogFormat JSON (Lambda's advanced
@@ -54,6 +55,15 @@ Every problem names the resource it is about. The rules:
    DOWNLOAD_RETRY_BUDGET_MS is under its Timeout, an alarm on the queue's
    ApproximateAgeOfOldestMessage fires below W, and OutputsExpired is alarmed (rule 7's
    ALARMED_METRICS).
+9. The spool (issue 24). For every bucket an IAM user (the edge's) may write spool/ to,
+   a drainer: a function whose SPOOL_BUCKET is that bucket, whose role may s3:GetObject
+   and s3:DeleteObject on its spool/* (and on no other S3 objects) and sqs:SendMessage on
+   the queue its QUEUE_URL names; that runs on a Schedule (the sweep) and on the spool's
+   object-created events (an EventBridgeRule on "Object Created" for the bucket with a
+   spool/ key prefix, the bucket sending its events to EventBridge; or an S3 event on the
+   bucket filtered to spool/); whose SpooledEvents metric has an alarm firing on one
+   (as rule 7's); and no enabled lifecycle rule of the bucket expires spool/ (a spooled
+   envelope is an event not queued yet).
 """
 
 from __future__ import annotations
@@ -79,6 +89,12 @@ NARROW_SAM_POLICY_TEMPLATES = {"SQSPollerPolicy", "SQSSendMessagePolicy"}
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 #: Where the edge writes claim-checked bodies (core/src/archive.rs, CLAIM_CHECK_PREFIX).
 CLAIM_CHECK_PREFIX = "raw/"
+#: Where the edge spools envelopes SQS did not take (edge/src/flow.rs,
+#: `spool/{provider}/{body_sha256}`), drained by functions/drainer.
+SPOOL_PREFIX = "spool/"
+#: The drainer's metric that must have an alarm, and its `Function` dimension.
+SPOOL_METRIC = "SpooledEvents"
+DRAINER_DIMENSION = ("Function", "drainer")
 #: The shortest life of a claim-checked body, in days: longer than a message pointing at it
 #: can wait (the DLQ keeps messages 14 days from their first enqueue).
 CLAIM_CHECK_MIN_DAYS = 15
@@ -633,13 +649,22 @@ def check_claim_check(t: Template) -> list[str]:
                     continue
                 if not any(isinstance(a, str) and a.startswith("s3:") for a in leaves(stmt.get("Action"))):
                     continue
+                others = [
+                    a for a in leaves(stmt.get("Action")) if a != "s3:PutObject" and str(a).startswith("s3:")
+                ]
+                if others:
+                    problems.append(
+                        f"{uid}: may {', '.join(map(str, others))}; the edge's user only writes "
+                        "(s3:PutObject) claim checks and spooled envelopes"
+                    )
                 for res in s3_object_resources(stmt):
                     if res.endswith("/" + CLAIM_CHECK_PREFIX + "*"):
                         writes_raw = True
-                    else:
+                    elif not res.endswith("/" + SPOOL_PREFIX + "*"):
                         problems.append(
                             f"{uid}: may use S3 on {res!r}; the edge's user writes only claim "
-                            f"checks, under {CLAIM_CHECK_PREFIX}"
+                            f"checks, under {CLAIM_CHECK_PREFIX}, and spooled envelopes, under "
+                            f"{SPOOL_PREFIX}"
                         )
     if writes_raw:
         for bid, _res, props in t.of_type("AWS::S3::Bucket"):
@@ -930,6 +955,157 @@ def check_output_window(t: Template) -> list[str]:
     return problems
 
 
+# --------------------------------------------------------------------------------------
+# Rule 9: the spool
+# --------------------------------------------------------------------------------------
+
+
+def allow_statements(t: Template, role: str | None):
+    """Every Allow statement of `role`'s inline policies."""
+    if t.type_of(role) != "AWS::IAM::Role":
+        return
+    for pol in as_list(t.props(role).get("Policies")):
+        doc = pol.get("PolicyDocument") if isinstance(pol, dict) else None
+        for stmt in as_list((doc or {}).get("Statement")):
+            if isinstance(stmt, dict) and stmt.get("Effect") == "Allow":
+                yield stmt
+
+
+def spool_buckets(t: Template) -> list[tuple[str, str]]:
+    """(user id, bucket id) for every IAM user allowed to write spool/ of a bucket."""
+    out = []
+    for uid, _res, props in t.of_type("AWS::IAM::User"):
+        for pol in as_list(props.get("Policies")):
+            doc = pol.get("PolicyDocument") if isinstance(pol, dict) else None
+            for stmt in as_list((doc or {}).get("Statement")):
+                if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                    continue
+                if "s3:PutObject" not in leaves(stmt.get("Action")):
+                    continue
+                for r in leaves(stmt.get("Resource")):
+                    sub = r.get("Fn::Sub") if isinstance(r, dict) else None
+                    if isinstance(sub, str) and sub.endswith("/" + SPOOL_PREFIX + "*"):
+                        for b in sub_targets(r):
+                            if t.type_of(b) == "AWS::S3::Bucket" and (uid, b) not in out:
+                                out.append((uid, b))
+    return out
+
+
+def role_grants(t: Template, role: str | None, action: str, bucket: str, suffix: str) -> bool:
+    """True when `role` allows `action` on `${bucket.Arn}{suffix}`."""
+    for stmt in allow_statements(t, role):
+        if action not in leaves(stmt.get("Action")):
+            continue
+        for r in leaves(stmt.get("Resource")):
+            sub = r.get("Fn::Sub") if isinstance(r, dict) else None
+            if isinstance(sub, str) and sub == "${" + bucket + ".Arn}" + suffix:
+                return True
+    return False
+
+
+def drains_on_events(t: Template, fid: str, bucket: str) -> bool:
+    """True when `fid` runs on the object-created events of `bucket`'s spool/."""
+    events = (t.props(fid).get("Events") or {}).values()
+    for ev in events:
+        if not isinstance(ev, dict):
+            continue
+        props = ev.get("Properties") or {}
+        if ev.get("Type") == "EventBridgeRule":
+            p = props.get("Pattern") or {}
+            detail = p.get("detail") or {}
+            names = [target(n) for n in leaves((detail.get("bucket") or {}).get("name"))]
+            keys = leaves((detail.get("object") or {}).get("key"))
+            config = (t.props(bucket).get("NotificationConfiguration") or {}).get("EventBridgeConfiguration") or {}
+            if (
+                "aws.s3" in leaves(p.get("source"))
+                and "Object Created" in leaves(p.get("detail-type"))
+                and bucket in names
+                and {"prefix": SPOOL_PREFIX} in keys
+                and truthy(config.get("EventBridgeEnabled"))
+            ):
+                return True
+        if ev.get("Type") == "S3" and target(props.get("Bucket")) == bucket:
+            rules = (((props.get("Filter") or {}).get("S3Key") or {}).get("Rules")) or []
+            if any(
+                isinstance(r, dict) and str(r.get("Name")).lower() == "prefix" and r.get("Value") == SPOOL_PREFIX
+                for r in as_list(rules)
+            ):
+                return True
+    return False
+
+
+def check_spool(t: Template) -> list[str]:
+    problems = []
+    alarms = list(t.of_type("AWS::CloudWatch::Alarm"))
+    for uid, bid in spool_buckets(t):
+        for r in as_list((t.props(bid).get("LifecycleConfiguration") or {}).get("Rules")):
+            if not isinstance(r, dict) or r.get("Status") != "Enabled":
+                continue
+            prefix = rule_prefix(r) or ""
+            if SPOOL_PREFIX.startswith(prefix) and ("ExpirationInDays" in r or "ExpirationDate" in r):
+                problems.append(
+                    f"{bid}: lifecycle rule {r.get('Id')!r} expires {SPOOL_PREFIX}: a spooled envelope "
+                    "is an authentic event not queued yet, and would be lost"
+                )
+        drainers = [
+            fid for fid, _res, _props in t.functions() if target(t.environment(fid).get("SPOOL_BUCKET")) == bid
+        ]
+        if not drainers:
+            problems.append(
+                f"{bid}: {uid} spools envelopes to its {SPOOL_PREFIX}, but no function has "
+                "SPOOL_BUCKET set to it: nothing would ever queue them (functions/drainer)"
+            )
+        for fid in drainers:
+            role = target(t.function_setting(fid, "Role"))
+            env = t.environment(fid)
+            for action in ("s3:GetObject", "s3:DeleteObject"):
+                if not role_grants(t, role, action, bid, "/" + SPOOL_PREFIX + "*"):
+                    problems.append(f"{role}: {fid} needs {action} on {bid}'s {SPOOL_PREFIX}*")
+            for stmt in allow_statements(t, role):
+                if not any(str(a).startswith("s3:") for a in leaves(stmt.get("Action"))):
+                    continue
+                for res in s3_object_resources(stmt):
+                    if "/" in res and not res.endswith("/" + SPOOL_PREFIX + "*"):
+                        problems.append(f"{role}: the drainer may use S3 on {res!r}; it needs only {SPOOL_PREFIX}")
+            queue = target(env.get("QUEUE_URL"))
+            if t.type_of(queue) != "AWS::SQS::Queue":
+                problems.append(f"{fid}: QUEUE_URL {describe(env.get('QUEUE_URL'))} is not a queue of this template")
+            elif not any(
+                "sqs:SendMessage" in leaves(s.get("Action")) and queue in [target(r) for r in leaves(s.get("Resource"))]
+                for s in allow_statements(t, role)
+            ):
+                problems.append(f"{role}: {fid} needs sqs:SendMessage on {queue}")
+            events = (t.props(fid).get("Events") or {}).values()
+            if not any(isinstance(e, dict) and e.get("Type") == "Schedule" for e in events):
+                problems.append(f"{fid}: no Schedule event; nothing would sweep {SPOOL_PREFIX} after a lost event")
+            if not drains_on_events(t, fid, bid):
+                problems.append(
+                    f"{fid}: not run on {bid}'s {SPOOL_PREFIX} object-created events (an EventBridgeRule "
+                    f"on aws.s3 Object Created, bucket {bid}, key prefix {SPOOL_PREFIX}, with the bucket's "
+                    "EventBridgeEnabled; or an S3 event filtered to the prefix)"
+                )
+            namespace = env.get("METRICS_NAMESPACE")
+            watching = [
+                (aid, props)
+                for aid, _res, props in alarms
+                if props.get("MetricName") == SPOOL_METRIC
+                and props.get("Namespace") == namespace
+                and DRAINER_DIMENSION in dimensions_of(props)
+            ]
+            if namespace is None or not watching:
+                problems.append(
+                    f"{fid}: no AWS::CloudWatch::Alarm watches its {SPOOL_METRIC} (namespace its "
+                    f"METRICS_NAMESPACE, {DRAINER_DIMENSION[0]}={DRAINER_DIMENSION[1]}): a spooled "
+                    "event means SQS refused, and nobody would hear of it"
+                )
+            for aid, props in watching:
+                if not fires_on_one(props):
+                    problems.append(f"{aid}: must fire on a single {SPOOL_METRIC} (Statistic Sum, GreaterThanOrEqualToThreshold 1)")
+                if not has_actions(props.get("AlarmActions")):
+                    problems.append(f"{aid}: has no AlarmActions; nobody would be told")
+    return problems
+
+
 def check(data: dict, exceptions: dict | None = None) -> list[str]:
     """Every problem found in the template `data` (empty: it passes)."""
     t = Template(data)
@@ -946,6 +1122,7 @@ def check(data: dict, exceptions: dict | None = None) -> list[str]:
         + check_max_receive_count(t)
         + check_event_log_retention(t)
         + check_output_window(t)
+        + check_spool(t)
     )
 
 

@@ -681,5 +681,145 @@ class OutputWindow(unittest.TestCase):
         self.assertCaught(self.problems(m), "EventsQueue", "ApproximateAgeOfOldestMessage alarm below the 300 s")
 
 
+class Spool(unittest.TestCase):
+    """Rule 9 (and rules 1, 6, 7 for the drainer): what the edge spools is drained."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = ct.load(TEMPLATE)
+
+    problems = Mutations.problems
+    assertCaught = Mutations.assertCaught
+    statement = staticmethod(Mutations.statement)
+
+    def test_the_drainer_is_held_to_every_functions_rules(self):
+        def no_role(r, _):
+            del r["DrainerFunction"]["Properties"]["Role"]
+
+        self.assertCaught(self.problems(no_role), "DrainerFunction", "has no Role")
+
+        def no_logging(r, _):
+            del r["DrainerFunction"]["Properties"]["LoggingConfig"]
+
+        self.assertCaught(self.problems(no_logging), "DrainerFunction", "no LoggingConfig")
+
+        def wildcard(r, _):
+            self.statement(r, "DrainerRole", "DrainSpool")["Action"] = "s3:*"
+
+        self.assertCaught(self.problems(wildcard), "DrainerRole", "wildcard action 's3:*'")
+
+        def local(r, _):
+            r["DrainerFunction"]["Properties"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] = "http://x"
+
+        self.assertCaught(self.problems(local), "DrainerFunction", "AWS_ENDPOINT_URL")
+
+    def test_the_edge_user_may_only_put_under_spool(self):
+        def delete(r, _):
+            self.statement(r, "EdgeSenderUser", "PutSpool")["Action"] = ["s3:PutObject", "s3:DeleteObject"]
+
+        self.assertCaught(self.problems(delete), "EdgeSenderUser", "s3:DeleteObject")
+
+        def elsewhere(r, _):
+            self.statement(r, "EdgeSenderUser", "PutSpool")["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/spooled/*"}
+
+        self.assertCaught(self.problems(elsewhere), "EdgeSenderUser", "spooled/*")
+
+    def test_a_spool_without_a_drainer(self):
+        def m(r, _):
+            del r["DrainerFunction"]["Properties"]["Environment"]["Variables"]["SPOOL_BUCKET"]
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "no function has SPOOL_BUCKET")
+
+    def test_the_drainer_cannot_delete_or_send(self):
+        def no_delete(r, _):
+            self.statement(r, "DrainerRole", "DrainSpool")["Action"] = ["s3:GetObject"]
+
+        self.assertCaught(self.problems(no_delete), "DrainerRole", "s3:DeleteObject", "spool/*")
+
+        def no_send(r, _):
+            self.statement(r, "DrainerRole", "QueueSpooledEvents")["Resource"] = {"Fn::GetAtt": ["EventsDlq", "Arn"]}
+
+        self.assertCaught(self.problems(no_send), "DrainerRole", "sqs:SendMessage on EventsQueue")
+
+        def other_queue(r, _):
+            r["DrainerFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_URL"] = "https://sqs/1/q"
+
+        self.assertCaught(self.problems(other_queue), "DrainerFunction", "QUEUE_URL")
+
+    def test_the_drainer_reaching_past_the_spool(self):
+        def m(r, _):
+            self.statement(r, "DrainerRole", "DrainSpool")["Resource"] = [
+                {"Fn::Sub": "${ArchiveBucket.Arn}/spool/*"},
+                {"Fn::Sub": "${ArchiveBucket.Arn}/events/*"},
+            ]
+
+        self.assertCaught(self.problems(m), "DrainerRole", "events/*", "only spool/")
+
+    def test_no_sweep(self):
+        def m(r, _):
+            del r["DrainerFunction"]["Properties"]["Events"]["Sweep"]
+
+        self.assertCaught(self.problems(m), "DrainerFunction", "no Schedule event")
+
+    def test_no_object_created_events(self):
+        def removed(r, _):
+            del r["DrainerFunction"]["Properties"]["Events"]["SpoolObjectCreated"]
+
+        self.assertCaught(self.problems(removed), "DrainerFunction", "object-created events")
+
+        def other_prefix(r, _):
+            ev = r["DrainerFunction"]["Properties"]["Events"]["SpoolObjectCreated"]
+            ev["Properties"]["Pattern"]["detail"]["object"]["key"] = [{"prefix": "raw/"}]
+
+        self.assertCaught(self.problems(other_prefix), "DrainerFunction", "object-created events")
+
+        def bucket_not_sending(r, _):
+            del r["ArchiveBucket"]["Properties"]["NotificationConfiguration"]
+
+        self.assertCaught(self.problems(bucket_not_sending), "DrainerFunction", "EventBridgeEnabled")
+
+    def test_an_s3_notification_counts_too(self):
+        def m(r, _):
+            r["DrainerFunction"]["Properties"]["Events"]["SpoolObjectCreated"] = {
+                "Type": "S3",
+                "Properties": {
+                    "Bucket": {"Ref": "ArchiveBucket"},
+                    "Events": "s3:ObjectCreated:*",
+                    "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "spool/"}]}},
+                },
+            }
+
+        self.assertEqual(self.problems(m), [])
+
+    def test_spooled_events_alarm(self):
+        def removed(r, _):
+            del r["SpooledEventsAlarm"]
+
+        self.assertCaught(self.problems(removed), "DrainerFunction", "SpooledEvents")
+
+        def other_function(r, _):
+            r["SpooledEventsAlarm"]["Properties"]["Dimensions"][0]["Value"] = "archiver"
+
+        self.assertCaught(self.problems(other_function), "DrainerFunction", "SpooledEvents")
+
+        def waits(r, _):
+            r["SpooledEventsAlarm"]["Properties"]["Threshold"] = 10
+
+        self.assertCaught(self.problems(waits), "SpooledEventsAlarm", "single SpooledEvents")
+
+        def silent(r, _):
+            r["SpooledEventsAlarm"]["Properties"]["AlarmActions"] = []
+
+        self.assertCaught(self.problems(silent), "SpooledEventsAlarm", "no AlarmActions")
+
+    def test_a_lifecycle_rule_expiring_the_spool(self):
+        def m(r, _):
+            r["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"].append(
+                {"Id": "expire-spool", "Status": "Enabled", "Prefix": "spool/", "ExpirationInDays": 7}
+            )
+
+        self.assertCaught(self.problems(m), "ArchiveBucket", "expire-spool", "would be lost")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the three Lambda functions as a SAM user does and as AWS runs them: `sam build`
+# Builds the four Lambda functions as a SAM user does and as AWS runs them: `sam build`
 # (samconfig.toml; BuildMethod rust-cargolambda), which runs `cargo lambda build --release
 # --arm64 --bin <name>` in each function's folder, so the build shares the workspace's
 # target/ (cargo-lambda and zig come from the tools venv; nothing is downloaded at build
-# time). Then it checks the three bootstraps SAM packaged: arm64, each under the 8 MiB bar.
-# Output: .aws-sam/build/{Archiver,Rotator,Api}Function/bootstrap (what `sam deploy`
-# uploads) and target/lambda/{archiver,rotator,api}/bootstrap.
+# time). Then it checks the four bootstraps SAM packaged: arm64, each under the 8 MiB bar.
+# Output: .aws-sam/build/{Archiver,Rotator,Api,Drainer}Function/bootstrap (what `sam
+# deploy` uploads) and target/lambda/{archiver,rotator,api,drainer}/bootstrap.
 # Offline and non-interactive: dummy AWS credentials, no telemetry; `sam build` reads no
 # AWS account.
 set -euo pipefail
@@ -27,7 +27,7 @@ python3 - <<'PY'
 import struct, sys
 limit, failed = 8 * 1024 * 1024, False
 print(f"{'function':18} {'bytes':>12} {'MiB':>7}  arch")
-for logical in ("ArchiverFunction", "RotatorFunction", "ApiFunction"):
+for logical in ("ArchiverFunction", "RotatorFunction", "ApiFunction", "DrainerFunction"):
     path = f".aws-sam/build/{logical}/bootstrap"
     try:
         with open(path, "rb") as b:
