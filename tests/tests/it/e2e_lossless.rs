@@ -36,6 +36,15 @@ impl Rig {
     /// its `general` mode, a webhook secret in `enterprise` mode: the edge's ring holds
     /// whichever the operator configured).
     pub(crate) async fn start_keyed(queue: &str, secret: &str) -> Rig {
+        Rig::start_configured(queue, secret, |_| {}).await
+    }
+
+    /// [`Rig::start_keyed`] with the archiver's settings changed by `configure`.
+    pub(crate) async fn start_configured(
+        queue: &str,
+        secret: &str,
+        configure: impl FnOnce(&mut ArchiverConfig),
+    ) -> Rig {
         let stack = Stack::start(queue, &[("WEBHOOK_SECRETS", secret.to_owned())]).await;
         let cdn = Provider::start().await.unwrap();
         let cfg = ArchiverConfig {
@@ -51,6 +60,8 @@ impl Rig {
             parts_in_flight: 2,
             outputs_in_flight: 2,
         };
+        let mut cfg = cfg;
+        configure(&mut cfg);
         let archiver = Archiver::new(stack.s3.clone(), cfg).unwrap();
         Rig {
             stack,

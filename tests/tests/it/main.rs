@@ -6,6 +6,7 @@
 mod e2e_api;
 mod e2e_archiver;
 mod e2e_edge;
+mod e2e_limits;
 mod e2e_live;
 mod e2e_lossless;
 mod e2e_operations;
