@@ -88,7 +88,9 @@ fn error_messages_never_contain_the_secret_or_the_expected_signature() {
         // what the header carries (so this check looks for the right thing).
         let good_mac = expected_mac(scheme, &key, &sample_body());
         assert!(
-            leak_forms(&good_mac).iter().any(|f| expected_sig.contains(f.as_str())),
+            leak_forms(&good_mac)
+                .iter()
+                .any(|f| expected_sig.contains(f.as_str())),
             "{scheme}: the MAC computed here is not the one signed"
         );
         for case in bad_inputs(scheme, secret(scheme), NOW) {
@@ -101,7 +103,10 @@ fn error_messages_never_contain_the_secret_or_the_expected_signature() {
             // Nor the MAC of the good body or of the case's own (altered) body, in hex of
             // either case or base64.
             let case_mac = expected_mac(scheme, &key, &case.body);
-            for leak in leak_forms(&good_mac).into_iter().chain(leak_forms(&case_mac)) {
+            for leak in leak_forms(&good_mac)
+                .into_iter()
+                .chain(leak_forms(&case_mac))
+            {
                 assert!(!text.contains(&leak), "{}: {text}", case.name);
             }
         }
