@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /files/{name}?size=N` | N bytes of [`content`] (any size: generated as it streams), `Content-Type` from the extension |
 //! | `GET /flaky/{status}/{n}/{name}?size=N` | `status` (429 with `Retry-After: 1`, or 500/503) for the first `n` requests to that path, then the file |
+//! | `GET /down-until/{unix_ms}/{name}?size=N` | 503 until the Unix time `unix_ms` (milliseconds), then the file (a CDN down for a while after completion) |
 //! | `GET /expired/{name}` | 403, as an expired CDN link |
 //! | `GET /gone/{name}` | 410 |
 //! | `GET /redirect/metadata` | 302 to `http://169.254.169.254/latest/meta-data/` |
@@ -17,9 +18,15 @@
 //! | `GET /status/{code}/{name}` | `code` with an empty body, every time (e.g. 204) |
 //! | `GET /partial/{name}?size=N` | 206 Partial Content with the first half of the N-byte file and its `Content-Range`, to a plain GET |
 //!
-//! Every request is counted per path ([`Provider::hits`]).
+//! Every request is counted per path ([`Provider::hits`]). The provider API:
+//! `POST /v1/predictions` and `/v1/predict` ([`predictions`]), `GET /v1/predictions`
+//! and `GET /v1/predictions/{id}` ([`polling`], counted per path too), the key and
+//! webhook-secret routes ([`keys`]). Completion webhooks can be dropped, withheld
+//! (polling only) or delayed ([`delivery`], set in [`predictions::PredictionState::delivery`]).
 
+pub mod delivery;
 pub mod keys;
+pub mod polling;
 pub mod predictions;
 
 use std::collections::HashMap;
@@ -186,6 +193,13 @@ fn partial(name: &str, size: u64) -> Response<Body> {
 
 async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    // The read side: one prediction, or the list.
+    if req.method() == hyper::Method::GET
+        && (path == "/v1/predictions" || path.starts_with("/v1/predictions/"))
+    {
+        *lock(state).hits.entry(path.clone()).or_insert(0) += 1;
+        return polling::route(&req, state);
+    }
     // The create call: the current path, and the older one (the legacy dialect).
     if path == "/v1/predictions" || path == "/v1/predict" {
         // The account's current key, which may be what webhooks are signed with.
@@ -220,6 +234,18 @@ async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Bo
                     vec![]
                 };
                 status(code, &retry_after)
+            } else {
+                file(name, size, None)
+            }
+        }
+        ["down-until", until_ms, name] => {
+            let until_ms: u128 = until_ms.parse().unwrap_or(0);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            if now_ms < until_ms {
+                status(503, &[])
             } else {
                 file(name, size, None)
             }

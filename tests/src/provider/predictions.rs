@@ -22,9 +22,14 @@
 //! ([`Submitted`]: its path, dialect, model, webhook URL and `Idempotency-Key`;
 //! [`PredictionState::received`] counts them). The stand-in ignores `Idempotency-Key`:
 //! each request it accepts is a new prediction, so a test sees every duplicate the api
-//! lets through. With [`PredictionState::complete_with`] set, each accepted prediction
-//! is completed a moment later: a signed `succeeded` webhook to the webhook URL of its
-//! dialect, with outputs served by this stand-in's CDN.
+//! lets through. Each accepted prediction is kept ([`PredictionState::records`], the
+//! Prediction object as answered) for `GET /v1/predictions/{id}` and the list
+//! ([`super::polling`]). With [`PredictionState::complete_with`] set, each accepted
+//! prediction is completed a moment later (300 ms): its record turns `succeeded` with
+//! outputs served by this stand-in's CDN, and a signed `succeeded` webhook goes to the
+//! webhook URL of its dialect, unless [`PredictionState::delivery`] drops it
+//! ([`PredictionState::dropped`]) or holds it back ([`super::delivery`]). Without
+//! `complete_with`, predictions stay `starting`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,7 +41,8 @@ use serde_json::json;
 
 use hookvault_core::provider_error::{Api, CODES};
 
-use super::{keys, lock, status, Body, State};
+use super::delivery::{Delivery, Fate};
+use super::{keys, lock, polling, status, Body, State};
 
 /// The request shapes the stand-in recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +190,15 @@ pub struct PredictionState {
     /// `submitted` is made only when it is answered, and a caller that gave up (its
     /// timeout) never sees it answered.
     pub slow_arrivals: Vec<String>,
+    /// Every accepted prediction, in order: the Prediction object as the create call
+    /// answered it, completed in place ([`super::polling::complete`]).
+    pub records: Vec<serde_json::Value>,
+    /// Which completion webhooks are dropped or held back.
+    pub delivery: Delivery,
+    /// The ids of the predictions whose webhooks were dropped, in order.
+    pub dropped: Vec<String>,
+    /// The ids of the predictions whose webhooks were sent, as each is sent.
+    pub sent: Vec<String>,
 }
 
 impl PredictionState {
@@ -362,25 +377,59 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
         _ => {}
     }
     s.predictions.accepted += 1;
-    let id = format!("pred_{}", s.predictions.accepted);
-    if let (Some((count, size)), Some(url)) = (
-        s.predictions.complete_with,
-        recognised.webhook_url.as_deref(),
-    ) {
+    let n = s.predictions.accepted;
+    let id = format!("pred_{n}");
+    let mut answer = created(&id, &recognised);
+    let now = hookvault_core::time::rfc3339(hookvault_core::time::unix_now());
+    answer["created_at"] = json!(now);
+    answer["updated_at"] = json!(now);
+    s.predictions.records.push(answer.clone());
+    if let Some((count, size)) = s.predictions.complete_with {
         let outputs: Vec<String> = (0..count)
             .map(|i| format!("{}/files/{id}-{i}.png?size={size}", s.predictions.base_url))
             .collect();
-        let webhook = prediction(&id, "succeeded", &outputs);
-        let url = url.to_owned();
+        let fate = s.predictions.delivery.fate(n);
+        let url = recognised.webhook_url.clone();
         let state = Arc::clone(state);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let secret = lock(&state).keys.webhook_secret.clone();
-            let status = keys::send_signed(&url, &webhook, &secret).await;
-            eprintln!("stand-in provider: the webhook for the prediction was answered {status:?}");
-        });
+        tokio::spawn(complete_later(state, id, outputs, url, fate));
     }
-    json_answer(201, &created(&id, &recognised), &[])
+    json_answer(201, &answer, &[])
+}
+
+/// Completes prediction `id` in 300 ms, then sends its webhook to `url` as `fate` says.
+async fn complete_later(
+    state: Arc<Mutex<State>>,
+    id: String,
+    outputs: Vec<String>,
+    url: Option<String>,
+    fate: Fate,
+) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = hookvault_core::time::unix_now();
+    {
+        let mut s = lock(&state);
+        if let Some(p) = s.predictions.records.iter_mut().find(|p| p["id"] == id) {
+            polling::complete(p, &outputs, now);
+        }
+    }
+    let Some(url) = url else { return };
+    let delay = match fate {
+        Fate::Drop => {
+            eprintln!("stand-in provider: the webhook for {id} is dropped");
+            lock(&state).predictions.dropped.push(id);
+            return;
+        }
+        Fate::Send(delay) => delay,
+    };
+    tokio::time::sleep(delay).await;
+    let webhook = prediction(&id, "succeeded", &outputs);
+    let secret = {
+        let mut s = lock(&state);
+        s.predictions.sent.push(id);
+        s.keys.webhook_secret.clone()
+    };
+    let status = keys::send_signed(&url, &webhook, &secret).await;
+    eprintln!("stand-in provider: the webhook for the prediction was answered {status:?}");
 }
 
 #[cfg(test)]
