@@ -22,7 +22,8 @@
 //! ```json
 //! {"v": 1, "key_sha256": "…", "request_sha256": "…", "state": "pending" | "done",
 //!  "created_at": "2026-11-25T17:00:00Z", "created_at_ms": 1795626000000,
-//!  "lease_until_ms": 1795626035000, "response": {"status": 201, "headers": [["location", "…"]], "body": {…}}}
+//!  "lease_until_ms": 1795626035000, "owner": "…",
+//!  "response": {"status": 201, "headers": [["location", "…"]], "body": {…}}}
 //! ```
 //!
 //! **The race** is settled by S3's conditional writes
@@ -34,7 +35,9 @@
 //! caller's ([`Scope::provider_key`]), then replaces its record, `If-Match` on its ETag,
 //! with `done` and the answer. A loser reads the record: another body is 422, `done` is
 //! replayed, `pending` is read again every 200 ms for up to 5 s (less if the invocation's
-//! deadline is nearer), then 409.
+//! deadline is nearer), then 409. A `pending` record carrying the request's own `owner`
+//! token is its own claim, written though the answer to the write was lost (the SDK's
+//! retry got 412): the request goes on as the winner with that record's ETag.
 //!
 //! **Retry-able failures are forgotten.** When the answer is one the caller may retry (429,
 //! a 5xx such as the provider being unreachable or our API key being refused), the winner

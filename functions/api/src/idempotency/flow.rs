@@ -145,6 +145,8 @@ impl<S: RecordStore, C: Clock> Flow<'_, S, C> {
                 .min(d.saturating_duration_since(Instant::now()))
         });
         let wait_until = Instant::now() + wait;
+        // This request's token in its pending records: it knows its own claim by it.
+        let owner = uuid::Uuid::new_v4().simple().to_string();
         let mut condition = Condition::Absent;
         loop {
             let now = self.clock.now_ms();
@@ -152,7 +154,8 @@ impl<S: RecordStore, C: Clock> Flow<'_, S, C> {
                 d.saturating_duration_since(Instant::now()) + t.lease_margin
             });
             let pending =
-                Record::pending(scope, request_sha256, now, now + lease.as_millis() as u64);
+                Record::pending(scope, request_sha256, now, now + lease.as_millis() as u64)
+                    .owned_by(&owner);
             if let Put::Written(etag) = self.put_record(scope, &pending, &condition).await? {
                 return self.run_claimed(scope, &pending, etag, submit).await;
             }
@@ -161,8 +164,15 @@ impl<S: RecordStore, C: Clock> Flow<'_, S, C> {
                 match self.get_record(scope).await? {
                     None => break Condition::Absent,
                     Some((record, etag)) => {
-                        match judge(record, request_sha256, self.clock.now_ms()) {
+                        match judge(record, request_sha256, &owner, self.clock.now_ms()) {
                             Verdict::Replace => break Condition::Match(etag),
+                            Verdict::Mine => {
+                                tracing::info!(
+                                    idempotency = scope.short(),
+                                    "the claim was written though its answer was lost"
+                                );
+                                return self.run_claimed(scope, &pending, etag, submit).await;
+                            }
                             Verdict::Mismatch => return Err(reused()),
                             Verdict::Replay(r) => {
                                 tracing::info!(
@@ -566,33 +576,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_claim_whose_answer_is_lost_holds_the_key_until_its_lease_ends() {
+    async fn a_claim_whose_write_answer_is_lost_is_known_as_the_requests_own() {
         let store = MemoryStore::new();
-        let (f, clock) = flow(&store, 100);
+        let (f, _) = flow(&store, 100);
         let p = Provider::default();
         let s = scope();
-        let deadline = Some(Instant::now() + Duration::from_secs(2));
         // The claim is written, but its answer is lost and the retried write gets 412:
-        // the request cannot tell its own pending record from another's.
+        // the record read back carries this request's token, so the key is its own.
         store.lose_next_put_answer();
         let a = f
-            .run(&s, "req", deadline, p.submit(None, Ok(created("pred_1"))))
-            .await;
-        assert_eq!(a.unwrap_err().status, 409);
-        assert_eq!(p.calls(), 0, "nothing was submitted");
-        assert_eq!(record(&store).unwrap().state, State::Pending);
-        let b = f
             .run(&s, "req", None, p.submit(None, Ok(created("pred_1"))))
             .await;
-        assert_eq!(b.unwrap_err().status, 409, "still within the lease");
-        // Once the lease has ended, the key is taken over and submitted once.
-        clock.advance(2001);
-        let c = f
-            .run(&s, "req", None, p.submit(None, Ok(created("pred_1"))))
-            .await;
-        assert_eq!(c.unwrap().status, 201);
+        assert_eq!(a.unwrap().status, 201, "not 409 for its own claim");
         assert_eq!(p.calls(), 1);
         assert_eq!(record(&store).unwrap().state, State::Done);
+        let b = f
+            .run(&s, "req", None, p.submit(None, Ok(created("x"))))
+            .await
+            .unwrap();
+        assert!(replayed(&b) && b.body == created("pred_1").body);
+        assert_eq!(p.calls(), 1);
     }
 
     #[tokio::test]

@@ -57,6 +57,11 @@ pub struct Record {
     /// ended, and the record may be taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until_ms: Option<u64>,
+    /// For `pending`: a random token of the request that wrote it (not secret), so that a
+    /// request whose write was made but whose answer was lost (the SDK's retry then gets
+    /// 412) knows the record for its own claim. Absent in records written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// For `done`: the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<StoredResponse>,
@@ -78,7 +83,8 @@ pub enum RecordError {
 
 impl Record {
     /// A `pending` record for the request whose body hashes to `request_sha256`, claimed at
-    /// `now_ms`, its owner running until `lease_until_ms` at the latest.
+    /// `now_ms`, its owner running until `lease_until_ms` at the latest. Without an
+    /// [`Record::owner`]: see [`Record::owned_by`].
     pub fn pending(scope: &Scope, request_sha256: &str, now_ms: u64, lease_until_ms: u64) -> Self {
         Record {
             v: RECORD_VERSION,
@@ -88,7 +94,16 @@ impl Record {
             created_at: hookvault_core::time::rfc3339((now_ms / 1000) as i64),
             created_at_ms: now_ms,
             lease_until_ms: Some(lease_until_ms),
+            owner: None,
             response: None,
+        }
+    }
+
+    /// This record, written by the request whose token is `owner`.
+    pub fn owned_by(self, owner: &str) -> Self {
+        Record {
+            owner: Some(owner.to_owned()),
+            ..self
         }
     }
 
@@ -97,6 +112,7 @@ impl Record {
         Ok(Record {
             state: State::Done,
             lease_until_ms: None,
+            owner: None,
             response: Some(StoredResponse {
                 status: reply.status,
                 headers: reply.headers.clone(),
@@ -135,16 +151,21 @@ pub enum Verdict {
     Replay(StoredResponse),
     /// Still running: read it again later.
     Wait,
+    /// This request's own claim, whose write answer was lost: it is ours (its ETag).
+    Mine,
 }
 
-/// The verdict on `record` for a request whose body hashes to `request_sha256`, at
-/// `now_ms`.
-pub fn judge(record: Record, request_sha256: &str, now_ms: u64) -> Verdict {
+/// The verdict on `record` for the request whose token is `owner` and whose body hashes
+/// to `request_sha256`, at `now_ms`.
+pub fn judge(record: Record, request_sha256: &str, owner: &str, now_ms: u64) -> Verdict {
     if record.expired(now_ms) {
         return Verdict::Replace;
     }
     if record.request_sha256 != request_sha256 {
         return Verdict::Mismatch;
+    }
+    if record.state == State::Pending && record.owner.as_deref() == Some(owner) {
+        return Verdict::Mine;
     }
     match (record.state, record.response) {
         (State::Done, Some(r)) => Verdict::Replay(r),
@@ -200,7 +221,8 @@ pub(crate) mod tests {
             &sha256_hex(b"{}"),
             1_795_626_000_123,
             1_795_626_035_000,
-        );
+        )
+        .owned_by("8e03978e40d543e8bc936894a57f9324");
         let v: serde_json::Value = serde_json::to_value(&p).unwrap();
         assert_eq!(
             v,
@@ -212,6 +234,7 @@ pub(crate) mod tests {
                 "created_at": "2026-11-25T17:00:00Z",
                 "created_at_ms": 1_795_626_000_123u64,
                 "lease_until_ms": 1_795_626_035_000u64,
+                "owner": "8e03978e40d543e8bc936894a57f9324",
             })
         );
         let d = p.done(&reply()).unwrap();
@@ -231,7 +254,7 @@ pub(crate) mod tests {
             back.created_at_ms, p.created_at_ms,
             "the window is the claim's"
         );
-        assert_eq!(back.lease_until_ms, None);
+        assert_eq!((back.lease_until_ms, back.owner), (None, None));
         let r = replay(back.response.unwrap());
         assert_eq!(r.status, 201);
         assert_eq!(r.body, reply().body);
@@ -256,9 +279,9 @@ pub(crate) mod tests {
         let scope = Scope::new(&caller("caller-key-a-0123456789"), &key("order-1"));
         let t0 = 1_795_626_000_000u64;
         let day = WINDOW.as_millis() as u64;
-        let pending = Record::pending(&scope, "req-a", t0, t0 + 35_000);
+        let pending = Record::pending(&scope, "req-a", t0, t0 + 35_000).owned_by("o1");
         let done = pending.done(&reply()).unwrap();
-        let v = |r: &Record, req: &str, now: u64| judge(r.clone(), req, now);
+        let v = |r: &Record, req: &str, now: u64| judge(r.clone(), req, "o2", now);
 
         assert!(matches!(v(&done, "req-a", t0 + 1), Verdict::Replay(r) if r.status == 201));
         assert!(matches!(v(&done, "req-b", t0 + 1), Verdict::Mismatch));
@@ -282,6 +305,24 @@ pub(crate) mod tests {
             ..pending.clone()
         };
         assert!(matches!(v(&no_lease, "req-a", t0 + day - 1), Verdict::Wait));
+        // The request's own claim (its write answer was lost) is its own, and no one
+        // else's; a record without an owner (older) is no one's.
+        assert!(matches!(
+            judge(pending.clone(), "req-a", "o1", t0 + 1),
+            Verdict::Mine
+        ));
+        assert!(matches!(
+            judge(done.clone(), "req-a", "o1", t0 + 1),
+            Verdict::Replay(_)
+        ));
+        let unowned = Record {
+            owner: None,
+            ..pending.clone()
+        };
+        assert!(matches!(
+            judge(unowned, "req-a", "o1", t0 + 1),
+            Verdict::Wait
+        ));
     }
 
     #[test]
