@@ -334,17 +334,12 @@ impl Archiver {
         }
         let notification_id = notify::notification_id(provider, id, detail_type);
         let read = |key: String| async move {
-            let out = self
+            let bytes = self
                 .store
-                .get(self.store.bucket(), &key, "GetObject (notify)")
+                .get_small(&key, 4 * 1024 * 1024, "GetObject (notify)")
                 .await?
-                .ok_or_else(|| Transient(format!("{key} is missing")))?;
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Transient(format!("S3 GetObject ({key}) body: {e}")))?
-                .into_bytes();
+                .and_then(|o| o.bytes)
+                .ok_or_else(|| Transient(format!("{key} is missing or over 4 MiB")))?;
             Ok::<_, Transient>((key, bytes))
         };
         let detail = if kind == "archived" {

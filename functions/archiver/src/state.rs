@@ -39,33 +39,34 @@ pub(crate) struct Incoming<'a> {
 }
 
 /// The state at `key` and its ETag; `None` when there is none. A record that
-/// does not parse is logged and treated as absent (it is then replaced under its ETag).
+/// does not parse, or is over 64 KiB, is logged and treated as absent (it is then replaced
+/// under its ETag).
 async fn read_state(
     store: &Store,
     key: &str,
 ) -> Result<Option<(Option<StateRecord>, String)>, Transient> {
-    let out = match store.get(store.bucket(), key, "GetObject (state)").await? {
-        Some(o) => o,
-        None => return Ok(None),
+    let Some(object) = store
+        .get_small(key, MAX_STATE_BYTES, "GetObject (state)")
+        .await?
+    else {
+        return Ok(None);
     };
-    let etag = out.e_tag().unwrap_or_default().to_owned();
-    if out.content_length().unwrap_or(0) > MAX_STATE_BYTES {
-        tracing::error!(key, "state record larger than 64 KiB; replacing it");
-        return Ok(Some((None, etag)));
-    }
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Transient(format!("S3 GetObject (state) body: {e}")))?
-        .into_bytes();
-    match serde_json::from_slice::<StateRecord>(&bytes) {
-        Ok(r) => Ok(Some((Some(r), etag))),
-        Err(e) => {
+    let parsed = object
+        .bytes
+        .as_deref()
+        .map(serde_json::from_slice::<StateRecord>);
+    let record = match parsed {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
             tracing::error!(key, error = %e, "state record unreadable; replacing it");
-            Ok(Some((None, etag)))
+            None
         }
-    }
+        None => {
+            tracing::error!(key, "state record larger than 64 KiB; replacing it");
+            None
+        }
+    };
+    Ok(Some((record, object.etag)))
 }
 
 /// The body digest in a raw event's key, `events/{provider}/{sha256}/event.json`.
@@ -76,24 +77,17 @@ fn digest_of(raw_event: Option<&str>) -> String {
         .to_owned()
 }
 
-/// A small JSON record at `key`, parsed; `None` when absent, too large or unreadable.
+/// A small JSON record at `key`, parsed; `None` when absent, over 4 MiB or unreadable.
 async fn read_json<T: serde::de::DeserializeOwned>(
     store: &Store,
     key: &str,
 ) -> Result<Option<T>, Transient> {
-    let Some(out) = store.get(store.bucket(), key, "GetObject (record)").await? else {
-        return Ok(None);
-    };
-    if out.content_length().unwrap_or(0) > 4 * 1024 * 1024 {
-        return Ok(None);
-    }
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Transient(format!("S3 GetObject (record) body: {e}")))?
-        .into_bytes();
-    Ok(serde_json::from_slice(&bytes).ok())
+    let object = store
+        .get_small(key, 4 * 1024 * 1024, "GetObject (record)")
+        .await?;
+    Ok(object
+        .and_then(|o| o.bytes)
+        .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 /// The state the archive of prediction `id` implies when it has no readable

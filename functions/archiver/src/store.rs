@@ -61,6 +61,15 @@ impl StoreError {
     }
 }
 
+/// An object read whole by [`Store::get_small`].
+#[derive(Debug, Clone)]
+pub struct SmallObject {
+    /// Its ETag.
+    pub etag: String,
+    /// Its bytes; `None` when it was over the size asked for.
+    pub bytes: Option<bytes::Bytes>,
+}
+
 /// The one mapping of an SDK error of `op` to a [`StoreError`].
 pub(crate) fn sdk<E: std::error::Error + ProvideErrorMetadata + 'static>(
     op: &'static str,
@@ -161,6 +170,34 @@ impl Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(sdk(op)(e)),
         }
+    }
+
+    /// A small object (a record, a state, a marker) of this bucket read whole, with its
+    /// ETag; `bytes` is `None` when it is larger than `max_bytes` (it is not read). `None`
+    /// when there is no such key.
+    pub async fn get_small(
+        &self,
+        key: &str,
+        max_bytes: i64,
+        op: &'static str,
+    ) -> Result<Option<SmallObject>, StoreError> {
+        let Some(out) = self.get(self.bucket(), key, op).await? else {
+            return Ok(None);
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        if out.content_length().unwrap_or(0) > max_bytes {
+            return Ok(Some(SmallObject { etag, bytes: None }));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::other(op, format!("reading the body: {e}")))?
+            .into_bytes();
+        Ok(Some(SmallObject {
+            etag,
+            bytes: Some(bytes),
+        }))
     }
 
     /// `PutObject` of `body` at `key` with `content_type` (`op` names it in errors).
