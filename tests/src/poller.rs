@@ -95,12 +95,24 @@ impl Poller {
         sqs: &aws_sdk_sqs::Client,
         function: &LambdaFunction,
     ) -> Result<Poll, StackError> {
+        self.poll_waiting(sqs, function, 1).await
+    }
+
+    /// [`Poller::poll`], long polling: the receive waits up to `wait_time_seconds` (SQS's
+    /// `WaitTimeSeconds`, at most 20) for a first message, and returns as soon as one is
+    /// there.
+    pub async fn poll_waiting(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        function: &LambdaFunction,
+        wait_time_seconds: i32,
+    ) -> Result<Poll, StackError> {
         let resp = sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(self.batch_size)
             .visibility_timeout(self.visibility_timeout)
-            .wait_time_seconds(1)
+            .wait_time_seconds(wait_time_seconds.clamp(0, 20))
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
@@ -187,6 +199,74 @@ impl Poller {
             deleted,
             failed: failed.len(),
         })
+    }
+}
+
+/// Lambda's event-source mapping at its steady state, for a fair latency figure: up to
+/// `max_concurrency` invocations at once (the mapping's `ScalingConfig`
+/// `MaximumConcurrency`), each fed by its own long-polling receive, so a message is
+/// picked up as soon as it is visible and an invocation is free, and no poll adds a
+/// delay of its own. (AWS starts with five pollers and adds more as the queue fills;
+/// this runs all of them from the start.) [`Poller::poll`] stays the one-at-a-time
+/// poller the tests and `serve` use.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The queue, the batch size and the visibility timeout.
+    pub poller: Poller,
+    /// Invocations at once (`MaximumConcurrency`; the function needs as many instances,
+    /// [`LambdaFunction::start_concurrent`]).
+    pub max_concurrency: usize,
+    /// `WaitTimeSeconds` of each receive (AWS's pollers use 20).
+    pub wait_time_seconds: i32,
+}
+
+/// What a running [`Mapping`] has done so far.
+#[derive(Debug, Default)]
+pub struct MappingStats {
+    /// Invocations (batches delivered).
+    pub invocations: std::sync::atomic::AtomicU64,
+    /// Records the function reported failed (left to come back).
+    pub failed: std::sync::atomic::AtomicU64,
+    /// Receives or invocations that failed (each waits 1 s, then polls again).
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+impl Mapping {
+    /// Starts the mapping's `max_concurrency` pollers; dropping the set stops them.
+    pub fn spawn(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        function: &std::sync::Arc<LambdaFunction>,
+        stats: &std::sync::Arc<MappingStats>,
+    ) -> tokio::task::JoinSet<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..self.max_concurrency.max(1) {
+            let (poller, sqs, function, stats, wait) = (
+                self.poller.clone(),
+                sqs.clone(),
+                std::sync::Arc::clone(function),
+                std::sync::Arc::clone(stats),
+                self.wait_time_seconds,
+            );
+            set.spawn(async move {
+                loop {
+                    match poller.poll_waiting(&sqs, &function, wait).await {
+                        Ok(p) => {
+                            if p.delivered > 0 {
+                                stats.invocations.fetch_add(1, Relaxed);
+                            }
+                            stats.failed.fetch_add(p.failed as u64, Relaxed);
+                        }
+                        Err(_) => {
+                            stats.errors.fetch_add(1, Relaxed);
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
+        set
     }
 }
 

@@ -11,9 +11,14 @@
 //! `hookvault-dev bench-start` the three Lambdas' start-to-ready (see `start_bench`);
 //! `hookvault-dev serve` keeps a live local pipeline up until Ctrl-C (see `live`);
 //! `hookvault-dev drill [--yes] [--serve]` runs the operations runbook (see `drill`);
+//! `hookvault-dev bench-latency` times provider POST → manifest against the output
+//! window (see `latency_bench`);
 //! `hookvault-dev sqs-sink` runs the edge benchmark's instant SQS sink alone (for
 //! `scripts/profile-edge.sh webhook`).
 #![allow(clippy::print_stdout)]
+
+#[path = "../latency_bench.rs"]
+mod latency_bench;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -474,6 +479,26 @@ async fn run() -> ExitCode {
             )
             .await,
         ),
+        Some("bench-latency") => {
+            let rates: Vec<f64> = match list("--rates") {
+                r if r.is_empty() => vec![2.0, 10.0, 25.0],
+                r => r.iter().filter_map(|v| v.parse().ok()).collect(),
+            };
+            report(
+                stoppable(
+                    false,
+                    latency_bench::run(latency_bench::Options {
+                        rates,
+                        seconds: num("--seconds", 60).max(1),
+                        max_concurrency: num("--max-concurrency", 32).max(1) as usize,
+                        image_bytes: num("--image-mib", 2) << 20,
+                        video_bytes: num("--video-mib", 25) << 20,
+                        outage_ms: i64::try_from(num("--outage-secs", 20) * 1000).unwrap_or(20_000),
+                    }),
+                )
+                .await,
+            )
+        }
         Some("bench-edge") => report(
             stoppable(
                 false,
@@ -492,7 +517,7 @@ async fn run() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N]"
+                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N]"
             );
             ExitCode::from(2)
         }
