@@ -111,6 +111,12 @@ pub struct Envelope {
     pub replay: Option<Replay>,
 }
 
+/// The SQS message attribute the drainer (`functions/drainer`) adds to an envelope it
+/// queues from the edge's spool: its value is the spool object's key. The archiver records
+/// it in the event log ([`crate::records::IndexEntry::spooled`]), so an operator sees which
+/// events SQS refused at the edge. The envelope itself is the edge's, unchanged.
+pub const SPOOLED_ATTRIBUTE: &str = "Spooled";
+
 /// What `hookvault replay` adds to an envelope it queues again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replay {

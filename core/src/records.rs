@@ -288,6 +288,10 @@ pub struct IndexEntry {
     /// True when that delivery was a `hookvault replay`.
     #[serde(default)]
     pub replayed: bool,
+    /// True when the event came through the edge's spool (SQS refused it at the edge, and
+    /// the drainer queued it: [`crate::envelope::SPOOLED_ATTRIBUTE`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spooled: bool,
     /// When this entry was written, RFC 3339.
     pub recorded_at: String,
 }

@@ -308,6 +308,7 @@ fn print_text(v: &Value) {
         ("status", "status"),
         ("error", "error_id"),
         ("trace id", "trace_id"),
+        ("spooled", "spooled"),
         ("raw event", "raw_event"),
     ] {
         if !e[field].is_null() {

@@ -68,6 +68,7 @@ pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: 
             .map(|w| w.output_expires_at.clone()),
         message_id,
         replayed: facts.replayed,
+        spooled: facts.spooled,
         recorded_at: now_rfc3339(),
     }
 }

@@ -427,6 +427,9 @@ impl Archiver {
             Err(e) => return self.reject(&message_id, text, &e.to_string()).await,
         };
         facts.read_envelope(&envelope);
+        facts.spooled = record
+            .message_attributes
+            .contains_key(hookvault_core::envelope::SPOOLED_ATTRIBUTE);
         tracing::Span::current().record("event_id", envelope.event_id.as_str());
         if let Some(t) = &envelope.trace_id {
             tracing::Span::current().record("trace_id", t.as_str());

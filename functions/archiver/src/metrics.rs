@@ -46,6 +46,8 @@ pub struct Facts {
     pub trace_id: Option<String>,
     /// True when `hookvault replay` queued it.
     pub replayed: bool,
+    /// The delivery came through the edge's spool (the drainer's `Spooled` attribute).
+    pub spooled: bool,
     /// The raw event's `event.json` key, once kept.
     pub raw_event: Option<String>,
     /// The prediction id, if the body is a prediction.

@@ -196,7 +196,7 @@ impl<S: Spool, Q: Queue> Drainer<S, Q> {
             Ok(envelope) => envelope,
             Err(e) => return self.unreadable(key, e.to_string()),
         };
-        let message = Message::new(json, &envelope, self.cfg.is_fifo());
+        let message = Message::new(json, &envelope, self.cfg.is_fifo(), key);
         let message_id = match self.queue.send(&message).await {
             Ok(id) => id,
             Err(e) => return failed(key, &e),

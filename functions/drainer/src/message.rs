@@ -15,10 +15,14 @@
 //!   SQS's 5-minute deduplication interval,
 //!   <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/using-messagededuplicationid-property.html>).
 //!
+//! The drainer adds one attribute of its own, [`SPOOLED_ATTRIBUTE`] (the spool object's
+//! key), which the archiver records in the event log (`spooled`).
+//!
 //! A unit test builds the edge's own request for the same envelope and checks that the
-//! two agree field for field.
+//! two agree field for field, the drainer's own attribute aside.
 
 use hookvault_core::envelope::Envelope;
+pub use hookvault_core::envelope::SPOOLED_ATTRIBUTE;
 
 /// The attribute that carries the event id (the edge's name).
 pub const EVENT_ID_ATTRIBUTE: &str = "event_id";
@@ -42,9 +46,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// The message for `envelope`, read from the spooled text `json` (sent as it is);
-    /// `fifo` when the queue is a FIFO queue.
-    pub fn new(json: String, envelope: &Envelope, fifo: bool) -> Self {
+    /// The message for `envelope`, read from the spooled text `json` (sent as it is) at
+    /// `spool_key`; `fifo` when the queue is a FIFO queue.
+    pub fn new(json: String, envelope: &Envelope, fifo: bool, spool_key: &str) -> Self {
         let mut attributes = vec![
             (EVENT_ID_ATTRIBUTE, envelope.event_id.clone()),
             (PROVIDER_ATTRIBUTE, envelope.provider.clone()),
@@ -52,6 +56,7 @@ impl Message {
         if let Some(t) = &envelope.trace_id {
             attributes.push((hookvault_core::trace::SQS_ATTRIBUTE, t.clone()));
         }
+        attributes.push((SPOOLED_ATTRIBUTE, spool_key.to_owned()));
         Message {
             body: json,
             attributes,
@@ -156,12 +161,19 @@ mod tests {
             ("https://sqs.eu-west-1.amazonaws.com/1/events.fifo", true),
         ] {
             for e in [envelope(Some(trace)), envelope(None)] {
-                let ours = Message::new(e.to_json(), &e, fifo);
-                assert_eq!(sorted(ours.clone()), sorted(edges(queue, &e)), "{queue}");
+                let key = "spool/skytells/abc";
+                let ours = Message::new(e.to_json(), &e, fifo, key);
+                // The drainer's own attribute names the spool key; the rest is the edge's.
+                let mut edge_s = ours.clone();
+                edge_s.attributes.retain(|(n, _)| *n != SPOOLED_ATTRIBUTE);
+                assert_eq!(sorted(edge_s), sorted(edges(queue, &e)), "{queue}");
+                assert!(ours
+                    .attributes
+                    .contains(&(SPOOLED_ATTRIBUTE, key.to_owned())));
                 assert_eq!(ours.fifo.is_some(), fifo);
                 assert_eq!(
                     ours.attributes.len(),
-                    if e.trace_id.is_some() { 3 } else { 2 }
+                    if e.trace_id.is_some() { 4 } else { 3 }
                 );
             }
         }

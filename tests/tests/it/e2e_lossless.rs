@@ -110,9 +110,21 @@ impl Rig {
             .iter()
             .map(|m| Envelope::from_json(m.body.as_deref().unwrap()).unwrap())
             .collect();
+        // Each record with its message attributes, as the event source mapping hands them.
         let records: Vec<Value> = messages
             .iter()
-            .map(|m| json!({ "messageId": m.message_id, "body": m.body }))
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .message_attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, a)| {
+                        let value = json!({"stringValue": a.string_value, "dataType": a.data_type});
+                        (k.clone(), value)
+                    })
+                    .collect();
+                json!({ "messageId": m.message_id, "body": m.body, "messageAttributes": attributes })
+            })
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
         let response = self.archiver.handle(event, None).await;
@@ -137,9 +149,28 @@ impl Rig {
     /// Hands `envelope` to the archiver as a batch of its own (message id `id`): the
     /// record ids it asked SQS to redeliver.
     pub(crate) async fn archive_envelope(&self, envelope: &Envelope, id: &str) -> Vec<String> {
-        let event: SqsEvent = serde_json::from_value(
-            json!({ "Records": [{ "messageId": id, "body": envelope.to_json() }] }),
-        )
+        self.archive_envelope_with(envelope, id, &[]).await
+    }
+
+    /// [`Rig::archive_envelope`] with `String` message attributes `(name, value)`.
+    pub(crate) async fn archive_envelope_with(
+        &self,
+        envelope: &Envelope,
+        id: &str,
+        attributes: &[(&str, &str)],
+    ) -> Vec<String> {
+        let attributes: serde_json::Map<String, Value> = attributes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    json!({"stringValue": v, "dataType": "String"}),
+                )
+            })
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": [{
+            "messageId": id, "body": envelope.to_json(), "messageAttributes": attributes
+        }] }))
         .unwrap();
         self.archiver
             .handle(event, None)

@@ -151,22 +151,42 @@ async fn spooled_webhooks_reach_the_archive_byte_for_byte_once_sqs_is_back() {
             envelope.trace_id.clone()
         );
         assert!(envelope.trace_id.is_some(), "the edge's trace id travels");
-        envelopes.push(envelope);
+        // The drainer's own mark: the spool key it came from.
+        assert_eq!(
+            attr(hookvault_core::envelope::SPOOLED_ATTRIBUTE).as_deref(),
+            Some(key.as_str())
+        );
+        envelopes.push((envelope, key.clone()));
     }
 
     // The archiver keeps each exact body; a second delivery (a drain whose delete failed)
     // changes nothing.
-    for (i, (envelope, body)) in envelopes.iter().zip(&bodies).enumerate() {
+    for (i, ((envelope, key), body)) in envelopes.iter().zip(&bodies).enumerate() {
         let failed = rig
-            .archive_envelope(envelope, &format!("spooled-{i}"))
+            .archive_envelope_with(
+                envelope,
+                &format!("spooled-{i}"),
+                &[(hookvault_core::envelope::SPOOLED_ATTRIBUTE, key)],
+            )
             .await;
         assert!(failed.is_empty(), "{failed:?}");
         rig.assert_raw_event_kept(body, &format!("spooled body {i}"))
             .await;
+        // The event log shows it came through the spool.
+        let entries = s3::keys(
+            &rig.stack.s3,
+            BUCKET,
+            &hookvault_core::archive::index_id_prefix(&envelope.event_id),
+        )
+        .await
+        .unwrap();
+        assert_eq!(entries.len(), 1, "{}", envelope.event_id);
+        let entry: hookvault_core::records::IndexEntry = rig.json(&entries[0]).await;
+        assert!(entry.spooled, "{}: not marked spooled", envelope.event_id);
     }
     let before = s3::keys(&rig.stack.s3, BUCKET, "events/").await.unwrap();
     assert!(rig
-        .archive_envelope(&envelopes[0], "again")
+        .archive_envelope(&envelopes[0].0, "again")
         .await
         .is_empty());
     assert_eq!(
@@ -176,7 +196,7 @@ async fn spooled_webhooks_reach_the_archive_byte_for_byte_once_sqs_is_back() {
 
     // The drainer logged each event id and counted it (EMF `SpooledEvents`).
     let logs = drainer.logs();
-    for envelope in &envelopes {
+    for (envelope, _) in &envelopes {
         assert!(logs.contains(&envelope.event_id), "{logs}");
     }
     assert_eq!(

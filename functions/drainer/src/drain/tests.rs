@@ -189,8 +189,11 @@ fn a_sweep_sends_each_envelope_as_spooled_and_deletes_it_only_after_the_send() {
         assert!(m.fifo.is_none());
         assert_eq!(
             m.attributes.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            ["event_id", "provider", "TraceId"]
+            ["event_id", "provider", "TraceId", "Spooled"]
         );
+        // The drainer's mark names the object it came from.
+        let key = &m.attributes[3].1;
+        assert!(key.starts_with("spool/skytells/"), "{key}");
     }
     // Each delete comes after its get (and the send between them).
     let calls = drainer
