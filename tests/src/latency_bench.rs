@@ -25,18 +25,18 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::lambda::{archiver_env, LambdaFunction};
+use crate::moto::Moto;
+use crate::poller::{create_with_dlq, queue_arn, Mapping, MappingStats, Poller};
+use crate::provider::keys::{sign, INITIAL_WEBHOOK_SECRET};
+use crate::provider::predictions::prediction;
+use crate::provider::Provider;
+use crate::workerd::{local_bindings, Edge};
+use crate::{s3, sqs, StackError};
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
 };
-use hookvault_localstack::lambda::{archiver_env, LambdaFunction};
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::poller::{create_with_dlq, queue_arn, Mapping, MappingStats, Poller};
-use hookvault_localstack::provider::keys::{sign, INITIAL_WEBHOOK_SECRET};
-use hookvault_localstack::provider::predictions::prediction;
-use hookvault_localstack::provider::Provider;
-use hookvault_localstack::workerd::{local_bindings, Edge};
-use hookvault_localstack::{s3, sqs, StackError};
 
 /// The provider's output window (skytells: 300 s after completion).
 pub const WINDOW_MS: i64 = 300_000;

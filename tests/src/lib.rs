@@ -19,6 +19,7 @@ pub mod cloudflare;
 pub mod drill;
 pub mod edge_bench;
 pub mod lambda;
+pub mod latency_bench;
 pub mod live;
 pub mod moto;
 pub mod operator;

@@ -17,8 +17,7 @@
 //! `scripts/profile-edge.sh webhook`).
 #![allow(clippy::print_stdout)]
 
-#[path = "../latency_bench.rs"]
-mod latency_bench;
+use hookvault_localstack::latency_bench;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
