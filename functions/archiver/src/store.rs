@@ -121,20 +121,9 @@ impl Store {
         &self.bucket
     }
 
-    /// True when `key` exists (`HeadObject`; 404 is `false`).
+    /// True when `key` exists ([`Store::head`]; 404 is `false`).
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        match self
-            .s3
-            .head_object()
-            .bucket(self.bucket())
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(sdk("HeadObject")(e)),
-        }
+        Ok(self.head(key).await?.is_some())
     }
 
     /// The size in bytes and ETag of `key`, `None` when there is no such object
