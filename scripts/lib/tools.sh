@@ -15,7 +15,7 @@ export HV_ROOT HV_TOOLS
 mkdir -p "$HV_TOOLS/bin" "$HV_TOOLS/stamps"
 export PATH="$HV_TOOLS/bin:$HV_TOOLS/cargo/bin:$HV_TOOLS/venv/bin:$PATH"
 
-# Each line says how long the command has run (bash's SECONDS), so a CI log shows where
+# Each line says how long its script has run (bash's SECONDS), so a CI log shows where
 # the time goes.
 hv_log() { printf '\033[1;34m[hookvault +%ss]\033[0m %s\n' "$SECONDS" "$*" >&2; }
 
