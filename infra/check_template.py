@@ -58,7 +58,8 @@ Every problem names the resource it is about. The rules:
 9. The spool (issue 24). For every bucket an IAM user (the edge's) may write spool/ to,
    a drainer: a function whose SPOOL_BUCKET is that bucket, whose role may s3:GetObject
    and s3:DeleteObject on its spool/* (and on no other S3 objects) and sqs:SendMessage on
-   the queue its QUEUE_URL names; that runs on a Schedule (the sweep) and on the spool's
+   the queue its QUEUE_URL names; that runs on a Schedule (the sweep, at least every
+   60 s: a fifth of the provider's 300-second output window) and on the spool's
    object-created events (an EventBridgeRule on "Object Created" for the bucket with a
    spool/ key prefix, the bucket sending its events to EventBridge; or an S3 event on the
    bucket filtered to spool/); whose SpooledEvents metric has an alarm firing on one
@@ -893,6 +894,22 @@ def check_event_log_retention(t: Template) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
+# The slowest sweep of the spool allowed: a fifth of Skytells' 300-second output window.
+MAX_SWEEP_SECS = 60
+
+
+def rate_seconds(expr) -> int | None:
+    """The period of an EventBridge `rate(N unit)` expression, in seconds; None for anything
+    else (a cron expression, a non-literal)."""
+    if not isinstance(expr, str) or not expr.startswith("rate(") or not expr.endswith(")"):
+        return None
+    n, _, unit = expr[5:-1].strip().partition(" ")
+    per = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+    if not n.isdigit() or unit.strip() not in per:
+        return None
+    return int(n) * per[unit.strip()]
+
+
 def retention_window(value) -> int | None:
     """The shortest retention of an OUTPUT_RETENTION_SECS list (`skytells:300,*:3600`), in
     seconds; None when it is not a literal list of name:seconds entries."""
@@ -1076,8 +1093,17 @@ def check_spool(t: Template) -> list[str]:
             ):
                 problems.append(f"{role}: {fid} needs sqs:SendMessage on {queue}")
             events = (t.props(fid).get("Events") or {}).values()
-            if not any(isinstance(e, dict) and e.get("Type") == "Schedule" for e in events):
+            sweeps = [e for e in events if isinstance(e, dict) and e.get("Type") == "Schedule"]
+            if not sweeps:
                 problems.append(f"{fid}: no Schedule event; nothing would sweep {SPOOL_PREFIX} after a lost event")
+            for e in sweeps:
+                period = rate_seconds((e.get("Properties") or {}).get("Schedule"))
+                if period is None or period > MAX_SWEEP_SECS:
+                    problems.append(
+                        f"{fid}: the sweep must run at least every {MAX_SWEEP_SECS} s (a rate() "
+                        "expression): a spooled event whose object-created event was lost must "
+                        "reach the queue well inside the provider's 300-second output window"
+                    )
             if not drains_on_events(t, fid, bid):
                 problems.append(
                     f"{fid}: not run on {bid}'s {SPOOL_PREFIX} object-created events (an EventBridgeRule "

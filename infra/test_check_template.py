@@ -761,6 +761,12 @@ class Spool(unittest.TestCase):
 
         self.assertCaught(self.problems(m), "DrainerFunction", "no Schedule event")
 
+    def test_a_sweep_slower_than_a_minute(self):
+        def m(r, _):
+            r["DrainerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]["Schedule"] = "rate(5 minutes)"
+
+        self.assertCaught(self.problems(m), "DrainerFunction", "at least every 60 s")
+
     def test_no_object_created_events(self):
         def removed(r, _):
             del r["DrainerFunction"]["Properties"]["Events"]["SpoolObjectCreated"]

@@ -8,7 +8,7 @@
 //!
 //! * **Triggers** ([`trigger`]): the spool's object-created events (EventBridge's "Object
 //!   Created" as the template wires them, or an S3 notification), and a schedule (the
-//!   template's `rate(5 minutes)`) that lists `spool/` and drains every key: the backstop
+//!   template's `rate(1 minute)`) that lists `spool/` and drains every key: the backstop
 //!   when an event was lost or its run failed.
 //! * **Per object** ([`drain`]): `GetObject` (at most `SPOOL_MAX_BYTES`), the bytes must
 //!   parse as an envelope, `SendMessage` exactly as the edge would ([`message`]: the same

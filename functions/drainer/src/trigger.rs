@@ -12,7 +12,7 @@
 //!   notification to the function would make the bucket depend on the function, whose
 //!   role names the bucket: a circular dependency). The key is taken as written.
 //! * **EventBridge's "Scheduled Event"** (`{"source": "aws.events", "detail-type":
-//!   "Scheduled Event"}`, the template's `rate(5 minutes)`), or `{"sweep": true}` by hand:
+//!   "Scheduled Event"}`, the template's `rate(1 minute)`), or `{"sweep": true}` by hand:
 //!   list `spool/` and drain every key (the backstop for a lost or failed event).
 //!
 //! Keys outside `spool/` and events for another bucket are dropped (logged). Whatever
