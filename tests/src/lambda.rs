@@ -64,6 +64,15 @@ pub fn archiver_env(
     with_overrides(env, extra)
 }
 
+/// How `cargo lambda watch` builds a function ([`LambdaFunction::start_built`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// cargo's dev profile (what the tests use).
+    Debug,
+    /// The release profile, as deployed (`--release`).
+    Release,
+}
+
 /// A function running under `cargo lambda watch`.
 #[derive(Debug)]
 pub struct LambdaFunction {
@@ -95,6 +104,21 @@ impl LambdaFunction {
         env: &[(String, String)],
         concurrency: u32,
     ) -> Result<Self, StackError> {
+        Self::start_built(crate_dir, bin, env, concurrency, Build::Debug).await
+    }
+
+    /// [`LambdaFunction::start_concurrent`] with the function built as `build` says: the
+    /// tests use cargo's debug build (fast to compile); a benchmark of what Lambda runs
+    /// uses [`Build::Release`] (`cargo lambda watch --release`, the workspace's release
+    /// profile that `sam build` also uses; the first start compiles it, minutes on a cold
+    /// tree).
+    pub async fn start_built(
+        crate_dir: &str,
+        bin: &str,
+        env: &[(String, String)],
+        concurrency: u32,
+        build: Build,
+    ) -> Result<Self, StackError> {
         let cargo_lambda = paths::cargo_lambda()?;
         let dir = TempDir::new("lambda")?;
         // An env file, not --env-var: values may contain commas (host lists).
@@ -117,6 +141,10 @@ impl LambdaFunction {
             .arg("--env-file")
             .arg(&env_file)
             .args(["--ignore-changes", "--bin", bin])
+            .args(match build {
+                Build::Debug => &[][..],
+                Build::Release => &["--release"][..],
+            })
             .env("DO_NOT_TRACK", "1")
             .env("PATH", paths::tool_path());
         let mut service = Service::spawn(cmd, dir.0.join("cargo-lambda.log"))?;

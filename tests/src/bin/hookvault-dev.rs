@@ -493,6 +493,11 @@ async fn run() -> ExitCode {
                         image_bytes: num("--image-mib", 2) << 20,
                         video_bytes: num("--video-mib", 25) << 20,
                         outage_ms: i64::try_from(num("--outage-secs", 20) * 1000).unwrap_or(20_000),
+                        build: if args.iter().any(|a| a == "--debug-archiver") {
+                            hookvault_localstack::lambda::Build::Debug
+                        } else {
+                            hookvault_localstack::lambda::Build::Release
+                        },
                     }),
                 )
                 .await,
@@ -516,7 +521,7 @@ async fn run() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N]"
+                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N] [--debug-archiver]"
             );
             ExitCode::from(2)
         }
