@@ -31,6 +31,7 @@ pub mod rotation;
 pub mod s3;
 pub mod sqs;
 pub mod sqs_sink;
+pub mod stack;
 pub mod start_bench;
 pub mod workerd;
 

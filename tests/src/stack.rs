@@ -1,0 +1,597 @@
+//! One way to start a local stack: [`LocalStack::builder`] names the pieces a test (or the
+//! soak) needs, [`LocalStackBuilder::start`] starts them, and the [`LocalStack`] holds
+//! them, with the clients and helpers the end-to-end tests use.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), hookvault_localstack::StackError> {
+//! use hookvault_localstack::stack::LocalStack;
+//! let stack = LocalStack::builder()
+//!     .queue_with_dlq("events", 2)
+//!     .bucket("archive")
+//!     .edge_var("WEBHOOK_SECRETS", "a-secret")
+//!     .provider()
+//!     .start()
+//!     .await?;
+//! let (status, _, _) = stack.post("/webhooks/skytells", &[], b"{}".to_vec()).await?;
+//! # let _ = status; Ok(()) }
+//! ```
+//!
+//! moto always runs (every other piece talks to it); each other piece only when asked
+//! for. Every process stops when the [`LocalStack`] is dropped.
+
+use std::path::PathBuf;
+
+use aws_sdk_sqs::types::Message;
+
+use crate::lambda::{archiver_env, LambdaFunction};
+use crate::moto::Moto;
+use crate::provider::Provider;
+use crate::workerd::{local_bindings, Edge, RUST_EDGE_MODULES};
+use crate::{api, operator, paths, poller, s3, sqs, StackError};
+
+/// The bucket name the end-to-end tests use (the claim check's, and the archive's where a
+/// test archives). Not a default: a stack has a bucket only when [`LocalStackBuilder::bucket`]
+/// names one.
+pub const TEST_BUCKET: &str = "archive";
+
+/// The edge's `SQS_TIMEOUT_MS` on a local stack (milliseconds): short, so a test of a
+/// refusing SQS stays short.
+pub const EDGE_SQS_TIMEOUT_MS: &str = "2000";
+
+/// The edge's `RETRY_AFTER_SECS` on a local stack (seconds): a value a test can recognise
+/// in a `Retry-After` header.
+pub const EDGE_RETRY_AFTER_SECS: &str = "7";
+
+/// The edge's vars on a local stack: [`local_bindings`] for moto at `moto_endpoint` and the
+/// queue `queue_url`, with `SQS_TIMEOUT_MS` [`EDGE_SQS_TIMEOUT_MS`], `RETRY_AFTER_SECS`
+/// [`EDGE_RETRY_AFTER_SECS`], `CLAIM_CHECK_BUCKET` = `bucket` when there is one (without
+/// it the edge takes only bodies that fit in one SQS message), then `extra`, each added or
+/// replacing the variable of the same name. Pairs are (name, value), in the order given to
+/// workerd.
+pub fn edge_bindings<K: AsRef<str>, V: AsRef<str>>(
+    moto_endpoint: &str,
+    queue_url: &str,
+    bucket: Option<&str>,
+    extra: &[(K, V)],
+) -> Vec<(String, String)> {
+    let mut all: Vec<(&str, String)> = vec![
+        ("SQS_TIMEOUT_MS", EDGE_SQS_TIMEOUT_MS.to_owned()),
+        ("RETRY_AFTER_SECS", EDGE_RETRY_AFTER_SECS.to_owned()),
+    ];
+    if let Some(b) = bucket {
+        all.push(("CLAIM_CHECK_BUCKET", b.to_owned()));
+    }
+    all.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref().to_owned())),
+    );
+    local_bindings(moto_endpoint, queue_url, &all)
+}
+
+/// A queue of the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// The name it was created with.
+    pub name: String,
+    /// Its URL (`{moto}/{account}/{name}`).
+    pub url: String,
+    /// Its dead-letter queue's URL (`{name}-dlq`), for a queue made with
+    /// [`LocalStackBuilder::queue_with_dlq`].
+    pub dlq_url: Option<String>,
+}
+
+/// A queue to create: its name, and the receives before its DLQ takes a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct QueueSpec {
+    name: String,
+    max_receives: Option<u32>,
+}
+
+/// The edge to start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EdgeSpec {
+    /// The folder holding the edge's modules; `None`: [`paths::edge_build`].
+    build: Option<PathBuf>,
+    /// Vars added or replacing the defaults of [`edge_bindings`].
+    vars: Vec<(String, String)>,
+    /// Its port; `None`: a free one.
+    port: Option<u16>,
+}
+
+/// The pieces of a [`LocalStack`] to start: made by [`LocalStack::builder`], every option
+/// chainable, started by [`LocalStackBuilder::start`].
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until .start().await"]
+pub struct LocalStackBuilder {
+    moto_port: Option<u16>,
+    queues: Vec<QueueSpec>,
+    bucket: Option<String>,
+    versioned: bool,
+    api_secrets: bool,
+    edge: Option<EdgeSpec>,
+    provider: bool,
+    archiver: Option<Vec<(String, String)>>,
+}
+
+impl LocalStackBuilder {
+    /// moto on `port` (for a stack other tools point at, as `hookvault-dev serve`'s 4566);
+    /// by default a free port.
+    pub fn moto_port(mut self, port: u16) -> Self {
+        self.moto_port = Some(port);
+        self
+    }
+
+    /// A queue named `name` (FIFO when it ends in `.fifo`). The first queue is the
+    /// stack's queue: the edge's `SQS_QUEUE_URL`, what [`LocalStack::queue_url`] and
+    /// [`LocalStack::drain`] name. Queues are created in the order given.
+    pub fn queue(mut self, name: &str) -> Self {
+        self.queues.push(QueueSpec {
+            name: name.to_owned(),
+            max_receives: None,
+        });
+        self
+    }
+
+    /// [`LocalStackBuilder::queue`] with a dead-letter queue `{name}-dlq` taking a message
+    /// after `max_receives` receives (the queue's redrive policy, as in AWS; see
+    /// [`poller::create_with_dlq`]).
+    pub fn queue_with_dlq(mut self, name: &str, max_receives: u32) -> Self {
+        self.queues.push(QueueSpec {
+            name: name.to_owned(),
+            max_receives: Some(max_receives),
+        });
+        self
+    }
+
+    /// A bucket named `name` (the tests use [`TEST_BUCKET`]): the edge's claim-check
+    /// bucket and the archiver's archive. A second call replaces the name.
+    pub fn bucket(mut self, name: &str) -> Self {
+        self.bucket = Some(name.to_owned());
+        self
+    }
+
+    /// Turns on versioning on the bucket (so "archived once" is countable: one version
+    /// per write). Needs [`LocalStackBuilder::bucket`].
+    pub fn versioned(mut self) -> Self {
+        self.versioned = true;
+        self
+    }
+
+    /// The api's secrets in Secrets Manager: the provider API key and the caller keys
+    /// ([`api::create_api_secrets`]).
+    pub fn api_secrets(mut self) -> Self {
+        self.api_secrets = true;
+        self
+    }
+
+    /// The edge (the built Rust Worker, [`paths::edge_build`]) in workerd, with
+    /// [`edge_bindings`] for the stack's first queue and its bucket. Needs a queue.
+    pub fn edge(mut self) -> Self {
+        self.edge.get_or_insert_with(EdgeSpec::default);
+        self
+    }
+
+    /// The edge built into `build` instead (e.g. the test build with a route that
+    /// panics); implies [`LocalStackBuilder::edge`].
+    pub fn edge_build(mut self, build: impl Into<PathBuf>) -> Self {
+        self.edge.get_or_insert_with(EdgeSpec::default).build = Some(build.into());
+        self
+    }
+
+    /// The edge on `port` instead of a free one; implies [`LocalStackBuilder::edge`].
+    pub fn edge_port(mut self, port: u16) -> Self {
+        self.edge.get_or_insert_with(EdgeSpec::default).port = Some(port);
+        self
+    }
+
+    /// The edge var `name` = `value`, added or replacing a default of [`edge_bindings`]
+    /// (a later call for the same name wins); implies [`LocalStackBuilder::edge`].
+    pub fn edge_var(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.edge
+            .get_or_insert_with(EdgeSpec::default)
+            .vars
+            .push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// [`LocalStackBuilder::edge_var`] for each (name, value) of `vars`, in order.
+    pub fn edge_vars<K: AsRef<str>, V: AsRef<str>>(mut self, vars: &[(K, V)]) -> Self {
+        for (k, v) in vars {
+            self = self.edge_var(k.as_ref(), v.as_ref());
+        }
+        self.edge()
+    }
+
+    /// The stand-in provider and its CDN ([`Provider`]), on a free port.
+    pub fn provider(mut self) -> Self {
+        self.provider = true;
+        self
+    }
+
+    /// The archiver Lambda under `cargo lambda watch`, with [`archiver_env`] for moto and
+    /// the stack's bucket, `vars` added or replacing. Needs a bucket. Started last; the
+    /// first invoke waits for the function to be built. (Feed it with a
+    /// [`poller::Poller`] on the stack's queue.)
+    pub fn archiver(mut self, vars: &[(&str, &str)]) -> Self {
+        self.archiver = Some(
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Checks that the pieces asked for fit together, before anything starts: an edge
+    /// needs a queue, versioning and an archiver need a bucket, and queue names are
+    /// unique. Errors are [`StackError::Start`], naming the option missing.
+    pub fn check(&self) -> Result<(), StackError> {
+        let missing = |what: &str| Err(StackError::Start(format!("LocalStack::builder: {what}")));
+        if self.edge.is_some() && self.queues.is_empty() {
+            return missing("the edge needs a queue: add .queue(name)");
+        }
+        if self.versioned && self.bucket.is_none() {
+            return missing(".versioned() needs a bucket: add .bucket(name)");
+        }
+        if self.archiver.is_some() && self.bucket.is_none() {
+            return missing("the archiver needs a bucket: add .bucket(name)");
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            if self.queues[..i].iter().any(|p| p.name == q.name) {
+                return missing(&format!("queue {} is named twice", q.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The edge's vars this builder gives workerd once moto is at `moto_endpoint` and the
+    /// first queue at `queue_url` ([`edge_bindings`] with the bucket and the
+    /// [`LocalStackBuilder::edge_var`]s); `None` when no edge was asked for.
+    pub fn edge_bindings(
+        &self,
+        moto_endpoint: &str,
+        queue_url: &str,
+    ) -> Option<Vec<(String, String)>> {
+        self.edge
+            .as_ref()
+            .map(|e| edge_bindings(moto_endpoint, queue_url, self.bucket.as_deref(), &e.vars))
+    }
+
+    /// Starts moto, then the queues, the bucket (versioned if asked), the api's secrets,
+    /// the provider, the edge and the archiver, each only if asked for, and waits until
+    /// each answers (moto up to 30 s, the edge 20 s, the archiver's emulator 60 s).
+    ///
+    /// Errors: [`LocalStackBuilder::check`]'s; [`StackError::Missing`] when a tool or the
+    /// edge build is missing; [`StackError::Start`] when a process does not become ready
+    /// or moto refuses a call. What had started is stopped again.
+    pub async fn start(self) -> Result<LocalStack, StackError> {
+        self.check()?;
+        let moto = Moto::start(self.moto_port).await?;
+        let sqs = sqs::client(&moto.endpoint);
+        let s3 = s3::client(&moto.endpoint);
+        let secrets = s3::secrets_client(&moto.endpoint);
+        let mut queues = Vec::with_capacity(self.queues.len());
+        for q in &self.queues {
+            let (url, dlq_url) = match q.max_receives {
+                Some(n) => {
+                    let (url, dlq) = poller::create_with_dlq(&sqs, &q.name, n).await?;
+                    (url, Some(dlq))
+                }
+                None => (sqs::create_queue(&sqs, &q.name).await?, None),
+            };
+            queues.push(Queue {
+                name: q.name.clone(),
+                url,
+                dlq_url,
+            });
+        }
+        if let Some(b) = &self.bucket {
+            s3::create_bucket(&s3, b).await?;
+            if self.versioned {
+                operator::enable_versioning(&s3, b).await?;
+            }
+        }
+        if self.api_secrets {
+            api::create_api_secrets(&secrets).await?;
+        }
+        let provider = if self.provider {
+            Some(Provider::start().await?)
+        } else {
+            None
+        };
+        let edge = match (&self.edge, queues.first()) {
+            (Some(spec), Some(q)) => {
+                let build = match &spec.build {
+                    Some(b) => b.clone(),
+                    None => paths::edge_build()?,
+                };
+                let bindings =
+                    edge_bindings(&moto.endpoint, &q.url, self.bucket.as_deref(), &spec.vars);
+                Some(Edge::start_modules(&build, RUST_EDGE_MODULES, &bindings, spec.port).await?)
+            }
+            _ => None,
+        };
+        let mut stack = LocalStack {
+            moto,
+            sqs,
+            s3,
+            secrets,
+            queues,
+            bucket: self.bucket,
+            edge,
+            provider,
+            archiver: None,
+            http: reqwest::Client::new(),
+        };
+        if let Some(vars) = &self.archiver {
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            stack.archiver = Some(stack.start_archiver(&vars).await?);
+        }
+        Ok(stack)
+    }
+}
+
+/// A running local stack: moto with the clients for it, and the pieces the builder asked
+/// for (`None` or empty where not).
+#[derive(Debug)]
+pub struct LocalStack {
+    /// moto (SQS, S3, Secrets Manager).
+    pub moto: Moto,
+    /// An SQS client for moto.
+    pub sqs: aws_sdk_sqs::Client,
+    /// An S3 client for moto (path-style).
+    pub s3: aws_sdk_s3::Client,
+    /// A Secrets Manager client for moto.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The queues, in the order the builder named them.
+    pub queues: Vec<Queue>,
+    /// The bucket's name, if the builder named one.
+    pub bucket: Option<String>,
+    /// The edge in workerd.
+    pub edge: Option<Edge>,
+    /// The stand-in provider and CDN.
+    pub provider: Option<Provider>,
+    /// The archiver under `cargo lambda watch` ([`LocalStackBuilder::archiver`]).
+    pub archiver: Option<LambdaFunction>,
+    /// An HTTP client (for the edge and the provider).
+    pub http: reqwest::Client,
+}
+
+fn absent(what: &str, option: &str) -> StackError {
+    StackError::Start(format!(
+        "this LocalStack has no {what}: start it with LocalStack::builder().{option}"
+    ))
+}
+
+impl LocalStack {
+    /// A builder with nothing but moto; add the pieces with its options.
+    pub fn builder() -> LocalStackBuilder {
+        LocalStackBuilder::default()
+    }
+
+    /// The stack's queue (the first the builder named). Error: there is none.
+    pub fn queue(&self) -> Result<&Queue, StackError> {
+        self.queues
+            .first()
+            .ok_or_else(|| absent("queue", "queue(name)"))
+    }
+
+    /// The queue named `name`. Error: there is none of that name.
+    pub fn queue_named(&self, name: &str) -> Result<&Queue, StackError> {
+        self.queues
+            .iter()
+            .find(|q| q.name == name)
+            .ok_or_else(|| absent(&format!("queue {name}"), &format!("queue({name:?})")))
+    }
+
+    /// The stack's queue's URL. Error: there is no queue.
+    pub fn queue_url(&self) -> Result<&str, StackError> {
+        Ok(&self.queue()?.url)
+    }
+
+    /// The stack's queue's dead-letter queue URL. Error: no queue, or one without a DLQ.
+    pub fn dlq_url(&self) -> Result<&str, StackError> {
+        self.queue()?
+            .dlq_url
+            .as_deref()
+            .ok_or_else(|| absent("DLQ", "queue_with_dlq(name, max_receives)"))
+    }
+
+    /// The bucket's name. Error: there is no bucket.
+    pub fn bucket(&self) -> Result<&str, StackError> {
+        self.bucket
+            .as_deref()
+            .ok_or_else(|| absent("bucket", "bucket(name)"))
+    }
+
+    /// The edge. Error: there is none.
+    pub fn edge(&self) -> Result<&Edge, StackError> {
+        self.edge.as_ref().ok_or_else(|| absent("edge", "edge()"))
+    }
+
+    /// The stand-in provider and CDN. Error: there is none.
+    pub fn provider(&self) -> Result<&Provider, StackError> {
+        self.provider
+            .as_ref()
+            .ok_or_else(|| absent("provider", "provider()"))
+    }
+
+    /// Starts an archiver under `cargo lambda watch` for this stack: [`archiver_env`] for
+    /// moto and the bucket, `vars` added or replacing (e.g. one broken, then one fixed).
+    /// Error: no bucket, or the emulator did not start ([`LambdaFunction::start`]).
+    pub async fn start_archiver(
+        &self,
+        vars: &[(&str, &str)],
+    ) -> Result<LambdaFunction, StackError> {
+        let env = archiver_env(&self.moto.endpoint, self.bucket()?, vars);
+        LambdaFunction::start("functions/archiver", "archiver", &env).await
+    }
+
+    /// POSTs `body` with `headers` (name, value) to `path` on the edge; the status, the
+    /// headers and the body as text. Error: no edge, or the request failed.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), StackError> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.edge()?.url))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let failed = |e: reqwest::Error| StackError::Start(format!("POST {path}: {e}"));
+        let resp = req.send().await.map_err(failed)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Ok((status, headers, resp.text().await.map_err(failed)?))
+    }
+
+    /// GETs `path` on the edge. Error: no edge, or the request failed.
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, StackError> {
+        self.http
+            .get(format!("{}{path}", self.edge()?.url))
+            .send()
+            .await
+            .map_err(|e| StackError::Start(format!("GET {path}: {e}")))
+    }
+
+    /// Every message now on the stack's queue, each deleted ([`sqs::drain`]). Error: no
+    /// queue, or SQS refused.
+    pub async fn drain(&self) -> Result<Vec<Message>, StackError> {
+        sqs::drain(&self.sqs, self.queue_url()?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value<'a>(b: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        b.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_edge_gets_the_local_defaults_the_bucket_and_the_extras() {
+        let b = LocalStack::builder()
+            .queue("events")
+            .bucket(TEST_BUCKET)
+            .edge_var("WEBHOOK_SECRETS", "s")
+            .edge_var("SQS_TIMEOUT_MS", "500")
+            .edge_bindings("http://127.0.0.1:1", "http://127.0.0.1:1/123/events")
+            .unwrap_or_default();
+        assert_eq!(
+            value(&b, "SQS_QUEUE_URL"),
+            Some("http://127.0.0.1:1/123/events")
+        );
+        assert_eq!(value(&b, "SQS_ENDPOINT"), Some("http://127.0.0.1:1/"));
+        assert_eq!(value(&b, "S3_ENDPOINT"), Some("http://127.0.0.1:1/"));
+        assert_eq!(value(&b, "RETRY_AFTER_SECS"), Some("7"));
+        assert_eq!(value(&b, "CLAIM_CHECK_BUCKET"), Some("archive"));
+        assert_eq!(value(&b, "WEBHOOK_SECRETS"), Some("s"));
+        assert_eq!(
+            value(&b, "SQS_TIMEOUT_MS"),
+            Some("500"),
+            "an extra replaces"
+        );
+        let names: Vec<&str> = b.iter().map(|(k, _)| k.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "each var once: {names:?}");
+    }
+
+    #[test]
+    fn the_bindings_are_what_the_tests_gave_the_edge_before_the_builder() {
+        // utils::bindings before issue 24 item 6: local_bindings with these three first.
+        let before = local_bindings(
+            "http://m",
+            "http://m/q",
+            &[
+                ("SQS_TIMEOUT_MS", "2000".to_owned()),
+                ("RETRY_AFTER_SECS", "7".to_owned()),
+                ("CLAIM_CHECK_BUCKET", "archive".to_owned()),
+                ("WEBHOOK_SECRETS", "x".to_owned()),
+            ],
+        );
+        let now = edge_bindings(
+            "http://m",
+            "http://m/q",
+            Some("archive"),
+            &[("WEBHOOK_SECRETS", "x")],
+        );
+        assert_eq!(now, before);
+    }
+
+    #[test]
+    fn without_a_bucket_the_edge_has_no_claim_check_and_without_an_edge_no_bindings() {
+        let b = LocalStack::builder().queue("q").edge();
+        let vars = b
+            .edge_bindings("http://m", "http://m/q")
+            .unwrap_or_default();
+        assert_eq!(value(&vars, "CLAIM_CHECK_BUCKET"), None);
+        assert!(!vars.is_empty());
+        assert!(LocalStack::builder()
+            .queue("q")
+            .edge_bindings("http://m", "u")
+            .is_none());
+    }
+
+    #[test]
+    fn edge_options_imply_the_edge() {
+        for b in [
+            LocalStack::builder().edge_var("A", "1"),
+            LocalStack::builder().edge_build("/tmp/x"),
+            LocalStack::builder().edge_port(1),
+            LocalStack::builder().edge_vars(&[("A", "1")]),
+        ] {
+            assert!(b.edge.is_some());
+        }
+        let b = LocalStack::builder()
+            .edge_build("/tmp/x")
+            .edge_var("A", "1")
+            .edge();
+        let spec = b.edge.unwrap_or_default();
+        assert_eq!(spec.build, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(spec.vars, vec![("A".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn check_refuses_pieces_that_do_not_fit() {
+        let refused = |b: LocalStackBuilder, says: &str| match b.check() {
+            Err(StackError::Start(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("{other:?}"),
+        };
+        refused(LocalStack::builder().edge(), "needs a queue");
+        refused(LocalStack::builder().versioned(), "needs a bucket");
+        refused(LocalStack::builder().archiver(&[]), "needs a bucket");
+        refused(
+            LocalStack::builder().queue("a").queue_with_dlq("a", 2),
+            "named twice",
+        );
+        assert!(LocalStack::builder()
+            .queue_with_dlq("events", 2)
+            .queue("other")
+            .bucket(TEST_BUCKET)
+            .versioned()
+            .api_secrets()
+            .edge()
+            .provider()
+            .archiver(&[("X", "1")])
+            .check()
+            .is_ok());
+        assert!(LocalStack::builder().check().is_ok(), "moto alone");
+    }
+
+    #[test]
+    fn the_archiver_s_vars_are_kept_in_order() {
+        let b = LocalStack::builder().archiver(&[("A", "1"), ("B", "2")]);
+        assert_eq!(
+            b.archiver,
+            Some(vec![("A".into(), "1".into()), ("B".into(), "2".into())])
+        );
+    }
+}
