@@ -5,6 +5,8 @@
 //! predictions/{id}/manifest.json    written last: its presence means "archived"
 //! predictions/{id}/failure.json     a failed or cancelled prediction, or an expired output
 //! predictions/{id}/output.json      the prediction's `output` value, verbatim
+//! predictions/{id}/submission.json  the api's ledger entry: hookvault submitted it
+//! predictions/{id}/stalled.json     the reconciler gave up waiting for a terminal status
 //! events/{provider}/{sha256}/body        the exact signed bytes of an event
 //! events/{provider}/{sha256}/event.json  its evidence (written after the body)
 //! raw/{sha256}                      a body too large for SQS, written by the edge (claim
@@ -93,6 +95,18 @@ pub fn failure_key(id: &str) -> Result<String, LayoutError> {
 /// `predictions/{id}/state.json`: where the prediction stands ([`crate::state`]).
 pub fn state_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}state.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/submission.json`: the api's ledger entry for a prediction it
+/// submitted ([`crate::records::SubmissionRecord`], issue 23).
+pub fn submission_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}submission.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/stalled.json`: the reconciler's record of a prediction that never
+/// became terminal within `CHECK_MAX_AGE_SECS` ([`crate::records::StalledRecord`]).
+pub fn stalled_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}stalled.json", prediction_prefix(id)?))
 }
 
 /// `predictions/{id}/output.json`.
@@ -414,6 +428,16 @@ mod tests {
             "predictions/p/2.bin"
         );
         assert_eq!(output_value_key("p").unwrap(), "predictions/p/output.json");
+        assert_eq!(
+            submission_key("pred_1").unwrap(),
+            "predictions/pred_1/submission.json"
+        );
+        assert_eq!(
+            stalled_key("pred_1").unwrap(),
+            "predictions/pred_1/stalled.json"
+        );
+        assert_eq!(submission_key("../x"), Err(LayoutError::BadId));
+        assert_eq!(stalled_key("a/b"), Err(LayoutError::BadId));
         assert_eq!(claim_check_key(&sha), format!("raw/{sha}"));
     }
 }

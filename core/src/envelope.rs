@@ -31,6 +31,14 @@
 //!
 //! Version 1 (`"payload"`: the body as a JSON raw value, `"payload_sha256"`) is still read,
 //! for messages in flight during an upgrade.
+//!
+//! **Reconciled events** (issue 23): the reconciler (`functions/reconciler`) fetches a
+//! prediction whose webhook never came from the provider's API and queues it as a version 2
+//! envelope with one more member, `"reconciled": {"url", "fetched_at_ms", "request_id",
+//! "body_sha256"}` ([`Reconciled`]): the body is the API's answer, byte for byte, and the
+//! evidence is where and when it was fetched instead of a signature
+//! ([`Envelope::reconciled`], [`Envelope::to_json_reconciled`], read back by
+//! [`Reconciled::from_message`]). Readers that predate it ignore the member.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -53,6 +61,9 @@ pub const MAX_EVENT_ID_LEN: usize = 256;
 /// base64 plus this does not fit the queue's message size goes by claim check
 /// ([`needs_claim_check`]).
 pub const ENVELOPE_RESERVE: usize = 16 * 1024;
+
+/// The `key_id` of a reconciled envelope ([`Envelope::reconciled`]): no key verified it.
+pub const RECONCILED_KEY_ID: &str = "reconciled";
 
 /// The FIFO group id's longest length (SQS: 128 characters).
 const MAX_GROUP_ID_LEN: usize = 128;
@@ -126,6 +137,76 @@ pub struct Replay {
     /// existing manifest means done, as for any redelivery.
     #[serde(default)]
     pub force: bool,
+}
+
+/// The suffix of a reconciled event's id: `{provider}:{prediction id}:{status}:reconciled`
+/// ([`reconciled_event_id`]), which no webhook's id has, so the fetched event and the
+/// signed webhook of one outcome are two events in the log.
+pub const RECONCILED_SUFFIX: &str = ":reconciled";
+
+/// The evidence of a reconciled event (issue 23): the reconciler fetched the prediction
+/// from the provider's API (`GET /v1/predictions/{id}`) because no webhook had brought its
+/// terminal status. Carried as the envelope's `reconciled` member and kept in the raw
+/// event's `event.json` ([`crate::records::EventRecord::reconciled`]).
+///
+/// ```json
+/// {"url":"https://api.skytells.ai/v1/predictions/pred_abc","fetched_at_ms":1764000000000,
+///  "request_id":"req_123","body_sha256":"…"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciled {
+    /// The URL fetched (no query string, no credentials: the key went in a header).
+    pub url: String,
+    /// When the answer was read, Unix milliseconds.
+    pub fetched_at_ms: i64,
+    /// The answer's request id (`x-request-id`, else `request-id`), when it had one.
+    pub request_id: Option<String>,
+    /// Lowercase hex SHA-256 of the answer's body: the envelope's `body_sha256`.
+    pub body_sha256: String,
+}
+
+impl Reconciled {
+    /// The `reconciled` member of a queue message, when it has one that reads and whose
+    /// `body_sha256` is the envelope's (`envelope_sha256`). Anything else, including a
+    /// member of another shape, is `None`: the event is then taken as signed, which is
+    /// what every envelope was before issue 23.
+    pub fn from_message(text: &str, envelope_sha256: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Member {
+            #[serde(default)]
+            reconciled: Option<Reconciled>,
+        }
+        let member: Member = serde_json::from_str(text).ok()?;
+        member
+            .reconciled
+            .filter(|r| r.body_sha256 == envelope_sha256)
+    }
+}
+
+/// What the reconciler knows of one fetch of a prediction ([`Envelope::reconciled`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch<'a> {
+    /// The provider's name (the check's: the edge's route segment, `skytells`).
+    pub provider: &'a str,
+    /// The prediction id (a safe key segment, [`crate::archive::check_id`]).
+    pub prediction_id: &'a str,
+    /// The status the answer holds ([`crate::event::PredictionStatus::as_str`]).
+    pub status: &'a str,
+    /// The URL fetched.
+    pub url: &'a str,
+    /// When the answer was read, Unix milliseconds.
+    pub fetched_at_ms: i64,
+    /// The answer's request id, when it had one.
+    pub request_id: Option<&'a str>,
+}
+
+/// The event id of a reconciled event: `{provider}:{prediction id}:{status}:reconciled`,
+/// made safe as [`event_id`] makes every id (printable ASCII, at most
+/// [`MAX_EVENT_ID_LEN`] bytes, else `sha256:{hex}`).
+pub fn reconciled_event_id(provider: &str, prediction_id: &str, status: &str) -> String {
+    safe_event_id(format!(
+        "{provider}:{prediction_id}:{status}{RECONCILED_SUFFIX}"
+    ))
 }
 
 /// Why an envelope could not be read.
@@ -225,6 +306,10 @@ impl Envelope {
     /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>),
     /// such as U+FFFE in an event id, whatever the fields hold.
     pub fn to_json(&self) -> String {
+        self.to_json_with(None)
+    }
+
+    fn to_json_with(&self, reconciled: Option<&Reconciled>) -> String {
         let (body_base64, body_s3) = match &self.body {
             Body::Inline(bytes) => (
                 Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
@@ -248,6 +333,7 @@ impl Envelope {
             body_s3,
             trace_id: self.trace_id.as_deref(),
             replay: self.replay.as_ref(),
+            reconciled,
         };
         let mut out = Vec::with_capacity(body_base64.as_ref().map_or(0, String::len) + 512);
         let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
@@ -257,6 +343,62 @@ impl Envelope {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The envelope of a prediction the reconciler fetched from the provider's API
+    /// (issue 23): `body` is the API's answer byte for byte (carried inline, or by
+    /// `claim_check` when too large), the event id is [`reconciled_event_id`], and, as no
+    /// signature verified it, `scheme` is the provider's ([`Scheme::Skytells`]), `key_id` is
+    /// `reconciled`, `key_slot` is `current` and `signature_headers` is empty: the evidence
+    /// is `evidence` instead, sent with [`Envelope::to_json_reconciled`].
+    /// `received_at_ms` is when it was fetched. Returns the envelope and the evidence,
+    /// whose `body_sha256` is the envelope's.
+    pub fn reconciled(
+        fetch: &Fetch<'_>,
+        body: &[u8],
+        claim_check: Option<S3Object>,
+    ) -> (Self, Reconciled) {
+        let Fetch {
+            provider,
+            prediction_id,
+            status,
+            url,
+            fetched_at_ms,
+            request_id,
+        } = *fetch;
+        let request_id = request_id.map(str::to_owned);
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        // No signature verified it: the provider's scheme and a key id that says so.
+        let verified = Verified {
+            key_id: RECONCILED_KEY_ID.to_owned(),
+            slot: KeySlot::Current,
+            delivery_id: None,
+            timestamp: None,
+        };
+        let received = Received {
+            provider,
+            scheme: Scheme::Skytells,
+            verified: &verified,
+            signature_headers: &[],
+            content_type: Some("application/json"),
+            received_at_ms: fetched_at_ms,
+        };
+        let mut envelope = Self::with_digest(&received, body, &digest, claim_check);
+        envelope.event_id = reconciled_event_id(provider, prediction_id, status);
+        let body_sha256 = envelope.body_sha256.clone();
+        let evidence = Reconciled {
+            url: url.to_owned(),
+            fetched_at_ms,
+            request_id,
+            body_sha256,
+        };
+        (envelope, evidence)
+    }
+
+    /// [`Envelope::to_json`] with the `reconciled` member: the message of a reconciled
+    /// event (or of its replay, from its `event.json`).
+    pub fn to_json_reconciled(&self, evidence: &Reconciled) -> String {
+        self.to_json_with(Some(evidence))
     }
 
     /// Reads a queue message of version 1 or 2, checking the inline body's hash and
@@ -415,6 +557,8 @@ struct WireOut<'a> {
     trace_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replay: Option<&'a Replay>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconciled: Option<&'a Reconciled>,
 }
 
 #[derive(Deserialize)]
@@ -512,6 +656,12 @@ pub fn event_id(
         (None, _) => None,
     }
     .unwrap_or_else(|| format!("{provider}:sha256:{body_sha256_hex}"));
+    safe_event_id(id)
+}
+
+/// `id` when it is printable ASCII of at most [`MAX_EVENT_ID_LEN`] bytes, else
+/// `sha256:{hex of its SHA-256}`.
+fn safe_event_id(id: String) -> String {
     if id.len() <= MAX_EVENT_ID_LEN && id.bytes().all(|c| c.is_ascii_graphic()) {
         id
     } else {

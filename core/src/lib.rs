@@ -14,7 +14,8 @@
 //! | [`output`] | the files in a prediction's `output`, whatever its shape |
 //! | [`provider_error`] | both provider error formats mapped to one error type |
 //! | [`retry`] | exponential back-off with jitter, `Retry-After` in both forms |
-//! | [`state`] | one truth per prediction: the first terminal state wins, non-terminal states only move forward |
+//! | [`state`] | one truth per prediction: the first terminal state wins, non-terminal states only move forward, a status reached both signed and reconciled is one |
+//! | [`reconcile`] | the check message, its back-off and the provider's list page: finding predictions whose webhook never came (issue 23) |
 //! | [`archive`] | the S3 key layout, safe against hostile ids and URLs |
 //! | [`url_guard`] | the SSRF guard every download goes through |
 //! | [`trace`] | the trace id one event carries from the edge to the archive (W3C Trace Context) |
@@ -30,6 +31,7 @@ pub mod headers;
 pub mod keyring;
 pub mod output;
 pub mod provider_error;
+pub mod reconcile;
 pub mod records;
 pub mod retry;
 pub mod scheme;

@@ -160,6 +160,11 @@ pub struct EventRecord {
     /// The trace id the edge gave the request ([`crate::trace`]), if the envelope had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// For an event the reconciler fetched from the provider's API instead of receiving
+    /// it signed (issue 23): where and when it was fetched ([`crate::envelope::Reconciled`]).
+    /// Absent for signed events; `scheme`, `key_id` and `key_slot` then verify nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<crate::envelope::Reconciled>,
 }
 
 /// `rejected/{message id}.json`: a queue message the archiver could not read.
@@ -197,6 +202,16 @@ pub enum IndexOutcome {
     /// after `succeeded`, a second `succeeded` body): its raw event is kept, nothing is
     /// archived ([`crate::state::Transition::Conflicting`]).
     Conflicting,
+    /// A terminal event that agrees with the prediction's terminal state but reached
+    /// hookvault the other way: a signed webhook after the reconciler's fetched event of
+    /// the same status, or the reverse (issue 23, "one truth"). Its raw event is kept,
+    /// nothing is archived again ([`crate::state::Transition::Corroborating`]); a signed
+    /// one becomes the state's evidence.
+    Corroborating,
+    /// The reconciler followed a prediction hookvault submitted for `CHECK_MAX_AGE_SECS`
+    /// and it never reached a terminal status: `predictions/{id}/stalled.json`
+    /// ([`StalledRecord`]). Written by the reconciler, not the archiver.
+    Stalled,
     /// The raw event is kept; the body is not a prediction webhook.
     Kept,
     /// The provider reported the prediction failed or cancelled (`failure.json` with the
@@ -209,12 +224,14 @@ pub enum IndexOutcome {
 impl IndexOutcome {
     /// Every outcome, in the order of their ranks (the derived `Ord`): when one event has
     /// several entries (a failure, then a replay that archived it), the last one here wins.
-    pub const ALL: [IndexOutcome; 8] = [
+    pub const ALL: [IndexOutcome; 10] = [
         IndexOutcome::Rejected,
         IndexOutcome::DeadLettered,
         IndexOutcome::Failed,
         IndexOutcome::Ignored,
         IndexOutcome::Conflicting,
+        IndexOutcome::Corroborating,
+        IndexOutcome::Stalled,
         IndexOutcome::Kept,
         IndexOutcome::PredictionFailed,
         IndexOutcome::Archived,
@@ -228,6 +245,8 @@ impl IndexOutcome {
             IndexOutcome::Failed => "failed",
             IndexOutcome::Ignored => "ignored",
             IndexOutcome::Conflicting => "conflicting",
+            IndexOutcome::Corroborating => "corroborating",
+            IndexOutcome::Stalled => "stalled",
             IndexOutcome::Kept => "kept",
             IndexOutcome::PredictionFailed => "prediction_failed",
             IndexOutcome::Archived => "archived",
@@ -292,8 +311,70 @@ pub struct IndexEntry {
     /// the drainer queued it: [`crate::envelope::SPOOLED_ATTRIBUTE`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spooled: bool,
+    /// True when the event was not received signed but fetched from the provider's API by
+    /// the reconciler (issue 23: a webhook that never came;
+    /// [`crate::envelope::Reconciled`]), and on the reconciler's own `stalled` entries.
+    /// `hookvault events list --status reconciled` reads this field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconciled: bool,
     /// When this entry was written, RFC 3339.
     pub recorded_at: String,
+}
+
+/// `predictions/{id}/submission.json` ([`crate::archive::submission_key`]): the ledger of
+/// submissions (issue 23, item 1). The api writes it create-only (`If-None-Match: *`) once
+/// the provider accepted a prediction and before it answers the caller, so every
+/// prediction hookvault submitted is on record beside its archive even if its webhook
+/// never comes.
+///
+/// ```json
+/// {"provider":"skytells","prediction_id":"pred_abc","model":"truefusion",
+///  "submitted_at":"2026-12-06T03:00:00Z","caller":"3f2a9c0d1e8b7a65",
+///  "idempotency_scope":"9b1e…"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    /// The provider's name, as the edge's route names it (`skytells`): the `provider` of
+    /// the prediction's webhook envelopes.
+    pub provider: String,
+    /// The provider's prediction id.
+    pub prediction_id: String,
+    /// The model the caller asked for.
+    pub model: String,
+    /// When the provider accepted it (the api's clock), RFC 3339 UTC.
+    pub submitted_at: String,
+    /// Who submitted it: the first 16 hex digits of the SHA-256 of the caller's bearer key
+    /// (never the key).
+    pub caller: String,
+    /// With the caller's `Idempotency-Key`: the key's scope hash, the name of its
+    /// `idempotency/{scope}.json` record (never the key). Absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_scope: Option<String>,
+}
+
+/// `predictions/{id}/stalled.json` ([`crate::archive::stalled_key`]): the reconciler
+/// followed a prediction for `CHECK_MAX_AGE_SECS` and never saw it terminal (issue 23,
+/// item 2). Written create-only; the event log has an entry with the outcome
+/// [`IndexOutcome::Stalled`] beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StalledRecord {
+    /// The provider's name.
+    pub provider: String,
+    /// The prediction id.
+    pub prediction_id: String,
+    /// When it was submitted (or first seen by a sweep), Unix milliseconds.
+    pub submitted_at_ms: i64,
+    /// The status the provider last answered (`starting`, `processing`, …); absent when
+    /// no check got an answer (401s, 5xx, the network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<String>,
+    /// What the last check got instead of a status, when it got none (`HTTP 503`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Checks made, the last included.
+    pub checks: u32,
+    /// When the reconciler gave up, RFC 3339 UTC.
+    pub stalled_at: String,
 }
 
 #[cfg(test)]

@@ -311,6 +311,7 @@ fn a_replayed_envelope_is_the_archived_event_again() {
         message_id: "m".into(),
         archived_at: "2026-11-29T00:00:00Z".into(),
         trace_id: original.trace_id.clone(),
+        reconciled: None,
     };
     let replay = Replay {
         at_ms: 1,
@@ -331,5 +332,68 @@ fn a_replayed_envelope_is_the_archived_event_again() {
     assert_eq!(
         Envelope::from_json(&wrong.to_json()),
         Err(EnvelopeError::Corrupt)
+    );
+}
+
+#[test]
+fn a_reconciled_event_carries_the_exact_answer_and_its_evidence() {
+    let body = b"\xEF\xBB\xBF{\"id\":\"pred_1\",\"status\":\"succeeded\",\"output\":\"https://cdn/x.png\"}\n";
+    let fetch = Fetch {
+        provider: "skytells",
+        prediction_id: "pred_1",
+        status: "succeeded",
+        url: "https://api.skytells.ai/v1/predictions/pred_1",
+        fetched_at_ms: 1_764_000_000_000,
+        request_id: Some("req_1"),
+    };
+    let (env, evidence) = Envelope::reconciled(&fetch, body, None);
+    assert_eq!(env.event_id, "skytells:pred_1:succeeded:reconciled");
+    assert!(env.signature_headers.is_empty());
+    assert_eq!(env.key_id, RECONCILED_KEY_ID);
+    assert_eq!(env.received_at_ms, 1_764_000_000_000);
+    assert_eq!(evidence.body_sha256, env.body_sha256);
+    assert_eq!(evidence.request_id.as_deref(), Some("req_1"));
+    let text = env.to_json_reconciled(&evidence);
+    assert!(text.is_ascii());
+    // The envelope reads as any other (older readers ignore the member), body exact.
+    let read = Envelope::from_json(&text).unwrap();
+    assert_eq!(read, env);
+    assert_eq!(read.inline_body(), Some(&body[..]));
+    assert_eq!(
+        Reconciled::from_message(&text, &read.body_sha256),
+        Some(evidence.clone())
+    );
+    // A plain envelope has none; evidence for another body is not taken.
+    assert_eq!(
+        Reconciled::from_message(&env.to_json(), &env.body_sha256),
+        None
+    );
+    assert_eq!(Reconciled::from_message(&text, &"0".repeat(64)), None);
+    // A webhook of the same outcome has another id (the log keeps both).
+    let webhook = envelope(
+        "skytells",
+        Scheme::Skytells,
+        None,
+        br#"{"id":"pred_1","status":"succeeded"}"#,
+    );
+    assert_eq!(webhook.event_id, "skytells:pred_1:succeeded");
+    assert_ne!(webhook.event_id, env.event_id);
+    // A claim check goes by reference.
+    let object = S3Object {
+        bucket: "b".into(),
+        key: crate::archive::claim_check_key(&env.body_sha256),
+    };
+    let (big, _) = Envelope::reconciled(&fetch, body, Some(object.clone()));
+    assert_eq!(big.body, Body::S3(object));
+    // Ids stay safe whatever they hold.
+    let long = reconciled_event_id(&"p".repeat(300), "x", "succeeded");
+    assert!(long.starts_with("sha256:") && long.len() == 71, "{long}");
+    // The evidence record keeps it (event.json), and reads without it.
+    let json = serde_json::to_value(&evidence).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"url": "https://api.skytells.ai/v1/predictions/pred_1",
+            "fetched_at_ms": 1_764_000_000_000i64, "request_id": "req_1",
+            "body_sha256": env.body_sha256})
     );
 }

@@ -271,6 +271,7 @@ mod tests {
             message_id: "m".into(),
             archived_at: "2026-01-01T00:00:00Z".into(),
             trace_id: None,
+            reconciled: None,
         };
         let v = event_json(&r, "https://s3/x", 900);
         assert_eq!(v["scheme"], "skytells");

@@ -69,6 +69,7 @@ pub fn entry(record: &SqsMessage, facts: &Facts, outcome: IndexOutcome, now_ms: 
         message_id,
         replayed: facts.replayed,
         spooled: facts.spooled,
+        reconciled: facts.reconciled,
         recorded_at: now_rfc3339(),
     }
 }
@@ -214,5 +215,40 @@ mod tests {
             ("skytells", 7, IndexOutcome::Archived)
         );
         assert!(e.replayed);
+    }
+
+    #[test]
+    fn a_reconciled_event_is_marked_and_a_corroborating_one_logged_as_such() {
+        let record = SqsMessage::default();
+        let facts = Facts {
+            provider: Some("skytells".into()),
+            body_sha256: Some("cd".repeat(32)),
+            received_at_ms: Some(7),
+            event_id: Some("skytells:p:succeeded:reconciled".into()),
+            prediction_id: Some("p".into()),
+            reconciled: true,
+            ..Facts::default()
+        };
+        let e = entry(&record, &facts, Outcome::AlreadyArchived.index_outcome(), 5);
+        assert!(e.reconciled);
+        let line = serde_json::to_string(&e).unwrap_or_default();
+        assert!(line.contains(r#""reconciled":true"#), "{line}");
+        let signed = Facts {
+            reconciled: false,
+            ..facts
+        };
+        let e = entry(
+            &record,
+            &signed,
+            Outcome::Corroborated {
+                held: "succeeded".into(),
+            }
+            .index_outcome(),
+            5,
+        );
+        assert_eq!(e.outcome, IndexOutcome::Corroborating);
+        assert!(!e.reconciled);
+        let line = serde_json::to_string(&e).unwrap_or_default();
+        assert!(!line.contains(r#""reconciled":"#), "{line}");
     }
 }

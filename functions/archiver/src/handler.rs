@@ -11,8 +11,9 @@
 //!    folder name, is [`Outcome::EventKept`]: its bytes are archived, nothing else.
 //! 5. The prediction's state ([`crate::state`], `hookvault_core::state`): a non-terminal
 //!    event older than the state held is [`Outcome::Ignored`]; a terminal event that
-//!    contradicts the first terminal state is [`Outcome::Conflicting`]; nothing more is
-//!    done for either.
+//!    contradicts the first terminal state is [`Outcome::Conflicting`], and one of its
+//!    status that came the other way (signed after reconciled, or the reverse: issue 23)
+//!    is [`Outcome::Corroborated`]; nothing more is done for any of them.
 //! 6. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
 //!    `failed` / `cancelled` → `failure.json`; other statuses → nothing more.
 //! 7. The event log: one entry for what became of it ([`crate::event_log`]).
@@ -28,13 +29,13 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use hookvault_core::archive;
-use hookvault_core::envelope::{Body, Envelope};
+use hookvault_core::envelope::{Body, Envelope, Reconciled};
 use hookvault_core::event::{raw_output, Prediction, PredictionStatus, WebhookEvent};
 use hookvault_core::output::{self, Source};
 use hookvault_core::records::{
     FailureRecord, Manifest, OutputRecord, OutputWindow, RejectedRecord, Windowed,
 };
-use hookvault_core::state::Transition;
+use hookvault_core::state::{Origin, Transition};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -427,6 +428,8 @@ impl Archiver {
             Err(e) => return self.reject(&message_id, text, &e.to_string()).await,
         };
         facts.read_envelope(&envelope);
+        let reconciled = Reconciled::from_message(text, &envelope.body_sha256);
+        facts.reconciled = reconciled.is_some();
         facts.spooled = record
             .message_attributes
             .contains_key(hookvault_core::envelope::SPOOLED_ATTRIBUTE);
@@ -454,8 +457,15 @@ impl Archiver {
         // The raw event first, before the whole body is parsed: nothing the parse does (a
         // body too large or too deep to hold as a value) can lose the signed bytes.
         let head = hookvault_core::event::prediction_head(&body);
-        let raw_event =
-            raw_event::keep(&self.store, &envelope, &body, head.as_ref(), &message_id).await?;
+        let raw_event = raw_event::keep(
+            &self.store,
+            &envelope,
+            &body,
+            head.as_ref(),
+            &message_id,
+            reconciled.as_ref(),
+        )
+        .await?;
         facts.raw_event = Some(raw_event.clone());
         if let Some(h) = &head {
             facts.prediction_id = Some(h.id.clone());
@@ -509,6 +519,11 @@ impl Archiver {
                 event_id: &envelope.event_id,
                 body_sha256: &envelope.body_sha256,
                 raw_event: &raw_event,
+                origin: if reconciled.is_some() {
+                    Origin::Reconciled
+                } else {
+                    Origin::Signed
+                },
             },
         )
         .await?;
@@ -521,6 +536,14 @@ impl Archiver {
             Transition::Conflicting { held, held_by } => {
                 tracing::warn!(prediction = %p.id, status = p.status.as_str(), held = %held, held_by = %held_by, raw_event = %raw_event, "contradicts the prediction's first terminal state; the raw event is kept and flagged, nothing archived");
                 return Ok(Outcome::Conflicting { held });
+            }
+            Transition::Corroborating {
+                held,
+                held_by,
+                prefer,
+            } => {
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), held_by = %held_by, reconciled = facts.reconciled, evidence_replaced = prefer, raw_event = %raw_event, "the prediction's terminal state reached the other way (signed and reconciled); the raw event is kept, nothing archived again");
+                return Ok(Outcome::Corroborated { held });
             }
         }
         let outcome = match p.status {

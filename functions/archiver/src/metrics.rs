@@ -48,6 +48,9 @@ pub struct Facts {
     pub replayed: bool,
     /// The delivery came through the edge's spool (the drainer's `Spooled` attribute).
     pub spooled: bool,
+    /// The envelope is a reconciled event (its `reconciled` member: fetched from the
+    /// provider's API by the reconciler, issue 23).
+    pub reconciled: bool,
     /// The raw event's `event.json` key, once kept.
     pub raw_event: Option<String>,
     /// The prediction id, if the body is a prediction.

@@ -41,6 +41,14 @@ pub enum Outcome {
         /// The terminal status the prediction holds.
         held: String,
     },
+    /// A terminal event of the status the prediction holds, reached the other way (a
+    /// signed webhook after the reconciler's fetched event, or the reverse: issue 23): its
+    /// raw event is kept and logged, nothing is archived again and the app is not told
+    /// again. A signed one became the state's evidence.
+    Corroborated {
+        /// The terminal status the prediction holds.
+        held: String,
+    },
     /// The raw event was kept and there is nothing else to do: the body is not a
     /// prediction webhook (a form-encoded GitHub delivery, other JSON, bytes that are not
     /// UTF-8), or its prediction id is not a safe folder name.
@@ -51,7 +59,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Its name in log lines (`archived`, `already_archived`, `failure_recorded`,
-    /// `outputs_lost`, `ignored`, `conflicting`, `event_kept`, `rejected`): a plain string a Logs
+    /// `outputs_lost`, `ignored`, `conflicting`, `corroborated`, `event_kept`, `rejected`): a plain string a Logs
     /// Insights filter can match.
     pub fn name(&self) -> &'static str {
         match self {
@@ -61,6 +69,7 @@ impl Outcome {
             Outcome::OutputsLost { .. } => "outputs_lost",
             Outcome::Ignored => "ignored",
             Outcome::Conflicting { .. } => "conflicting",
+            Outcome::Corroborated { .. } => "corroborated",
             Outcome::EventKept => "event_kept",
             Outcome::Rejected => "rejected",
         }
@@ -92,6 +101,7 @@ impl Outcome {
             Outcome::OutputsLost { .. } => IndexOutcome::Failed,
             Outcome::Ignored => IndexOutcome::Ignored,
             Outcome::Conflicting { .. } => IndexOutcome::Conflicting,
+            Outcome::Corroborated { .. } => IndexOutcome::Corroborating,
             Outcome::EventKept => IndexOutcome::Kept,
             Outcome::Rejected => IndexOutcome::Rejected,
         }

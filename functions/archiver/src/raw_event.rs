@@ -10,7 +10,7 @@
 //!   writes nothing (the keys are content addressed, so the bytes are the same).
 
 use hookvault_core::archive;
-use hookvault_core::envelope::{Envelope, S3Object};
+use hookvault_core::envelope::{Envelope, Reconciled, S3Object};
 use hookvault_core::event::PredictionHead;
 use hookvault_core::records::EventRecord;
 
@@ -120,22 +120,42 @@ pub async fn claim_checked_body(
     Ok(body)
 }
 
+/// True when the `event.json` at `key` records a reconciled event (one that does not
+/// read counts as not).
+async fn held_is_reconciled(store: &Store, key: &str) -> Result<bool, Transient> {
+    let object = store
+        .get_small(key, 1024 * 1024, "GetObject (event record)")
+        .await?;
+    Ok(object
+        .and_then(|o| o.bytes)
+        .and_then(|b| serde_json::from_slice::<EventRecord>(&b).ok())
+        .is_some_and(|r| r.reconciled.is_some()))
+}
+
 /// Keeps the raw event of `env` (whose verified bytes are `body`) and returns the key
 /// of its `event.json`. `prediction` is the body's prediction id and status, when it
 /// has them (they go into the record); read cheaply, so the raw event is kept before
-/// the whole body is parsed. Writes nothing when `event.json` is already
-/// there. S3 errors are transient.
+/// the whole body is parsed. `reconciled` is the envelope's evidence when the reconciler
+/// fetched it (issue 23), kept in the record. Writes nothing when `event.json` is already
+/// there, except that a signed event's record replaces a reconciled one of the very same
+/// bytes (the content-addressed folder is shared; the signed evidence is preferred).
+/// S3 errors are transient.
 pub async fn keep(
     store: &Store,
     env: &Envelope,
     body: &[u8],
     prediction: Option<&PredictionHead>,
     message_id: &str,
+    reconciled: Option<&Reconciled>,
 ) -> Result<String, Transient> {
     let record_key = archive::event_record_key(&env.provider, &env.body_sha256);
     if store.exists(&record_key).await? {
-        tracing::info!(event_id = %env.event_id, key = %record_key, "raw event already archived");
-        return Ok(record_key);
+        let replace = reconciled.is_none() && held_is_reconciled(store, &record_key).await?;
+        if !replace {
+            tracing::info!(event_id = %env.event_id, key = %record_key, "raw event already archived");
+            return Ok(record_key);
+        }
+        tracing::info!(event_id = %env.event_id, key = %record_key, "the signed event has the bytes of a reconciled one: its evidence replaces the fetch's");
     }
     let body_key = archive::event_body_key(&env.provider, &env.body_sha256);
     let content_type = env
@@ -169,6 +189,7 @@ pub async fn keep(
         message_id: message_id.to_owned(),
         archived_at: now_rfc3339(),
         trace_id: env.trace_id.clone(),
+        reconciled: reconciled.cloned(),
     };
     // Last: event.json's presence means the raw event is archived.
     store.put_json(&record_key, &record).await?;

@@ -9,14 +9,21 @@
 //! when another write raced). On either, the state is read again and the rule applied
 //! again, so of two Lambdas racing on one prediction exactly one event wins.
 //!
+//! A reconciled event (issue 23: fetched from the provider's API by the reconciler) and a
+//! signed webhook of the same terminal status corroborate each other
+//! (`Transition::Corroborating`): the second archives nothing; when it is the signed one,
+//! it is written as the state's event (status unchanged, `reconciled` false), under the
+//! same conditional write, so the state's evidence is the signature whenever there is one.
+//!
 //! A prediction archived before `state.json` existed, or whose `state.json` does not
 //! parse, has the state its archive implies ([`implied`]): its manifest (`succeeded`), or
 //! its `failure.json` (the status it records), set by the raw event they name.
 
 use hookvault_core::archive;
+use hookvault_core::envelope::RECONCILED_SUFFIX;
 use hookvault_core::event::{Prediction, PredictionStatus};
 use hookvault_core::records::{FailureRecord, Manifest};
-use hookvault_core::state::{transition, StateRecord, Transition};
+use hookvault_core::state::{transition_from, Origin, StateRecord, Transition};
 
 use crate::outcome::Transient;
 use crate::store::{now_rfc3339, Condition, Put, Store};
@@ -36,6 +43,35 @@ pub(crate) struct Incoming<'a> {
     pub body_sha256: &'a str,
     /// The key of its `event.json`.
     pub raw_event: &'a str,
+    /// Signed, or fetched by the reconciler.
+    pub origin: Origin,
+}
+
+/// The state record to write for `ev` (prediction `p`) after `t`: the event itself when it
+/// moves the state forward, or when it is a signed event corroborating a reconciled state
+/// (it replaces it as the evidence, same status); `None` when nothing is to be written.
+/// `now` is the `updated_at`.
+pub(crate) fn record_for(
+    p: &Prediction,
+    ev: &Incoming<'_>,
+    t: &Transition,
+    now: String,
+) -> Option<StateRecord> {
+    let write = match t {
+        Transition::Advance => true,
+        Transition::Corroborating { prefer, .. } => *prefer,
+        _ => false,
+    };
+    write.then(|| StateRecord {
+        id: p.id.clone(),
+        status: p.status.as_str().to_owned(),
+        terminal: p.status.is_terminal(),
+        event_id: ev.event_id.to_owned(),
+        body_sha256: ev.body_sha256.to_owned(),
+        raw_event: Some(ev.raw_event.to_owned()),
+        updated_at: now,
+        reconciled: ev.origin == Origin::Reconciled,
+    })
 }
 
 /// The state at `key` and its ETag; `None` when there is none. A record that
@@ -101,6 +137,8 @@ pub(crate) async fn implied(store: &Store, id: &str) -> Result<Option<StateRecor
             id: id.to_owned(),
             status: status.to_owned(),
             terminal: PredictionStatus::from(status).is_terminal(),
+            // A manifest or failure written for a reconciled event names its event id.
+            reconciled: event_id.ends_with(RECONCILED_SUFFIX),
             event_id,
             body_sha256: digest_of(raw_event.as_deref()),
             raw_event,
@@ -143,18 +181,9 @@ pub(crate) async fn settle(
             .as_ref()
             .and_then(|(r, _)| r.as_ref())
             .or(implied_state.as_ref());
-        let t = transition(held, &p.status, ev.body_sha256);
-        if t != Transition::Advance {
+        let t = transition_from(held, &p.status, ev.body_sha256, ev.origin);
+        let Some(record) = record_for(p, &ev, &t, now_rfc3339()) else {
             return Ok(t);
-        }
-        let record = StateRecord {
-            id: p.id.clone(),
-            status: p.status.as_str().to_owned(),
-            terminal: p.status.is_terminal(),
-            event_id: ev.event_id.to_owned(),
-            body_sha256: ev.body_sha256.to_owned(),
-            raw_event: Some(ev.raw_event.to_owned()),
-            updated_at: now_rfc3339(),
         };
         let body = serde_json::to_vec(&record).map_err(|e| Transient(e.to_string()))?;
         let condition = match &current {
@@ -171,7 +200,7 @@ pub(crate) async fn settle(
             )
             .await?
         {
-            Put::Written => return Ok(Transition::Advance),
+            Put::Written => return Ok(t),
             Put::ConditionFailed => {
                 tracing::info!(prediction = %p.id, "state changed while this event was settled; reading it again");
             }
@@ -181,4 +210,83 @@ pub(crate) async fn settle(
         "state of {} kept changing over {RACE_ATTEMPTS} conditional writes",
         p.id
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(status: &str) -> Prediction {
+        serde_json::from_value(serde_json::json!({"id": "pred_1", "status": status}))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn incoming(origin: Origin, sha: &'static str) -> Incoming<'static> {
+        Incoming {
+            event_id: if origin == Origin::Signed {
+                "skytells:pred_1:succeeded"
+            } else {
+                "skytells:pred_1:succeeded:reconciled"
+            },
+            body_sha256: sha,
+            raw_event: "events/skytells/x/event.json",
+            origin,
+        }
+    }
+
+    /// The archiver's side of the rule, for the pairs of one terminal status: what it
+    /// writes as the state (the first event, and a signed one over a reconciled one),
+    /// never a second archive.
+    #[test]
+    fn a_signed_event_replaces_a_reconciled_state_and_nothing_else_is_rewritten() {
+        let p = prediction("succeeded");
+        let now = || "2026-12-06T00:00:00Z".to_owned();
+        // The reconciled event comes first: it is the state, marked reconciled.
+        let first = incoming(Origin::Reconciled, "a");
+        let t = transition_from(None, &p.status, first.body_sha256, first.origin);
+        assert_eq!(t, Transition::Advance);
+        let held = record_for(&p, &first, &t, now()).unwrap_or_else(|| panic!("written"));
+        assert!(held.reconciled && held.terminal);
+        // The signed webhook then: corroborates, and becomes the state's evidence.
+        let signed = incoming(Origin::Signed, "b");
+        let t = transition_from(Some(&held), &p.status, signed.body_sha256, signed.origin);
+        assert!(
+            matches!(t, Transition::Corroborating { prefer: true, .. }),
+            "{t:?}"
+        );
+        let replaced = record_for(&p, &signed, &t, now()).unwrap_or_else(|| panic!("written"));
+        assert_eq!(
+            (
+                replaced.event_id.as_str(),
+                replaced.reconciled,
+                replaced.status.as_str()
+            ),
+            ("skytells:pred_1:succeeded", false, "succeeded")
+        );
+        // A late reconciled answer after that writes nothing, nor does a redelivery.
+        let late = incoming(Origin::Reconciled, "c");
+        let t = transition_from(Some(&replaced), &p.status, late.body_sha256, late.origin);
+        assert!(
+            matches!(t, Transition::Corroborating { prefer: false, .. }),
+            "{t:?}"
+        );
+        assert_eq!(record_for(&p, &late, &t, now()), None);
+        let t = transition_from(Some(&replaced), &p.status, "b", Origin::Signed);
+        assert_eq!(t, Transition::Same);
+        assert_eq!(record_for(&p, &signed, &t, now()), None);
+        // Two signed bodies still conflict, and nothing is written.
+        let other = incoming(Origin::Signed, "d");
+        let t = transition_from(Some(&replaced), &p.status, other.body_sha256, other.origin);
+        assert!(matches!(t, Transition::Conflicting { .. }), "{t:?}");
+        assert_eq!(record_for(&p, &other, &t, now()), None);
+    }
+
+    #[test]
+    fn a_raw_event_key_names_its_digest() {
+        assert_eq!(
+            digest_of(Some("events/skytells/abc/event.json")),
+            "abc".to_owned()
+        );
+        assert_eq!(digest_of(None), String::new());
+    }
 }

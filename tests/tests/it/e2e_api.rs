@@ -425,6 +425,7 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         message_id: "m".into(),
         archived_at: "2026-11-25T00:00:00Z".into(),
         trace_id: None,
+        reconciled: None,
     };
     put(&body_key, raw.clone()).await.unwrap();
     put(
@@ -610,6 +611,7 @@ async fn the_archive_status_comes_with_presigned_urls_that_serve_the_outputs() {
         body_sha256: sha.clone(),
         raw_event: Some(event_key.clone()),
         updated_at: "2026-11-25T00:00:01Z".into(),
+        reconciled: false,
     };
     put(
         "predictions/pred_9/state.json",
