@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use hookvault_aws::secrets::{SecretCache, SecretError};
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::s3::secrets_client;
+use hookvault_localstack::stack::LocalStack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_serves_within_its_ttl_and_rereads_on_refresh_or_expiry() {
-    let moto = Moto::start(None).await.unwrap();
-    let sm = secrets_client(&moto.endpoint);
+    let stack = LocalStack::builder().start().await.unwrap();
+    let sm = stack.secrets.clone();
     sm.create_secret()
         .name("provider/api-key")
         .secret_string("key-v1")

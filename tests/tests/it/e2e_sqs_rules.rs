@@ -7,8 +7,8 @@
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use hookvault_localstack::moto::Moto;
 use hookvault_localstack::sqs;
+use hookvault_localstack::stack::LocalStack;
 
 const MIB: usize = 1_048_576;
 const CONTENTS: &str = "InvalidMessageContents";
@@ -47,9 +47,8 @@ fn refused(code: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_message_refuses_what_sqs_refuses() {
-    let moto = Moto::start(None).await.unwrap();
-    let client = sqs::client(&moto.endpoint);
-    let queue = sqs::create_queue(&client, "rules").await.unwrap();
+    let stack = LocalStack::builder().queue("rules").start().await.unwrap();
+    let (client, queue) = (stack.sqs.clone(), stack.queue_url().unwrap().to_owned());
 
     // Characters: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF only.
     let allowed = "tab\t LF\n CR\r U+FFFD \u{FFFD} é 中 \u{1F600} \u{10FFFF}";
@@ -120,9 +119,12 @@ async fn send_message_refuses_what_sqs_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_message_batch_judges_each_entry_alone() {
-    let moto = Moto::start(None).await.unwrap();
-    let client = sqs::client(&moto.endpoint);
-    let queue = sqs::create_queue(&client, "rules-batch").await.unwrap();
+    let stack = LocalStack::builder()
+        .queue("rules-batch")
+        .start()
+        .await
+        .unwrap();
+    let (client, queue) = (stack.sqs.clone(), stack.queue_url().unwrap().to_owned());
     client
         .set_queue_attributes()
         .queue_url(&queue)
@@ -187,9 +189,12 @@ async fn send_message_batch_judges_each_entry_alone() {
 /// implementation, here moto's, can check that.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archiver_fixture_s_md5s_are_the_ones_sqs_computes() {
-    let moto = Moto::start(None).await.unwrap();
-    let client = sqs::client(&moto.endpoint);
-    let queue = sqs::create_queue(&client, "fixture-md5").await.unwrap();
+    let stack = LocalStack::builder()
+        .queue("fixture-md5")
+        .start()
+        .await
+        .unwrap();
+    let (client, queue) = (stack.sqs.clone(), stack.queue_url().unwrap().to_owned());
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("../../../events/archiver/sqs-batch.json")).unwrap();
     let records = fixture["Records"].as_array().unwrap();
