@@ -12,6 +12,12 @@
 //! | `MAX_REQUEST_BYTES` | 262144 | largest request body accepted |
 //! | `HTTP_TIMEOUT_MS` | 10000 | per attempt, for the provider |
 //! | `PROVIDER_DIALECT` | `current` | the shape of the provider calls: `current`, `course` or `legacy` ([`Dialect`]) |
+//! | `CHECK_QUEUE_URL` | unset | the reconciler's check queue (issue 23): each accepted prediction gets a check message there ([`hookvault_core::reconcile::Check`]); unset, no checks are scheduled (logged once at start) |
+//! | `CHECK_FIRST_DELAY_SECS` | 30 | `DelaySeconds` of that first check, 0 to 900 (SQS's largest delay) |
+//!
+//! The provider's name in the ledger and the checks ([`ApiConfig::provider`]) is the last
+//! path segment of `EDGE_WEBHOOK_URL` (`/webhooks/{provider}`, the edge's route: the
+//! `provider` its envelopes carry), `skytells` when that segment is not a provider name.
 
 use std::time::Duration;
 
@@ -42,6 +48,33 @@ pub struct ApiConfig {
     pub http_timeout: Duration,
     /// The shape of the provider calls (`PROVIDER_DIALECT`).
     pub provider_dialect: Dialect,
+    /// The reconciler's check queue (`CHECK_QUEUE_URL`); `None`: no checks.
+    pub check_queue_url: Option<String>,
+    /// The first check's `DelaySeconds` (`CHECK_FIRST_DELAY_SECS`), 0 to 900.
+    pub check_first_delay_secs: u64,
+}
+
+/// The provider name in an edge webhook URL: its last path segment when it is one
+/// ([`hookvault_core::reconcile::is_provider_name`]), else `skytells`.
+pub fn provider_of(edge_webhook_url: &str) -> String {
+    let path = edge_webhook_url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    path.rsplit('/')
+        .next()
+        .filter(|s| hookvault_core::reconcile::is_provider_name(s))
+        .unwrap_or("skytells")
+        .to_owned()
+}
+
+impl ApiConfig {
+    /// The provider's name as the edge's route names it ([`provider_of`]
+    /// `EDGE_WEBHOOK_URL`): the ledger's and the checks' `provider`.
+    pub fn provider(&self) -> String {
+        provider_of(&self.edge_webhook_url)
+    }
 }
 
 /// `PROVIDER_DIALECT`'s value (`None` when unset or empty): the current reference by
@@ -53,6 +86,17 @@ pub fn dialect(value: Option<&str>) -> Result<Dialect, EnvError> {
             expected: "current (the provider's API reference), course or legacy",
         })
     })
+}
+
+/// `CHECK_FIRST_DELAY_SECS` checked: SQS takes 0 to 900 seconds.
+fn first_delay(secs: u64) -> Result<u64, EnvError> {
+    if secs > hookvault_core::reconcile::MAX_SQS_DELAY_SECS {
+        return Err(EnvError::Invalid {
+            name: "CHECK_FIRST_DELAY_SECS".into(),
+            expected: "0 to 900 seconds (SQS's largest DelaySeconds)",
+        });
+    }
+    Ok(secs)
 }
 
 impl ApiConfig {
@@ -86,6 +130,8 @@ impl ApiConfig {
             max_request_bytes: env::positive("MAX_REQUEST_BYTES", 256 * 1024)?,
             http_timeout: Duration::from_millis(env::positive("HTTP_TIMEOUT_MS", 10_000u64)?),
             provider_dialect: dialect(env::optional("PROVIDER_DIALECT").as_deref())?,
+            check_queue_url: env::optional("CHECK_QUEUE_URL"),
+            check_first_delay_secs: first_delay(env::number("CHECK_FIRST_DELAY_SECS", 30)?)?,
         })
     }
 }
@@ -93,6 +139,19 @@ impl ApiConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_provider_is_the_edges_route_segment() {
+        assert_eq!(
+            provider_of("https://edge.example.com/webhooks/skytells"),
+            "skytells"
+        );
+        assert_eq!(provider_of("https://e/webhooks/sky-2/?x=1"), "sky-2");
+        assert_eq!(provider_of("https://e/"), "e");
+        assert_eq!(provider_of("https://e/webhooks/a%20b"), "skytells");
+        assert_eq!(first_delay(900), Ok(900));
+        assert!(first_delay(901).is_err());
+    }
 
     #[test]
     fn the_dialect_defaults_to_the_current_reference_and_unknown_names_are_refused() {

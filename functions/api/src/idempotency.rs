@@ -103,12 +103,18 @@ impl Api {
             s3: &self.s3,
             bucket: &self.cfg.bucket,
         };
+        let scope = Scope::new(caller, key);
+        let who = crate::ledger::Submitter {
+            caller,
+            idempotency_scope: Some(&scope.key_sha256),
+        };
+        let who = &who;
         Flow::new(&store)
             .run(
-                &Scope::new(caller, key),
+                &scope,
                 &sha256_hex(body),
                 deadline,
-                |provider_key| async move { self.submit(req, &provider_key, deadline).await },
+                |provider_key| async move { self.submit(req, &provider_key, who, deadline).await },
             )
             .await
     }

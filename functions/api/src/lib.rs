@@ -9,7 +9,9 @@
 //!
 //! Every route needs `Authorization: Bearer <key>` ([`auth`]). Errors are JSON
 //! `{"error": code, "message": …}` ([`error`]). One JSON log line per request.
-//! `POST /predictions` honours the caller's `Idempotency-Key` ([`idempotency`]).
+//! `POST /predictions` honours the caller's `Idempotency-Key` ([`idempotency`]), and
+//! records each accepted prediction in the ledger and schedules its first reconciliation
+//! check before it answers ([`ledger`], issue 23).
 #![deny(clippy::all)]
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod config;
 pub mod dialect;
 pub mod error;
 pub mod idempotency;
+pub mod ledger;
 pub mod request;
 pub mod status;
 pub mod submit;
@@ -41,6 +44,8 @@ pub struct Api {
     pub s3: aws_sdk_s3::Client,
     /// Calls to the provider.
     pub http: reqwest::Client,
+    /// The reconciler's check queue (`CHECK_QUEUE_URL`), when set ([`Api::with_check_queue`]).
+    pub checks: Option<ledger::SqsCheckQueue>,
 }
 
 /// An answer: status, extra headers, JSON body.
@@ -83,7 +88,26 @@ impl Api {
             http: hookvault_aws::http::client(cfg.http_timeout),
             s3,
             cfg,
+            checks: None,
         }
+    }
+
+    /// Sends each accepted prediction's first check to `CHECK_QUEUE_URL` through `sqs`
+    /// ([`ledger`]); without a check queue configured, logs once that no checks are
+    /// scheduled and leaves the api as it is.
+    pub fn with_check_queue(mut self, sqs: aws_sdk_sqs::Client) -> Self {
+        match &self.cfg.check_queue_url {
+            Some(url) => {
+                self.checks = Some(ledger::SqsCheckQueue {
+                    client: sqs,
+                    queue_url: url.clone(),
+                })
+            }
+            None => tracing::warn!(
+                "CHECK_QUEUE_URL is not set: no reconciliation checks are scheduled for submitted predictions"
+            ),
+        }
+        self
     }
 
     /// Answers one request. `idempotency_keys` are the values of its `Idempotency-Key`
@@ -170,7 +194,11 @@ impl Api {
                 let req = submit::parse(body)?;
                 match key {
                     None => {
-                        self.submit(&req, &submit::fresh_provider_key(), deadline)
+                        let who = ledger::Submitter {
+                            caller: &caller,
+                            idempotency_scope: None,
+                        };
+                        self.submit(&req, &submit::fresh_provider_key(), &who, deadline)
                             .await
                     }
                     Some(key) => self.submit_once(&caller, &key, &req, body, deadline).await,

@@ -18,7 +18,8 @@ async fn main() -> Result<(), Error> {
         cfg,
         hookvault_aws::clients::secrets_manager()?,
         hookvault_aws::clients::s3()?,
-    );
+    )
+    .with_check_queue(hookvault_aws::clients::sqs()?);
     let api = &api;
     lambda_http::run(service_fn(move |req: Request| async move {
         let deadline = hookvault_aws::deadline(

@@ -24,6 +24,8 @@ use serde_json::Value;
 
 use crate::dialect::provider_request;
 use crate::error::ApiError;
+use crate::idempotency::store::S3Store;
+use crate::ledger::{self, Submitter};
 use crate::{Api, Reply};
 
 /// Longest model id accepted.
@@ -165,21 +167,44 @@ pub fn fresh_provider_key() -> String {
 
 /// The provider API key from its secret's value.
 fn api_key(value: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(value).ok()?;
-    v.get("api_key")?.as_str().map(str::to_owned)
+    hookvault_core::reconcile::provider_api_key(value)
 }
 
 impl Api {
     /// Submits the checked request `req` with `provider_key` as the provider's
     /// `Idempotency-Key`; `Ok` is the answer to give: 201 with the provider's prediction
-    /// and `Location: /predictions/{id}`.
+    /// and `Location: /predictions/{id}`. Before answering, the prediction is recorded in
+    /// the ledger and its first check scheduled ([`crate::ledger`], for `who`).
     pub async fn submit(
         &self,
         req: &SubmitRequest,
         provider_key: &str,
+        who: &Submitter<'_>,
         deadline: Option<Instant>,
     ) -> Result<Reply, ApiError> {
         let prediction = self.create(req, provider_key, deadline).await?;
+        if let Some(id) = prediction["id"].as_str() {
+            let now_ms = hookvault_core::time::unix_now().saturating_mul(1000);
+            let entry = ledger::submission(
+                &self.cfg.provider(),
+                id,
+                &req.model_id,
+                hookvault_core::time::unix_now(),
+                who,
+            );
+            let store = S3Store {
+                s3: &self.s3,
+                bucket: &self.cfg.bucket,
+            };
+            ledger::after_submit(
+                &store,
+                self.checks.as_ref(),
+                &entry,
+                now_ms,
+                self.cfg.check_first_delay_secs,
+            )
+            .await;
+        }
         let location = prediction["id"]
             .as_str()
             .map(|i| ("location".to_owned(), format!("/predictions/{i}")));

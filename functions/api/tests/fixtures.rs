@@ -42,6 +42,8 @@ fn api() -> Api {
         max_request_bytes: 256 * 1024,
         http_timeout: Duration::from_secs(1),
         provider_dialect: hookvault_api::Dialect::default(),
+        check_queue_url: None,
+        check_first_delay_secs: 30,
     };
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()

@@ -29,6 +29,8 @@ const ALL: &[&str] = &[
     "MAX_REQUEST_BYTES",
     "HTTP_TIMEOUT_MS",
     "PROVIDER_DIALECT",
+    "CHECK_QUEUE_URL",
+    "CHECK_FIRST_DELAY_SECS",
 ];
 
 /// The config read with `BASE` and `over` (a value of "" unsets the variable).
@@ -55,6 +57,9 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
     assert_eq!(c.http_timeout, Duration::from_millis(10_000));
     assert_eq!(c.cache_ttl, Duration::from_secs(300));
     assert_eq!(c.max_request_bytes, 256 * 1024);
+    assert_eq!(c.check_queue_url, None, "no check queue: no checks");
+    assert_eq!(c.check_first_delay_secs, 30);
+    assert_eq!(c.provider(), "skytells");
 
     // Each setting away from its default is read.
     let c = read(&[
@@ -64,8 +69,18 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
         ("API_KEY_CACHE_TTL_SECS", "5"),
         ("MAX_REQUEST_BYTES", "1024"),
         ("PROVIDER_DIALECT", "legacy"),
+        (
+            "CHECK_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/1/hookvault-checks",
+        ),
+        ("CHECK_FIRST_DELAY_SECS", "0"),
     ])
     .unwrap();
+    assert_eq!(
+        c.check_queue_url.as_deref(),
+        Some("https://sqs.eu-west-1.amazonaws.com/1/hookvault-checks")
+    );
+    assert_eq!(c.check_first_delay_secs, 0);
     assert_eq!(
         c.provider_api_url, "http://127.0.0.1:9",
         "the trailing / is dropped"
@@ -120,6 +135,14 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
         (
             &[("API_KEY_CACHE_TTL_SECS", "-5")],
             "API_KEY_CACHE_TTL_SECS is invalid: expected a number",
+        ),
+        (
+            &[("CHECK_FIRST_DELAY_SECS", "901")],
+            "CHECK_FIRST_DELAY_SECS is invalid: expected 0 to 900 seconds",
+        ),
+        (
+            &[("CHECK_FIRST_DELAY_SECS", "-1")],
+            "CHECK_FIRST_DELAY_SECS is invalid: expected a number",
         ),
         (
             &[("PROVIDER_DIALECT", "v2")],
