@@ -246,7 +246,7 @@ async fn every_bad_input_gets_its_documented_status_and_nothing_is_queued() {
     }
     // A chunked body (no Content-Length) over the cap is cut off while streaming.
     assert_eq!(
-        chunked_post(&stack.edge.url, "/webhooks/skytells", 9, 1024).await,
+        chunked_post(&stack.edge().url, "/webhooks/skytells", 9, 1024).await,
         413
     );
     let resp = stack.get("/webhooks/skytells").await;
@@ -402,7 +402,7 @@ async fn assert_spooled(stack: &Stack, what: &str, answer: &Value, body: &[u8]) 
         "{what}: the exact bytes"
     );
     assert_eq!(answer["event_id"], envelope.event_id.as_str(), "{what}");
-    let logs = stack.edge.logs();
+    let logs = stack.edge().logs();
     assert!(
         logs.contains(&format!("\"spooled\":\"{key}\"")),
         "{what}: the edge logs the spool key:\n{logs}"
@@ -641,7 +641,7 @@ async fn a_throttled_send_message_is_retried_within_the_request() {
         bodies.iter().all(|b| *b == bodies[0]),
         "the same bytes each time"
     );
-    let logs = stack.edge.logs();
+    let logs = stack.edge().logs();
     assert!(logs.contains("\"sqs_attempts\":4"), "{logs}");
     sqs_task.abort();
     drop(stack);
@@ -804,7 +804,7 @@ async fn one_json_log_line_per_request_and_never_a_secret() {
         .await;
     stack.get("/nowhere").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let logs = stack.edge.logs();
+    let logs = stack.edge().logs();
     let lines: Vec<Value> = logs
         .lines()
         .filter_map(|l| l.find('{').map(|i| &l[i..]))
@@ -868,7 +868,7 @@ async fn after_a_panic_the_next_request_is_served_by_a_fresh_instance() {
     }
     assert_eq!(stack.drain().await.len(), 2);
     assert!(
-        stack.edge.logs().contains("the test build's panic route"),
+        stack.edge().logs().contains("the test build's panic route"),
         "the panic is logged"
     );
 }
@@ -930,7 +930,7 @@ async fn when_webcrypto_fails_the_rust_hashes_take_over_and_nothing_is_lost() {
             .unwrap_or_else(|| panic!("no message for {key}"));
         assert_eq!(env.inline_body(), Some(body.as_slice()));
     }
-    let logs = stack.edge.logs();
+    let logs = stack.edge().logs();
     let failures: Vec<Value> = logs
         .lines()
         .filter_map(|l| l.find('{').map(|i| &l[i..]))
@@ -1065,7 +1065,7 @@ async fn a_senders_valid_traceparent_is_the_events_trace_id_end_to_end() {
     assert_eq!(claim_checked.trace_id.as_deref(), Some(big_trace));
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let lines = log_lines(&stack.edge.logs());
+    let lines = log_lines(&stack.edge().logs());
     let line = lines
         .iter()
         .find(|v| v["msg"] == "request" && v["event_id"] == event_id.as_str())
@@ -1130,7 +1130,7 @@ async fn without_a_valid_traceparent_each_request_gets_a_fresh_trace_id() {
     assert_eq!(status, 401);
     let refused_trace = traced(&answer);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let lines = log_lines(&stack.edge.logs());
+    let lines = log_lines(&stack.edge().logs());
     assert!(
         lines
             .iter()

@@ -45,8 +45,9 @@ impl Rig {
         secret: &str,
         configure: impl FnOnce(&mut ArchiverConfig),
     ) -> Rig {
-        let stack = Stack::start(queue, &[("WEBHOOK_SECRETS", secret.to_owned())]).await;
-        let cdn = Provider::start().await.unwrap();
+        let builder = Stack::builder(queue, &[("WEBHOOK_SECRETS", secret.to_owned())]);
+        let mut stack = Stack::from_builder(builder.provider()).await;
+        let cdn = stack.local.provider.take().unwrap();
         let cfg = ArchiverConfig {
             bucket: BUCKET.to_owned(),
             guard: UrlGuard::new(["127.0.0.1"])
@@ -461,7 +462,7 @@ async fn a_claim_check_is_answered_only_once_s3_and_sqs_both_took_it() {
     assert!(failed.is_empty());
     assert_eq!(envelopes.len(), 1);
     rig.assert_raw_event_kept(&body, "claim-checked").await;
-    let logs = rig.stack.edge.logs();
+    let logs = rig.stack.edge().logs();
     assert!(
         logs.contains(&format!("\"claim_check\":\"raw/{sha}\"")),
         "the edge logs the claim check:\n{logs}"

@@ -7,55 +7,50 @@ use std::time::{Duration, Instant};
 
 use hookvault_core::records::{IndexEntry, Manifest};
 use hookvault_core::Scheme;
-use hookvault_localstack::lambda::{archiver_env, LambdaFunction};
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::poller::{create_with_dlq, Poller};
+use hookvault_localstack::lambda::LambdaFunction;
+use hookvault_localstack::poller::Poller;
 use hookvault_localstack::provider::Provider;
-use hookvault_localstack::workerd::Edge;
-use hookvault_localstack::{operator, s3, sqs};
+use hookvault_localstack::stack::LocalStack;
+use hookvault_localstack::{operator, s3};
 use serde_json::Value;
 
-use crate::utils::{bindings, now, sign};
+use crate::utils::{now, sign};
 
 const SECRET: &str = "operations-secret";
 
 struct Ops {
-    moto: Moto,
-    sqs: aws_sdk_sqs::Client,
-    s3: aws_sdk_s3::Client,
+    stack: LocalStack,
     queue: String,
     dlq: String,
-    edge: Edge,
     cdn: Provider,
+}
+
+impl std::ops::Deref for Ops {
+    type Target = LocalStack;
+    fn deref(&self) -> &LocalStack {
+        &self.stack
+    }
 }
 
 impl Ops {
     async fn start(max_receives: u32) -> Ops {
-        let moto = Moto::start(None).await.unwrap();
-        let sqs = sqs::client(&moto.endpoint);
-        let s3 = s3::client(&moto.endpoint);
-        s3::create_bucket(&s3, "archive").await.unwrap();
-        // Versioned, so "archived once" is countable: one version per manifest.
-        operator::enable_versioning(&s3, "archive").await.unwrap();
-        let (queue, dlq) = create_with_dlq(&sqs, "events", max_receives).await.unwrap();
-        let cdn = Provider::start().await.unwrap();
-        let edge = Edge::start(
-            &bindings(
-                &moto.endpoint,
-                &queue,
-                &[("WEBHOOK_SECRETS", SECRET.to_owned())],
-            ),
-            None,
-        )
-        .await
-        .unwrap();
+        let mut stack = LocalStack::builder()
+            .queue_with_dlq("events", max_receives)
+            // Versioned, so "archived once" is countable: one version per manifest.
+            .bucket("archive")
+            .versioned()
+            .provider()
+            .edge_var("WEBHOOK_SECRETS", SECRET)
+            .start()
+            .await
+            .unwrap();
+        let queue = stack.queue_url().unwrap().to_owned();
+        let dlq = stack.dlq_url().unwrap().to_owned();
+        let cdn = stack.provider.take().unwrap();
         Ops {
-            moto,
-            sqs,
-            s3,
+            stack,
             queue,
             dlq,
-            edge,
             cdn,
         }
     }
@@ -68,10 +63,7 @@ impl Ops {
             ("METRICS_NAMESPACE", "hookvault/e2e"),
         ];
         vars.extend_from_slice(extra);
-        let env = archiver_env(&self.moto.endpoint, "archive", &vars);
-        LambdaFunction::start("functions/archiver", "archiver", &env)
-            .await
-            .unwrap()
+        self.stack.start_archiver(&vars).await.unwrap()
     }
 
     /// POSTs a signed prediction webhook to the edge; 202 expected.
@@ -85,7 +77,7 @@ impl Ops {
         let body = body.to_vec();
         let id = String::from_utf8_lossy(&body).into_owned();
         let mut req = reqwest::Client::new()
-            .post(format!("{}/webhooks/skytells", self.edge.url))
+            .post(format!("{}/webhooks/skytells", self.edge().unwrap().url))
             .body(body.clone());
         for (k, v) in sign(Scheme::Skytells, SECRET, &body, now()) {
             req = req.header(k, v);

@@ -5,45 +5,33 @@ use std::time::{Duration, Instant};
 
 use hookvault_core::records::Manifest;
 use hookvault_core::Scheme;
-use hookvault_localstack::lambda::LambdaFunction;
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::poller::{create_with_dlq, Poller};
-use hookvault_localstack::provider::{content_sha256, Provider};
-use hookvault_localstack::workerd::Edge;
+use hookvault_localstack::poller::Poller;
+use hookvault_localstack::provider::content_sha256;
+use hookvault_localstack::stack::LocalStack;
 use hookvault_localstack::{s3, sqs};
 
-use crate::utils::{bindings, now, sign};
+use crate::utils::{now, sign};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_ends_archived_and_a_poison_message_ends_in_the_dlq() {
-    let moto = Moto::start(None).await.unwrap();
-    let sqs_client = sqs::client(&moto.endpoint);
-    let s3_client = s3::client(&moto.endpoint);
-    s3::create_bucket(&s3_client, "archive").await.unwrap();
-    let (queue, dlq) = create_with_dlq(&sqs_client, "events", 2).await.unwrap();
-    let cdn = Provider::start().await.unwrap();
-    let edge = Edge::start(
-        &bindings(
-            &moto.endpoint,
-            &queue,
-            &[("WEBHOOK_SECRETS", "pipeline-secret".to_owned())],
-        ),
-        None,
-    )
-    .await
-    .unwrap();
-    let env = hookvault_localstack::lambda::archiver_env(
-        &moto.endpoint,
-        "archive",
-        &[
+    let mut stack = LocalStack::builder()
+        .bucket("archive")
+        .queue_with_dlq("events", 2)
+        .provider()
+        .edge_var("WEBHOOK_SECRETS", "pipeline-secret")
+        .archiver(&[
             ("DOWNLOAD_ALLOWED_HOSTS", "127.0.0.1,cdn.skytells.ai"),
             ("UPLOAD_PART_BYTES", "5242880"),
             ("DOWNLOAD_READ_TIMEOUT_MS", "2000"),
-        ],
-    );
-    let archiver = LambdaFunction::start("functions/archiver", "archiver", &env)
+        ])
+        .start()
         .await
         .unwrap();
+    let (sqs_client, s3_client) = (stack.sqs.clone(), stack.s3.clone());
+    let queue = stack.queue_url().unwrap().to_owned();
+    let dlq = stack.dlq_url().unwrap().to_owned();
+    let archiver = stack.archiver.take().unwrap();
+    let (cdn, edge) = (stack.provider().unwrap(), stack.edge().unwrap());
 
     let size = 6 * 1024 * 1024 + 7;
     let good = format!(

@@ -5,17 +5,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hookvault_core::Scheme;
 use std::path::Path;
 
-use hookvault_localstack::moto::Moto;
-use hookvault_localstack::workerd::{Edge, RUST_EDGE_MODULES};
-use hookvault_localstack::{paths, s3, sqs};
+use hookvault_localstack::stack::{LocalStack, LocalStackBuilder};
+use hookvault_localstack::workerd::Edge;
 
+/// The stack most edge tests use: a [`LocalStack`] with a queue, the bucket [`BUCKET`]
+/// and the edge, whose helpers fail the test where [`LocalStack`]'s return an error. The
+/// rest of the [`LocalStack`] (moto, the clients) is reached through `Deref`.
 pub struct Stack {
-    pub moto: Moto,
-    pub sqs: aws_sdk_sqs::Client,
-    pub s3: aws_sdk_s3::Client,
+    pub local: LocalStack,
+    /// The queue's URL (the edge's `SQS_QUEUE_URL`).
     pub queue_url: String,
-    pub edge: Edge,
-    pub http: reqwest::Client,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = LocalStack;
+    fn deref(&self) -> &LocalStack {
+        &self.local
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut LocalStack {
+        &mut self.local
+    }
 }
 
 pub fn now() -> i64 {
@@ -29,87 +41,61 @@ pub use hookvault_core::corpus::example_secret as secret;
 
 /// The bucket every test stack has: the claim check's (and the archive's, where a test
 /// archives).
-pub const BUCKET: &str = "archive";
-
-/// The edge's vars for the tests: the library's, with a short SQS timeout, a
-/// recognisable Retry-After, and the claim check to [`BUCKET`] (which the caller creates).
-pub fn bindings(
-    endpoint: &str,
-    queue_url: &str,
-    extra: &[(&str, String)],
-) -> Vec<(String, String)> {
-    let mut all = vec![
-        ("SQS_TIMEOUT_MS", "2000".to_owned()),
-        ("RETRY_AFTER_SECS", "7".to_owned()),
-        ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
-    ];
-    all.extend(extra.iter().cloned());
-    hookvault_localstack::workerd::local_bindings(endpoint, queue_url, &all)
-}
+pub use hookvault_localstack::stack::TEST_BUCKET as BUCKET;
 
 impl Stack {
+    /// The builder of [`Stack::start`]: moto, a queue named `queue`, the bucket
+    /// [`BUCKET`], and the edge configured with `extra`; add pieces before starting it
+    /// with [`Stack::from_builder`].
+    pub fn builder(queue: &str, extra: &[(&str, String)]) -> LocalStackBuilder {
+        LocalStack::builder()
+            .queue(queue)
+            .bucket(BUCKET)
+            .edge_vars(extra)
+    }
+
+    /// Starts `builder` (one from [`Stack::builder`]).
+    pub async fn from_builder(builder: LocalStackBuilder) -> Stack {
+        let local = builder.start().await.unwrap();
+        let queue_url = local.queue_url().unwrap().to_owned();
+        Stack { local, queue_url }
+    }
+
     /// moto, a queue named `queue`, the bucket [`BUCKET`], and the edge configured with
     /// `extra`.
     pub async fn start(queue: &str, extra: &[(&str, String)]) -> Stack {
-        Self::start_build(&paths::edge_build().unwrap(), queue, extra).await
+        Self::from_builder(Self::builder(queue, extra)).await
     }
 
     /// [`Stack::start`] with the edge built into `build` (e.g. the test build with a
     /// route that panics).
     pub async fn start_build(build: &Path, queue: &str, extra: &[(&str, String)]) -> Stack {
-        let moto = Moto::start(None).await.unwrap();
-        let sqs = sqs::client(&moto.endpoint);
-        let queue_url = sqs::create_queue(&sqs, queue).await.unwrap();
-        let s3 = s3::client(&moto.endpoint);
-        s3::create_bucket(&s3, BUCKET).await.unwrap();
-        let edge = Edge::start_modules(
-            build,
-            RUST_EDGE_MODULES,
-            &bindings(&moto.endpoint, &queue_url, extra),
-            None,
-        )
-        .await
-        .unwrap();
-        Stack {
-            moto,
-            sqs,
-            s3,
-            queue_url,
-            edge,
-            http: reqwest::Client::new(),
-        }
+        Self::from_builder(Self::builder(queue, extra).edge_build(build)).await
     }
 
+    /// The edge.
+    pub fn edge(&self) -> &Edge {
+        self.local.edge().unwrap()
+    }
+
+    /// A POST of `body` with `headers` to `path` on the edge: status, headers, text.
     pub async fn post(
         &self,
         path: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, String) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.edge.url))
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        (status, headers, resp.text().await.unwrap())
+        self.local.post(path, headers, body).await.unwrap()
     }
 
     /// A GET of `path` on the edge.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.edge.url))
-            .send()
-            .await
-            .unwrap()
+        self.local.get(path).await.unwrap()
     }
 
+    /// Every message on the queue, deleted.
     pub async fn drain(&self) -> Vec<aws_sdk_sqs::types::Message> {
-        sqs::drain(&self.sqs, &self.queue_url).await.unwrap()
+        self.local.drain().await.unwrap()
     }
 }
 
