@@ -13,11 +13,14 @@
 //! `hookvault-dev drill [--yes] [--serve]` runs the operations runbook (see `drill`);
 //! `hookvault-dev bench-latency` times provider POST → manifest against the output
 //! window (see `latency_bench`);
+//! `hookvault-dev soak [--n N] [--rate R] …` sends N signed webhooks through the live
+//! local stack while faults are injected, and prints what was lost (see `soak`);
 //! `hookvault-dev sqs-sink` runs the edge benchmark's instant SQS sink alone (for
 //! `scripts/profile-edge.sh webhook`).
 #![allow(clippy::print_stdout)]
 
 use hookvault_localstack::latency_bench;
+use hookvault_localstack::soak;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -368,6 +371,27 @@ async fn stoppable(
     }
 }
 
+/// The value after `name` in `args`, parsed; `None` when absent or unreadable.
+fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+/// `hookvault-dev soak`: the table, and a failure when anything was lost or archived
+/// twice (the table is printed either way).
+async fn soaked(o: soak::Options) -> Result<String, StackError> {
+    let r = soak::run(o).await?;
+    let table = r.table();
+    if r.tally.lost == 0 && r.tally.duplicates == 0 {
+        return Ok(table);
+    }
+    println!("{table}");
+    Err(StackError::Start(format!(
+        "soak: {} lost, {} duplicates",
+        r.tally.lost, r.tally.duplicates
+    )))
+}
+
 /// Prints a report, or the error; the exit code says which.
 fn report(r: Result<String, StackError>) -> ExitCode {
     match r {
@@ -422,6 +446,19 @@ async fn run() -> ExitCode {
     };
     match args.first().map(String::as_str) {
         Some("sqs-sink") => report(sqs_sink().await),
+        Some("soak") => {
+            let d = soak::Options::default();
+            let o = soak::Options {
+                n: flag(&args, "--n").unwrap_or(d.n),
+                rate: flag(&args, "--rate").unwrap_or(d.rate),
+                concurrency: flag(&args, "--concurrency").unwrap_or(d.concurrency).max(1),
+                visibility_secs: flag(&args, "--visibility-secs").unwrap_or(d.visibility_secs),
+                sweep_secs: flag(&args, "--sweep-secs").unwrap_or(d.sweep_secs).max(1),
+                settle_secs: flag(&args, "--settle-secs").unwrap_or(d.settle_secs),
+                output_bytes: flag(&args, "--output-kib").unwrap_or(d.output_bytes >> 10) << 10,
+            };
+            report(stoppable(false, soaked(o)).await)
+        }
         Some("demo") => {
             report(stoppable(serve, async { demo(serve).await.map(|()| String::new()) }).await)
         }
@@ -521,7 +558,7 @@ async fn run() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N] [--debug-archiver]"
+                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N] [--debug-archiver] | soak [--n 2000] [--rate 3] [--concurrency 4] [--visibility-secs 20] [--sweep-secs 60] [--settle-secs 600] [--output-kib 8]"
             );
             ExitCode::from(2)
         }

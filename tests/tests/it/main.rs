@@ -15,6 +15,7 @@ mod e2e_provider;
 mod e2e_rotation;
 mod e2e_rotation_platforms;
 mod e2e_secrets;
+mod e2e_soak;
 mod e2e_spool;
 mod e2e_sqs_rules;
 mod utils;
