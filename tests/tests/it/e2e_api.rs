@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use hookvault_core::provider_error::CODES;
 use hookvault_core::records::{EventRecord, FailureRecord, Manifest, OutputRecord};
 use hookvault_core::{KeySlot, Scheme};
-use hookvault_localstack::api::{api_env, create_api_secrets, start_api, CALLER_KEY, CALLER_KEY_2};
+use hookvault_localstack::api::{api_env, start_api, CALLER_KEY, CALLER_KEY_2};
 use hookvault_localstack::lambda::LambdaFunction;
 use hookvault_localstack::moto::Moto;
 use hookvault_localstack::provider::predictions::Dialect;
 use hookvault_localstack::provider::Provider;
 use hookvault_localstack::rotation::API_KEY_SECRET_ID;
-use hookvault_localstack::s3;
+use hookvault_localstack::stack::LocalStack;
 
 const BUCKET: &str = "hookvault-archive";
 const WEBHOOK_URL: &str = "https://edge.example.com/webhooks/skytells";
@@ -53,12 +53,21 @@ impl ApiStack {
         edge_label: Option<&str>,
         settings: &[(&str, &str)],
     ) -> ApiStack {
-        let moto = Moto::start(None).await.unwrap();
-        let s3c = s3::client(&moto.endpoint);
-        s3::create_bucket(&s3c, BUCKET).await.unwrap();
-        let sm = s3::secrets_client(&moto.endpoint);
-        create_api_secrets(&sm).await.unwrap();
-        let provider = Provider::start().await.unwrap();
+        let stack = LocalStack::builder()
+            .bucket(BUCKET)
+            .api_secrets()
+            .provider()
+            .start()
+            .await
+            .unwrap();
+        let LocalStack {
+            moto,
+            s3: s3c,
+            secrets: sm,
+            provider,
+            ..
+        } = stack;
+        let provider = provider.unwrap();
         let hook = edge_label.map_or(WEBHOOK_URL.to_owned(), |l| {
             format!("{}/edge/{l}", provider.url)
         });
@@ -1194,9 +1203,8 @@ async fn a_caller_may_send_model_and_input_or_model_id_and_inputs_and_mixes_are_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_s3_settles_conditional_writes_as_s3_does() {
-    let moto = Moto::start(None).await.unwrap();
-    let s3c = s3::client(&moto.endpoint);
-    s3::create_bucket(&s3c, BUCKET).await.unwrap();
+    let stack = LocalStack::builder().bucket(BUCKET).start().await.unwrap();
+    let s3c = stack.s3.clone();
     fn status<E>(
         e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     ) -> Option<u16> {

@@ -14,6 +14,7 @@ use hookvault_core::{KeySlot, Scheme, Verified};
 use hookvault_localstack::moto::Moto;
 use hookvault_localstack::provider::{content_sha256, Provider};
 use hookvault_localstack::s3;
+use hookvault_localstack::stack::{LocalStack, LocalStackBuilder, Queue};
 use serde_json::json;
 use sha2::Digest;
 
@@ -37,8 +38,13 @@ fn config() -> ArchiverConfig {
     }
 }
 
+/// moto with the bucket [`BUCKET`]: what every rig here starts from.
+fn moto_with_bucket() -> LocalStackBuilder {
+    LocalStack::builder().bucket(BUCKET)
+}
+
 struct Rig {
-    _moto: Moto,
+    _stack: LocalStack,
     s3: aws_sdk_s3::Client,
     cdn: Provider,
     archiver: Archiver,
@@ -46,10 +52,8 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Rig {
-        let moto = Moto::start(None).await.unwrap();
-        let s3 = s3::client(&moto.endpoint);
-        s3::create_bucket(&s3, BUCKET).await.unwrap();
-        let cdn = Provider::start().await.unwrap();
+        let mut stack = moto_with_bucket().provider().start().await.unwrap();
+        let (s3, cdn) = (stack.s3.clone(), stack.provider.take().unwrap());
         let archiver = Archiver::new(s3.clone(), config()).unwrap();
         let fast = RetryPolicy {
             base: Duration::from_millis(50),
@@ -60,7 +64,7 @@ impl Rig {
             .unwrap()
             .with_policy(fast);
         Rig {
-            _moto: moto,
+            _stack: stack,
             s3,
             cdn,
             archiver: archiver.with_downloader(downloader),
@@ -1192,31 +1196,31 @@ impl LambdaRig {
     /// `env` replaces the template's archiver settings where it names them.
     async fn start(env: &[(&str, &str)]) -> LambdaRig {
         let t = template_settings();
-        let moto = Moto::start(None).await.unwrap();
-        let s3 = s3::client(&moto.endpoint);
-        s3::create_bucket(&s3, BUCKET).await.unwrap();
-        let sqs = hookvault_localstack::sqs::client(&moto.endpoint);
-        let (queue, dlq) = hookvault_localstack::poller::create_with_dlq(
-            &sqs,
-            "events",
-            t.max_receive_count.parse().unwrap(),
-        )
-        .await
-        .unwrap();
         let mut vars = vec![
             ("MAX_RECEIVE_COUNT", t.max_receive_count.as_str()),
             ("OUTPUT_RETENTION_SECS", t.retention.as_str()),
             ("DOWNLOAD_RETRY_BUDGET_MS", t.retry_budget_ms.as_str()),
         ];
         vars.extend_from_slice(env);
-        let env = hookvault_localstack::lambda::archiver_env(&moto.endpoint, BUCKET, &vars);
-        let archiver = hookvault_localstack::lambda::LambdaFunction::start(
-            "functions/archiver",
-            "archiver",
-            &env,
-        )
-        .await
-        .unwrap();
+        let LocalStack {
+            moto,
+            s3,
+            sqs,
+            queues,
+            archiver,
+            ..
+        } = moto_with_bucket()
+            .queue_with_dlq("events", t.max_receive_count.parse().unwrap())
+            .archiver(&vars)
+            .start()
+            .await
+            .unwrap();
+        let Queue {
+            url: queue,
+            dlq_url,
+            ..
+        } = queues.into_iter().next().unwrap();
+        let (dlq, archiver) = (dlq_url.unwrap(), archiver.unwrap());
         let poller = hookvault_localstack::poller::Poller {
             queue_url: queue.clone(),
             // The template's event source: BatchSize 1.
@@ -1601,11 +1605,10 @@ async fn s3_proxy(moto: &str, fault: CompleteFault) -> S3Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complete_multipart_upload_that_errs_in_a_200_or_loses_its_reply_still_archives_once() {
     for fault in [CompleteFault::ErrorIn200, CompleteFault::ReplyLost] {
-        let moto = Moto::start(None).await.unwrap();
-        let direct = s3::client(&moto.endpoint);
-        s3::create_bucket(&direct, BUCKET).await.unwrap();
-        let proxy = s3_proxy(&moto.endpoint, fault).await;
-        let cdn = Provider::start().await.unwrap();
+        let stack = moto_with_bucket().provider().start().await.unwrap();
+        let direct = stack.s3.clone();
+        let proxy = s3_proxy(&stack.moto.endpoint, fault).await;
+        let cdn = stack.provider().unwrap();
         let archiver = Archiver::new(s3::client(&proxy.endpoint), config()).unwrap();
         let size = 11 * MIB + 5; // three parts of 5 MiB
         let id = format!("pred_cmu_{fault:?}").to_lowercase();
@@ -1660,10 +1663,9 @@ async fn a_complete_multipart_upload_that_errs_in_a_200_or_loses_its_reply_still
 
 /// An in-process archiver whose guard allows only `localhost` (plain http and loopback
 /// allowed, as on the local stack): IP literals are not on its list.
-async fn localhost_archiver() -> (Moto, aws_sdk_s3::Client, Archiver) {
-    let moto = Moto::start(None).await.unwrap();
-    let s3 = s3::client(&moto.endpoint);
-    s3::create_bucket(&s3, BUCKET).await.unwrap();
+async fn localhost_archiver() -> (LocalStack, aws_sdk_s3::Client, Archiver) {
+    let stack = moto_with_bucket().start().await.unwrap();
+    let s3 = stack.s3.clone();
     let cfg = ArchiverConfig {
         guard: UrlGuard::new(["localhost"])
             .allow_http(true)
@@ -1671,7 +1673,7 @@ async fn localhost_archiver() -> (Moto, aws_sdk_s3::Client, Archiver) {
         ..config()
     };
     let archiver = Archiver::new(s3.clone(), cfg).unwrap();
-    (moto, s3, archiver)
+    (stack, s3, archiver)
 }
 
 /// Item 6: a CDN redirect to an IP literal (`http://127.0.0.1:…`, `http://[::ffff:7f00:1]/`,
@@ -1812,11 +1814,9 @@ async fn events_call(endpoint: &str, target: &str, body: serde_json::Value) -> s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_prediction_outcome_is_one_eventbridge_event_even_under_redelivery() {
     use hookvault_archiver::notify::{HttpPublisher, RecordedBus};
-    let moto = Moto::start(None).await.unwrap();
-    let s3c = s3::client(&moto.endpoint);
-    s3::create_bucket(&s3c, BUCKET).await.unwrap();
-    let cdn = Provider::start().await.unwrap();
-    let sqs = hookvault_localstack::sqs::client(&moto.endpoint);
+    let stack = moto_with_bucket().provider().start().await.unwrap();
+    let (moto, s3c, sqs) = (&stack.moto, stack.s3.clone(), stack.sqs.clone());
+    let cdn = stack.provider().unwrap();
     // The template's example rule (ArchiveOutcomesRule): both detail-types from hookvault.
     let app = app_queue_behind_a_rule(&moto.endpoint, &sqs).await;
     let publisher = std::sync::Arc::new(HttpPublisher::new(&moto.endpoint, "us-east-1").unwrap());
