@@ -35,7 +35,7 @@ Secrets may also come from the environment (HOOKVAULT_SECRET) so they stay out o
 shell history and the process list.";
 
 #[derive(Parser, Debug)]
-#[command(name = "hookvault", version, about = "Sign, verify and send webhooks; list, show and replay archived events.", after_help = SCHEMES_HELP)]
+#[command(name = "hookvault", version, about = "Sign, verify and send webhooks; list, show and replay archived events; reconcile missed webhooks.", after_help = SCHEMES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,6 +60,10 @@ enum Command {
     /// Put events back on the queue: from the DLQ (--dlq) or from the event log
     /// (--since); --dry-run first.
     Replay(ops::replay::ReplayArgs),
+    /// Check again, now, every prediction submitted since a time whose terminal state the
+    /// archive does not hold (the ledger, predictions/*/submission.json): a check to the
+    /// reconciler's queue for each (--dry-run first).
+    Reconcile(ops::reconcile::ReconcileArgs),
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Send(a) => commands::send(a).await,
         Command::Events(c) => ops::events::run(c).await,
         Command::Replay(a) => ops::replay::run(a).await,
+        Command::Reconcile(a) => ops::reconcile::run(a).await,
     };
     match result {
         Ok(code) => code,

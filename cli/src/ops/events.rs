@@ -36,9 +36,11 @@ pub struct WindowArgs {
     #[arg(long)]
     pub provider: Option<String>,
     /// Only events in this state: archived, failed, dead_lettered, prediction_failed,
-    /// kept, ignored, conflicting, rejected. Repeat for several.
-    #[arg(long = "status", value_parser = parse_outcome)]
-    pub status: Vec<IndexOutcome>,
+    /// kept, ignored, conflicting, corroborating, rejected, stalled; or `reconciled`:
+    /// events the reconciler fetched from the provider because their webhook never came,
+    /// whatever their state. Repeat for several (any of them).
+    #[arg(long = "status", value_parser = parse_status)]
+    pub status: Vec<StatusFilter>,
     /// Only this prediction id.
     #[arg(long)]
     pub prediction: Option<String>,
@@ -71,20 +73,46 @@ impl WindowArgs {
             until_ms: until,
             event_ids: self.event_ids.clone(),
             provider: self.provider.clone(),
-            outcomes: self.status.clone(),
+            outcomes: self
+                .status
+                .iter()
+                .filter_map(|s| match s {
+                    StatusFilter::Outcome(o) => Some(*o),
+                    StatusFilter::Reconciled => None,
+                })
+                .collect(),
+            reconciled: self.status.contains(&StatusFilter::Reconciled),
             prediction: self.prediction.clone(),
         })
     }
 }
 
-/// An event state for clap, with the list of valid ones when it is not one.
-pub fn parse_outcome(s: &str) -> Result<IndexOutcome, String> {
-    IndexOutcome::parse(s).ok_or_else(|| {
-        format!(
-            "{s:?} is not one of {}",
-            IndexOutcome::ALL.map(IndexOutcome::as_str).join(", ")
-        )
-    })
+/// A `--status` value: an event state, or `reconciled`, the mark of an event the
+/// reconciler fetched from the provider's API (issue 23), in any state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Events whose deciding entry has this outcome.
+    Outcome(IndexOutcome),
+    /// Events whose entry says `"reconciled": true`.
+    Reconciled,
+}
+
+/// The `--status` word for reconciled events.
+pub const RECONCILED: &str = "reconciled";
+
+/// A `--status` value for clap: an event state or `reconciled`.
+pub fn parse_status(s: &str) -> Result<StatusFilter, String> {
+    if s == RECONCILED {
+        return Ok(StatusFilter::Reconciled);
+    }
+    IndexOutcome::parse(s)
+        .map(StatusFilter::Outcome)
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not one of {}, {RECONCILED}",
+                IndexOutcome::ALL.map(IndexOutcome::as_str).join(", ")
+            )
+        })
 }
 
 /// `events list`.
@@ -161,7 +189,7 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
                 "{:<24} {:<10} {:<17} {:<40} {:<20} {}",
                 hookvault_core::time::rfc3339(e.received_at_ms.div_euclid(1000)),
                 e.provider,
-                e.outcome.as_str(),
+                state_label(e),
                 e.event_id,
                 e.prediction_id.as_deref().unwrap_or("-"),
                 e.error_id.as_deref().unwrap_or("")
@@ -172,6 +200,17 @@ async fn list(a: ListArgs) -> Result<ExitCode, CliError> {
         eprintln!("{} event(s)", entries.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An entry's state as `events list` prints it: its outcome, with `+reconciled` for an
+/// event fetched from the provider's API (`archived+reconciled`); a `stalled` entry is
+/// the reconciler's own and says so alone.
+pub fn state_label(e: &IndexEntry) -> String {
+    if e.reconciled && e.outcome != IndexOutcome::Stalled {
+        format!("{}+{RECONCILED}", e.outcome.as_str())
+    } else {
+        e.outcome.as_str().to_owned()
+    }
 }
 
 async fn show(a: ShowArgs) -> Result<ExitCode, CliError> {
@@ -245,13 +284,32 @@ async fn describe(
         } else {
             out["archive"] = json!({ "state": "nothing under predictions/ for it" });
         }
+        if entry.outcome == IndexOutcome::Stalled {
+            let stalled_key =
+                archive::stalled_key(p).map_err(|e| CliError::Failed(e.to_string()))?;
+            if let Some(bytes) = log::get(aws, bucket, &stalled_key).await? {
+                out["stalled"] = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+            }
+        }
     }
     if let Some(r) = &record {
         out["event"] = serde_json::to_value(r).unwrap_or(Value::Null);
-        if let Some(secret) = secret {
+        if let Some(fetched) = &r.reconciled {
+            // Fetched from the provider's API (issue 23): no signature was ever checked,
+            // so there is none to check again; the evidence is where and when.
+            out["signature"] = json!({
+                "verified": Value::Null,
+                "reason": format!(
+                    "reconciled: fetched from {} at {}, not received signed",
+                    fetched.url,
+                    hookvault_core::time::rfc3339(fetched.fetched_at_ms.div_euclid(1000))
+                ),
+            });
+        } else if let Some(secret) = secret {
             out["signature"] = verify(aws, bucket, r, secret).await?;
         }
-    } else {
+    } else if entry.outcome != IndexOutcome::Stalled {
+        // (A stalled entry is the reconciler's note on a prediction, not an event.)
         if entry.outcome != IndexOutcome::Rejected {
             out["event"] = json!({ "missing": entry.raw_event });
         }
@@ -309,6 +367,7 @@ fn print_text(v: &Value) {
         ("error", "error_id"),
         ("trace id", "trace_id"),
         ("spooled", "spooled"),
+        ("reconciled", "reconciled"),
         ("raw event", "raw_event"),
     ] {
         if !e[field].is_null() {
@@ -336,6 +395,15 @@ fn print_text(v: &Value) {
     if let Some(a) = v.get("archive") {
         outln!("archive    {a}");
     }
+    if let Some(st) = v.get("stalled").filter(|x| x.is_object()) {
+        outln!(
+            "stalled    {} checks, last status {}, last error {}, at {}",
+            s(&st["checks"]),
+            s(&st["last_status"]),
+            s(&st["last_error"]),
+            s(&st["stalled_at"])
+        );
+    }
     if let Some(st) = v.get("state").filter(|x| x.is_object()) {
         outln!(
             "holds      {} (set by {})",
@@ -346,6 +414,8 @@ fn print_text(v: &Value) {
     if let Some(sig) = v.get("signature") {
         if sig["verified"] == Value::Bool(true) {
             outln!("signature  verified again from the stored bytes");
+        } else if sig["verified"].is_null() {
+            outln!("signature  none: {}", s(&sig["reason"]));
         } else {
             outln!("signature  REFUSED: {}", s(&sig["reason"]));
         }

@@ -26,8 +26,12 @@ pub struct Filter {
     pub event_ids: Vec<String>,
     /// Only this provider.
     pub provider: Option<String>,
-    /// Only events whose deciding outcome is one of these (all when empty).
+    /// Only events whose deciding outcome is one of these (all when empty and
+    /// `reconciled` is false).
     pub outcomes: Vec<IndexOutcome>,
+    /// Also (or only, with no `outcomes`) the events the reconciler fetched (`"reconciled":
+    /// true` in the entry): read from the entries, not the keys.
+    pub reconciled: bool,
     /// Only this prediction.
     pub prediction: Option<String>,
 }
@@ -69,9 +73,13 @@ pub async fn list_keys(aws: &Aws, bucket: &str, filter: &Filter) -> Result<Vec<L
             }
         }
     }
+    // A reconciled event can be in any state: with `reconciled` asked for, every key is
+    // read and the entries decide (read_entries).
     Ok(events
         .into_values()
-        .filter(|(o, _)| filter.outcomes.is_empty() || filter.outcomes.contains(o))
+        .filter(|(o, _)| {
+            filter.reconciled || filter.outcomes.is_empty() || filter.outcomes.contains(o)
+        })
         .map(|(outcome, key)| Listed { key, outcome })
         .collect())
 }
@@ -111,6 +119,9 @@ pub async fn read_entries(
                 .as_deref()
                 .is_none_or(|p| e.prediction_id.as_deref() == Some(p))
             && (filter.event_ids.is_empty() || filter.event_ids.contains(&e.event_id))
+            && (!filter.reconciled
+                || (e.reconciled && e.outcome != IndexOutcome::Stalled)
+                || filter.outcomes.contains(&e.outcome))
     });
     entries.sort_by(|a, b| (a.received_at_ms, &a.event_id).cmp(&(b.received_at_ms, &b.event_id)));
     Ok(entries)

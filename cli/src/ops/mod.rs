@@ -1,5 +1,6 @@
-//! The operator commands: `hookvault events list|show` and `hookvault replay`, on the
-//! stack's archive bucket and queues, with the standard AWS credential chain.
+//! The operator commands: `hookvault events list|show`, `hookvault replay` and
+//! `hookvault reconcile`, on the stack's archive bucket and queues, with the standard AWS
+//! credential chain.
 
 /// `println!` that ends the program quietly (exit 0) when stdout is closed, as when the
 /// output is piped into `head`, instead of panicking.
@@ -11,6 +12,7 @@ macro_rules! outln {
 
 pub mod events;
 pub mod log;
+pub mod reconcile;
 pub mod replay;
 pub mod window;
 

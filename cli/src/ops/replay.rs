@@ -23,7 +23,7 @@ use hookvault_core::archive;
 use hookvault_core::envelope::{needs_claim_check, Body, Envelope, Replay, S3Object};
 use hookvault_core::records::{EventRecord, IndexEntry, IndexOutcome};
 
-use super::events::{entries, now_ms, parse_outcome, WindowArgs};
+use super::events::{entries, now_ms, parse_status, StatusFilter, WindowArgs};
 use super::{log, progress, report, sdk_error, Action, Aws, QueueArgs, StackArgs, Summary};
 use crate::commands::CliError;
 
@@ -62,9 +62,10 @@ pub struct ReplayArgs {
     #[arg(long, requires = "since")]
     provider: Option<String>,
     /// Only events in this state (repeat for several): archived, failed,
-    /// dead_lettered, prediction_failed, kept, ignored, rejected.
-    #[arg(long = "status", requires = "since", value_parser = parse_outcome)]
-    status: Vec<IndexOutcome>,
+    /// dead_lettered, prediction_failed, kept, ignored, conflicting, corroborating,
+    /// rejected, stalled, or reconciled (fetched by the reconciler, any state).
+    #[arg(long = "status", requires = "since", value_parser = parse_status)]
+    status: Vec<StatusFilter>,
     /// Only this prediction id.
     #[arg(long, requires = "since")]
     prediction: Option<String>,
@@ -172,7 +173,12 @@ async fn replay_entry(
             "settled: the provider's failure is recorded (failure.json); --force records it again"
                 .into(),
         )),
-        IndexOutcome::Kept | IndexOutcome::Ignored | IndexOutcome::Conflicting if !a.force => {
+        IndexOutcome::Kept
+        | IndexOutcome::Ignored
+        | IndexOutcome::Conflicting
+        | IndexOutcome::Corroborating
+            if !a.force =>
+        {
             return Ok((
                 Action::Skipped,
                 format!(
@@ -185,7 +191,10 @@ async fn replay_entry(
         // twice (and, if the cause is not fixed, dead-letter a second copy). Only asked
         // for by name, or with --force.
         IndexOutcome::DeadLettered
-            if !a.force && !a.status.contains(&IndexOutcome::DeadLettered) =>
+            if !a.force
+                && !a
+                    .status
+                    .contains(&StatusFilter::Outcome(IndexOutcome::DeadLettered)) =>
         {
             return Ok((
                 Action::Skipped,
@@ -196,6 +205,14 @@ async fn replay_entry(
             return Ok((
                 Action::Skipped,
                 "an unreadable message: nothing to rebuild (see rejected/)".into(),
+            ))
+        }
+        // The reconciler's mark on a prediction that never became terminal: no event.
+        IndexOutcome::Stalled => {
+            return Ok((
+                Action::Skipped,
+                "a stalled prediction, not an event: `hookvault reconcile` checks it again"
+                    .into(),
             ))
         }
         _ => {}
@@ -259,7 +276,12 @@ async fn replay_entry(
         .sqs
         .send_message()
         .queue_url(&a.queue.queue_url)
-        .message_body(envelope.to_json());
+        // A reconciled event (issue 23) goes back with its evidence, as the reconciler
+        // sent it: without it the archiver would take it for a signed one.
+        .message_body(match &record.reconciled {
+            Some(evidence) => envelope.to_json_reconciled(evidence),
+            None => envelope.to_json(),
+        });
     if let Some(t) = &envelope.trace_id {
         send = send.message_attributes(hookvault_core::trace::SQS_ATTRIBUTE, string_attribute(t)?);
     }
