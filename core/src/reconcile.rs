@@ -211,6 +211,22 @@ impl ListPage {
     }
 }
 
+/// The query of one page of the provider's list: `page` (from 1), `per_page` (1 to
+/// [`MAX_PER_PAGE`], clamped), `from` and `to` ([`list_bound`]).
+pub fn list_page_query(
+    page: u32,
+    per_page: u32,
+    from: &str,
+    to: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("page", page.max(1).to_string()),
+        ("per_page", per_page.clamp(1, MAX_PER_PAGE).to_string()),
+        ("from", from.to_owned()),
+        ("to", to.to_owned()),
+    ]
+}
+
 /// The provider API key in its secret's value, `{"kind":"provider-api-key","key_id":…,
 /// "api_key":…}` as the rotator keeps it; `None` when there is no string `api_key`.
 pub fn provider_api_key(secret_value: &str) -> Option<String> {
@@ -325,5 +341,15 @@ mod tests {
         assert_eq!(provider_api_key("sk-1"), None);
         assert_eq!(provider_api_key(r#"{"api_key":1}"#), None);
         assert_eq!(list_bound(0), "1970-01-01T00:00:00Z");
+        let q = list_page_query(0, 500, "a", "b");
+        assert_eq!(
+            q,
+            vec![
+                ("page", "1".to_owned()),
+                ("per_page", "50".to_owned()),
+                ("from", "a".to_owned()),
+                ("to", "b".to_owned())
+            ]
+        );
     }
 }

@@ -1,0 +1,326 @@
+//! One check of one prediction ([`Reconciler::check`]):
+//!
+//! 1. The archive already holds a terminal outcome (a terminal `state.json`, a manifest,
+//!    a `failure.json`): the webhook came; done ([`Outcome::AlreadyKnown`]).
+//! 2. `GET /v1/predictions/{id}` ([`Provider::get`]), with the api's retry policy and the
+//!    key from Secrets Manager (read again once on a 401):
+//!    * **terminal** (`succeeded`, `failed`, `cancelled`): the answer's bytes go to the
+//!      events queue as a reconciled envelope ([`Envelope::reconciled`]; a body too large
+//!      for one message is claim-checked to `raw/{sha256}` first, as the edge does), and
+//!      the archiver archives it as it does a webhook, outputs included, while they still
+//!      live. The metric `MissedWebhooks` counts it ([`Outcome::Injected`]).
+//!    * **not terminal**: checked again later ([`Outcome::Rescheduled`]).
+//!    * **404**: the provider does not know it: logged, not checked again
+//!      ([`Outcome::NotFound`], metric `ReconcileNotFound`).
+//!    * **401/403**: an error log naming the secret (never the key), checked again later:
+//!      the key may be mid-rotation (metric `ReconcileUnauthorized`).
+//!    * **429, 5xx, no answer, an unreadable 2xx, another 4xx**: checked again later.
+//! 3. "Later" is the same check with `attempt + 1`, sent to the check queue with
+//!    `DelaySeconds` = [`next_delay_secs`]: `min(CHECK_MAX_INTERVAL_SECS, 10·2^attempt)`,
+//!    10, 20, 40, 60, 60, … s. Once that next check would come more than
+//!    `CHECK_MAX_AGE_SECS` after the submission, the prediction is recorded **stalled**
+//!    instead: `predictions/{id}/stalled.json` ([`StalledRecord`]), an event-log entry with
+//!    the outcome `stalled` (`reconciled: true`), and the metric `StalledPredictions`
+//!    ([`Outcome::Stalled`]).
+//!
+//! An S3 or SQS failure is an error: the batch reports the message failed, and SQS
+//! delivers it again after its visibility timeout. A check that is not a check message is
+//! logged and dropped.
+
+use hookvault_aws::metrics::{Emf, Unit};
+use hookvault_core::archive;
+use hookvault_core::envelope::{needs_claim_check, Envelope, Fetch, S3Object};
+use hookvault_core::reconcile::{next_delay_secs, Check};
+use hookvault_core::records::{IndexEntry, IndexOutcome, StalledRecord};
+use sha2::{Digest, Sha256};
+
+use crate::config::ReconcilerConfig;
+use crate::io::{Archive, Fetched, IoError, Provider, Queues};
+
+/// The message size the reconciler assumes for the events queue: SQS's default and the
+/// smallest a hookvault queue has, 256 KiB. A provider answer whose envelope would not fit
+/// goes by claim check (answers are a few KiB; the fetch reads at most 1 MiB).
+pub const EVENTS_QUEUE_MAX_MESSAGE: usize = 256 * 1024;
+
+/// What one check did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The archive has a terminal outcome already: nothing to do.
+    AlreadyKnown,
+    /// A terminal prediction the archive lacked was queued as a reconciled event.
+    Injected {
+        /// Its status.
+        status: String,
+        /// The envelope's event id.
+        event_id: String,
+    },
+    /// Checked again after `delay_secs`.
+    Rescheduled {
+        /// The next check's delay.
+        delay_secs: u64,
+        /// Why: the status seen, or what was got instead.
+        why: String,
+    },
+    /// Followed for `CHECK_MAX_AGE_SECS` without a terminal status: recorded stalled.
+    Stalled,
+    /// The provider does not know the prediction (404).
+    NotFound,
+}
+
+/// One check being made: the check, now (Unix ms), and its message's id.
+struct At<'a> {
+    check: &'a Check,
+    now_ms: i64,
+    message_id: &'a str,
+}
+
+/// What the last fetch saw: a status, or what it got instead.
+#[derive(Clone, Copy)]
+enum Last<'a> {
+    Status(&'a str),
+    Error(&'a str),
+}
+
+/// The reconciler: the provider, the archive, the queues, the settings, the metrics.
+#[derive(Debug)]
+pub struct Reconciler<P, A, Q> {
+    pub(crate) provider: P,
+    pub(crate) archive: A,
+    pub(crate) queues: Q,
+    pub(crate) cfg: ReconcilerConfig,
+    pub(crate) emf: Emf,
+}
+
+/// Now, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
+    /// A reconciler over `provider`, `archive` and `queues` with `cfg`; metrics under
+    /// `Function=reconciler` in `METRICS_NAMESPACE`.
+    pub fn new(provider: P, archive: A, queues: Q, cfg: ReconcilerConfig) -> Self {
+        Reconciler {
+            provider,
+            archive,
+            queues,
+            cfg,
+            emf: Emf::from_env("reconciler"),
+        }
+    }
+
+    /// The queues, for tests.
+    pub fn queues(&self) -> &Q {
+        &self.queues
+    }
+
+    /// The archive, for tests.
+    pub fn archive(&self) -> &A {
+        &self.archive
+    }
+
+    /// Makes one check at `now_ms` (the module's documentation has the steps);
+    /// `message_id` is the check message's, for the `stalled` log entry.
+    pub async fn check(
+        &self,
+        check: &Check,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<Outcome, IoError> {
+        let id = check.prediction_id.as_str();
+        let at = At {
+            check,
+            now_ms,
+            message_id,
+        };
+        if self.archive.terminal_known(id).await? {
+            tracing::info!(prediction = %id, attempt = check.attempt, "the archive holds its terminal outcome; nothing to reconcile");
+            return Ok(Outcome::AlreadyKnown);
+        }
+        match self.provider.get(id).await {
+            Fetched::Prediction {
+                status,
+                body,
+                url,
+                request_id,
+                fetched_at_ms,
+            } if status.is_terminal() => {
+                let fetch = Fetch {
+                    provider: &check.provider,
+                    prediction_id: id,
+                    status: status.as_str(),
+                    url: &url,
+                    fetched_at_ms,
+                    request_id: request_id.as_deref(),
+                };
+                self.inject(check, &fetch, body).await
+            }
+            Fetched::Prediction { status, .. } => {
+                self.later(&at, Last::Status(status.as_str())).await
+            }
+            Fetched::NotFound => {
+                tracing::warn!(prediction = %id, source = ?check.source, "the provider does not know this prediction (404); not checked again");
+                self.emf
+                    .emit(&[("ReconcileNotFound", Unit::Count, 1.0)], &[], &[]);
+                Ok(Outcome::NotFound)
+            }
+            Fetched::Unauthorized(status) => {
+                tracing::error!(prediction = %id, status, secret = %self.cfg.api_key_secret_id, "the provider refused the API key from this secret (read again once); checking later, it may be mid-rotation");
+                self.emf
+                    .emit(&[("ReconcileUnauthorized", Unit::Count, 1.0)], &[], &[]);
+                self.later(&at, Last::Error(&format!("HTTP {status}")))
+                    .await
+            }
+            Fetched::Refused(status) => {
+                tracing::error!(prediction = %id, status, "the provider refused the fetch; checking later");
+                self.later(&at, Last::Error(&format!("HTTP {status}")))
+                    .await
+            }
+            Fetched::Transient(reason) => {
+                tracing::warn!(prediction = %id, reason = %reason, "no answer from the provider this time; checking later");
+                self.later(&at, Last::Error(&reason)).await
+            }
+        }
+    }
+
+    /// Queues the fetched terminal prediction as a reconciled envelope.
+    async fn inject(
+        &self,
+        check: &Check,
+        fetch: &Fetch<'_>,
+        body: Vec<u8>,
+    ) -> Result<Outcome, IoError> {
+        let claim_check = if needs_claim_check(body.len(), EVENTS_QUEUE_MAX_MESSAGE) {
+            let key = archive::claim_check_key(&hex::encode(Sha256::digest(&body)));
+            self.archive.put_claim_check(&key, body.clone()).await?;
+            Some(S3Object {
+                bucket: self.cfg.bucket.clone(),
+                key,
+            })
+        } else {
+            None
+        };
+        let (envelope, evidence) = Envelope::reconciled(fetch, &body, claim_check);
+        let fifo = self
+            .cfg
+            .is_fifo()
+            .then(|| (envelope.group_id(), envelope.dedup_id()));
+        self.queues
+            .send_event(envelope.to_json_reconciled(&evidence), fifo)
+            .await?;
+        tracing::warn!(prediction = %fetch.prediction_id, status = fetch.status, event_id = %envelope.event_id, attempt = check.attempt, source = ?check.source, request_id = ?fetch.request_id, "a terminal prediction the archive did not have: its webhook is missing; queued as a reconciled event");
+        self.emf.emit(
+            &[("MissedWebhooks", Unit::Count, 1.0)],
+            &[],
+            &[
+                ("prediction_id", fetch.prediction_id),
+                ("event_id", &envelope.event_id),
+            ],
+        );
+        Ok(Outcome::Injected {
+            status: fetch.status.to_owned(),
+            event_id: envelope.event_id,
+        })
+    }
+
+    /// The check after `at`'s, or `stalled` once it would come past the maximum age.
+    async fn later(&self, at: &At<'_>, last: Last<'_>) -> Result<Outcome, IoError> {
+        let (check, now_ms) = (at.check, at.now_ms);
+        let delay_secs = next_delay_secs(check.attempt, self.cfg.max_interval_secs);
+        let next_at_ms = now_ms.saturating_add((delay_secs as i64).saturating_mul(1000));
+        let deadline_ms = check
+            .submitted_at_ms
+            .saturating_add((self.cfg.max_age_secs as i64).saturating_mul(1000));
+        if next_at_ms > deadline_ms {
+            return self.stalled(at, last).await;
+        }
+        self.queues.send_check(&check.next(), delay_secs).await?;
+        let why = match last {
+            Last::Status(s) | Last::Error(s) => s.to_owned(),
+        };
+        tracing::info!(prediction = %check.prediction_id, attempt = check.attempt + 1, delay_secs, why = %why, "checking again later");
+        Ok(Outcome::Rescheduled { delay_secs, why })
+    }
+
+    /// Records `at`'s prediction as stalled.
+    async fn stalled(&self, at: &At<'_>, last: Last<'_>) -> Result<Outcome, IoError> {
+        let check = at.check;
+        let (status, error) = match last {
+            Last::Status(s) => (Some(s), None),
+            Last::Error(e) => (None, Some(e)),
+        };
+        let record = StalledRecord {
+            provider: check.provider.clone(),
+            prediction_id: check.prediction_id.clone(),
+            submitted_at_ms: check.submitted_at_ms,
+            last_status: status.map(str::to_owned),
+            last_error: error.map(str::to_owned),
+            checks: check.attempt.saturating_add(1),
+            stalled_at: hookvault_core::time::rfc3339(at.now_ms.div_euclid(1000)),
+        };
+        let entry = stalled_entry(&record, at.now_ms, at.message_id);
+        self.archive.write_stalled(&record, &entry).await?;
+        tracing::error!(prediction = %check.prediction_id, checks = record.checks, last_status = ?record.last_status, last_error = ?record.last_error, "no terminal status within CHECK_MAX_AGE_SECS; recorded stalled");
+        self.emf.emit(
+            &[("StalledPredictions", Unit::Count, 1.0)],
+            &[],
+            &[("prediction_id", &check.prediction_id)],
+        );
+        Ok(Outcome::Stalled)
+    }
+
+    /// Handles one check message body (`message_id` SQS's): a message that is not a
+    /// check is logged and dropped (`Ok(None)`).
+    pub async fn handle_message(
+        &self,
+        body: &str,
+        message_id: &str,
+    ) -> Result<Option<Outcome>, IoError> {
+        let check = match Check::from_json(body) {
+            Ok(c) => c,
+            Err(e) => {
+                let head: String = body.chars().take(200).collect();
+                tracing::error!(message_id, reason = %e, body = %head, "not a check message; dropped");
+                return Ok(None);
+            }
+        };
+        self.check(&check, message_id, now_ms()).await.map(Some)
+    }
+}
+
+/// The event log's entry of a stalled prediction: outcome `stalled`, dated now, the
+/// digest of its `stalled.json` as its "body", `reconciled: true`, event id
+/// `{provider}:{id}:stalled`.
+pub fn stalled_entry(record: &StalledRecord, now_ms: i64, message_id: &str) -> IndexEntry {
+    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    IndexEntry {
+        event_id: format!("{}:{}:stalled", record.provider, record.prediction_id),
+        provider: record.provider.clone(),
+        received_at_ms: now_ms,
+        body_sha256: hex::encode(Sha256::digest(&bytes)),
+        body_bytes: bytes.len() as u64,
+        outcome: IndexOutcome::Stalled,
+        prediction_id: Some(record.prediction_id.clone()),
+        status: Some(
+            record
+                .last_status
+                .clone()
+                .unwrap_or_else(|| "stalled".to_owned()),
+        ),
+        error_id: Some("STALLED".to_owned()),
+        raw_event: None,
+        trace_id: None,
+        output_expires_at: None,
+        message_id: message_id.to_owned(),
+        replayed: false,
+        spooled: false,
+        reconciled: true,
+        recorded_at: record.stalled_at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
