@@ -65,6 +65,27 @@ Every problem names the resource it is about. The rules:
    bucket filtered to spool/); whose SpooledEvents metric has an alarm firing on one
    (as rule 7's); and no enabled lifecycle rule of the bucket expires spool/ (a spooled
    envelope is an event not queued yet).
+10. Missed webhooks (issue 23). Every queue a function's CHECK_QUEUE_URL names (the check
+   queue) is a queue of this template that an SQS event source feeds to a reconciler
+   (that function is not an archiver for rules 7 and 8), whose VisibilityTimeout is under
+   the output window W (a failed check comes back inside it; rule 2 keeps it at least the
+   reconciler's Timeout), whose DLQ has a depth alarm (> 0) and which has an
+   ApproximateAgeOfOldestMessage alarm below W, each with AlarmActions. A function that
+   sends to it without reading it (the api) may sqs:SendMessage on it, has a
+   CHECK_FIRST_DELAY_SECS of at most 60 s (a literal or a parameter's MaxValue), and may
+   s3:PutObject on its ARCHIVE_BUCKET's predictions/*/submission.json (the ledger) and on
+   nothing else under predictions/. The reconciler: its CHECK_QUEUE_URL is the queue it
+   reads; its role has the event source's four SQS actions and sqs:SendMessage on it,
+   sqs:SendMessage on its QUEUE_URL, which an archiver reads (a reconciled event takes the
+   normal path), secretsmanager:GetSecretValue on its API_KEY_SECRET_ID and no other
+   Secrets Manager action or secret; on its ARCHIVE_BUCKET's objects, s3:GetObject only
+   under predictions/ and index/ (at least predictions/*/state.json), s3:PutObject only on
+   predictions/*/stalled.json and the event log's stalled entry (index/log/*/stalled/*,
+   index/id/*, index/prediction/*), which it needs, and raw/* (claim checks), and no
+   other object action; CHECK_MAX_INTERVAL_SECS at most 60 s; MissedWebhooks and
+   StalledPredictions (Function=reconciler, its METRICS_NAMESPACE) each alarmed as rule 7's;
+   and its sweep: a Schedule whose State follows SWEEP_ENABLED's parameter (!If on a
+   condition that it equals "true"), running at least every 60 s when enabled.
 """
 
 from __future__ import annotations
@@ -537,15 +558,25 @@ def check_rotation(t: Template) -> list[str]:
     return problems
 
 
-def parameter_minimum(t: Template, value) -> int | None:
-    """A literal, or the MinValue of the parameter it refers to."""
+def parameter_bound(t: Template, value, bound: str) -> int | None:
+    """A literal, or the `bound` (MinValue, MaxValue) of the parameter it refers to."""
     n = literal_int(value)
     if n is not None:
         return n
     p = target(value)
     if p in t.parameters:
-        return literal_int(t.parameters[p].get("MinValue"))
+        return literal_int(t.parameters[p].get(bound))
     return None
+
+
+def parameter_minimum(t: Template, value) -> int | None:
+    """A literal, or the MinValue of the parameter it refers to."""
+    return parameter_bound(t, value, "MinValue")
+
+
+def parameter_maximum(t: Template, value) -> int | None:
+    """A literal, or the MaxValue of the parameter it refers to (None: unbounded)."""
+    return parameter_bound(t, value, "MaxValue")
 
 
 def check_grace_exceeds_cache(t: Template) -> list[str]:
@@ -708,12 +739,24 @@ def check_local_only(t: Template) -> list[str]:
 
 
 def archivers(t: Template) -> list[tuple[str, str]]:
-    """(function id, queue id) for every function an SQS event source of this template feeds."""
+    """(function id, queue id) for every function an SQS event source of this template feeds,
+    but for the check queues' (rule 10: a reconciler reads checks, not events)."""
     out = []
+    checks = check_queues(t)
     for _label, fn, queue_value, _ev in event_sources(t):
         qid = target(queue_value)
-        if fn and t.type_of(qid) == "AWS::SQS::Queue" and (fn, qid) not in out:
+        if fn and t.type_of(qid) == "AWS::SQS::Queue" and qid not in checks and (fn, qid) not in out:
             out.append((fn, qid))
+    return out
+
+
+def check_queues(t: Template) -> set[str]:
+    """The logical ids every function's CHECK_QUEUE_URL names (issue 23's check queues)."""
+    out = set()
+    for fid, _res, _props in t.functions():
+        q = target(t.environment(fid).get("CHECK_QUEUE_URL"))
+        if q:
+            out.add(q)
     return out
 
 
@@ -1053,7 +1096,6 @@ def drains_on_events(t: Template, fid: str, bucket: str) -> bool:
 
 def check_spool(t: Template) -> list[str]:
     problems = []
-    alarms = list(t.of_type("AWS::CloudWatch::Alarm"))
     for uid, bid in spool_buckets(t):
         for r in as_list((t.props(bid).get("LifecycleConfiguration") or {}).get("Rules")):
             if not isinstance(r, dict) or r.get("Status") != "Enabled":
@@ -1110,25 +1152,341 @@ def check_spool(t: Template) -> list[str]:
                     f"on aws.s3 Object Created, bucket {bid}, key prefix {SPOOL_PREFIX}, with the bucket's "
                     "EventBridgeEnabled; or an S3 event filtered to the prefix)"
                 )
-            namespace = env.get("METRICS_NAMESPACE")
-            watching = [
-                (aid, props)
-                for aid, _res, props in alarms
-                if props.get("MetricName") == SPOOL_METRIC
-                and props.get("Namespace") == namespace
-                and DRAINER_DIMENSION in dimensions_of(props)
-            ]
-            if namespace is None or not watching:
+            problems += metric_alarm_problems(
+                t, fid, SPOOL_METRIC, DRAINER_DIMENSION,
+                "a spooled event means SQS refused, and nobody would hear of it",
+            )
+    return problems
+
+
+def metric_alarm_problems(t: Template, fid: str, metric: str, dimension: tuple[str, str], why: str) -> list[str]:
+    """`fid`'s EMF metric `metric` (its METRICS_NAMESPACE, `dimension`) must have an alarm
+    that fires on one occurrence and tells someone (rules 9 and 10)."""
+    problems = []
+    namespace = t.environment(fid).get("METRICS_NAMESPACE")
+    watching = [
+        (aid, props)
+        for aid, _res, props in t.of_type("AWS::CloudWatch::Alarm")
+        if props.get("MetricName") == metric
+        and props.get("Namespace") == namespace
+        and dimension in dimensions_of(props)
+    ]
+    if namespace is None or not watching:
+        problems.append(
+            f"{fid}: no AWS::CloudWatch::Alarm watches its {metric} (namespace its "
+            f"METRICS_NAMESPACE, {dimension[0]}={dimension[1]}): {why}"
+        )
+    for aid, props in watching:
+        if not fires_on_one(props):
+            problems.append(f"{aid}: must fire on a single {metric} (Statistic Sum, GreaterThanOrEqualToThreshold 1)")
+        if not has_actions(props.get("AlarmActions")):
+            problems.append(f"{aid}: has no AlarmActions; nobody would be told")
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# Rule 10: missed webhooks (issue 23)
+# --------------------------------------------------------------------------------------
+
+#: The reconciler's metrics that must each have an alarm, and their `Function` dimension.
+RECONCILER_METRICS = ("MissedWebhooks", "StalledPredictions")
+RECONCILER_DIMENSION = ("Function", "reconciler")
+#: What Lambda's SQS event source mapping calls with the function's role.
+POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+#: Where a reconciler may read (the ledger, the state, the stalled marker; the event log).
+RECONCILER_READ_PREFIXES = ("predictions/", "index/")
+#: The state.json it must be able to read, and the only objects it may write: the stalled
+#: marker, its event log entry (index/log/… under the outcome `stalled`, and the same line
+#: by event id and by prediction) and claim-checked bodies (functions/reconciler/src/aws.rs;
+#: core/src/archive.rs).
+STATE_OBJECT = "predictions/*/state.json"
+STALLED_OBJECT = "predictions/*/stalled.json"
+STALLED_LOG = (EVENT_LOG_PREFIX + "log/*/stalled/*", EVENT_LOG_PREFIX + "id/*", EVENT_LOG_PREFIX + "prediction/*")
+RECONCILER_WRITES = (STALLED_OBJECT, *STALLED_LOG, CLAIM_CHECK_PREFIX + "*")
+#: The ledger, the only object under predictions/ a check's sender (the api) may write.
+LEDGER_OBJECT = "predictions/*/submission.json"
+#: The longest delay before a check (the first, and between two): a fifth of Skytells'
+#: 300-second output window, as the drainer's sweep (MAX_SWEEP_SECS).
+MAX_CHECK_INTERVAL_SECS = 60
+#: The window the checks are held to when no archiver states one (Skytells').
+DEFAULT_WINDOW_SECS = 300
+
+
+def grants_on(t: Template, role: str | None, action: str, resource: str) -> bool:
+    """True when `role` allows `action` on the logical id `resource` (a Ref or GetAtt)."""
+    return any(
+        action in leaves(s.get("Action")) and resource in [target(r) for r in leaves(s.get("Resource"))]
+        for s in allow_statements(t, role)
+    )
+
+
+def object_grants(t: Template, role: str | None, bucket: str) -> dict[str, set[str]]:
+    """{s3 action: the object patterns (`predictions/*`) `role` allows it on in `bucket`};
+    a resource on another bucket or not written as `${Bucket.Arn}/…` counts as `?{text}`."""
+    out: dict[str, set[str]] = {}
+    head = "${" + bucket + ".Arn}/"
+    for stmt in allow_statements(t, role):
+        actions = [a for a in leaves(stmt.get("Action")) if isinstance(a, str) and a.startswith("s3:")]
+        if not actions:
+            continue
+        for res in s3_object_resources(stmt):
+            if "/" not in res:
+                continue  # the bucket itself (ListBucket)
+            pattern = res[len(head):] if res.startswith(head) else "?" + res
+            for a in actions:
+                out.setdefault(a, set()).add(pattern)
+    return out
+
+
+def covers(pattern: str, wanted: str) -> bool:
+    """True when the IAM pattern `pattern` (a `*` matches anything) matches every key of
+    `wanted` (itself a pattern)."""
+    rx = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
+    return re.match(rx, wanted) is not None
+
+
+def alarms_on_queue(t: Template, qid: str, metric: str) -> list[tuple[str, dict]]:
+    return [
+        (aid, props)
+        for aid, _res, props in t.of_type("AWS::CloudWatch::Alarm")
+        if props.get("Namespace") == "AWS/SQS"
+        and props.get("MetricName") == metric
+        and any(
+            isinstance(d, dict) and d.get("Value") == {"Fn::GetAtt": [qid, "QueueName"]}
+            for d in as_list(props.get("Dimensions"))
+        )
+    ]
+
+
+def sweep_follows(t: Template, state, parameter: str) -> bool:
+    """True when a Schedule's State is !If [C, ENABLED, DISABLED] with C = the parameter
+    equal to "true"."""
+    if not (isinstance(state, dict) and set(state) == {"Fn::If"}):
+        return False
+    args = state["Fn::If"]
+    if not (isinstance(args, list) and len(args) == 3 and args[1:] == ["ENABLED", "DISABLED"]):
+        return False
+    cond = (t.data.get("Conditions") or {}).get(args[0])
+    equals = cond.get("Fn::Equals") if isinstance(cond, dict) else None
+    return isinstance(equals, list) and sorted(map(json.dumps, equals)) == sorted(
+        map(json.dumps, [{"Ref": parameter}, "true"])
+    )
+
+
+def delay_problems(t: Template, fid: str, name: str, why: str) -> list[str]:
+    """`fid`'s setting `name`, a delay before a check, is at most MAX_CHECK_INTERVAL_SECS."""
+    value = t.environment(fid).get(name)
+    delay = parameter_maximum(t, value)
+    if delay is None or delay > MAX_CHECK_INTERVAL_SECS:
+        return [
+            f"{fid}: {name} ({describe(value)}) must be at most {MAX_CHECK_INTERVAL_SECS} (a "
+            f"literal, or a parameter whose MaxValue is): {why}"
+        ]
+    return []
+
+
+def check_sweep(t: Template, fid: str) -> list[str]:
+    problems = []
+    env = t.environment(fid)
+    flag = env.get("SWEEP_ENABLED")
+    parameter = target(flag) if isinstance(flag, dict) else None
+    if flag is not None and parameter is None and not isinstance(flag, (str, bool)):
+        problems.append(f"{fid}: SWEEP_ENABLED must be a literal or a !Ref to a parameter")
+    sweeps = [
+        (name, e.get("Properties") or {})
+        for name, e in (t.props(fid).get("Events") or {}).items()
+        if isinstance(e, dict) and e.get("Type") == "Schedule"
+    ]
+    may_run = parameter in t.parameters if parameter else truthy(flag)
+    if may_run and not sweeps:
+        problems.append(f"{fid}: SWEEP_ENABLED may be true but no Schedule event runs the sweep")
+    for name, props in sweeps:
+        state = props.get("State")
+        enabled = props.get("Enabled")
+        off = state == "DISABLED" or enabled is False or (isinstance(enabled, str) and enabled.lower() == "false")
+        if parameter:
+            if not sweep_follows(t, state, parameter):
                 problems.append(
-                    f"{fid}: no AWS::CloudWatch::Alarm watches its {SPOOL_METRIC} (namespace its "
-                    f"METRICS_NAMESPACE, {DRAINER_DIMENSION[0]}={DRAINER_DIMENSION[1]}): a spooled "
-                    "event means SQS refused, and nobody would hear of it"
+                    f"{fid}: the {name} schedule's State must be !If [a condition that "
+                    f"{parameter} equals \"true\", ENABLED, DISABLED], the parameter of its "
+                    "SWEEP_ENABLED: a sweep would otherwise run while the function skips it, or "
+                    "never run while it is asked for"
                 )
-            for aid, props in watching:
-                if not fires_on_one(props):
-                    problems.append(f"{aid}: must fire on a single {SPOOL_METRIC} (Statistic Sum, GreaterThanOrEqualToThreshold 1)")
-                if not has_actions(props.get("AlarmActions")):
-                    problems.append(f"{aid}: has no AlarmActions; nobody would be told")
+        elif truthy(flag) == off:
+            problems.append(f"{fid}: the {name} schedule is {'off' if off else 'on'} while SWEEP_ENABLED says {describe(flag)}")
+        if off and not parameter:
+            continue
+        period = rate_seconds(props.get("Schedule"))
+        if period is None or period > MAX_SWEEP_SECS:
+            problems.append(
+                f"{fid}: the {name} sweep, when enabled, must run at least every {MAX_SWEEP_SECS} s "
+                "(a rate() expression): a prediction it finds must be reconciled inside the "
+                "provider's 300-second output window"
+            )
+    return problems
+
+
+def check_reconcilers(t: Template) -> list[str]:
+    problems = []
+    windows = [retention_window(t.environment(fid).get("OUTPUT_RETENTION_SECS")) for fid, _q in archivers(t)]
+    w = min([x for x in windows if x] or [DEFAULT_WINDOW_SECS])
+    events_queues = {qid for _fid, qid in archivers(t)}
+    feeds: dict[str, list[str]] = {}
+    for _label, fn, queue_value, _ev in event_sources(t):
+        feeds.setdefault(target(queue_value) or "", []).append(fn)
+    for qid in sorted(check_queues(t)):
+        named_by = sorted(
+            fid for fid, _r, _p in t.functions() if target(t.environment(fid).get("CHECK_QUEUE_URL")) == qid
+        )
+        if t.type_of(qid) != "AWS::SQS::Queue":
+            problems.append(f"{', '.join(named_by)}: CHECK_QUEUE_URL names {qid}, not a queue of this template")
+            continue
+        readers = [f for f in feeds.get(qid, []) if f]
+        if not readers:
+            problems.append(
+                f"{qid}: {', '.join(named_by)} send checks to it, but no function has an SQS event "
+                "source on it: no prediction would ever be checked (functions/reconciler)"
+            )
+        visibility = literal_int(t.props(qid).get("VisibilityTimeout", 30))
+        if visibility is not None and visibility >= w:
+            problems.append(
+                f"{qid}: VisibilityTimeout {visibility} s is not under the {w} s output window: a "
+                "check that failed would come back after a missed webhook's outputs are gone"
+            )
+        policy = redrive(t.props(qid)) or {}
+        dlq = target(policy.get("deadLetterTargetArn"))
+        if t.type_of(dlq) == "AWS::SQS::Queue":
+            depth = [
+                (aid, p)
+                for aid, p in alarms_on_queue(t, dlq, "ApproximateNumberOfMessagesVisible")
+                if has_actions(p.get("AlarmActions"))
+                and (
+                    (p.get("ComparisonOperator") == "GreaterThanThreshold" and literal_int(p.get("Threshold")) == 0)
+                    or (p.get("ComparisonOperator") == "GreaterThanOrEqualToThreshold" and literal_int(p.get("Threshold")) == 1)
+                )
+            ]
+            if not depth:
+                problems.append(
+                    f"{dlq}: {qid}'s DLQ has no alarm on its depth (ApproximateNumberOfMessagesVisible "
+                    "> 0, with AlarmActions): a prediction whose check failed for good would be "
+                    "watched by nobody"
+                )
+        ages = [
+            literal_int(p.get("Threshold"))
+            for _aid, p in alarms_on_queue(t, qid, "ApproximateAgeOfOldestMessage")
+            if has_actions(p.get("AlarmActions"))
+        ]
+        if not any(x is not None and x < w for x in ages):
+            problems.append(
+                f"{qid}: no ApproximateAgeOfOldestMessage alarm (with AlarmActions) below the {w} s "
+                "output window; nobody would hear the reconciler falling behind"
+            )
+        for fid in named_by:
+            env = t.environment(fid)
+            role = target(t.function_setting(fid, "Role"))
+            if fid in readers:
+                continue
+            # A sender (the api): it schedules first checks and writes the ledger.
+            if not grants_on(t, role, "sqs:SendMessage", qid):
+                problems.append(f"{role}: {fid} needs sqs:SendMessage on {qid} (its CHECK_QUEUE_URL)")
+            problems += delay_problems(
+                t, fid, "CHECK_FIRST_DELAY_SECS",
+                "a prediction whose webhook never comes must be reconciled inside the output window",
+            )
+            bucket = target(env.get("ARCHIVE_BUCKET"))
+            if t.type_of(bucket) == "AWS::S3::Bucket":
+                puts = object_grants(t, role, bucket).get("s3:PutObject", set())
+                if LEDGER_OBJECT not in puts:
+                    problems.append(f"{role}: {fid} needs s3:PutObject on {bucket}'s {LEDGER_OBJECT} (the ledger)")
+                for pattern in sorted(puts):
+                    if pattern != LEDGER_OBJECT and (pattern.startswith("predictions/") or covers(pattern, LEDGER_OBJECT)):
+                        problems.append(
+                            f"{role}: {fid} may s3:PutObject on {pattern!r}; under predictions/ it "
+                            f"writes only the ledger, {LEDGER_OBJECT} (the archive is the archiver's)"
+                        )
+        for fid in readers:
+            problems += check_reconciler(t, fid, qid, events_queues, w)
+    return problems
+
+
+def check_reconciler(t: Template, fid: str, qid: str, events_queues: set[str], w: int) -> list[str]:
+    problems = []
+    env = t.environment(fid)
+    role = target(t.function_setting(fid, "Role"))
+    if target(env.get("CHECK_QUEUE_URL")) != qid:
+        problems.append(
+            f"{fid}: reads checks from {qid} but its CHECK_QUEUE_URL is "
+            f"{describe(env.get('CHECK_QUEUE_URL'))}: the next check must go back to that queue"
+        )
+    for action in POLL_ACTIONS:
+        if not grants_on(t, role, action, qid):
+            problems.append(f"{role}: {fid}'s event source needs {action} on {qid}")
+    if not grants_on(t, role, "sqs:SendMessage", qid):
+        problems.append(f"{role}: {fid} needs sqs:SendMessage on {qid} (the next check)")
+    events = target(env.get("QUEUE_URL"))
+    if events not in events_queues:
+        problems.append(
+            f"{fid}: QUEUE_URL {describe(env.get('QUEUE_URL'))} is not a queue an archiver reads: a "
+            "reconciled event must take the normal path (events queue, archiver)"
+        )
+    elif not grants_on(t, role, "sqs:SendMessage", events):
+        problems.append(f"{role}: {fid} needs sqs:SendMessage on {events} (reconciled events)")
+    secret = target(env.get("API_KEY_SECRET_ID"))
+    if t.type_of(secret) != "AWS::SecretsManager::Secret":
+        problems.append(f"{fid}: API_KEY_SECRET_ID {describe(env.get('API_KEY_SECRET_ID'))} is not a secret of this template")
+    elif not grants_on(t, role, "secretsmanager:GetSecretValue", secret):
+        problems.append(f"{role}: {fid} needs secretsmanager:GetSecretValue on {secret}")
+    for stmt in allow_statements(t, role):
+        sm = [a for a in leaves(stmt.get("Action")) if str(a).startswith("secretsmanager:")]
+        if not sm:
+            continue
+        others = [a for a in sm if a != "secretsmanager:GetSecretValue"]
+        foreign = [target(r) or describe(r) for r in leaves(stmt.get("Resource")) if target(r) != secret]
+        if others or foreign:
+            problems.append(
+                f"{role}: {fid} may {', '.join(map(str, others or sm))} on {', '.join(map(str, foreign or [secret]))}; "
+                f"it only reads the provider API key ({secret})"
+            )
+    bucket = target(env.get("ARCHIVE_BUCKET"))
+    if t.type_of(bucket) != "AWS::S3::Bucket":
+        problems.append(f"{fid}: ARCHIVE_BUCKET {describe(env.get('ARCHIVE_BUCKET'))} is not a bucket of this template")
+    else:
+        grants = object_grants(t, role, bucket)
+        for action, patterns in sorted(grants.items()):
+            for pattern in sorted(patterns):
+                if action == "s3:GetObject":
+                    if not pattern.startswith(RECONCILER_READ_PREFIXES):
+                        problems.append(
+                            f"{role}: {fid} may s3:GetObject on {pattern!r}; it reads only under "
+                            f"{' and '.join(RECONCILER_READ_PREFIXES)}"
+                        )
+                elif action == "s3:PutObject":
+                    if pattern not in RECONCILER_WRITES:
+                        problems.append(
+                            f"{role}: {fid} may s3:PutObject on {pattern!r}; it writes only "
+                            f"{' and '.join(RECONCILER_WRITES)} (the archive is the archiver's)"
+                        )
+                else:
+                    problems.append(
+                        f"{role}: {fid} may {action} on {pattern!r}; it only reads (s3:GetObject) and "
+                        f"writes {' and '.join(RECONCILER_WRITES)} (s3:PutObject)"
+                    )
+        if not any(covers(p, STATE_OBJECT) for p in grants.get("s3:GetObject", set())):
+            problems.append(f"{role}: {fid} needs s3:GetObject on {bucket}'s {STATE_OBJECT} (is it archived?)")
+        for needed in (STALLED_OBJECT, *STALLED_LOG):
+            if needed not in grants.get("s3:PutObject", set()):
+                problems.append(f"{role}: {fid} needs s3:PutObject on {bucket}'s {needed} (the stalled marker and its log entry)")
+    problems += delay_problems(
+        t, fid, "CHECK_MAX_INTERVAL_SECS",
+        f"a prediction that completes right after a check must be seen well inside the {w} s output window",
+    )
+    why = {
+        "MissedWebhooks": "a webhook the provider never delivered would go unnoticed",
+        "StalledPredictions": "a prediction that never finished would go unnoticed",
+    }
+    for metric in RECONCILER_METRICS:
+        problems += metric_alarm_problems(t, fid, metric, RECONCILER_DIMENSION, why.get(metric, "nobody would hear of it"))
+    problems += check_sweep(t, fid)
     return problems
 
 
@@ -1149,6 +1507,7 @@ def check(data: dict, exceptions: dict | None = None) -> list[str]:
         + check_event_log_retention(t)
         + check_output_window(t)
         + check_spool(t)
+        + check_reconcilers(t)
     )
 
 

@@ -79,6 +79,54 @@ class Mutations(unittest.TestCase):
                     return stmt
         raise KeyError(f"{role} has no statement {sid}")
 
+    def assertHeldToEveryFunctionsRules(self, fid, role, sid):
+        """Rules 1, 5 and 7 catch `fid` without its own role, without JSON logging, with a
+        wildcard action in its role's statement `sid`, or with a local-only setting."""
+
+        def no_role(r, _):
+            del r[fid]["Properties"]["Role"]
+
+        self.assertCaught(self.problems(no_role), fid, "has no Role")
+
+        def no_logging(r, _):
+            del r[fid]["Properties"]["LoggingConfig"]
+
+        self.assertCaught(self.problems(no_logging), fid, "no LoggingConfig")
+
+        def wildcard(r, _):
+            self.statement(r, role, sid)["Action"] = "s3:*"
+
+        self.assertCaught(self.problems(wildcard), role, f"({sid})", "wildcard action 's3:*'")
+
+        def local(r, _):
+            r[fid]["Properties"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] = "http://x"
+
+        self.assertCaught(self.problems(local), fid, "AWS_ENDPOINT_URL")
+
+    def assertAlarmedOnOne(self, fid, alarm, metric):
+        """`alarm` is the one watching `fid`'s `metric`: removed or on another function, the
+        metric is unwatched; waiting for several or without actions, it is refused."""
+
+        def removed(r, _):
+            del r[alarm]
+
+        self.assertCaught(self.problems(removed), fid, metric)
+
+        def other_function(r, _):
+            r[alarm]["Properties"]["Dimensions"][0]["Value"] = "someone-else"
+
+        self.assertCaught(self.problems(other_function), fid, metric)
+
+        def waits(r, _):
+            r[alarm]["Properties"]["Threshold"] = 10
+
+        self.assertCaught(self.problems(waits), alarm, f"single {metric}")
+
+        def silent(r, _):
+            r[alarm]["Properties"]["AlarmActions"] = []
+
+        self.assertCaught(self.problems(silent), alarm, "no AlarmActions")
+
     # ---- rule 1: least privilege -------------------------------------------------------
 
     def test_action_star(self):
@@ -691,27 +739,11 @@ class Spool(unittest.TestCase):
     problems = Mutations.problems
     assertCaught = Mutations.assertCaught
     statement = staticmethod(Mutations.statement)
+    assertHeldToEveryFunctionsRules = Mutations.assertHeldToEveryFunctionsRules
+    assertAlarmedOnOne = Mutations.assertAlarmedOnOne
 
     def test_the_drainer_is_held_to_every_functions_rules(self):
-        def no_role(r, _):
-            del r["DrainerFunction"]["Properties"]["Role"]
-
-        self.assertCaught(self.problems(no_role), "DrainerFunction", "has no Role")
-
-        def no_logging(r, _):
-            del r["DrainerFunction"]["Properties"]["LoggingConfig"]
-
-        self.assertCaught(self.problems(no_logging), "DrainerFunction", "no LoggingConfig")
-
-        def wildcard(r, _):
-            self.statement(r, "DrainerRole", "DrainSpool")["Action"] = "s3:*"
-
-        self.assertCaught(self.problems(wildcard), "DrainerRole", "wildcard action 's3:*'")
-
-        def local(r, _):
-            r["DrainerFunction"]["Properties"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] = "http://x"
-
-        self.assertCaught(self.problems(local), "DrainerFunction", "AWS_ENDPOINT_URL")
+        self.assertHeldToEveryFunctionsRules("DrainerFunction", "DrainerRole", "DrainSpool")
 
     def test_the_edge_user_may_only_put_under_spool(self):
         def delete(r, _):
@@ -798,25 +830,7 @@ class Spool(unittest.TestCase):
         self.assertEqual(self.problems(m), [])
 
     def test_spooled_events_alarm(self):
-        def removed(r, _):
-            del r["SpooledEventsAlarm"]
-
-        self.assertCaught(self.problems(removed), "DrainerFunction", "SpooledEvents")
-
-        def other_function(r, _):
-            r["SpooledEventsAlarm"]["Properties"]["Dimensions"][0]["Value"] = "archiver"
-
-        self.assertCaught(self.problems(other_function), "DrainerFunction", "SpooledEvents")
-
-        def waits(r, _):
-            r["SpooledEventsAlarm"]["Properties"]["Threshold"] = 10
-
-        self.assertCaught(self.problems(waits), "SpooledEventsAlarm", "single SpooledEvents")
-
-        def silent(r, _):
-            r["SpooledEventsAlarm"]["Properties"]["AlarmActions"] = []
-
-        self.assertCaught(self.problems(silent), "SpooledEventsAlarm", "no AlarmActions")
+        self.assertAlarmedOnOne("DrainerFunction", "SpooledEventsAlarm", "SpooledEvents")
 
     def test_a_lifecycle_rule_expiring_the_spool(self):
         def m(r, _):
@@ -825,6 +839,275 @@ class Spool(unittest.TestCase):
             )
 
         self.assertCaught(self.problems(m), "ArchiveBucket", "expire-spool", "would be lost")
+
+
+class MissedWebhooks(unittest.TestCase):
+    """Rule 10 (and rules 1, 2, 7 for the reconciler): every submission is checked, and the
+    reconciler can do exactly what a check needs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = ct.load(TEMPLATE)
+
+    problems = Mutations.problems
+    assertCaught = Mutations.assertCaught
+    statement = staticmethod(Mutations.statement)
+    assertHeldToEveryFunctionsRules = Mutations.assertHeldToEveryFunctionsRules
+    assertAlarmedOnOne = Mutations.assertAlarmedOnOne
+
+    @staticmethod
+    def env(r, fid="ReconcilerFunction"):
+        return r[fid]["Properties"]["Environment"]["Variables"]
+
+    def test_the_reconciler_is_held_to_every_functions_rules(self):
+        self.assertHeldToEveryFunctionsRules("ReconcilerFunction", "ReconcilerRole", "ReadArchiveState")
+
+        def star(r, _):
+            self.statement(r, "ReconcilerRole", "ReadArchiveState")["Resource"] = "*"
+
+        self.assertCaught(self.problems(star), "ReconcilerRole", "(ReadArchiveState)", "Resource '*'")
+
+    def test_the_reconciler_is_not_taken_for_an_archiver(self):
+        # Rules 7 and 8 (MAX_RECEIVE_COUNT, index/, OUTPUT_RETENTION_SECS) are the archiver's.
+        self.assertEqual(ct.archivers(ct.Template(self.base)), [("ArchiverFunction", "EventsQueue")])
+
+    def test_its_event_source_reports_batch_item_failures(self):
+        def m(r, _):
+            del r["ReconcilerFunction"]["Properties"]["Events"]["Checks"]["Properties"]["FunctionResponseTypes"]
+
+        self.assertCaught(self.problems(m), "ReconcilerFunction: event Checks", "ReportBatchItemFailures")
+
+    def test_the_check_queue_visibility_below_the_reconcilers_timeout(self):
+        def m(r, _):
+            r["ReconcilerFunction"]["Properties"]["Timeout"] = 90
+
+        self.assertCaught(self.problems(m), "CheckQueue", "VisibilityTimeout 70 s", "ReconcilerFunction's Timeout (90 s)")
+
+    def test_the_check_queue_visibility_past_the_window(self):
+        def m(r, _):
+            r["CheckQueue"]["Properties"]["VisibilityTimeout"] = 300
+
+        self.assertCaught(self.problems(m), "CheckQueue", "VisibilityTimeout 300 s", "300 s output window")
+
+    def test_a_check_queue_without_a_dlq(self):
+        def m(r, _):
+            del r["CheckQueue"]["Properties"]["RedrivePolicy"]
+
+        self.assertCaught(self.problems(m), "CheckQueue", "no RedrivePolicy")
+
+    def test_checks_nobody_reads(self):
+        def m(r, _):
+            del r["ReconcilerFunction"]["Properties"]["Events"]["Checks"]
+
+        self.assertCaught(self.problems(m), "CheckQueue", "ApiFunction", "no function has an SQS event source")
+
+    def test_a_check_queue_url_that_is_not_a_queue(self):
+        def m(r, _):
+            self.env(r, "ApiFunction")["CHECK_QUEUE_URL"] = {"Ref": "EventsDlqTypo"}
+
+        self.assertCaught(self.problems(m), "ApiFunction", "CHECK_QUEUE_URL names EventsDlqTypo")
+
+    def test_the_reconciler_sending_its_next_check_elsewhere(self):
+        def m(r, _):
+            self.env(r)["CHECK_QUEUE_URL"] = {"Ref": "EventsQueue"}
+
+        problems = self.problems(m)
+        self.assertCaught(problems, "ReconcilerFunction", "reads checks from CheckQueue", "CHECK_QUEUE_URL")
+
+    def test_the_reconciler_cannot_poll_or_send(self):
+        def no_poll(r, _):
+            self.statement(r, "ReconcilerRole", "PollCheckQueue")["Action"].remove("sqs:DeleteMessage")
+
+        self.assertCaught(self.problems(no_poll), "ReconcilerRole", "sqs:DeleteMessage on CheckQueue")
+
+        def no_resend(r, _):
+            self.statement(r, "ReconcilerRole", "RescheduleChecks")["Resource"] = {"Fn::GetAtt": ["CheckDeadLetterQueue", "Arn"]}
+
+        self.assertCaught(self.problems(no_resend), "ReconcilerRole", "sqs:SendMessage on CheckQueue (the next check)")
+
+        def no_events(r, _):
+            self.statement(r, "ReconcilerRole", "QueueReconciledEvents")["Resource"] = {"Fn::GetAtt": ["EventsDlq", "Arn"]}
+
+        self.assertCaught(self.problems(no_events), "ReconcilerRole", "sqs:SendMessage on EventsQueue (reconciled events)")
+
+    def test_reconciled_events_that_skip_the_archiver(self):
+        def m(r, _):
+            self.env(r)["QUEUE_URL"] = {"Ref": "EventsDlq"}
+
+        self.assertCaught(self.problems(m), "ReconcilerFunction", "QUEUE_URL", "not a queue an archiver reads")
+
+    def test_the_reconciler_and_the_secrets(self):
+        def no_key(r, _):
+            self.statement(r, "ReconcilerRole", "ReadProviderApiKey")["Resource"] = {"Ref": "CallerKeysSecret"}
+
+        problems = self.problems(no_key)
+        self.assertCaught(problems, "ReconcilerRole", "GetSecretValue on ProviderApiKeySecret")
+        self.assertCaught(problems, "ReconcilerRole", "on CallerKeysSecret", "only reads the provider API key")
+
+        def writes(r, _):
+            self.statement(r, "ReconcilerRole", "ReadProviderApiKey")["Action"] = [
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+            ]
+
+        self.assertCaught(self.problems(writes), "ReconcilerRole", "secretsmanager:PutSecretValue")
+
+        def wrong_secret(r, _):
+            self.env(r)["API_KEY_SECRET_ID"] = "hookvault/provider-api-key"
+
+        self.assertCaught(self.problems(wrong_secret), "ReconcilerFunction", "API_KEY_SECRET_ID", "not a secret")
+
+    def test_the_reconciler_reading_past_its_prefixes(self):
+        def m(r, _):
+            self.statement(r, "ReconcilerRole", "ReadArchiveState")["Resource"].append(
+                {"Fn::Sub": "${ArchiveBucket.Arn}/events/*"}
+            )
+
+        self.assertCaught(self.problems(m), "ReconcilerRole", "s3:GetObject on 'events/*'", "predictions/ and index/")
+
+        def whole_bucket(r, _):
+            self.statement(r, "ReconcilerRole", "ReadArchiveState")["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
+
+        problems = self.problems(whole_bucket)
+        self.assertCaught(problems, "ReconcilerRole", "s3:GetObject on '*'")
+
+    def test_the_reconciler_cannot_read_the_state(self):
+        def m(r, _):
+            self.statement(r, "ReconcilerRole", "ReadArchiveState")["Resource"] = {
+                "Fn::Sub": "${ArchiveBucket.Arn}/predictions/*/manifest.json"
+            }
+
+        self.assertCaught(self.problems(m), "ReconcilerRole", "s3:GetObject", "predictions/*/state.json")
+
+    def test_the_reconciler_writing_the_archive(self):
+        def predictions(r, _):
+            self.statement(r, "ReconcilerRole", "WriteStalledMarkers")["Resource"] = {
+                "Fn::Sub": "${ArchiveBucket.Arn}/predictions/*"
+            }
+
+        problems = self.problems(predictions)
+        self.assertCaught(problems, "ReconcilerRole", "s3:PutObject on 'predictions/*'", "writes only")
+        self.assertCaught(problems, "ReconcilerRole", "needs s3:PutObject", "stalled.json")
+
+        def whole_log(r, _):
+            stmt = self.statement(r, "ReconcilerRole", "WriteStalledMarkers")
+            stmt["Resource"] = [stmt["Resource"][0], {"Fn::Sub": "${ArchiveBucket.Arn}/index/*"}]
+
+        problems = self.problems(whole_log)
+        self.assertCaught(problems, "ReconcilerRole", "s3:PutObject on 'index/*'", "writes only")
+        self.assertCaught(problems, "ReconcilerRole", "needs s3:PutObject", "index/log/*/stalled/*")
+
+        def delete(r, _):
+            self.statement(r, "ReconcilerRole", "PutClaimChecks")["Action"] = ["s3:PutObject", "s3:DeleteObject"]
+
+        self.assertCaught(self.problems(delete), "ReconcilerRole", "s3:DeleteObject on 'raw/*'")
+
+    def test_the_api_and_the_ledger(self):
+        def no_ledger(r, _):
+            self.statement(r, "ApiRole", "WriteLedger")["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/idempotency/*"}
+
+        self.assertCaught(self.problems(no_ledger), "ApiRole", "needs s3:PutObject", "submission.json")
+
+        def whole_archive(r, _):
+            self.statement(r, "ApiRole", "WriteLedger")["Resource"] = [
+                {"Fn::Sub": "${ArchiveBucket.Arn}/predictions/*/submission.json"},
+                {"Fn::Sub": "${ArchiveBucket.Arn}/predictions/*"},
+            ]
+
+        self.assertCaught(self.problems(whole_archive), "ApiRole", "s3:PutObject on 'predictions/*'", "only the ledger")
+
+        def no_send(r, _):
+            self.statement(r, "ApiRole", "ScheduleChecks")["Resource"] = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+
+        self.assertCaught(self.problems(no_send), "ApiRole", "ApiFunction needs sqs:SendMessage on CheckQueue")
+
+    def test_a_first_check_too_late(self):
+        def param(r, data):
+            data["Parameters"]["CheckFirstDelaySecs"]["MaxValue"] = 900
+
+        self.assertCaught(self.problems(param), "ApiFunction", "CHECK_FIRST_DELAY_SECS", "at most 60")
+
+        def literal(r, _):
+            self.env(r, "ApiFunction")["CHECK_FIRST_DELAY_SECS"] = "120"
+
+        self.assertCaught(self.problems(literal), "ApiFunction", "CHECK_FIRST_DELAY_SECS")
+
+    def test_checks_too_far_apart(self):
+        def param(r, data):
+            del data["Parameters"]["CheckMaxIntervalSecs"]["MaxValue"]
+
+        self.assertCaught(self.problems(param), "ReconcilerFunction", "CHECK_MAX_INTERVAL_SECS", "at most 60")
+
+        def literal(r, _):
+            self.env(r)["CHECK_MAX_INTERVAL_SECS"] = "900"
+
+        self.assertCaught(self.problems(literal), "ReconcilerFunction", "CHECK_MAX_INTERVAL_SECS")
+
+    def test_the_reconcilers_alarms(self):
+        for metric in ("MissedWebhooks", "StalledPredictions"):
+            with self.subTest(metric=metric):
+                self.assertAlarmedOnOne("ReconcilerFunction", f"{metric}Alarm", metric)
+
+    def test_the_check_dlq_depth_alarm(self):
+        def removed(r, _):
+            del r["CheckDlqAlarm"]
+
+        self.assertCaught(self.problems(removed), "CheckDeadLetterQueue", "no alarm on its depth")
+
+        def waits(r, _):
+            r["CheckDlqAlarm"]["Properties"]["Threshold"] = 10
+
+        self.assertCaught(self.problems(waits), "CheckDeadLetterQueue", "no alarm on its depth")
+
+    def test_the_check_queue_age_alarm(self):
+        def removed(r, _):
+            del r["CheckQueueAgeAlarm"]
+
+        self.assertCaught(self.problems(removed), "CheckQueue", "ApproximateAgeOfOldestMessage")
+
+        def late(r, _):
+            r["CheckQueueAgeAlarm"]["Properties"]["Threshold"] = 900
+
+        self.assertCaught(self.problems(late), "CheckQueue", "ApproximateAgeOfOldestMessage", "below the 300 s")
+
+    def test_a_sweep_slower_than_a_minute(self):
+        def m(r, _):
+            r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]["Schedule"] = "rate(5 minutes)"
+
+        self.assertCaught(self.problems(m), "ReconcilerFunction", "Sweep sweep", "at least every 60 s")
+
+    def test_a_sweep_that_does_not_follow_sweep_enabled(self):
+        def always(r, _):
+            r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]["State"] = "ENABLED"
+
+        self.assertCaught(self.problems(always), "ReconcilerFunction", "State must be !If", "ReconcilerSweepEnabled")
+
+        def other_condition(r, _):
+            r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]["State"] = {
+                "Fn::If": ["HasAlarmTopic", "ENABLED", "DISABLED"]
+            }
+
+        self.assertCaught(self.problems(other_condition), "ReconcilerFunction", "State must be !If")
+
+        def no_schedule(r, _):
+            del r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]
+
+        self.assertCaught(self.problems(no_schedule), "ReconcilerFunction", "no Schedule event runs the sweep")
+
+    def test_a_sweep_off_for_good_may_be_slow(self):
+        def m(r, _):
+            self.env(r)["SWEEP_ENABLED"] = "false"
+            props = r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]
+            props["State"] = "DISABLED"
+            props["Schedule"] = "rate(1 hour)"
+
+        self.assertEqual(self.problems(m), [])
+
+        def on_while_off(r, _):
+            self.env(r)["SWEEP_ENABLED"] = "false"
+            r["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]["Properties"]["State"] = "ENABLED"
+
+        self.assertCaught(self.problems(on_while_off), "ReconcilerFunction", "schedule is on while SWEEP_ENABLED")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ FUNCTIONS = {
     "rotator": ("rotator", "RotatorFunctionName", "RotatorRoleArn", "RotatorFunction", "RotatorRole"),
     "api": ("api", "ApiFunctionName", "ApiRoleArn", "ApiFunction", "ApiRole"),
     "drainer": ("drainer", "DrainerFunctionName", "DrainerRoleArn", "DrainerFunction", "DrainerRole"),
+    "reconciler": ("reconciler", "ReconcilerFunctionName", "ReconcilerRoleArn", "ReconcilerFunction",
+                   "ReconcilerRole"),
 }
 # Set in the environment of every run: none of it may be printed.
 CREDENTIALS = {
@@ -160,10 +162,10 @@ class ThePlan(Run, unittest.TestCase):
         for value in CREDENTIALS.values():
             self.assertNotIn(value, self.result.stdout + self.result.stderr)
 
-    def test_one_arm64_release_build_of_the_four_binaries(self):
+    def test_one_arm64_release_build_of_the_five_binaries(self):
         self.assertEqual(self.build, ["cargo", "lambda", "build", "--release", "--arm64", "--locked",
                                       "--bin", "archiver", "--bin", "rotator", "--bin", "api",
-                                      "--bin", "drainer"])
+                                      "--bin", "drainer", "--bin", "reconciler"])
 
     def test_each_function_gets_its_name_binary_role_region_and_whole_environment(self):
         out = outputs()

@@ -2,7 +2,7 @@
 # Ships the Lambdas' code to a stack made from infra/template.yaml with `cargo lambda deploy`,
 # with no ARN copied by hand (docs/deploy.md, "Deploying with cargo-lambda"):
 #
-#   scripts/deploy-lambdas.sh --stack hookvault-dev                     # build, then deploy all four
+#   scripts/deploy-lambdas.sh --stack hookvault-dev                     # build, then deploy all five
 #   scripts/deploy-lambdas.sh --stack hookvault-dev --function api --dry-run
 #   scripts/deploy-lambdas.sh --outputs-file infra/fixtures/describe-stacks.hookvault-dev.json \
 #                             --config-dir infra/fixtures/function-configuration   # offline: print only
@@ -52,6 +52,7 @@ FUNCTIONS = {
     "rotator": {"binary": "rotator", "name": "RotatorFunctionName", "role": "RotatorRoleArn"},
     "api": {"binary": "api", "name": "ApiFunctionName", "role": "ApiRoleArn"},
     "drainer": {"binary": "drainer", "name": "DrainerFunctionName", "role": "DrainerRoleArn"},
+    "reconciler": {"binary": "reconciler", "name": "ReconcilerFunctionName", "role": "ReconcilerRoleArn"},
 }
 ARCHITECTURE = "arm64"  # infra/template.yaml, Globals; cargo lambda build --arm64
 RUNTIME = "provided.al2023"  # the template's runtime, and cargo-lambda's default
@@ -81,7 +82,7 @@ def parse_args():
                    "--output json`, one <FunctionName>.json per function")
     p.add_argument("--region", help="the stack's region, if not the AWS CLI's default")
     p.add_argument("--function", action="append", choices=list(FUNCTIONS), dest="functions",
-                   help="deploy only this function (repeatable; default: all four)")
+                   help="deploy only this function (repeatable; default: all five)")
     p.add_argument("--no-build", action="store_true",
                    help="deploy target/lambda/<bin>/bootstrap as it is (built with "
                    "`cargo lambda build --release --arm64`, e.g. by scripts/build-lambdas.sh)")

@@ -40,7 +40,7 @@ hv_log "building the Lambda functions for the runtime emulator (cargo lambda wat
 # package's build cannot reuse (measured: 39, 10 and 19 crates compiled again), and the
 # end-to-end tests would compile the functions inside their time limits (seen on a fresh
 # clone, with the CLI in the same build: the tests timed out).
-for f in archiver rotator api drainer; do
+for f in archiver rotator api drainer reconciler; do
   cargo build --locked -p "hookvault-$f" --bin "$f"
 done
 hv_log "building the CLI the operations tests run"
