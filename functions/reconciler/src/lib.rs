@@ -44,11 +44,23 @@ pub use trigger::Trigger;
 
 impl<P: io::Provider, A: io::Archive, Q: io::Queues> Reconciler<P, A, Q> {
     /// Checks each record of `event`, one after another; the records whose check failed
-    /// on S3 or SQS are reported for another delivery.
-    pub async fn handle_batch(&self, event: &SqsEvent) -> SqsBatchResponse {
+    /// on S3 or SQS are reported for another delivery, and so are those not started by
+    /// `deadline` (the invocation's, less a margin): a Lambda timeout would deliver the
+    /// whole batch again, checks already rescheduled included, and start a second chain
+    /// of checks for them.
+    pub async fn handle_batch(
+        &self,
+        event: &SqsEvent,
+        deadline: Option<std::time::Instant>,
+    ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in &event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                tracing::warn!(message_id = %message_id, "no time left in this invocation; SQS delivers the check again");
+                response.add_failure(message_id);
+                continue;
+            }
             let body = record.body.as_deref().unwrap_or_default();
             if let Err(e) = self.handle_message(body, &message_id).await {
                 tracing::error!(message_id = %message_id, error = %e, "the check failed; SQS delivers it again");

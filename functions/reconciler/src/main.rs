@@ -11,8 +11,11 @@ use hookvault_reconciler::{Reconciler, ReconcilerConfig, Trigger};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-/// Kept before the Lambda's deadline: a sweep stops reading pages this early.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+/// Kept before the Lambda's deadline: a sweep stops reading pages, and a batch stops
+/// starting checks, this early. A check's fetch retries for at most twice
+/// `HTTP_TIMEOUT_MS` (20 s by default): the function's timeout should leave that after
+/// the margin for each record of a batch (the template: a small batch size).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(25);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -43,9 +46,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = hookvault_aws::deadline(event.context.deadline, DEADLINE_MARGIN);
         match Trigger::from_payload(&event.payload)? {
-            Trigger::Checks(batch) => {
-                Ok::<Value, Error>(serde_json::to_value(reconciler.handle_batch(&batch).await)?)
-            }
+            Trigger::Checks(batch) => Ok::<Value, Error>(serde_json::to_value(
+                reconciler.handle_batch(&batch, deadline).await,
+            )?),
             Trigger::Sweep => Ok(serde_json::to_value(
                 reconciler.sweep(now_ms(), deadline).await?,
             )?),

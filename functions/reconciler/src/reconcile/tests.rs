@@ -423,11 +423,16 @@ async fn a_batch_reports_only_the_checks_that_failed_on_aws() {
         record("bad", "not a check"),
         record("ok", &check(0).to_json()),
     ];
-    let out = r.handle_batch(&batch).await;
+    let out = r.handle_batch(&batch, None).await;
     assert!(
         out.batch_item_failures.is_empty(),
         "a bad message is dropped, a 404 is done"
     );
+    // Past the deadline, nothing is started and every record comes back.
+    let late = r
+        .handle_batch(&batch, Some(std::time::Instant::now()))
+        .await;
+    assert_eq!(late.batch_item_failures.len(), 2);
     let down = Reconciler::new(
         FakeProvider::default(),
         FakeArchive {
@@ -437,7 +442,7 @@ async fn a_batch_reports_only_the_checks_that_failed_on_aws() {
         FakeQueues::default(),
         cfg(),
     );
-    let out = down.handle_batch(&batch).await;
+    let out = down.handle_batch(&batch, None).await;
     let ids: Vec<String> = out
         .batch_item_failures
         .iter()
