@@ -184,14 +184,11 @@ impl Api {
     ) -> Result<Reply, ApiError> {
         let prediction = self.create(req, provider_key, deadline).await?;
         if let Some(id) = prediction["id"].as_str() {
-            let now_ms = hookvault_core::time::unix_now().saturating_mul(1000);
-            let entry = ledger::submission(
-                &self.cfg.provider(),
-                id,
-                &req.model_id,
-                hookvault_core::time::unix_now(),
-                who,
-            );
+            // One reading of the clock for both: the check's submitted_at_ms is the
+            // ledger's submitted_at, in milliseconds.
+            let now_secs = hookvault_core::time::unix_now();
+            let now_ms = now_secs.saturating_mul(1000);
+            let entry = ledger::submission(&self.cfg.provider(), id, &req.model_id, now_secs, who);
             let store = S3Store {
                 s3: &self.s3,
                 bucket: &self.cfg.bucket,
