@@ -23,8 +23,9 @@
 //!   [`Transition::Corroborating`]: its raw event is kept and logged, nothing is archived
 //!   again, no second notification is sent. The state prefers the signed event as
 //!   evidence: a signed event that corroborates a reconciled state replaces it as the
-//!   state's event ([`Transition::Corroborating::prefer`]), a reconciled one never
-//!   replaces a signed one. Two reconciled answers of one status corroborate each other
+//!   state's event ([`Transition::Corroborating::prefer`]; the archiver does so once the
+//!   reconciled event's archive is written, so that its redelivery after a transient
+//!   failure still finishes it), a reconciled one never replaces a signed one. Two reconciled answers of one status corroborate each other
 //!   too (two checks raced). Two *signed* events with different terminal bodies stay
 //!   [`Transition::Conflicting`], and so does any pair of different terminal statuses.
 //!

@@ -13,9 +13,7 @@
 //!    event older than the state held is [`Outcome::Ignored`]; a terminal event that
 //!    contradicts the first terminal state is [`Outcome::Conflicting`], and one of its
 //!    status that came the other way (signed after reconciled, or the reverse: issue 23)
-//!    is [`Outcome::Corroborated`]; nothing more is done for any of them (but a
-//!    corroborating event whose prediction has neither manifest nor `failure.json` yet
-//!    carries the work on, in case the event that set the state failed transiently).
+//!    is [`Outcome::Corroborated`]; nothing more is done for any of them.
 //! 6. By status: `succeeded` → `output.json`, every file of `output`, the manifest last;
 //!    `failed` / `cancelled` → `failure.json`; other statuses → nothing more.
 //! 7. The event log: one entry for what became of it ([`crate::event_log`]).
@@ -388,24 +386,6 @@ impl Archiver {
         Ok(())
     }
 
-    /// True when the archive records `p`'s terminal outcome: its manifest or its
-    /// `failure.json` (a succeeded prediction whose outputs were lost has the latter).
-    async fn outcome_recorded(&self, p: &Prediction) -> Result<bool, Transient> {
-        let key = |k: Result<String, archive::LayoutError>| k.map_err(|e| Transient(e.to_string()));
-        if p.status == PredictionStatus::Succeeded
-            && self
-                .store
-                .exists(&key(archive::manifest_key(&p.id))?)
-                .await?
-        {
-            return Ok(true);
-        }
-        Ok(self
-            .store
-            .exists(&key(archive::failure_key(&p.id))?)
-            .await?)
-    }
-
     /// Handles one record (the steps are in the module's documentation).
     pub async fn process(
         &self,
@@ -562,14 +542,8 @@ impl Archiver {
                 held_by,
                 prefer,
             } => {
-                if self.outcome_recorded(&p).await? {
-                    tracing::info!(prediction = %p.id, status = p.status.as_str(), held_by = %held_by, reconciled = facts.reconciled, evidence_replaced = prefer, raw_event = %raw_event, "the prediction's terminal state reached the other way (signed and reconciled); the raw event is kept, nothing archived again");
-                    return Ok(Outcome::Corroborated { held });
-                }
-                // The event that set the state has not finished its work (a transient
-                // failure awaits its redelivery, which would now corroborate in turn):
-                // this one, of the same status, carries it on.
-                tracing::info!(prediction = %p.id, status = p.status.as_str(), held_by = %held_by, reconciled = facts.reconciled, evidence_replaced = prefer, "corroborates the prediction's terminal state, whose archive is not complete: acting on it");
+                tracing::info!(prediction = %p.id, status = p.status.as_str(), held_by = %held_by, reconciled = facts.reconciled, evidence_replaced = prefer, raw_event = %raw_event, "the prediction's terminal state reached the other way (signed and reconciled); the raw event is kept, nothing archived again");
+                return Ok(Outcome::Corroborated { held });
             }
         }
         let outcome = match p.status {

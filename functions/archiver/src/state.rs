@@ -11,9 +11,12 @@
 //!
 //! A reconciled event (issue 23: fetched from the provider's API by the reconciler) and a
 //! signed webhook of the same terminal status corroborate each other
-//! (`Transition::Corroborating`): the second archives nothing; when it is the signed one,
-//! it is written as the state's event (status unchanged, `reconciled` false), under the
-//! same conditional write, so the state's evidence is the signature whenever there is one.
+//! (`Transition::Corroborating`): the second archives nothing; when it is the signed one
+//! and the reconciled one's work is done (its manifest or `failure.json` is written), it
+//! is written as the state's event (status unchanged, `reconciled` false), under the same
+//! conditional write, so the state's evidence is the signature whenever there is one.
+//! Before that, the reconciled event keeps the state, so its redelivery after a transient
+//! failure is `Same` and finishes the archive.
 //!
 //! A prediction archived before `state.json` existed, or whose `state.json` does not
 //! parse, has the state its archive implies ([`implied`]): its manifest (`succeeded`), or
@@ -163,6 +166,30 @@ pub(crate) async fn implied(store: &Store, id: &str) -> Result<Option<StateRecor
     Ok(None)
 }
 
+/// True when the archive records `p`'s terminal outcome: its manifest (a succeeded
+/// prediction) or its `failure.json` (failed, cancelled, or outputs lost).
+async fn outcome_recorded(store: &Store, p: &Prediction) -> Result<bool, Transient> {
+    let key = |k: Result<String, archive::LayoutError>| k.map_err(|e| Transient(e.to_string()));
+    if p.status == PredictionStatus::Succeeded
+        && store.exists(&key(archive::manifest_key(&p.id))?).await?
+    {
+        return Ok(true);
+    }
+    Ok(store.exists(&key(archive::failure_key(&p.id))?).await?)
+}
+
+/// `t` without the preference: a corroborating event that does not replace the state.
+fn downgrade(t: Transition) -> Transition {
+    match t {
+        Transition::Corroborating { held, held_by, .. } => Transition::Corroborating {
+            held,
+            held_by,
+            prefer: false,
+        },
+        other => other,
+    }
+}
+
 /// Applies the state rule to `p` arriving as `ev`, writing the new state when the event
 /// moves it forward. Returns what the event does; S3 errors are transient.
 pub(crate) async fn settle(
@@ -181,7 +208,18 @@ pub(crate) async fn settle(
             .as_ref()
             .and_then(|(r, _)| r.as_ref())
             .or(implied_state.as_ref());
-        let t = transition_from(held, &p.status, ev.body_sha256, ev.origin);
+        let mut t = transition_from(held, &p.status, ev.body_sha256, ev.origin);
+        if let Transition::Corroborating { prefer: true, .. } = &t {
+            if !outcome_recorded(store, p).await? {
+                // The reconciled event that holds the state has not finished its archive
+                // (it is running, or failed and awaits its redelivery): it keeps the state,
+                // so that its redelivery resumes the work (`Same`). Replaced now, that
+                // redelivery would corroborate and nothing would archive the prediction;
+                // acted on now, the prediction could be archived twice at once.
+                tracing::info!(prediction = %p.id, "the reconciled event holding the state has not finished; it stays the state's evidence");
+                t = downgrade(t);
+            }
+        }
         let Some(record) = record_for(p, &ev, &t, now_rfc3339()) else {
             return Ok(t);
         };
@@ -232,6 +270,24 @@ mod tests {
             raw_event: "events/skytells/x/event.json",
             origin,
         }
+    }
+
+    #[test]
+    fn a_preference_can_be_set_aside() {
+        let t = Transition::Corroborating {
+            held: "succeeded".into(),
+            held_by: "e".into(),
+            prefer: true,
+        };
+        assert_eq!(
+            downgrade(t),
+            Transition::Corroborating {
+                held: "succeeded".into(),
+                held_by: "e".into(),
+                prefer: false
+            }
+        );
+        assert_eq!(downgrade(Transition::Advance), Transition::Advance);
     }
 
     /// The archiver's side of the rule, for the pairs of one terminal status: what it
