@@ -549,3 +549,22 @@ fn reconcile_reports_a_check_it_could_not_send() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `events/reconciler/checks.json` holds what the api, the reconciler and this command put
+/// on the check queue: each body reads as a check, from the check queue.
+#[test]
+fn the_check_fixture_holds_checks() {
+    let text = std::fs::read_to_string(root().join("events/reconciler/checks.json")).unwrap();
+    let event: Value = serde_json::from_str(&text).unwrap();
+    let records = event["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    for r in records {
+        let check = Check::from_json(r["body"].as_str().unwrap()).unwrap();
+        assert!(check.prediction_id.starts_with("pred_"), "{check:?}");
+        assert_eq!(r["eventSource"], "aws:sqs");
+        assert!(r["eventSourceARN"]
+            .as_str()
+            .unwrap()
+            .ends_with(":hookvault-checks"));
+    }
+}
