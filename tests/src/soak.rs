@@ -120,7 +120,9 @@ impl Fault {
             Fault::SqsRefusesAll => "SQS refuses everything (503 ServiceUnavailable)",
             Fault::SqsThrottlesAThird => "SQS throttles every 3rd request (400 RequestThrottled)",
             Fault::S3Refuses => "S3 refuses everything (503 SlowDown)",
-            Fault::ArchiverKilled => "archiver killed (SIGKILL), restarted at the end",
+            Fault::ArchiverKilled => {
+                "archiver killed (SIGKILL), down until restarted and answering"
+            }
         }
     }
 }
@@ -388,6 +390,36 @@ pub fn answers_during(deliveries: &[Delivery], w: &Window) -> (usize, usize, usi
     out
 }
 
+/// The schedule as it was applied: each fault's window from the instant it was switched
+/// on to the instant it was switched off (for the archiver: killed, and answering again).
+#[derive(Debug, Default)]
+struct Applied {
+    started: HashMap<Fault, Duration>,
+    windows: Vec<Window>,
+}
+
+impl Applied {
+    /// `fault` was just switched `on` (or off), `t0` being the first webhook's instant.
+    fn note(&mut self, t0: Instant, fault: Fault, on: bool) {
+        let now = t0.elapsed();
+        println!(
+            "soak: {:>6.1} s  {} {}",
+            now.as_secs_f64(),
+            if on { "on: " } else { "off:" },
+            fault.name()
+        );
+        if on {
+            self.started.insert(fault, now);
+        } else if let Some(start) = self.started.remove(&fault) {
+            self.windows.push(Window {
+                fault,
+                start,
+                len: now.saturating_sub(start),
+            });
+        }
+    }
+}
+
 /// What the drainer did.
 #[derive(Debug, Default)]
 pub struct DrainerCounts {
@@ -416,12 +448,15 @@ pub struct Report {
     pub proxy: CountsNow,
     /// Times the archiver was started again after a kill.
     pub archiver_restarts: u32,
+    /// Messages in flight (received, not deleted) at each kill of the archiver.
+    pub held_at_kills: Vec<usize>,
     /// Flaky outputs whose first download failed (the CDN answered 503), and of those,
     /// downloaded again.
     pub cdn_first_failures: (usize, usize),
     /// The drainer's: invocations on created events, sweeps, events queued, errors.
     pub drainer: (u64, u64, u64, u64),
-    /// The mapping's invocations, records reported failed, failed receives or invokes.
+    /// The mapping's polls that delivered a batch and deleted it, records the archiver
+    /// reported failed, polls that failed (a receive, an invoke or a delete).
     pub mapping: (u64, u64, u64),
     /// Left at the end: messages on the queue, objects in the spool, messages in the DLQ.
     pub left: (usize, usize, usize),
@@ -463,9 +498,9 @@ impl Report {
         }
         let p = &self.proxy;
         out.push_str(&format!(
-            "\nproxy: SQS {} forwarded, {} refused, {} throttled; S3 {} forwarded, {} refused; {} upstream errors. archiver restarts: {}. CDN: {} first downloads failed, {} of them downloaded again. drainer: {} object-created invocations, {} sweeps, {} events queued, {} invocations with an error. mapping: {} invocations, {} records reported failed, {} failed receives or invokes. left: {} on the queue, {} in the spool, {} in the DLQ.\n",
+            "\nproxy: SQS {} forwarded, {} refused, {} throttled; S3 {} forwarded, {} refused; {} upstream errors. archiver restarts: {} (messages in flight at each kill: {:?}). CDN: {} first downloads failed, {} of them downloaded again. drainer: {} object-created invocations, {} sweeps, {} events queued, {} invocations with an error. mapping: {} polls delivered and deleted, {} records the archiver reported failed, {} polls failed (a receive, an invoke or a delete). left: {} on the queue, {} in the spool, {} in the DLQ.\n",
             p.sqs_forwarded, p.sqs_refused, p.sqs_throttled, p.s3_forwarded, p.s3_refused, p.upstream_errors,
-            self.archiver_restarts, self.cdn_first_failures.0, self.cdn_first_failures.1,
+            self.archiver_restarts, self.held_at_kills, self.cdn_first_failures.0, self.cdn_first_failures.1,
             self.drainer.0, self.drainer.1, self.drainer.2, self.drainer.3,
             self.mapping.0, self.mapping.1, self.mapping.2,
             self.left.0, self.left.1, self.left.2
@@ -669,6 +704,24 @@ fn spawn_drainer_triggers(
         }
     });
     set
+}
+
+/// Messages received from `queue` and not yet deleted (moto's exact count); 0 when it
+/// cannot be read.
+async fn in_flight(sqs: &aws_sdk_sqs::Client, queue: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .ok()
+        .and_then(|r| r.attributes);
+    attrs
+        .and_then(|a| a.get(&A::ApproximateNumberOfMessagesNotVisible).cloned())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sends `spool/` object-created notifications of `bucket` to the queue `arn`.
@@ -923,47 +976,57 @@ pub async fn run(o: Options) -> Result<Report, StackError> {
         out.sort_by(|a, b| a.plan.id.cmp(&b.plan.id));
         out
     };
-    let faults = async {
-        let mut started: HashMap<Fault, Duration> = HashMap::new();
-        let mut applied = Vec::new();
+    // The proxy's switches and the archiver's on timelines of their own: a restart that
+    // takes seconds does not hold back a proxy fault.
+    let proxy_faults = async {
+        let mut log = Applied::default();
         for (at, fault, on) in switches(&windows) {
+            let sqs = match (fault, on) {
+                (Fault::ArchiverKilled, _) => continue,
+                (Fault::S3Refuses, _) => None,
+                (Fault::SqsRefusesAll, true) => Some(SqsFault::RefuseAll),
+                (Fault::SqsThrottlesAThird, true) => Some(SqsFault::ThrottleThird),
+                (_, false) => Some(SqsFault::None),
+            };
             tokio::time::sleep_until((t0 + at).into()).await;
-            match (fault, on) {
-                (Fault::SqsRefusesAll, true) => proxy.set_sqs(SqsFault::RefuseAll),
-                (Fault::SqsThrottlesAThird, true) => proxy.set_sqs(SqsFault::ThrottleThird),
-                (Fault::SqsRefusesAll | Fault::SqsThrottlesAThird, false) => {
-                    proxy.set_sqs(SqsFault::None)
-                }
-                (Fault::S3Refuses, on) => {
-                    proxy.set_s3(if on { S3Fault::Refuse } else { S3Fault::None })
-                }
-                (Fault::ArchiverKilled, true) => archiver.kill().await,
-                (Fault::ArchiverKilled, false) => {
-                    if let Err(e) = archiver.start().await {
-                        println!("soak: the archiver did not start again: {e}");
-                    }
-                }
+            match sqs {
+                Some(f) => proxy.set_sqs(f),
+                None => proxy.set_s3(if on { S3Fault::Refuse } else { S3Fault::None }),
             }
-            let now = t0.elapsed();
-            println!(
-                "soak: {:>6.1} s  {} {}",
-                now.as_secs_f64(),
-                if on { "on: " } else { "off:" },
-                fault.name()
-            );
-            if on {
-                started.insert(fault, now);
-            } else if let Some(start) = started.remove(&fault) {
-                applied.push(Window {
-                    fault,
-                    start,
-                    len: now.saturating_sub(start),
-                });
-            }
+            log.note(t0, fault, on);
         }
-        applied
+        log.windows
     };
-    let (deliveries, applied) = tokio::join!(send, faults);
+    let kills = async {
+        let mut log = Applied::default();
+        let mut held = Vec::new();
+        for (at, fault, on) in switches(&windows) {
+            if fault != Fault::ArchiverKilled {
+                continue;
+            }
+            tokio::time::sleep_until((t0 + at).into()).await;
+            if on {
+                // Killed while it holds messages: at the first instant (within 10 s) one
+                // is received and not yet deleted.
+                let until = Instant::now() + Duration::from_secs(10);
+                let mut n = in_flight(&stack.sqs, &queue).await;
+                while n == 0 && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    n = in_flight(&stack.sqs, &queue).await;
+                }
+                archiver.kill().await;
+                held.push(n);
+            } else if let Err(e) = archiver.start().await {
+                println!("soak: the archiver did not start again: {e}");
+            }
+            log.note(t0, fault, on);
+        }
+        (log.windows, held)
+    };
+    let (deliveries, mut applied, (killed, held_at_kills)) =
+        tokio::join!(send, proxy_faults, kills);
+    applied.extend(killed);
+    applied.sort_by_key(|w| w.start);
     let sent_secs = t0.elapsed().as_secs_f64();
     println!(
         "soak: sent; waiting up to {} s for the queue and the spool to drain…",
@@ -1001,6 +1064,7 @@ pub async fn run(o: Options) -> Result<Report, StackError> {
         applied,
         proxy: proxy.counts(),
         archiver_restarts: archiver.starts.saturating_sub(1),
+        held_at_kills,
         cdn_first_failures: (
             flaky.iter().filter(|&&h| h >= 1).count(),
             flaky.iter().filter(|&&h| h >= 2).count(),
@@ -1234,6 +1298,7 @@ mod tests {
             during: vec![(1, 2, 3, 0); 5],
             proxy: CountsNow::default(),
             archiver_restarts: 2,
+            held_at_kills: vec![1, 2],
             cdn_first_failures: (1, 1),
             drainer: (1, 2, 3, 0),
             mapping: (9, 0, 0),
@@ -1248,6 +1313,9 @@ mod tests {
             t.contains("| S3 refuses everything (503 SlowDown) | 9.0 | 14.0 | 1 / 2 / 3 / 0 |"),
             "{t}"
         );
-        assert!(t.contains("archiver restarts: 2"), "{t}");
+        assert!(
+            t.contains("archiver restarts: 2 (messages in flight at each kill: [1, 2])"),
+            "{t}"
+        );
     }
 }

@@ -54,6 +54,10 @@ async fn a_soak_under_faults_loses_nothing_and_archives_each_prediction_once() {
     assert!(r.proxy.sqs_refused > 0 && r.proxy.s3_refused > 0, "{table}");
     assert!(r.proxy.sqs_throttled > 0, "SQS throttled\n{table}");
     assert_eq!(r.archiver_restarts, 2, "{table}");
+    assert!(
+        r.held_at_kills.len() == 2 && r.held_at_kills.iter().all(|&n| n > 0),
+        "each kill took messages in flight with it\n{table}"
+    );
     let (failed_first, fetched_again) = r.cdn_first_failures;
     assert!(
         failed_first >= 5,
