@@ -64,6 +64,43 @@ pub fn archiver_env(
     with_overrides(env, extra)
 }
 
+/// The reconciler's environment for the local stack (issue 23): moto at `moto_endpoint`,
+/// the archive `bucket`, the events queue `queue_url` (where reconciled events go), the
+/// check queue `check_queue_url` (what it reads and re-checks on), the provider's API at
+/// `provider_url` with the api's key secret, with `extra` added or replacing (e.g. short
+/// `CHECK_MAX_INTERVAL_SECS` and `CHECK_MAX_AGE_SECS`).
+pub fn reconciler_env(
+    moto_endpoint: &str,
+    bucket: &str,
+    queue_url: &str,
+    check_queue_url: &str,
+    provider_url: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let env = local_aws_env(
+        moto_endpoint,
+        &[
+            ("ARCHIVE_BUCKET", bucket),
+            ("QUEUE_URL", queue_url),
+            ("CHECK_QUEUE_URL", check_queue_url),
+            ("API_KEY_SECRET_ID", crate::rotation::API_KEY_SECRET_ID),
+            ("PROVIDER_API_URL", provider_url),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    with_overrides(env, extra)
+}
+
+/// The CloudWatch EMF lines in a function's `logs` ([`LambdaFunction::logs`]) that hold
+/// `metric`, each parsed (a line may carry the emulator's prefix before its JSON).
+pub fn emf_lines(logs: &str, metric: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some() && v.get(metric).is_some())
+        .collect()
+}
+
 /// How `cargo lambda watch` builds a function ([`LambdaFunction::start_built`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
@@ -269,5 +306,26 @@ impl RuntimeApi {
             .env("RUST_LOG", "warn")
             .kill_on_drop(true);
         cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn emf_lines_are_found_behind_a_prefix_and_by_metric() {
+        let logs = concat!(
+            "INFO starting\n",
+            r#"[reconciler] {"_aws":{"Timestamp":1},"MissedWebhooks":1.0,"prediction_id":"p1"}"#,
+            "\n",
+            r#"{"_aws":{"Timestamp":2},"StalledPredictions":1.0}"#,
+            "\n",
+            r#"{"MissedWebhooks":1.0}"#,
+            "\n{\"_aws\": broken\n",
+        );
+        let missed = super::emf_lines(logs, "MissedWebhooks");
+        assert_eq!(missed.len(), 1, "only EMF lines: {missed:?}");
+        assert_eq!(missed[0]["prediction_id"], "p1");
+        assert_eq!(super::emf_lines(logs, "StalledPredictions").len(), 1);
+        assert!(super::emf_lines(logs, "Other").is_empty());
     }
 }

@@ -18,12 +18,18 @@
 //!
 //! moto always runs (every other piece talks to it); each other piece only when asked
 //! for. Every process stops when the [`LocalStack`] is dropped.
+//!
+//! For issue 23 (no missed webhook) the builder also starts the api with the edge as its
+//! webhook URL and a check queue ([`LocalStackBuilder::api`],
+//! [`LocalStackBuilder::check_queue`]) and the reconciler on that check queue
+//! ([`LocalStackBuilder::reconciler`]); the Lambdas are fed from their queues by a
+//! [`poller::Mapping`], as Lambda's event-source mappings feed them.
 
 use std::path::PathBuf;
 
 use aws_sdk_sqs::types::Message;
 
-use crate::lambda::{archiver_env, LambdaFunction};
+use crate::lambda::{archiver_env, reconciler_env, LambdaFunction};
 use crate::moto::Moto;
 use crate::provider::Provider;
 use crate::workerd::{local_bindings, Edge, RUST_EDGE_MODULES};
@@ -112,6 +118,23 @@ pub struct LocalStackBuilder {
     edge: Option<EdgeSpec>,
     provider: bool,
     archiver: Option<Vec<(String, String)>>,
+    check_queue: Option<String>,
+    api: Option<Vec<(String, String)>>,
+    reconciler: Option<Vec<(String, String)>>,
+}
+
+fn owned(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn names(vars: &[(String, String)], name: &str) -> bool {
+    vars.iter().any(|(k, _)| k == name)
 }
 
 impl LocalStackBuilder {
@@ -214,11 +237,39 @@ impl LocalStackBuilder {
     /// first invoke waits for the function to be built. (Feed it with a
     /// [`poller::Poller`] on the stack's queue.)
     pub fn archiver(mut self, vars: &[(&str, &str)]) -> Self {
-        self.archiver = Some(
-            vars.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        );
+        self.archiver = Some(owned(vars));
+        self
+    }
+
+    /// The reconciler's check queue (issue 23), a standard queue named `name`, created
+    /// after the builder's other queues (never the stack's first queue): the api's
+    /// `CHECK_QUEUE_URL` and the queue the reconciler reads and re-checks on
+    /// ([`LocalStack::check_queue`]).
+    pub fn check_queue(mut self, name: &str) -> Self {
+        self.check_queue = Some(name.to_owned());
+        self
+    }
+
+    /// The api under `cargo lambda watch` (a Function URL, one instance) with
+    /// [`api::api_env`] for moto, the provider, the bucket, the edge's webhook URL
+    /// (`{edge}/webhooks/skytells`) and the check queue's `CHECK_QUEUE_URL` when there is
+    /// one, `vars` added or replacing (`EDGE_WEBHOOK_URL` among them when there is no
+    /// edge). Implies [`LocalStackBuilder::api_secrets`]; needs a provider and a bucket.
+    pub fn api(mut self, vars: &[(&str, &str)]) -> Self {
+        self.api = Some(owned(vars));
+        self.api_secrets = true;
+        self
+    }
+
+    /// The reconciler under `cargo lambda watch` with [`reconciler_env`] for moto, the
+    /// bucket, the stack's first queue (where reconciled events go), the check queue and
+    /// the provider's API (`PROVIDER_API_URL` in `vars` when there is no provider), `vars`
+    /// added or replacing. Implies [`LocalStackBuilder::api_secrets`] (the key it fetches
+    /// with); needs a bucket, a queue and a check queue. (Feed it with a
+    /// [`poller::Mapping`] on the check queue.)
+    pub fn reconciler(mut self, vars: &[(&str, &str)]) -> Self {
+        self.reconciler = Some(owned(vars));
+        self.api_secrets = true;
         self
     }
 
@@ -241,6 +292,36 @@ impl LocalStackBuilder {
                 return missing(&format!("queue {} is named twice", q.name));
             }
         }
+        if let Some(c) = &self.check_queue {
+            if self.queues.iter().any(|q| &q.name == c) {
+                return missing(&format!("queue {c} is named twice"));
+            }
+        }
+        if let Some(vars) = &self.api {
+            if self.bucket.is_none() {
+                return missing("the api needs a bucket: add .bucket(name)");
+            }
+            if !self.provider && !names(vars, "PROVIDER_API_URL") {
+                return missing("the api needs a provider: add .provider()");
+            }
+            if self.edge.is_none() && !names(vars, "EDGE_WEBHOOK_URL") {
+                return missing("the api needs a webhook URL: add .edge() or EDGE_WEBHOOK_URL");
+            }
+        }
+        if let Some(vars) = &self.reconciler {
+            if self.bucket.is_none() {
+                return missing("the reconciler needs a bucket: add .bucket(name)");
+            }
+            if self.queues.is_empty() {
+                return missing("the reconciler needs an events queue: add .queue(name)");
+            }
+            if self.check_queue.is_none() {
+                return missing("the reconciler needs a check queue: add .check_queue(name)");
+            }
+            if !self.provider && !names(vars, "PROVIDER_API_URL") {
+                return missing("the reconciler needs a provider: add .provider()");
+            }
+        }
         Ok(())
     }
 
@@ -257,9 +338,10 @@ impl LocalStackBuilder {
             .map(|e| edge_bindings(moto_endpoint, queue_url, self.bucket.as_deref(), &e.vars))
     }
 
-    /// Starts moto, then the queues, the bucket (versioned if asked), the api's secrets,
-    /// the provider, the edge and the archiver, each only if asked for, and waits until
-    /// each answers (moto up to 30 s, the edge 20 s, the archiver's emulator 60 s).
+    /// Starts moto, then the queues (the check queue last), the bucket (versioned if
+    /// asked), the api's secrets, the provider, the edge, the api, the reconciler and the
+    /// archiver, each only if asked for, and waits until each answers (moto up to 30 s,
+    /// the edge 20 s, each Lambda's emulator 60 s).
     ///
     /// Errors: [`LocalStackBuilder::check`]'s; [`StackError::Missing`] when a tool or the
     /// edge build is missing; [`StackError::Start`] when a process does not become ready
@@ -285,6 +367,14 @@ impl LocalStackBuilder {
                 dlq_url,
             });
         }
+        let check_queue = match &self.check_queue {
+            Some(name) => Some(Queue {
+                name: name.clone(),
+                url: sqs::create_queue(&sqs, name).await?,
+                dlq_url: None,
+            }),
+            None => None,
+        };
         if let Some(b) = &self.bucket {
             s3::create_bucket(&s3, b).await?;
             if self.versioned {
@@ -317,16 +407,23 @@ impl LocalStackBuilder {
             s3,
             secrets,
             queues,
+            check_queue,
             bucket: self.bucket,
             edge,
             provider,
+            api: None,
+            reconciler: None,
             archiver: None,
             http: reqwest::Client::new(),
         };
+        if let Some(vars) = &self.api {
+            stack.api = Some(stack.start_api(&borrowed(vars), 1).await?);
+        }
+        if let Some(vars) = &self.reconciler {
+            stack.reconciler = Some(stack.start_reconciler(&borrowed(vars)).await?);
+        }
         if let Some(vars) = &self.archiver {
-            let vars: Vec<(&str, &str)> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            stack.archiver = Some(stack.start_archiver(&vars).await?);
+            stack.archiver = Some(stack.start_archiver(&borrowed(vars)).await?);
         }
         Ok(stack)
     }
@@ -346,12 +443,18 @@ pub struct LocalStack {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// The queues, in the order the builder named them.
     pub queues: Vec<Queue>,
+    /// The reconciler's check queue ([`LocalStackBuilder::check_queue`]).
+    pub check_queue: Option<Queue>,
     /// The bucket's name, if the builder named one.
     pub bucket: Option<String>,
     /// The edge in workerd.
     pub edge: Option<Edge>,
     /// The stand-in provider and CDN.
     pub provider: Option<Provider>,
+    /// The api under `cargo lambda watch` ([`LocalStackBuilder::api`]).
+    pub api: Option<LambdaFunction>,
+    /// The reconciler under `cargo lambda watch` ([`LocalStackBuilder::reconciler`]).
+    pub reconciler: Option<LambdaFunction>,
     /// The archiver under `cargo lambda watch` ([`LocalStackBuilder::archiver`]).
     pub archiver: Option<LambdaFunction>,
     /// An HTTP client (for the edge and the provider).
@@ -377,12 +480,20 @@ impl LocalStack {
             .ok_or_else(|| absent("queue", "queue(name)"))
     }
 
-    /// The queue named `name`. Error: there is none of that name.
+    /// The queue named `name` (the check queue too). Error: there is none of that name.
     pub fn queue_named(&self, name: &str) -> Result<&Queue, StackError> {
         self.queues
             .iter()
+            .chain(self.check_queue.as_ref())
             .find(|q| q.name == name)
             .ok_or_else(|| absent(&format!("queue {name}"), &format!("queue({name:?})")))
+    }
+
+    /// The check queue. Error: there is none.
+    pub fn check_queue(&self) -> Result<&Queue, StackError> {
+        self.check_queue
+            .as_ref()
+            .ok_or_else(|| absent("check queue", "check_queue(name)"))
     }
 
     /// The stack's queue's URL. Error: there is no queue.
@@ -426,6 +537,81 @@ impl LocalStack {
     ) -> Result<LambdaFunction, StackError> {
         let env = archiver_env(&self.moto.endpoint, self.bucket()?, vars);
         LambdaFunction::start("functions/archiver", "archiver", &env).await
+    }
+
+    /// The edge's webhook URL for the reference provider, `{edge}/webhooks/skytells`.
+    /// Error: no edge.
+    pub fn webhook_url(&self) -> Result<String, StackError> {
+        Ok(format!("{}/webhooks/skytells", self.edge()?.url))
+    }
+
+    /// The api's environment on this stack: [`api::api_env`] for moto, the provider, the
+    /// bucket and the edge's [`LocalStack::webhook_url`] (none without an edge: then
+    /// `vars` must name `EDGE_WEBHOOK_URL`), `CHECK_QUEUE_URL` = the check queue when
+    /// there is one, then `vars` added or replacing. Error: no bucket, or no provider and
+    /// no `PROVIDER_API_URL` in `vars`.
+    pub fn api_env(&self, vars: &[(&str, &str)]) -> Result<Vec<(String, String)>, StackError> {
+        let provider = match &self.provider {
+            Some(p) => p.url.clone(),
+            None if vars.iter().any(|(k, _)| *k == "PROVIDER_API_URL") => String::new(),
+            None => return Err(absent("provider", "provider()")),
+        };
+        let hook = self.webhook_url().unwrap_or_default();
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(c) = &self.check_queue {
+            extra.push(("CHECK_QUEUE_URL", c.url.as_str()));
+        }
+        extra.extend_from_slice(vars);
+        Ok(api::api_env(
+            &self.moto.endpoint,
+            &provider,
+            self.bucket()?,
+            &hook,
+            &extra,
+        ))
+    }
+
+    /// Starts an api under `cargo lambda watch` with [`LocalStack::api_env`] and up to
+    /// `concurrency` instances ([`api::start_api`]). Errors: [`LocalStack::api_env`]'s, or
+    /// the emulator did not start.
+    pub async fn start_api(
+        &self,
+        vars: &[(&str, &str)],
+        concurrency: u32,
+    ) -> Result<LambdaFunction, StackError> {
+        api::start_api(&self.api_env(vars)?, concurrency).await
+    }
+
+    /// The reconciler's environment on this stack: [`reconciler_env`] for moto, the
+    /// bucket, the first queue, the check queue and the provider, then `vars`. Error: any
+    /// of those missing (the provider unless `vars` names `PROVIDER_API_URL`).
+    pub fn reconciler_env(
+        &self,
+        vars: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, StackError> {
+        let provider = match &self.provider {
+            Some(p) => p.url.clone(),
+            None if vars.iter().any(|(k, _)| *k == "PROVIDER_API_URL") => String::new(),
+            None => return Err(absent("provider", "provider()")),
+        };
+        Ok(reconciler_env(
+            &self.moto.endpoint,
+            self.bucket()?,
+            self.queue_url()?,
+            &self.check_queue()?.url,
+            &provider,
+            vars,
+        ))
+    }
+
+    /// Starts a reconciler under `cargo lambda watch` with [`LocalStack::reconciler_env`].
+    /// Errors: that one's, or the emulator did not start.
+    pub async fn start_reconciler(
+        &self,
+        vars: &[(&str, &str)],
+    ) -> Result<LambdaFunction, StackError> {
+        let env = self.reconciler_env(vars)?;
+        LambdaFunction::start("functions/reconciler", "reconciler", &env).await
     }
 
     /// POSTs `body` with `headers` (name, value) to `path` on the edge; the status, the
@@ -584,6 +770,102 @@ mod tests {
             .check()
             .is_ok());
         assert!(LocalStack::builder().check().is_ok(), "moto alone");
+    }
+
+    #[test]
+    fn the_api_and_the_reconciler_need_what_they_talk_to() {
+        let refused = |b: LocalStackBuilder, says: &str| match b.check() {
+            Err(StackError::Start(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("{other:?}"),
+        };
+        let base = || {
+            LocalStack::builder()
+                .queue("events")
+                .check_queue("checks")
+                .bucket(TEST_BUCKET)
+                .provider()
+        };
+        refused(
+            LocalStack::builder().queue("q").provider().edge().api(&[]),
+            "bucket",
+        );
+        refused(
+            LocalStack::builder().bucket("b").queue("q").edge().api(&[]),
+            "provider",
+        );
+        refused(
+            LocalStack::builder().bucket("b").provider().api(&[]),
+            "webhook URL",
+        );
+        assert!(LocalStack::builder()
+            .bucket("b")
+            .provider()
+            .api(&[("EDGE_WEBHOOK_URL", "https://e/webhooks/skytells")])
+            .check()
+            .is_ok());
+        refused(
+            LocalStack::builder()
+                .queue("events")
+                .bucket("b")
+                .provider()
+                .reconciler(&[]),
+            "check queue",
+        );
+        refused(
+            LocalStack::builder()
+                .check_queue("c")
+                .bucket("b")
+                .provider()
+                .reconciler(&[]),
+            "events queue",
+        );
+        refused(
+            LocalStack::builder()
+                .queue("events")
+                .check_queue("c")
+                .reconciler(&[]),
+            "bucket",
+        );
+        refused(
+            LocalStack::builder().queue("c").check_queue("c"),
+            "named twice",
+        );
+        let b = base()
+            .edge()
+            .api(&[])
+            .reconciler(&[("CHECK_MAX_AGE_SECS", "6")]);
+        assert!(b.check().is_ok());
+        assert!(
+            b.api_secrets,
+            "the api and the reconciler read the key secret"
+        );
+        assert_eq!(
+            b.reconciler,
+            Some(vec![("CHECK_MAX_AGE_SECS".into(), "6".into())])
+        );
+    }
+
+    #[test]
+    fn the_reconciler_reads_the_check_queue_and_sends_to_the_events_queue() {
+        let env = reconciler_env(
+            "http://m",
+            "archive",
+            "http://m/1/events",
+            "http://m/1/checks",
+            "http://p",
+            &[("CHECK_MAX_AGE_SECS", "6"), ("RUST_LOG", "debug")],
+        );
+        assert_eq!(value(&env, "AWS_ENDPOINT_URL"), Some("http://m"));
+        assert_eq!(value(&env, "ARCHIVE_BUCKET"), Some("archive"));
+        assert_eq!(value(&env, "QUEUE_URL"), Some("http://m/1/events"));
+        assert_eq!(value(&env, "CHECK_QUEUE_URL"), Some("http://m/1/checks"));
+        assert_eq!(value(&env, "PROVIDER_API_URL"), Some("http://p"));
+        assert_eq!(
+            value(&env, "API_KEY_SECRET_ID"),
+            Some(crate::rotation::API_KEY_SECRET_ID)
+        );
+        assert_eq!(value(&env, "CHECK_MAX_AGE_SECS"), Some("6"));
+        assert_eq!(value(&env, "RUST_LOG"), Some("debug"), "an extra replaces");
     }
 
     #[test]

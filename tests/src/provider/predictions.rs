@@ -199,6 +199,12 @@ pub struct PredictionState {
     pub dropped: Vec<String>,
     /// The ids of the predictions whose webhooks were sent, as each is sent.
     pub sent: Vec<String>,
+    /// Each completed prediction's id and when it completed, Unix milliseconds (the
+    /// record's `completed_at` has whole seconds), in the order they completed.
+    pub completed: Vec<(String, i64)>,
+    /// Each sent webhook's prediction id and the answer's status (`None`: no answer), as
+    /// each is answered. The stand-in never sends a webhook again, whatever the answer.
+    pub answers: Vec<(String, Option<u16>)>,
 }
 
 impl PredictionState {
@@ -405,12 +411,16 @@ async fn complete_later(
     fate: Fate,
 ) {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let now = hookvault_core::time::unix_now();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     {
         let mut s = lock(&state);
         if let Some(p) = s.predictions.records.iter_mut().find(|p| p["id"] == id) {
-            polling::complete(p, &outputs, now);
+            polling::complete(p, &outputs, now_ms.div_euclid(1000));
         }
+        s.predictions.completed.push((id.clone(), now_ms));
     }
     let Some(url) = url else { return };
     let delay = match fate {
@@ -425,10 +435,11 @@ async fn complete_later(
     let webhook = prediction(&id, "succeeded", &outputs);
     let secret = {
         let mut s = lock(&state);
-        s.predictions.sent.push(id);
+        s.predictions.sent.push(id.clone());
         s.keys.webhook_secret.clone()
     };
     let status = keys::send_signed(&url, &webhook, &secret).await;
+    lock(&state).predictions.answers.push((id, status));
     eprintln!("stand-in provider: the webhook for the prediction was answered {status:?}");
 }
 

@@ -12,6 +12,7 @@ mod e2e_lossless;
 mod e2e_operations;
 mod e2e_pipeline;
 mod e2e_provider;
+mod e2e_reconcile;
 mod e2e_rotation;
 mod e2e_rotation_platforms;
 mod e2e_secrets;
