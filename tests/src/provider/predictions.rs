@@ -184,6 +184,10 @@ pub struct PredictionState {
     /// When set, each accepted prediction sends a `succeeded` webhook with this many
     /// outputs of this size.
     pub complete_with: Option<(usize, u64)>,
+    /// When set, the CDN answers 503 to each completed prediction's outputs for this long
+    /// after its completion, then serves them (`/down-until/{unix_ms}/…`,
+    /// [`output_urls`]).
+    pub outputs_down_for: Option<Duration>,
     /// This server's URL, for output links.
     pub base_url: String,
     /// The model of every `slow/{ms}` request, counted as it arrives: its entry in
@@ -391,15 +395,38 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
     answer["updated_at"] = json!(now);
     s.predictions.records.push(answer.clone());
     if let Some((count, size)) = s.predictions.complete_with {
-        let outputs: Vec<String> = (0..count)
-            .map(|i| format!("{}/files/{id}-{i}.png?size={size}", s.predictions.base_url))
-            .collect();
+        let down_until_ms = s.predictions.outputs_down_for.map(|d| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (now + COMPLETES_AFTER + d).as_millis()
+        });
+        let outputs = output_urls(&s.predictions.base_url, &id, count, size, down_until_ms);
         let fate = s.predictions.delivery.fate(n);
         let url = recognised.webhook_url.clone();
         let state = Arc::clone(state);
         tokio::spawn(complete_later(state, id, outputs, url, fate));
     }
     json_answer(201, &answer, &[])
+}
+
+/// How long after it is accepted a prediction completes.
+pub const COMPLETES_AFTER: Duration = Duration::from_millis(300);
+
+/// The URLs of prediction `id`'s `count` outputs of `size` bytes on the CDN at `base`:
+/// `/files/{id}-{i}.png?size=…`, or, with `down_until_ms`, the same file behind
+/// `/down-until/{ms}/` (503 until then).
+pub fn output_urls(
+    base: &str,
+    id: &str,
+    count: usize,
+    size: u64,
+    down_until_ms: Option<u128>,
+) -> Vec<String> {
+    let path = down_until_ms.map_or("files".to_owned(), |ms| format!("down-until/{ms}"));
+    (0..count)
+        .map(|i| format!("{base}/{path}/{id}-{i}.png?size={size}"))
+        .collect()
 }
 
 /// Completes prediction `id` in 300 ms, then sends its webhook to `url` as `fate` says.
@@ -410,7 +437,7 @@ async fn complete_later(
     url: Option<String>,
     fate: Fate,
 ) {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(COMPLETES_AFTER).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -527,6 +554,21 @@ mod tests {
         ] {
             assert!(recognise(path, &body).is_err(), "{path} {body}");
         }
+    }
+
+    #[test]
+    fn outputs_are_files_or_files_behind_a_down_until() {
+        assert_eq!(
+            output_urls("http://c", "pred_1", 2, 10, None),
+            vec![
+                "http://c/files/pred_1-0.png?size=10",
+                "http://c/files/pred_1-1.png?size=10"
+            ]
+        );
+        assert_eq!(
+            output_urls("http://c", "pred_2", 1, 5, Some(1_800_000_000_000)),
+            vec!["http://c/down-until/1800000000000/pred_2-0.png?size=5"]
+        );
     }
 
     #[test]

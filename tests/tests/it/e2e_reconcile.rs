@@ -680,6 +680,91 @@ async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
     assert_eq!(missed, [(id.clone(), 1)].into());
 }
 
+/// The race the third item borders on: the webhook comes while the reconciled event's
+/// archive is still unfinished. The CDN answers 503 to the outputs for 30 s after
+/// completion, so the reconciled event (queued after the first check, 2 s) fails and goes
+/// back to the queue; the signed webhook comes at 8 s, while no manifest exists. It
+/// corroborates (logged, nothing archived), and the reconciled event's redelivery, once
+/// the CDN serves again, still finishes the archive: one manifest, the files, both events
+/// in the log. (Replacing the state's evidence with the signed event at once would make
+/// that redelivery corroborate too, and nothing would archive the prediction: the bug
+/// fixed in a7eed2a.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archived_once() {
+    let rig = Rig::start(Settings {
+        first_delay_secs: "2",
+        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
+        proxied_edge: false,
+    })
+    .await;
+    let size = 2500;
+    rig.provider()
+        .with(|s| s.predictions.outputs_down_for = Some(Duration::from_secs(30)));
+    let late = Delivery {
+        loss: Loss::None,
+        delay: Some(Duration::from_secs(8)),
+    };
+    rig.completes(Some((2, size)), late);
+    let id = rig.submit(0).await;
+    // The webhook comes, and the archiver logs it, before the outputs can be archived.
+    let t = Instant::now();
+    let signed = loop {
+        let entries = rig.log_entries(&id).await;
+        if let Some(e) = entries.iter().find(|e| !e.reconciled) {
+            break e.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "the webhook is not in the log: {entries:?}\n{}",
+            rig.archiver.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        rig.provider().with(|s| s.predictions.answers.clone()),
+        vec![(id.clone(), Some(202))]
+    );
+    assert!(
+        rig.manifest(&id).await.is_none(),
+        "archived before the webhook came: the race was not run"
+    );
+    assert_eq!(signed.outcome, IndexOutcome::Corroborating, "{signed:?}");
+    let seen = rig
+        .until_archived(std::slice::from_ref(&id), Duration::from_secs(100))
+        .await;
+    let m = rig.assert_archived_with_files(&id, 2, size).await;
+    assert_eq!(m.event_id, reconciled_event_id(PROVIDER, &id, "succeeded"));
+    let one: BTreeSet<String> = [id.clone()].into();
+    report(
+        "webhook during a failing reconciled archive",
+        &lateness(&rig, &one, &seen).await,
+    );
+    // The CDN refused before it served: the reconciled event was tried more than once.
+    let tries: u32 = m
+        .outputs
+        .iter()
+        .map(|o| {
+            let path = o.source_url.split('?').next().unwrap_or_default();
+            rig.provider()
+                .hits(path.trim_start_matches(&rig.provider().url))
+        })
+        .sum();
+    assert!(tries > 2, "the outputs were fetched {tries} times");
+    let entries = rig.log_entries(&id).await;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.reconciled && e.outcome == IndexOutcome::Archived),
+        "{entries:?}"
+    );
+    let state = rig.state(&id).await.unwrap();
+    assert!(state.terminal && state.status == "succeeded", "{state:?}");
+    eprintln!("the state after the race: {state:?}");
+    let missed = rig.until_counted("MissedWebhooks", &one).await;
+    assert_eq!(missed, [(id.clone(), 1)].into());
+}
+
 /// The fourth "Done when": a prediction that never completes ends `stalled` with
 /// an alarm after the maximum age. `CHECK_MAX_AGE_SECS` 6, `CHECK_MAX_INTERVAL_SECS` 2,
 /// the first check after 1 s: checks at about 1, 3 and 5 s; the next would come at 7 s,
