@@ -180,6 +180,18 @@ pub fn complete(p: &mut Value, outputs: &[String], now: i64) {
     p["metrics"] = json!({"predict_time": 0.3});
 }
 
+/// `p`, failed at `now` (Unix seconds) with the error `message`: `failed`, no output,
+/// `started_at` its creation.
+pub fn fail(p: &mut Value, message: &str, now: i64) {
+    let at = hookvault_core::time::rfc3339(now);
+    p["status"] = json!("failed");
+    p["output"] = Value::Null;
+    p["error"] = json!(message);
+    p["started_at"] = p["created_at"].clone();
+    p["completed_at"] = json!(at);
+    p["updated_at"] = json!(at);
+}
+
 /// Serves `GET /v1/predictions` and `GET /v1/predictions/{id}`.
 pub fn route(req: &Request<Incoming>, state: &Mutex<State>) -> Response<Body> {
     let answer = |code: u16, v: &Value| crate::process::json_response(code, v, &[]);
@@ -289,6 +301,17 @@ mod tests {
         assert_eq!(p["output"], "https://cdn/a.png");
         assert_eq!(p["started_at"], "2026-12-06T00:00:00Z");
         assert_eq!(p["completed_at"], "2026-12-06T00:00:01Z");
+        let mut f = json!({"id": "pred_2", "status": "starting", "output": null, "created_at": "2026-12-06T00:00:00Z", "completed_at": null});
+        super::fail(&mut f, "NSFW", 1_796_515_201);
+        assert_eq!(
+            (
+                f["status"].as_str(),
+                f["error"].as_str(),
+                f["completed_at"].as_str()
+            ),
+            (Some("failed"), Some("NSFW"), Some("2026-12-06T00:00:01Z"))
+        );
+        assert!(f["output"].is_null());
         assert!(p["metrics"]["predict_time"].is_number());
         complete(&mut p, &["a".to_owned(), "b".to_owned()], 1_796_515_201);
         assert_eq!(p["output"], json!(["a", "b"]));

@@ -25,7 +25,8 @@
 //! lets through. Each accepted prediction is kept ([`PredictionState::records`], the
 //! Prediction object as answered) for `GET /v1/predictions/{id}` and the list
 //! ([`super::polling`]). With [`PredictionState::complete_with`] set, each accepted
-//! prediction is completed a moment later (300 ms): its record turns `succeeded` with
+//! prediction is completed a moment later (300 ms, or
+//! [`PredictionState::completes_after`]): its record turns `succeeded` with
 //! outputs served by this stand-in's CDN, and a signed `succeeded` webhook goes to the
 //! webhook URL of its dialect, unless [`PredictionState::delivery`] drops it
 //! ([`PredictionState::dropped`]) or holds it back ([`super::delivery`]). Without
@@ -188,6 +189,12 @@ pub struct PredictionState {
     /// after its completion, then serves them (`/down-until/{unix_ms}/…`,
     /// [`output_urls`]).
     pub outputs_down_for: Option<Duration>,
+    /// How long after it is accepted a prediction completes (none: [`COMPLETES_AFTER`]),
+    /// e.g. after the first reconciliation check, which then finds it still running.
+    pub completes_after: Option<Duration>,
+    /// When set, each prediction completes `failed` with this `error` message instead
+    /// (no output; its webhook a signed `failed` one).
+    pub fails_with: Option<String>,
     /// This server's URL, for output links.
     pub base_url: String,
     /// The model of every `slow/{ms}` request, counted as it arrives: its entry in
@@ -395,22 +402,28 @@ pub async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Respons
     answer["updated_at"] = json!(now);
     s.predictions.records.push(answer.clone());
     if let Some((count, size)) = s.predictions.complete_with {
+        let after = s.predictions.completes_after.unwrap_or(COMPLETES_AFTER);
         let down_until_ms = s.predictions.outputs_down_for.map(|d| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            (now + COMPLETES_AFTER + d).as_millis()
+            (now + after + d).as_millis()
         });
         let outputs = output_urls(&s.predictions.base_url, &id, count, size, down_until_ms);
         let fate = s.predictions.delivery.fate(n);
         let url = recognised.webhook_url.clone();
         let state = Arc::clone(state);
-        tokio::spawn(complete_later(state, id, outputs, url, fate));
+        let end = match &s.predictions.fails_with {
+            Some(message) => End::Failed(message.clone()),
+            None => End::Succeeded(outputs),
+        };
+        tokio::spawn(complete_later(state, id, end, url, fate, after));
     }
     json_answer(201, &answer, &[])
 }
 
-/// How long after it is accepted a prediction completes.
+/// How long after it is accepted a prediction completes, by default
+/// ([`PredictionState::completes_after`]).
 pub const COMPLETES_AFTER: Duration = Duration::from_millis(300);
 
 /// The URLs of prediction `id`'s `count` outputs of `size` bytes on the CDN at `base`:
@@ -429,15 +442,43 @@ pub fn output_urls(
         .collect()
 }
 
-/// Completes prediction `id` in 300 ms, then sends its webhook to `url` as `fate` says.
+/// How a prediction ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// `succeeded` with these outputs.
+    Succeeded(Vec<String>),
+    /// `failed` with this error message.
+    Failed(String),
+}
+
+impl End {
+    /// The signed webhook of prediction `id` ending so ([`prediction`]; a failure carries
+    /// `error`, and no output).
+    pub fn webhook(&self, id: &str) -> String {
+        match self {
+            End::Succeeded(outputs) => prediction(id, "succeeded", outputs),
+            End::Failed(message) => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&prediction(id, "failed", &[])).unwrap_or_default();
+                v["data"]["output"] = serde_json::Value::Null;
+                v["data"]["error"] = json!(message);
+                v.to_string()
+            }
+        }
+    }
+}
+
+/// Completes prediction `id` `after` its acceptance, then sends its webhook to `url` as
+/// `fate` says.
 async fn complete_later(
     state: Arc<Mutex<State>>,
     id: String,
-    outputs: Vec<String>,
+    end: End,
     url: Option<String>,
     fate: Fate,
+    after: Duration,
 ) {
-    tokio::time::sleep(COMPLETES_AFTER).await;
+    tokio::time::sleep(after).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -445,7 +486,12 @@ async fn complete_later(
     {
         let mut s = lock(&state);
         if let Some(p) = s.predictions.records.iter_mut().find(|p| p["id"] == id) {
-            polling::complete(p, &outputs, now_ms.div_euclid(1000));
+            match &end {
+                End::Succeeded(outputs) => {
+                    polling::complete(p, outputs, now_ms.div_euclid(1000));
+                }
+                End::Failed(message) => polling::fail(p, message, now_ms.div_euclid(1000)),
+            }
         }
         s.predictions.completed.push((id.clone(), now_ms));
     }
@@ -459,7 +505,7 @@ async fn complete_later(
         Fate::Send(delay) => delay,
     };
     tokio::time::sleep(delay).await;
-    let webhook = prediction(&id, "succeeded", &outputs);
+    let webhook = end.webhook(&id);
     let secret = {
         let mut s = lock(&state);
         s.predictions.sent.push(id.clone());
@@ -554,6 +600,20 @@ mod tests {
         ] {
             assert!(recognise(path, &body).is_err(), "{path} {body}");
         }
+    }
+
+    #[test]
+    fn a_failed_end_sends_a_failed_webhook_with_its_error_and_no_output() {
+        let v: serde_json::Value =
+            serde_json::from_str(&End::Failed("NSFW".into()).webhook("pred_9")).unwrap();
+        assert_eq!(v["type"], "prediction.failed");
+        assert_eq!(v["data"]["id"], "pred_9");
+        assert_eq!(v["data"]["status"], "failed");
+        assert_eq!(v["data"]["error"], "NSFW");
+        assert!(v["data"]["output"].is_null());
+        let ok: serde_json::Value =
+            serde_json::from_str(&End::Succeeded(vec!["u".into()]).webhook("p")).unwrap();
+        assert_eq!(ok["data"]["output"], json!(["u"]));
     }
 
     #[test]

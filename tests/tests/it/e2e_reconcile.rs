@@ -675,6 +675,29 @@ async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
     );
     assert_eq!(state.event_id, signed[0].event_id);
     assert_eq!(state.body_sha256, signed[0].body_sha256);
+    // What an operator sees: both events of the prediction, one archived (reconciled),
+    // one corroborating.
+    let listed = rig
+        .cli(&["events", "list", "--since", "30m", "--prediction", &id])
+        .await;
+    let mut seen_as: Vec<(String, bool)> = listed
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap_or_default().to_owned(),
+                l["reconciled"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    seen_as.sort();
+    assert_eq!(
+        seen_as,
+        vec![
+            ("archived".to_owned(), true),
+            ("corroborating".to_owned(), false)
+        ],
+        "{listed:?}"
+    );
     // Counted missed once (when it was), not again.
     let missed = rig.until_counted("MissedWebhooks", &one).await;
     assert_eq!(missed, [(id.clone(), 1)].into());
@@ -763,6 +786,132 @@ async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archive
     eprintln!("the state after the race: {state:?}");
     let missed = rig.until_counted("MissedWebhooks", &one).await;
     assert_eq!(missed, [(id.clone(), 1)].into());
+}
+
+/// The check's back-off: a prediction still running at its first check is checked again
+/// (`CHECK_MAX_INTERVAL_SECS` 2: about every 2 s) and reconciled at the first check after
+/// it completes. The stand-in completes it 6 s after accepting it and never sends its
+/// webhook; the first check comes after 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prediction_running_at_its_first_check_is_reconciled_once_it_completes() {
+    let rig = Rig::start(Settings {
+        first_delay_secs: "1",
+        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
+        proxied_edge: false,
+    })
+    .await;
+    let size = 1500;
+    rig.provider()
+        .with(|s| s.predictions.completes_after = Some(Duration::from_secs(6)));
+    let lost = Delivery {
+        loss: Loss::All,
+        delay: None,
+    };
+    rig.completes(Some((1, size)), lost);
+    let id = rig.submit(0).await;
+    let seen = rig
+        .until_archived(std::slice::from_ref(&id), Duration::from_secs(60))
+        .await;
+    let m = rig.assert_archived_with_files(&id, 1, size).await;
+    assert_reconciled(&rig, &id, &m).await;
+    let one: BTreeSet<String> = [id.clone()].into();
+    let late = lateness(&rig, &one, &seen).await;
+    report("completed after its first check", &late);
+    // Checked while it ran, then fetched after it completed.
+    let logs = rig.reconciler.logs();
+    let again = logs
+        .lines()
+        .filter(|l| l.contains("checking again later") && l.contains(id.as_str()))
+        .count();
+    assert!((2..=4).contains(&again), "{again} re-checks\n{logs}");
+    let entries = rig.log_entries(&id).await;
+    let raw = entries[0].raw_event.clone().unwrap();
+    let record: hookvault_core::records::EventRecord = rig.json(&raw).await.unwrap();
+    let fetched = record.reconciled.unwrap();
+    let completed = rig.completed()[&id];
+    assert!(
+        fetched.fetched_at_ms >= completed,
+        "fetched at {}, completed at {completed}",
+        fetched.fetched_at_ms
+    );
+    assert!(
+        fetched.fetched_at_ms - completed <= 2_000 + 3_000,
+        "fetched {} ms after completion: more than the 2 s interval (and a poll)",
+        fetched.fetched_at_ms - completed
+    );
+    assert!(
+        fetched.url.ends_with(&format!("/v1/predictions/{id}")),
+        "{}",
+        fetched.url
+    );
+    assert!(rig
+        .object(&format!("predictions/{id}/stalled.json"))
+        .await
+        .is_none());
+    rig.until_counted("MissedWebhooks", &one).await;
+}
+
+/// Every prediction ends in the archive, failed ones too: a prediction that fails and
+/// whose webhook never comes is fetched by the reconciler and recorded as the provider
+/// failed it (`failure.json` with the provider's error, from the reconciled event), which
+/// the api reports; nothing is archived as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_prediction_whose_webhook_is_lost_ends_recorded_failed() {
+    let rig = Rig::start(Settings {
+        first_delay_secs: "1",
+        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
+        proxied_edge: false,
+    })
+    .await;
+    rig.provider()
+        .with(|s| s.predictions.fails_with = Some("NSFW content detected".into()));
+    let lost = Delivery {
+        loss: Loss::All,
+        delay: None,
+    };
+    rig.completes(Some((1, 100)), lost);
+    let id = rig.submit(0).await;
+    let key = format!("predictions/{id}/failure.json");
+    let t = Instant::now();
+    let failure: Value = loop {
+        if let Some(f) = rig.json(&key).await {
+            break f;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no failure.json\n{}\n{}",
+            rig.reconciler.logs(),
+            rig.archiver.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(failure["status"], "failed", "{failure}");
+    assert_eq!(
+        failure["error_message"], "NSFW content detected",
+        "{failure}"
+    );
+    assert_eq!(
+        failure["event_id"].as_str(),
+        Some(reconciled_event_id(PROVIDER, &id, "failed").as_str()),
+        "{failure}"
+    );
+    assert!(rig.manifest(&id).await.is_none());
+    let state = rig.state(&id).await.unwrap();
+    assert!(
+        state.terminal && state.reconciled && state.status == "failed",
+        "{state:?}"
+    );
+    let entries = rig.log_entries(&id).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].reconciled && entries[0].outcome == IndexOutcome::PredictionFailed,
+        "{:?}",
+        entries[0]
+    );
+    let (code, v) = rig.status(&id).await;
+    assert_eq!((code, v["status"].as_str()), (200, Some("failed")), "{v}");
+    let one: BTreeSet<String> = [id.clone()].into();
+    rig.until_counted("MissedWebhooks", &one).await;
 }
 
 /// The fourth "Done when": a prediction that never completes ends `stalled` with
