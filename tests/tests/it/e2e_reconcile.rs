@@ -25,7 +25,7 @@ use hookvault_core::records::{IndexEntry, IndexOutcome, Manifest, StalledRecord}
 use hookvault_core::state::StateRecord;
 use hookvault_localstack::api::CALLER_KEY;
 use hookvault_localstack::fault_proxy::{FaultProxy, S3Fault, SqsFault};
-use hookvault_localstack::lambda::{emf_lines, LambdaFunction};
+use hookvault_localstack::lambda::{archiver_env, emf_lines, LambdaFunction};
 use hookvault_localstack::poller::{Mapping, MappingStats, Poller};
 use hookvault_localstack::provider::content_sha256;
 use hookvault_localstack::provider::delivery::{Delivery, Loss};
@@ -48,6 +48,9 @@ struct Settings<'a> {
     reconciler: &'a [(&'a str, &'a str)],
     /// The edge reaches SQS and S3 through a [`FaultProxy`] (to make it refuse).
     proxied_edge: bool,
+    /// The archiver runs with two instances and its mapping (one record a batch, two
+    /// invocations at once) starts only at [`Rig::release_events`].
+    hold_events: bool,
 }
 
 /// One stack with the api, the reconciler and the archiver running, and the two mappings
@@ -58,25 +61,27 @@ struct Rig {
     reconciler: Arc<LambdaFunction>,
     archiver: Arc<LambdaFunction>,
     proxy: Option<FaultProxy>,
-    _mappings: Vec<JoinSet<()>>,
+    mappings: Vec<JoinSet<()>>,
     http: reqwest::Client,
 }
 
-/// Lambda's SQS event-source mapping for `function` on `queue_url` (10 records a batch,
-/// as the template's mappings), polling until dropped.
+/// Lambda's SQS event-source mapping for `function` on `queue_url`, `batch_size` records
+/// a batch (the template's mappings: 10) and up to `max_concurrency` invocations at once,
+/// polling until dropped.
 fn map(
     stack: &LocalStack,
     queue_url: &str,
     function: &Arc<LambdaFunction>,
+    (batch_size, max_concurrency): (i32, usize),
     visibility_timeout: i32,
 ) -> JoinSet<()> {
     Mapping {
         poller: Poller {
             queue_url: queue_url.to_owned(),
-            batch_size: 10,
+            batch_size,
             visibility_timeout,
         },
-        max_concurrency: 1,
+        max_concurrency,
         wait_time_seconds: 1,
     }
     .spawn(&stack.sqs, function, &Arc::new(MappingStats::default()))
@@ -98,8 +103,10 @@ impl Rig {
             .provider()
             .edge_var("WEBHOOK_SECRETS", INITIAL_WEBHOOK_SECRET)
             .api(&[("CHECK_FIRST_DELAY_SECS", s.first_delay_secs)])
-            .reconciler(s.reconciler)
-            .archiver(&[]);
+            .reconciler(s.reconciler);
+        if !s.hold_events {
+            builder = builder.archiver(&[]);
+        }
         if let Some(via) = &via {
             builder = builder.edge_vars(&[("SQS_ENDPOINT", via), ("S3_ENDPOINT", via)]);
         }
@@ -109,7 +116,15 @@ impl Rig {
         }
         let api = stack.api.take().unwrap();
         let reconciler = Arc::new(stack.reconciler.take().unwrap());
-        let archiver = Arc::new(stack.archiver.take().unwrap());
+        let archiver = Arc::new(match stack.archiver.take() {
+            Some(a) => a,
+            None => {
+                let env = archiver_env(&stack.moto.endpoint, BUCKET, &[]);
+                LambdaFunction::start_concurrent("functions/archiver", "archiver", &env, 2)
+                    .await
+                    .unwrap()
+            }
+        });
         // Each emulator builds its function on the first invoke: done here, so no build
         // time is counted in what the tests measure. (SWEEP_ENABLED is off: the
         // reconciler's sweep does nothing.)
@@ -128,19 +143,27 @@ impl Rig {
         assert_eq!(p.unwrap().status().as_u16(), 404, "{}", api.logs());
         let checks = stack.check_queue().unwrap().url.clone();
         let events = stack.queue_url().unwrap().to_owned();
-        let mappings = vec![
-            map(&stack, &checks, &reconciler, 5),
-            map(&stack, &events, &archiver, 10),
-        ];
+        let mut mappings = vec![map(&stack, &checks, &reconciler, (10, 1), 5)];
+        if !s.hold_events {
+            mappings.push(map(&stack, &events, &archiver, (10, 1), 10));
+        }
         Rig {
             stack,
             api,
             reconciler,
             archiver,
             proxy,
-            _mappings: mappings,
+            mappings,
             http,
         }
+    }
+
+    /// Starts feeding a held archiver ([`Settings::hold_events`]): one record a batch, two
+    /// invocations at once, so two events on the queue are archived at the same time.
+    fn release_events(&mut self) {
+        let events = self.stack.queue_url().unwrap().to_owned();
+        let mapping = map(&self.stack, &events, &self.archiver, (1, 2), 10);
+        self.mappings.push(mapping);
     }
 
     fn provider(&self) -> &hookvault_localstack::provider::Provider {
@@ -431,6 +454,7 @@ async fn twenty_predictions_a_quarter_of_their_webhooks_dropped_all_end_archived
         first_delay_secs: "15",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     let size = 4096;
@@ -513,6 +537,7 @@ async fn the_edge_refusing_every_webhook_for_a_minute_loses_none() {
         first_delay_secs: "10",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
         proxied_edge: true,
+        hold_events: false,
     })
     .await;
     let proxy = rig.proxy.as_ref().unwrap();
@@ -591,6 +616,7 @@ async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
         first_delay_secs: "2",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     let size = 3000;
@@ -714,10 +740,58 @@ async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
 /// fixed in a7eed2a.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archived_once() {
+    let (rig, id, _) = webhook_during_a_failing_reconciled_archive().await;
+    let state = rig.state(&id).await.unwrap();
+    assert!(state.terminal && state.status == "succeeded", "{state:?}");
+    eprintln!("the state after the race: {state:?}");
+    let one: BTreeSet<String> = [id.clone()].into();
+    let missed = rig.until_counted("MissedWebhooks", &one).await;
+    assert_eq!(missed, [(id.clone(), 1)].into());
+}
+
+/// The state's evidence after that race. core/src/state.rs: "The state prefers the signed
+/// event as evidence: a signed event that corroborates a reconciled state replaces it as
+/// the state's event (…; the archiver does so once the reconciled event's archive is
+/// written, …)". Here the signed webhook came while the reconciled archive was
+/// unfinished; it was set aside (`prefer` downgraded) and nothing replaces the evidence
+/// once the manifest is written: the state stays `reconciled`, held by the fetched event,
+/// for good, though the signed event is archived. Ignored while the bug stands (it fails:
+/// run with `--ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a signed webhook that corroborates while the reconciled archive is unfinished never becomes the state's evidence (after a7eed2a)"]
+async fn the_signed_webhook_becomes_the_evidence_once_the_reconciled_archive_is_written() {
+    let (rig, id, signed) = webhook_during_a_failing_reconciled_archive().await;
+    let t = Instant::now();
+    loop {
+        let state = rig.state(&id).await.unwrap();
+        if state.event_id == signed.event_id {
+            assert!(!state.reconciled, "{state:?}");
+            assert_eq!(state.body_sha256, signed.body_sha256);
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "30 s after the archive was written the state is still held by {} (reconciled: \
+             {}), not the signed {}",
+            state.event_id,
+            state.reconciled,
+            signed.event_id
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs the race of
+/// [`a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archived_once`] up
+/// to the archive and checks it: one manifest, the files, the reconciled event tried
+/// more than once, both events in the log. The rig, the prediction id and the signed
+/// event's log entry.
+async fn webhook_during_a_failing_reconciled_archive() -> (Rig, String, IndexEntry) {
     let rig = Rig::start(Settings {
         first_delay_secs: "2",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     let size = 2500;
@@ -781,11 +855,89 @@ async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archive
             .any(|e| e.reconciled && e.outcome == IndexOutcome::Archived),
         "{entries:?}"
     );
+    (rig, id, signed)
+}
+
+/// "No manifest written twice" with the two events archived at the same time, as two
+/// concurrent archiver invocations on Lambda would: the signed webhook is on the events
+/// queue, not yet archived, when the first check comes (the archiver is held), so the
+/// reconciler finds nothing in the archive and queues the reconciled event beside it
+/// (counted in `MissedWebhooks`: from the archive's side the webhook was missing). Then
+/// the archiver (two instances) takes both at once. One wins the state and archives; the
+/// other corroborates: one manifest version, each output downloaded and written once,
+/// both events in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_and_its_reconciled_event_archived_at_once_write_one_manifest() {
+    let mut rig = Rig::start(Settings {
+        first_delay_secs: "2",
+        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
+        proxied_edge: false,
+        hold_events: true,
+    })
+    .await;
+    let size = 3000;
+    rig.completes(Some((2, size)), Delivery::default());
+    let id = rig.submit(0).await;
+    let one: BTreeSet<String> = [id.clone()].into();
+    rig.until_counted("MissedWebhooks", &one).await;
+    assert_eq!(
+        rig.provider().with(|s| s.predictions.answers.clone()),
+        vec![(id.clone(), Some(202))]
+    );
+    let events = rig.stack.queue_url().unwrap().to_owned();
+    assert_eq!(
+        operator::depth(&rig.stack.sqs, &events).await.unwrap(),
+        2,
+        "the webhook and the reconciled event are both queued"
+    );
+    rig.release_events();
+    rig.until_archived(std::slice::from_ref(&id), Duration::from_secs(60))
+        .await;
+    let t = Instant::now();
+    let entries = loop {
+        let entries = rig.log_entries(&id).await;
+        if entries.len() == 2 {
+            break entries;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{entries:?}\n{}",
+            rig.archiver.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let m = rig.assert_archived_with_files(&id, 2, size).await;
+    for o in &m.outputs {
+        assert_eq!(rig.versions(&o.key).await, 1, "{}", o.key);
+    }
+    let cdn: Vec<u32> = (0..2)
+        .map(|i| rig.provider().hits(&format!("/files/{id}-{i}.png")))
+        .collect();
+    assert_eq!(cdn, vec![1, 1], "each output downloaded once");
+    let mut outcomes: Vec<IndexOutcome> = entries.iter().map(|e| e.outcome).collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        vec![IndexOutcome::Corroborating, IndexOutcome::Archived],
+        "{entries:?}"
+    );
+    let winner = entries
+        .iter()
+        .find(|e| e.outcome == IndexOutcome::Archived)
+        .unwrap();
+    assert_eq!(m.event_id, winner.event_id);
     let state = rig.state(&id).await.unwrap();
+    eprintln!(
+        "archived at once: {} won ({}), the state is held by {}",
+        winner.event_id,
+        if winner.reconciled {
+            "reconciled"
+        } else {
+            "signed"
+        },
+        state.event_id
+    );
     assert!(state.terminal && state.status == "succeeded", "{state:?}");
-    eprintln!("the state after the race: {state:?}");
-    let missed = rig.until_counted("MissedWebhooks", &one).await;
-    assert_eq!(missed, [(id.clone(), 1)].into());
 }
 
 /// The check's back-off: a prediction still running at its first check is checked again
@@ -798,6 +950,7 @@ async fn a_prediction_running_at_its_first_check_is_reconciled_once_it_completes
         first_delay_secs: "1",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     let size = 1500;
@@ -861,6 +1014,7 @@ async fn a_failed_prediction_whose_webhook_is_lost_ends_recorded_failed() {
         first_delay_secs: "1",
         reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     rig.provider()
@@ -930,6 +1084,7 @@ async fn a_prediction_that_never_completes_ends_stalled_with_an_alarm() {
             ("CHECK_MAX_AGE_SECS", "6"),
         ],
         proxied_edge: false,
+        hold_events: false,
     })
     .await;
     rig.completes(None, Delivery::default());
