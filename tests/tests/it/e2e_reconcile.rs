@@ -40,6 +40,17 @@ const PROVIDER: &str = "skytells";
 /// "within 2 minutes of completion" (the issue's words).
 const WITHIN: Duration = Duration::from_secs(120);
 
+/// A rig's settings: the api's `CHECK_FIRST_DELAY_SECS`, the reconciler's settings, the
+/// edge straight to moto and the archiver fed from the start.
+fn settings<'a>(first_delay_secs: &'a str, reconciler: &'a [(&'a str, &'a str)]) -> Settings<'a> {
+    Settings {
+        first_delay_secs,
+        reconciler,
+        proxied_edge: false,
+        hold_events: false,
+    }
+}
+
 /// The settings of one rig.
 struct Settings<'a> {
     /// The api's `CHECK_FIRST_DELAY_SECS`.
@@ -247,28 +258,66 @@ impl Rig {
     /// Waits until every one of `ids` has a manifest; for each, when the test first saw
     /// it (Unix ms). Fails after `limit` with the functions' logs.
     async fn until_archived(&self, ids: &[String], limit: Duration) -> BTreeMap<String, i64> {
-        let t = Instant::now();
-        let mut seen = BTreeMap::new();
-        while seen.len() < ids.len() {
+        let seen = std::sync::Mutex::new(BTreeMap::new());
+        let what = format!("not all of {ids:?} archived");
+        self.until(limit, &what, || async {
             for id in ids {
-                if !seen.contains_key(id) && self.manifest(id).await.is_some() {
-                    seen.insert(id.clone(), now_ms());
+                let new = !seen.lock().unwrap().contains_key(id);
+                if new && self.manifest(id).await.is_some() {
+                    seen.lock().unwrap().insert(id.clone(), now_ms());
                 }
+            }
+            let seen = seen.lock().unwrap();
+            (seen.len() == ids.len()).then(|| seen.clone())
+        })
+        .await
+    }
+
+    /// Polls every 250 ms until `probe` finds something; fails after `limit` saying
+    /// `what`, with the functions' logs.
+    async fn until<T, F, Fut>(&self, limit: Duration, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let t = Instant::now();
+        loop {
+            if let Some(found) = probe().await {
+                return found;
             }
             assert!(
                 t.elapsed() < limit,
-                "archived {} of {} after {limit:?}: missing {:?}\nreconciler:\n{}\narchiver:\n{}",
-                seen.len(),
-                ids.len(),
-                ids.iter()
-                    .filter(|i| !seen.contains_key(*i))
-                    .collect::<Vec<_>>(),
+                "{what} after {limit:?}\nreconciler:\n{}\narchiver:\n{}",
                 self.reconciler.logs(),
                 self.archiver.logs()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        seen
+    }
+
+    /// Waits for the JSON object at `key` (up to `limit`).
+    async fn until_object<T: serde::de::DeserializeOwned>(&self, key: &str, limit: Duration) -> T {
+        self.until(limit, &format!("nothing at {key}"), || self.json(key))
+            .await
+    }
+
+    /// Waits until the event log of `id` has `n` entries (up to 40 s); they.
+    async fn until_logged(&self, id: &str, n: usize) -> Vec<IndexEntry> {
+        let what = format!("{id}'s event log has not {n} entries");
+        self.until(Duration::from_secs(40), &what, || async {
+            Some(self.log_entries(id).await).filter(|e| e.len() == n)
+        })
+        .await
+    }
+
+    /// Waits until the stand-in's webhooks have `n` answers (up to `limit`); they.
+    async fn until_answered(&self, n: usize, limit: Duration) -> Vec<(String, Option<u16>)> {
+        let what = format!("not {n} webhooks answered");
+        self.until(limit, &what, || async {
+            let answers = self.provider().with(|s| s.predictions.answers.clone());
+            (answers.len() >= n).then_some(answers)
+        })
+        .await
     }
 
     /// Runs `hookvault ARGS --json` against this stack; its JSON lines.
@@ -323,19 +372,12 @@ impl Rig {
         metric: &str,
         expected: &BTreeSet<String>,
     ) -> BTreeMap<String, usize> {
-        let t = Instant::now();
-        loop {
-            let logs = self.reconciler.logs();
-            let by_id = counted(&logs, metric);
-            if by_id.keys().eq(expected.iter()) {
-                return by_id;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "{metric}: {by_id:?}, expected {expected:?}\n{logs}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let what = format!("{metric} not counted for exactly {expected:?}");
+        self.until(Duration::from_secs(20), &what, || async {
+            let by_id = counted(&self.reconciler.logs(), metric);
+            by_id.keys().eq(expected.iter()).then_some(by_id)
+        })
+        .await
     }
 
     /// The stand-in completes each prediction with `outputs` files of `size` bytes (none:
@@ -448,15 +490,9 @@ fn report(what: &str, late: &[(String, i64, i64)]) {
 /// listed by `hookvault events list --status reconciled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_predictions_a_quarter_of_their_webhooks_dropped_all_end_archived() {
-    let rig = Rig::start(Settings {
-        // Long enough for a delivered webhook to be archived before its first check (the
-        // template's is 30 s), short enough for the test.
-        first_delay_secs: "15",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
-        proxied_edge: false,
-        hold_events: false,
-    })
-    .await;
+    // The first check after 15 s: long enough for a delivered webhook to be archived
+    // before it (the template's is 30 s), short enough for the test.
+    let rig = Rig::start(settings("15", &[("CHECK_MAX_INTERVAL_SECS", "5")])).await;
     let size = 4096;
     let quarter = Delivery {
         loss: Loss::EveryKth(4),
@@ -534,10 +570,8 @@ async fn twenty_predictions_a_quarter_of_their_webhooks_dropped_all_end_archived
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_refusing_every_webhook_for_a_minute_loses_none() {
     let rig = Rig::start(Settings {
-        first_delay_secs: "10",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
         proxied_edge: true,
-        hold_events: false,
+        ..settings("10", &[("CHECK_MAX_INTERVAL_SECS", "5")])
     })
     .await;
     let proxy = rig.proxy.as_ref().unwrap();
@@ -551,15 +585,7 @@ async fn the_edge_refusing_every_webhook_for_a_minute_loses_none() {
         ids.push(rig.submit(n).await);
     }
     // Every webhook is sent once and refused.
-    let t = Instant::now();
-    while rig.provider().with(|s| s.predictions.answers.len()) < 20 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "webhooks not all answered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let answers = rig.provider().with(|s| s.predictions.answers.clone());
+    let answers = rig.until_answered(20, Duration::from_secs(60)).await;
     assert!(
         answers.iter().all(|(_, a)| *a == Some(503)),
         "the edge refused each webhook: {answers:?}"
@@ -612,13 +638,7 @@ async fn the_edge_refusing_every_webhook_for_a_minute_loses_none() {
 /// corroborating), and the state's evidence is the signed event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
-    let rig = Rig::start(Settings {
-        first_delay_secs: "2",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
-        proxied_edge: false,
-        hold_events: false,
-    })
-    .await;
+    let rig = Rig::start(settings("2", &[("CHECK_MAX_INTERVAL_SECS", "5")])).await;
     let size = 3000;
     let late = Delivery {
         loss: Loss::None,
@@ -644,32 +664,10 @@ async fn a_webhook_arriving_after_reconciliation_changes_nothing_but_the_log() {
     assert_eq!(hits_before, vec![1, 1], "each output downloaded once");
 
     // The signed webhook arrives, late, and is taken by the edge.
-    let t = Instant::now();
-    while rig.provider().with(|s| s.predictions.answers.is_empty()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(40),
-            "the late webhook was not sent"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(
-        rig.provider().with(|s| s.predictions.answers.clone()),
-        vec![(id.clone(), Some(202))]
-    );
+    let answers = rig.until_answered(1, Duration::from_secs(40)).await;
+    assert_eq!(answers, vec![(id.clone(), Some(202))]);
     // The archiver takes it: the log gets its entry.
-    let t = Instant::now();
-    let entries = loop {
-        let entries = rig.log_entries(&id).await;
-        if entries.len() == 2 {
-            break entries;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(40),
-            "the late webhook is not in the log: {entries:?}\n{}",
-            rig.archiver.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let entries = rig.until_logged(&id, 2).await;
     let reconciled: Vec<&IndexEntry> = entries.iter().filter(|e| e.reconciled).collect();
     let signed: Vec<&IndexEntry> = entries.iter().filter(|e| !e.reconciled).collect();
     assert_eq!((reconciled.len(), signed.len()), (1, 1), "{entries:?}");
@@ -761,24 +759,18 @@ async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archive
 #[ignore = "bug: a signed webhook that corroborates while the reconciled archive is unfinished never becomes the state's evidence (after a7eed2a)"]
 async fn the_signed_webhook_becomes_the_evidence_once_the_reconciled_archive_is_written() {
     let (rig, id, signed) = webhook_during_a_failing_reconciled_archive().await;
-    let t = Instant::now();
-    loop {
-        let state = rig.state(&id).await.unwrap();
-        if state.event_id == signed.event_id {
-            assert!(!state.reconciled, "{state:?}");
-            assert_eq!(state.body_sha256, signed.body_sha256);
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "30 s after the archive was written the state is still held by {} (reconciled: \
-             {}), not the signed {}",
-            state.event_id,
-            state.reconciled,
-            signed.event_id
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = format!(
+        "the state is not held by the signed {} 30 s after the archive was written",
+        signed.event_id
+    );
+    let state = rig
+        .until(Duration::from_secs(30), &what, || async {
+            let state = rig.state(&id).await?;
+            (state.event_id == signed.event_id).then_some(state)
+        })
+        .await;
+    assert!(!state.reconciled, "{state:?}");
+    assert_eq!(state.body_sha256, signed.body_sha256);
 }
 
 /// Runs the race of
@@ -787,13 +779,7 @@ async fn the_signed_webhook_becomes_the_evidence_once_the_reconciled_archive_is_
 /// more than once, both events in the log. The rig, the prediction id and the signed
 /// event's log entry.
 async fn webhook_during_a_failing_reconciled_archive() -> (Rig, String, IndexEntry) {
-    let rig = Rig::start(Settings {
-        first_delay_secs: "2",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "5")],
-        proxied_edge: false,
-        hold_events: false,
-    })
-    .await;
+    let rig = Rig::start(settings("2", &[("CHECK_MAX_INTERVAL_SECS", "5")])).await;
     let size = 2500;
     rig.provider()
         .with(|s| s.predictions.outputs_down_for = Some(Duration::from_secs(30)));
@@ -804,19 +790,16 @@ async fn webhook_during_a_failing_reconciled_archive() -> (Rig, String, IndexEnt
     rig.completes(Some((2, size)), late);
     let id = rig.submit(0).await;
     // The webhook comes, and the archiver logs it, before the outputs can be archived.
-    let t = Instant::now();
-    let signed = loop {
-        let entries = rig.log_entries(&id).await;
-        if let Some(e) = entries.iter().find(|e| !e.reconciled) {
-            break e.clone();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(40),
-            "the webhook is not in the log: {entries:?}\n{}",
-            rig.archiver.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let signed = rig
+        .until(
+            Duration::from_secs(40),
+            "the webhook is not in the log",
+            || async {
+                let entries = rig.log_entries(&id).await;
+                entries.into_iter().find(|e| !e.reconciled)
+            },
+        )
+        .await;
     assert_eq!(
         rig.provider().with(|s| s.predictions.answers.clone()),
         vec![(id.clone(), Some(202))]
@@ -869,10 +852,8 @@ async fn webhook_during_a_failing_reconciled_archive() -> (Rig, String, IndexEnt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_and_its_reconciled_event_archived_at_once_write_one_manifest() {
     let mut rig = Rig::start(Settings {
-        first_delay_secs: "2",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
-        proxied_edge: false,
         hold_events: true,
+        ..settings("2", &[("CHECK_MAX_INTERVAL_SECS", "2")])
     })
     .await;
     let size = 3000;
@@ -893,19 +874,7 @@ async fn a_webhook_and_its_reconciled_event_archived_at_once_write_one_manifest(
     rig.release_events();
     rig.until_archived(std::slice::from_ref(&id), Duration::from_secs(60))
         .await;
-    let t = Instant::now();
-    let entries = loop {
-        let entries = rig.log_entries(&id).await;
-        if entries.len() == 2 {
-            break entries;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{entries:?}\n{}",
-            rig.archiver.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let entries = rig.until_logged(&id, 2).await;
     let m = rig.assert_archived_with_files(&id, 2, size).await;
     for o in &m.outputs {
         assert_eq!(rig.versions(&o.key).await, 1, "{}", o.key);
@@ -946,13 +915,7 @@ async fn a_webhook_and_its_reconciled_event_archived_at_once_write_one_manifest(
 /// webhook; the first check comes after 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_running_at_its_first_check_is_reconciled_once_it_completes() {
-    let rig = Rig::start(Settings {
-        first_delay_secs: "1",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
-        proxied_edge: false,
-        hold_events: false,
-    })
-    .await;
+    let rig = Rig::start(settings("1", &[("CHECK_MAX_INTERVAL_SECS", "2")])).await;
     let size = 1500;
     rig.provider()
         .with(|s| s.predictions.completes_after = Some(Duration::from_secs(6)));
@@ -1010,13 +973,7 @@ async fn a_prediction_running_at_its_first_check_is_reconciled_once_it_completes
 /// the api reports; nothing is archived as a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_prediction_whose_webhook_is_lost_ends_recorded_failed() {
-    let rig = Rig::start(Settings {
-        first_delay_secs: "1",
-        reconciler: &[("CHECK_MAX_INTERVAL_SECS", "2")],
-        proxied_edge: false,
-        hold_events: false,
-    })
-    .await;
+    let rig = Rig::start(settings("1", &[("CHECK_MAX_INTERVAL_SECS", "2")])).await;
     rig.provider()
         .with(|s| s.predictions.fails_with = Some("NSFW content detected".into()));
     let lost = Delivery {
@@ -1025,20 +982,12 @@ async fn a_failed_prediction_whose_webhook_is_lost_ends_recorded_failed() {
     };
     rig.completes(Some((1, 100)), lost);
     let id = rig.submit(0).await;
-    let key = format!("predictions/{id}/failure.json");
-    let t = Instant::now();
-    let failure: Value = loop {
-        if let Some(f) = rig.json(&key).await {
-            break f;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "no failure.json\n{}\n{}",
-            rig.reconciler.logs(),
-            rig.archiver.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let failure: Value = rig
+        .until_object(
+            &format!("predictions/{id}/failure.json"),
+            Duration::from_secs(60),
+        )
+        .await;
     assert_eq!(failure["status"], "failed", "{failure}");
     assert_eq!(
         failure["error_message"], "NSFW content detected",
@@ -1077,15 +1026,13 @@ async fn a_failed_prediction_whose_webhook_is_lost_ends_recorded_failed() {
 /// were kept: a queue that ignored `DelaySeconds` would check it dozens of times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_that_never_completes_ends_stalled_with_an_alarm() {
-    let rig = Rig::start(Settings {
-        first_delay_secs: "1",
-        reconciler: &[
+    let rig = Rig::start(settings(
+        "1",
+        &[
             ("CHECK_MAX_INTERVAL_SECS", "2"),
             ("CHECK_MAX_AGE_SECS", "6"),
         ],
-        proxied_edge: false,
-        hold_events: false,
-    })
+    ))
     .await;
     rig.completes(None, Delivery::default());
     // Never completed: the prediction stays `starting`.
@@ -1094,19 +1041,13 @@ async fn a_prediction_that_never_completes_ends_stalled_with_an_alarm() {
         .json(&format!("predictions/{id}/submission.json"))
         .await
         .unwrap();
-    let key = format!("predictions/{id}/stalled.json");
     let t = Instant::now();
-    let stalled: StalledRecord = loop {
-        if let Some(s) = rig.json(&key).await {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "not stalled\n{}",
-            rig.reconciler.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let stalled: StalledRecord = rig
+        .until_object(
+            &format!("predictions/{id}/stalled.json"),
+            Duration::from_secs(60),
+        )
+        .await;
     eprintln!("stalled after {:?}: {stalled:?}", t.elapsed());
     assert_eq!(stalled.prediction_id, id);
     assert_eq!(stalled.provider, PROVIDER);
