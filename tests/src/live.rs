@@ -23,9 +23,15 @@ pub const MOTO_PORT: u16 = 4566;
 pub const EDGE_PORT: u16 = 8787;
 /// The queue (with `{QUEUE}-dlq` after [`MAX_RECEIVES`] receives) and the bucket.
 pub const QUEUE: &str = "hookvault-events";
-/// Receives before SQS moves a message to the DLQ (the template's `MaxReceiveCount`
-/// default).
-pub const MAX_RECEIVES: u32 = 5;
+/// Receives before SQS moves a message to the DLQ: the template's `MaxReceiveCount`
+/// default (15, derived there from the provider's 300-second output window), so a
+/// failing record in the live stack reaches the DLQ when it would in AWS.
+pub const MAX_RECEIVES: u32 = 15;
+/// The queue's visibility timeout, seconds: the template's `VisibilityTimeout` (130 s,
+/// the archiver's 120-second Timeout plus 10 s). The archiver sets each failed record's
+/// own visibility (`ChangeMessageVisibility`, seconds) before reporting it, so this
+/// applies, as in AWS, only to an invocation that crashed or timed out.
+pub const VISIBILITY_TIMEOUT_SECS: i32 = 130;
 /// The archive bucket.
 pub const BUCKET: &str = "hookvault-archive";
 
@@ -228,10 +234,39 @@ pub async fn keep_serving(
         sqs_client,
         target.queue.clone(),
         Arc::new(archiver),
-        30,
+        VISIBILITY_TIMEOUT_SECS,
         true,
     );
     until_stopped().await?;
     poller.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The value after `key: ` on the first line at or after the line `block` in the
+    /// template (a plain scan: the template's layout is fixed by cfn-lint and our rules).
+    fn template_value(template: &str, block: &str, key: &str) -> Option<String> {
+        let lines: Vec<&str> = template.lines().collect();
+        let start = lines.iter().position(|l| *l == block)?;
+        lines[start + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("   ") || l.trim().is_empty())
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    }
+
+    #[test]
+    fn the_live_queue_is_set_as_the_template_sets_the_events_queue() {
+        let template =
+            std::fs::read_to_string(crate::paths::root().join("infra/template.yaml")).unwrap();
+        assert_eq!(
+            template_value(&template, "  MaxReceiveCount:", "Default").as_deref(),
+            Some(super::MAX_RECEIVES.to_string().as_str())
+        );
+        assert_eq!(
+            template_value(&template, "  EventsQueue:", "VisibilityTimeout").as_deref(),
+            Some(super::VISIBILITY_TIMEOUT_SECS.to_string().as_str())
+        );
+    }
 }
