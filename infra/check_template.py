@@ -66,8 +66,9 @@ Every problem names the resource it is about. The rules:
    (as rule 7's); and no enabled lifecycle rule of the bucket expires spool/ (a spooled
    envelope is an event not queued yet).
 10. Missed webhooks (issue 23). Every queue a function's CHECK_QUEUE_URL names (the check
-   queue) is a queue of this template that an SQS event source feeds to a reconciler
-   (that function is not an archiver for rules 7 and 8), whose VisibilityTimeout is under
+   queue) is a queue of this template that an SQS event source with a ScalingConfig
+   MaximumConcurrency feeds to a reconciler (that function is not an archiver for rules 7
+   and 8; the cap keeps checks from starving the archiver), whose VisibilityTimeout is under
    the output window W (a failed check comes back inside it; rule 2 keeps it at least the
    reconciler's Timeout), whose DLQ has a depth alarm (> 0) and which has an
    ApproximateAgeOfOldestMessage alarm below W, each with AlarmActions. A function that
@@ -1421,6 +1422,13 @@ def check_reconciler(t: Template, fid: str, qid: str, events_queues: set[str], w
     for action in POLL_ACTIONS:
         if not grants_on(t, role, action, qid):
             problems.append(f"{role}: {fid}'s event source needs {action} on {qid}")
+    for label, fn, queue_value, ev in event_sources(t):
+        if fn == fid and target(queue_value) == qid and "MaximumConcurrency" not in (ev.get("ScalingConfig") or {}):
+            problems.append(
+                f"{label}: no ScalingConfig MaximumConcurrency; a burst of checks could take the "
+                "account's concurrency from the archiver, whose throttled receives count toward "
+                "its MaxReceiveCount"
+            )
     if not grants_on(t, role, "sqs:SendMessage", qid):
         problems.append(f"{role}: {fid} needs sqs:SendMessage on {qid} (the next check)")
     events = target(env.get("QUEUE_URL"))

@@ -877,6 +877,12 @@ class MissedWebhooks(unittest.TestCase):
 
         self.assertCaught(self.problems(m), "ReconcilerFunction: event Checks", "ReportBatchItemFailures")
 
+    def test_checks_without_a_concurrency_cap(self):
+        def m(r, _):
+            del r["ReconcilerFunction"]["Properties"]["Events"]["Checks"]["Properties"]["ScalingConfig"]
+
+        self.assertCaught(self.problems(m), "ReconcilerFunction: event Checks", "MaximumConcurrency")
+
     def test_the_check_queue_visibility_below_the_reconcilers_timeout(self):
         def m(r, _):
             r["ReconcilerFunction"]["Properties"]["Timeout"] = 90
