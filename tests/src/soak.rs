@@ -23,11 +23,13 @@
 //! refuses everything for 10 s from 0.05 D (the edge spools); S3 refuses everything (503
 //! `SlowDown`) for 5 s from 7 s into that, so for 3 s both are down (the edge answers 503
 //! and the sender retries) and for 2 s S3 alone (a claim check fails; the archiver's and
-//! the drainer's S3 calls fail); the archiver is killed at 0.30 D (its process group,
-//! SIGKILL, mid-invocation; started again 5 s later); SQS throttles every third request
-//! for 10 s from 0.40 D; the archiver is killed again at 0.65 D. D must be at least
-//! [`MIN_SEND_SECS`]. Messages a killed archiver held come back after the visibility
-//! timeout. The CDN fails the first download of every tenth prediction's output
+//! the drainer's S3 calls fail); the archiver is killed at 0.30 D (at the first instant,
+//! within 10 s, a message is in flight on the queue: SIGKILL to its process group, the
+//! mapping's receives and invokes dropped; started again 5 s later); SQS throttles every
+//! third request for 10 s from 0.40 D; the archiver is killed again at 0.65 D. D must be
+//! at least [`MIN_SEND_SECS`]. Messages a killed archiver held come back after the
+//! visibility timeout. The proxy's switches and the kills run on timelines of their own.
+//! The CDN fails the first download of every tenth prediction's output
 //! (`/flaky/503/1/…`).
 //!
 //! **The sender** is a provider that retries a 503 at most twice, after its `Retry-After`
