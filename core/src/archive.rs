@@ -109,6 +109,15 @@ pub fn stalled_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}stalled.json", prediction_prefix(id)?))
 }
 
+/// `predictions/{id}/evidence.json`: a signed event that corroborates a reconciled state
+/// whose archive had not finished when it came ([`crate::state`], issue 23), left there
+/// by the archiver so that the reconciled event's end makes it the state's evidence
+/// (its event id, body digest and `event.json` key; the raw event itself is under
+/// `events/`).
+pub fn evidence_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}evidence.json", prediction_prefix(id)?))
+}
+
 /// `predictions/{id}/output.json`.
 pub fn output_value_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}output.json", prediction_prefix(id)?))
@@ -438,6 +447,11 @@ mod tests {
         );
         assert_eq!(submission_key("../x"), Err(LayoutError::BadId));
         assert_eq!(stalled_key("a/b"), Err(LayoutError::BadId));
+        assert_eq!(
+            evidence_key("pred_1").unwrap(),
+            "predictions/pred_1/evidence.json"
+        );
+        assert_eq!(evidence_key(".."), Err(LayoutError::BadId));
         assert_eq!(claim_check_key(&sha), format!("raw/{sha}"));
     }
 }

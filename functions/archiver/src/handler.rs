@@ -559,6 +559,11 @@ impl Archiver {
                 Ok(Outcome::Ignored)
             }
         }?;
+        // A reconciled event's work is done: a signed event that came meanwhile becomes the
+        // state's evidence (crate::state, "evidence.json").
+        if reconciled.is_some() && p.status.is_terminal() {
+            state::adopt_waiting_evidence(&self.store, &p).await?;
+        }
         if let Outcome::FailureRecorded { error_id } | Outcome::OutputsLost { error_id } = &outcome
         {
             facts.error_id = Some(error_id.clone()).filter(|e| !e.is_empty());

@@ -16,7 +16,13 @@
 //! is written as the state's event (status unchanged, `reconciled` false), under the same
 //! conditional write, so the state's evidence is the signature whenever there is one.
 //! Before that, the reconciled event keeps the state, so its redelivery after a transient
-//! failure is `Same` and finishes the archive.
+//! failure is `Same` and finishes the archive; the signed event is left at
+//! `predictions/{id}/evidence.json` ([`archive::evidence_key`]), and the reconciled
+//! event's end adopts it ([`adopt_waiting_evidence`]). Each side writes first and reads
+//! the other's write after (the signed event: `evidence.json`, then "is the outcome
+//! recorded?"; the reconciled one: its manifest or `failure.json`, then
+//! `evidence.json`), and S3 reads are strongly consistent, so whichever comes second sees
+//! the first: the signed event becomes the evidence in every order.
 //!
 //! A prediction archived before `state.json` existed, or whose `state.json` does not
 //! parse, has the state its archive implies ([`implied`]): its manifest (`succeeded`), or
@@ -178,6 +184,55 @@ async fn outcome_recorded(store: &Store, p: &Prediction) -> Result<bool, Transie
     Ok(store.exists(&key(archive::failure_key(&p.id))?).await?)
 }
 
+/// What `predictions/{id}/evidence.json` holds: the signed event waiting to become the
+/// state's evidence ([`Incoming`] without its origin, which is always signed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct WaitingEvidence {
+    event_id: String,
+    body_sha256: String,
+    raw_event: String,
+}
+
+/// Leaves the signed event `ev` at `predictions/{id}/evidence.json` for the reconciled
+/// event's end ([`adopt_waiting_evidence`]). Overwriting is harmless: any signed event of
+/// the held status is evidence.
+async fn leave_evidence(store: &Store, p: &Prediction, ev: &Incoming<'_>) -> Result<(), Transient> {
+    let key = archive::evidence_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+    let waiting = WaitingEvidence {
+        event_id: ev.event_id.to_owned(),
+        body_sha256: ev.body_sha256.to_owned(),
+        raw_event: ev.raw_event.to_owned(),
+    };
+    store
+        .put_json(&key, &waiting)
+        .await
+        .map_err(Transient::from)
+}
+
+/// Run by a reconciled event once its work is done (its manifest or `failure.json`
+/// written, or found written): a signed event that came while that work was unfinished,
+/// and left itself at `predictions/{id}/evidence.json`, becomes the state's evidence now
+/// ([`settle`] with it, as signed). Nothing waiting: nothing to do.
+pub(crate) async fn adopt_waiting_evidence(store: &Store, p: &Prediction) -> Result<(), Transient> {
+    let key = archive::evidence_key(&p.id).map_err(|e| Transient(e.to_string()))?;
+    let Some(waiting) = read_json::<WaitingEvidence>(store, &key).await? else {
+        return Ok(());
+    };
+    let t = settle(
+        store,
+        p,
+        Incoming {
+            event_id: &waiting.event_id,
+            body_sha256: &waiting.body_sha256,
+            raw_event: &waiting.raw_event,
+            origin: Origin::Signed,
+        },
+    )
+    .await?;
+    tracing::info!(prediction = %p.id, event_id = %waiting.event_id, transition = ?t, "the signed event that came during the reconciled archive is the state's evidence");
+    Ok(())
+}
+
 /// `t` without the preference: a corroborating event that does not replace the state.
 fn downgrade(t: Transition) -> Transition {
     match t {
@@ -215,9 +270,14 @@ pub(crate) async fn settle(
                 // (it is running, or failed and awaits its redelivery): it keeps the state,
                 // so that its redelivery resumes the work (`Same`). Replaced now, that
                 // redelivery would corroborate and nothing would archive the prediction;
-                // acted on now, the prediction could be archived twice at once.
-                tracing::info!(prediction = %p.id, "the reconciled event holding the state has not finished; it stays the state's evidence");
-                t = downgrade(t);
+                // acted on now, the prediction could be archived twice at once. This
+                // event waits in evidence.json for that end (the module's documentation);
+                // read again after that write, an end that came meanwhile is seen here.
+                leave_evidence(store, p, &ev).await?;
+                if !outcome_recorded(store, p).await? {
+                    tracing::info!(prediction = %p.id, "the reconciled event holding the state has not finished; this signed event waits in evidence.json until it has");
+                    t = downgrade(t);
+                }
             }
         }
         let Some(record) = record_for(p, &ev, &t, now_rfc3339()) else {

@@ -749,14 +749,12 @@ async fn a_webhook_arriving_while_the_reconciled_archive_fails_leaves_it_archive
 
 /// The state's evidence after that race. core/src/state.rs: "The state prefers the signed
 /// event as evidence: a signed event that corroborates a reconciled state replaces it as
-/// the state's event (…; the archiver does so once the reconciled event's archive is
-/// written, …)". Here the signed webhook came while the reconciled archive was
-/// unfinished; it was set aside (`prefer` downgraded) and nothing replaces the evidence
-/// once the manifest is written: the state stays `reconciled`, held by the fetched event,
-/// for good, though the signed event is archived. Ignored while the bug stands (it fails:
-/// run with `--ignored`).
+/// the state's event". Here the signed webhook came while the reconciled archive was
+/// unfinished: it could not take the state then (the reconciled event's redelivery must
+/// still finish the archive), so it waits in `predictions/{id}/evidence.json` and the
+/// reconciled event's end makes it the evidence (functions/archiver/src/state.rs). Before
+/// that, the state stayed `reconciled`, held by the fetched event, for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a signed webhook that corroborates while the reconciled archive is unfinished never becomes the state's evidence (after a7eed2a)"]
 async fn the_signed_webhook_becomes_the_evidence_once_the_reconciled_archive_is_written() {
     let (rig, id, signed) = webhook_during_a_failing_reconciled_archive().await;
     let what = format!(
