@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::lambda::{archiver_env, Build, LambdaFunction};
 use crate::moto::Moto;
 use crate::poller::{create_with_dlq, queue_arn, Mapping, MappingStats, Poller};
+use crate::process::loadavg;
 use crate::provider::keys::{sign, INITIAL_WEBHOOK_SECRET};
 use crate::provider::predictions::prediction;
 use crate::provider::Provider;
@@ -161,12 +162,6 @@ fn now_ms() -> i64 {
 
 fn err(e: impl std::fmt::Display) -> StackError {
     StackError::Start(format!("bench-latency: {e}"))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// One prediction the stand-in completed.

@@ -9,6 +9,15 @@ use tokio::process::{Child, Command};
 
 use crate::StackError;
 
+/// The machine's load averages over 1, 5 and 15 minutes (`/proc/loadavg`'s first three
+/// fields, space-separated), for the benchmarks' and the soak's reports; `?` where
+/// `/proc` cannot be read.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> Result<u16, StackError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

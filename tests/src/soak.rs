@@ -56,6 +56,7 @@ use crate::fault_proxy::{CountsNow, FaultProxy, S3Fault, SqsFault};
 use crate::lambda::{archiver_env, local_aws_env, LambdaFunction};
 use crate::operator::depth;
 use crate::poller::{queue_arn, Mapping, MappingStats, Poller};
+use crate::process::loadavg;
 use crate::provider::keys::{sign, INITIAL_WEBHOOK_SECRET};
 use crate::provider::predictions::prediction;
 use crate::stack::LocalStack;
@@ -511,12 +512,6 @@ impl Report {
 
 fn err(e: impl std::fmt::Display) -> StackError {
     StackError::Start(format!("soak: {e}"))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// Every key under `prefix`, all pages.
