@@ -26,14 +26,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::lambda::{archiver_env, Build, LambdaFunction};
-use crate::moto::Moto;
-use crate::poller::{create_with_dlq, queue_arn, Mapping, MappingStats, Poller};
+use crate::poller::{queue_arn, Mapping, MappingStats, Poller};
 use crate::process::loadavg;
 use crate::provider::keys::{sign, INITIAL_WEBHOOK_SECRET};
 use crate::provider::predictions::prediction;
-use crate::provider::Provider;
-use crate::workerd::{local_bindings, Edge};
-use crate::{s3, sqs, StackError};
+use crate::stack::LocalStack;
+use crate::StackError;
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
@@ -474,26 +472,22 @@ fn table(results: &[RateResult], o: &Options) -> String {
 /// Runs the benchmark: one stack, each rate in turn (the next once the previous one's
 /// predictions all have a record or their windows are over). Returns the table.
 pub async fn run(o: Options) -> Result<String, StackError> {
-    let moto = Moto::start(None).await?;
-    let sqs_client = sqs::client(&moto.endpoint);
-    let store = s3::client(&moto.endpoint);
-    s3::create_bucket(&store, BUCKET).await?;
-    let (queue, _dlq) = create_with_dlq(&sqs_client, QUEUE, 15).await?;
-    let notify = sqs::create_queue(&sqs_client, NOTIFY_QUEUE).await?;
-    notify_on_records(&store, &queue_arn(&notify)).await?;
-    let edge = Edge::start(
-        &local_bindings(
-            &moto.endpoint,
-            &queue,
-            &[
-                ("WEBHOOK_SECRETS", INITIAL_WEBHOOK_SECRET.to_owned()),
-                ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
-            ],
-        ),
-        None,
-    )
-    .await?;
-    let provider = Provider::start().await?;
+    // The edge keeps its own SQS and Retry-After settings (a deployment's, not the
+    // tests' short ones).
+    let stack = LocalStack::builder()
+        .queue_with_dlq(QUEUE, 15)
+        .queue(NOTIFY_QUEUE)
+        .bucket(BUCKET)
+        .edge_var("WEBHOOK_SECRETS", INITIAL_WEBHOOK_SECRET)
+        .edge_own_defaults()
+        .provider()
+        .start()
+        .await?;
+    let (moto, sqs_client, store) = (&stack.moto, stack.sqs.clone(), &stack.s3);
+    let queue = stack.queue_url()?.to_owned();
+    let notify = stack.queue_named(NOTIFY_QUEUE)?.url.clone();
+    notify_on_records(store, &queue_arn(&notify)).await?;
+    let (edge, provider) = (stack.edge()?, stack.provider()?);
     // The template's window settings (infra/template.yaml), not the tests' short budget.
     let env = archiver_env(
         &moto.endpoint,

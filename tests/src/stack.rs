@@ -103,6 +103,30 @@ struct EdgeSpec {
     vars: Vec<(String, String)>,
     /// Its port; `None`: a free one.
     port: Option<u16>,
+    /// The edge's own defaults for `SQS_TIMEOUT_MS` and `RETRY_AFTER_SECS` instead of the
+    /// local stack's ([`LocalStackBuilder::edge_own_defaults`]).
+    own_defaults: bool,
+}
+
+impl EdgeSpec {
+    /// The vars for moto at `moto_endpoint`, the queue `queue_url` and `bucket`:
+    /// [`edge_bindings`], or without its local defaults when `own_defaults`.
+    fn bindings(
+        &self,
+        moto_endpoint: &str,
+        queue_url: &str,
+        bucket: Option<&str>,
+    ) -> Vec<(String, String)> {
+        if !self.own_defaults {
+            return edge_bindings(moto_endpoint, queue_url, bucket, &self.vars);
+        }
+        let mut extra: Vec<(&str, String)> = Vec::new();
+        if let Some(b) = bucket {
+            extra.push(("CLAIM_CHECK_BUCKET", b.to_owned()));
+        }
+        extra.extend(self.vars.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        local_bindings(moto_endpoint, queue_url, &extra)
+    }
 }
 
 /// The pieces of a [`LocalStack`] to start: made by [`LocalStack::builder`], every option
@@ -218,6 +242,17 @@ impl LocalStackBuilder {
         self
     }
 
+    /// The edge keeps its own defaults for `SQS_TIMEOUT_MS` and `RETRY_AFTER_SECS` (those
+    /// of `edge/wrangler.toml`) instead of the local stack's short ones
+    /// ([`EDGE_SQS_TIMEOUT_MS`], [`EDGE_RETRY_AFTER_SECS`]): for a stack that stands in for
+    /// a deployment (`hookvault-dev serve`, `demo`, `drill`, the latency benchmark).
+    /// `CLAIM_CHECK_BUCKET` and the [`LocalStackBuilder::edge_var`]s are as without it;
+    /// implies [`LocalStackBuilder::edge`].
+    pub fn edge_own_defaults(mut self) -> Self {
+        self.edge.get_or_insert_with(EdgeSpec::default).own_defaults = true;
+        self
+    }
+
     /// [`LocalStackBuilder::edge_var`] for each (name, value) of `vars`, in order.
     pub fn edge_vars<K: AsRef<str>, V: AsRef<str>>(mut self, vars: &[(K, V)]) -> Self {
         for (k, v) in vars {
@@ -327,7 +362,8 @@ impl LocalStackBuilder {
 
     /// The edge's vars this builder gives workerd once moto is at `moto_endpoint` and the
     /// first queue at `queue_url` ([`edge_bindings`] with the bucket and the
-    /// [`LocalStackBuilder::edge_var`]s); `None` when no edge was asked for.
+    /// [`LocalStackBuilder::edge_var`]s, without its local defaults after
+    /// [`LocalStackBuilder::edge_own_defaults`]); `None` when no edge was asked for.
     pub fn edge_bindings(
         &self,
         moto_endpoint: &str,
@@ -335,7 +371,7 @@ impl LocalStackBuilder {
     ) -> Option<Vec<(String, String)>> {
         self.edge
             .as_ref()
-            .map(|e| edge_bindings(moto_endpoint, queue_url, self.bucket.as_deref(), &e.vars))
+            .map(|e| e.bindings(moto_endpoint, queue_url, self.bucket.as_deref()))
     }
 
     /// Starts moto, then the queues (the check queue last), the bucket (versioned if
@@ -395,8 +431,7 @@ impl LocalStackBuilder {
                     Some(b) => b.clone(),
                     None => paths::edge_build()?,
                 };
-                let bindings =
-                    edge_bindings(&moto.endpoint, &q.url, self.bucket.as_deref(), &spec.vars);
+                let bindings = spec.bindings(&moto.endpoint, &q.url, self.bucket.as_deref());
                 Some(Edge::start_modules(&build, RUST_EDGE_MODULES, &bindings, spec.port).await?)
             }
             _ => None,
@@ -727,8 +762,36 @@ mod tests {
     }
 
     #[test]
+    fn with_its_own_defaults_the_edge_gets_what_the_dev_stacks_gave_it_before_the_builder() {
+        // hookvault-dev serve, demo, drill and bench-latency before issue 24 item 6.
+        let before = local_bindings(
+            "http://m",
+            "http://m/q",
+            &[
+                ("WEBHOOK_SECRETS", "x".to_owned()),
+                ("CLAIM_CHECK_BUCKET", "archive".to_owned()),
+            ],
+        );
+        let now = LocalStack::builder()
+            .queue("q")
+            .bucket("archive")
+            .edge_var("WEBHOOK_SECRETS", "x")
+            .edge_own_defaults()
+            .edge_bindings("http://m", "http://m/q")
+            .unwrap_or_default();
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(now.clone()), sorted(before));
+        assert_eq!(value(&now, "SQS_TIMEOUT_MS"), None, "the edge's own 5000");
+        assert_eq!(value(&now, "RETRY_AFTER_SECS"), None, "the edge's own 10");
+    }
+
+    #[test]
     fn edge_options_imply_the_edge() {
         for b in [
+            LocalStack::builder().edge_own_defaults(),
             LocalStack::builder().edge_var("A", "1"),
             LocalStack::builder().edge_build("/tmp/x"),
             LocalStack::builder().edge_port(1),
