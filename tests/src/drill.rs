@@ -14,13 +14,9 @@ use std::time::{Duration, Instant};
 
 use hookvault_core::Scheme;
 
-use crate::lambda::{archiver_env, LambdaFunction};
-use crate::moto::Moto;
-use crate::operator::{depth, enable_versioning, versions, Target};
-use crate::poller::create_with_dlq;
-use crate::provider::Provider;
-use crate::workerd::{local_bindings, Edge};
-use crate::{paths, s3, sqs, StackError};
+use crate::operator::{depth, versions, Target};
+use crate::stack::LocalStack;
+use crate::{paths, StackError};
 
 const SECRET: &str = "drill-webhook-secret";
 const BUCKET: &str = "archive";
@@ -57,14 +53,21 @@ async fn manifest_versions(s3: &aws_sdk_s3::Client, id: &str) -> Result<usize, S
 pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     let cli = paths::hookvault_cli()?;
     step("1. The local stack: moto (versioned bucket, queue with a DLQ after 2 receives), the edge, a CDN");
-    let moto = Moto::start(None).await?;
-    let sqs_client = sqs::client(&moto.endpoint);
-    let s3_client = s3::client(&moto.endpoint);
-    s3::create_bucket(&s3_client, BUCKET).await?;
-    enable_versioning(&s3_client, BUCKET).await?;
-    let (queue, dlq) = create_with_dlq(&sqs_client, "events", 2).await?;
+    // The edge keeps its own SQS and Retry-After settings, as deployed.
+    let stack = LocalStack::builder()
+        .queue_with_dlq("events", 2)
+        .bucket(BUCKET)
+        .versioned()
+        .provider()
+        .edge_var("WEBHOOK_SECRETS", SECRET)
+        .edge_own_defaults()
+        .start()
+        .await?;
+    let (sqs_client, s3_client) = (stack.sqs.clone(), &stack.s3);
+    let queue = stack.queue_url()?.to_owned();
+    let dlq = stack.dlq_url()?.to_owned();
     let target = Target {
-        endpoint: moto.endpoint.clone(),
+        endpoint: stack.moto.endpoint.clone(),
         bucket: BUCKET.to_owned(),
         queue: queue.clone(),
         dlq: dlq.clone(),
@@ -80,37 +83,22 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
             Ok::<(), StackError>(())
         }
     };
-    let cdn = Provider::start().await?;
-    let edge = Edge::start(
-        &local_bindings(
-            &moto.endpoint,
-            &queue,
-            &[
-                ("WEBHOOK_SECRETS", SECRET.to_owned()),
-                ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
-            ],
-        ),
-        None,
-    )
-    .await?;
-    let env = |extra: &[(&str, &str)]| {
+    let (cdn, edge) = (stack.provider()?, stack.edge()?);
+    let vars = |extra: &[(&'static str, &'static str)]| {
         let mut vars = vec![
             ("UPLOAD_PART_BYTES", "5242880"),
             ("MAX_RECEIVE_COUNT", "2"),
             ("METRICS_NAMESPACE", "hookvault/local"),
         ];
         vars.extend_from_slice(extra);
-        archiver_env(&moto.endpoint, BUCKET, &vars)
+        vars
     };
 
     step("2. Break it: the archiver starts with ARCHIVE_BUCKET=archive-typo");
     let broken = Arc::new(
-        LambdaFunction::start(
-            "functions/archiver",
-            "archiver",
-            &env(&[("ARCHIVE_BUCKET", "archive-typo")]),
-        )
-        .await?,
+        stack
+            .start_archiver(&vars(&[("ARCHIVE_BUCKET", "archive-typo")]))
+            .await?,
     );
     let http = reqwest::Client::new();
     let now = std::time::SystemTime::now()
@@ -181,7 +169,7 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     pause(yes, "run it").await;
 
     step("5. Fix it: the archiver restarts with ARCHIVE_BUCKET=archive");
-    let fixed = Arc::new(LambdaFunction::start("functions/archiver", "archiver", &env(&[])).await?);
+    let fixed = Arc::new(stack.start_archiver(&vars(&[])).await?);
     let polling = crate::live::spawn_poller(
         sqs_client.clone(),
         queue.clone(),
@@ -200,7 +188,7 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     loop {
         let mut done = 0;
         for id in IDS {
-            done += usize::from(manifest_versions(&s3_client, id).await? > 0);
+            done += usize::from(manifest_versions(s3_client, id).await? > 0);
         }
         if done == IDS.len() && depth(&sqs_client, &queue).await? == 0 {
             break;
@@ -218,7 +206,7 @@ pub async fn run(yes: bool, serve: bool) -> Result<String, StackError> {
     step("7. Every event archived once");
     let mut report = String::new();
     for id in IDS {
-        let versions = manifest_versions(&s3_client, id).await?;
+        let versions = manifest_versions(s3_client, id).await?;
         println!("   predictions/{id}/manifest.json: {versions} version(s)");
         if versions != 1 {
             return Err(err(format!("{id}: {versions} manifest versions, not 1")));
