@@ -6,15 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{api_env, create_api_secrets, CALLER_KEY};
-use crate::lambda::{archiver_env, LambdaFunction};
-use crate::moto::Moto;
+use crate::api::CALLER_KEY;
+use crate::lambda::LambdaFunction;
 use crate::operator::Target;
-use crate::poller::{create_with_dlq, Poller};
+use crate::poller::Poller;
 use crate::provider::keys::INITIAL_WEBHOOK_SECRET;
-use crate::provider::Provider;
-use crate::workerd::{local_bindings, Edge};
-use crate::{paths, process, s3, sqs, StackError};
+use crate::stack::{LocalStack, LocalStackBuilder};
+use crate::{paths, process, StackError};
 
 /// moto's port when free: the one `edge/wrangler.toml`'s `[env.local]` points at, so
 /// `wrangler dev --env local` can use this stack's queue and bucket.
@@ -148,69 +146,67 @@ pub fn instructions(
     out
 }
 
+/// The live stack's builder, as `hookvault-dev serve` and `demo` start it: moto on
+/// [`MOTO_PORT`] and the edge on [`EDGE_PORT`] when free, the queue [`QUEUE`] with its DLQ
+/// after [`MAX_RECEIVES`] receives, the bucket [`BUCKET`], the edge with its own defaults
+/// (as deployed), the stand-in provider and CDN, and the api's secrets. The caller adds
+/// the edge's `WEBHOOK_SECRETS`.
+pub fn builder() -> Result<LocalStackBuilder, StackError> {
+    Ok(LocalStack::builder()
+        .moto_port(port_or_free(MOTO_PORT)?)
+        .queue_with_dlq(QUEUE, MAX_RECEIVES)
+        .bucket(BUCKET)
+        .edge_port(port_or_free(EDGE_PORT)?)
+        .edge_own_defaults()
+        .provider()
+        .api_secrets())
+}
+
+/// The operator CLI's view of a live stack: its moto, [`BUCKET`], the queue and its DLQ.
+/// Error: the stack has no queue with a DLQ.
+pub fn target(stack: &LocalStack) -> Result<Target, StackError> {
+    Ok(Target {
+        endpoint: stack.moto.endpoint.clone(),
+        bucket: BUCKET.to_owned(),
+        queue: stack.queue_url()?.to_owned(),
+        dlq: stack.dlq_url()?.to_owned(),
+    })
+}
+
 /// `hookvault-dev serve`: moto, the edge in workerd, the stand-in provider and CDN, the
 /// api and the archiver under `cargo lambda watch`, and the poller, until Ctrl-C.
 pub async fn serve() -> Result<String, StackError> {
-    let moto = Moto::start(Some(port_or_free(MOTO_PORT)?)).await?;
-    let sqs_client = sqs::client(&moto.endpoint);
-    let store = s3::client(&moto.endpoint);
-    s3::create_bucket(&store, BUCKET).await?;
-    let (queue, dlq) = create_with_dlq(&sqs_client, QUEUE, MAX_RECEIVES).await?;
     let secret = INITIAL_WEBHOOK_SECRET;
-    let edge = Edge::start(
-        &local_bindings(
-            &moto.endpoint,
-            &queue,
-            &[
-                ("WEBHOOK_SECRETS", secret.to_owned()),
-                ("CLAIM_CHECK_BUCKET", BUCKET.to_owned()),
-            ],
-        ),
-        Some(port_or_free(EDGE_PORT)?),
-    )
-    .await?;
-    let provider = Provider::start().await?;
-    create_api_secrets(&s3::secrets_client(&moto.endpoint)).await?;
-    println!("starting the api and the archiver under `cargo lambda watch`…");
-    let hook = format!("{}/webhooks/skytells", edge.url);
-    let api = LambdaFunction::start(
-        "functions/api",
-        "api",
-        &api_env(&moto.endpoint, &provider.url, BUCKET, &hook, &[]),
-    )
-    .await?;
-    let archiver = start_archiver(&moto.endpoint).await?;
-    let target = Target {
-        endpoint: moto.endpoint.clone(),
-        bucket: BUCKET.to_owned(),
-        queue,
-        dlq,
-    };
+    println!("starting the stack, the api and the archiver under `cargo lambda watch`…");
+    let mut stack = builder()?
+        .edge_var("WEBHOOK_SECRETS", secret)
+        .api(&[])
+        .start()
+        .await?;
+    let archiver = start_archiver(&stack).await?;
+    let api = stack.api.take();
     keep_serving(
-        sqs_client,
+        stack.sqs.clone(),
         archiver,
-        &target,
-        &edge.url,
-        &provider.url,
+        &target(&stack)?,
+        &stack.edge()?.url,
+        &stack.provider()?.url,
         secret,
-        Some(&api.function_url),
+        api.as_ref().map(|a| a.function_url.as_str()),
     )
     .await?;
     Ok("stopped: every process of the stack is gone".to_owned())
 }
 
-/// The archiver of the live stack, under `cargo lambda watch`: the bucket [`BUCKET`], and
-/// the queue's `maxReceiveCount` as the template passes it, so a record failing on its
-/// last receive is logged, counted and entered in the event log as `dead_lettered`, as
-/// in AWS.
-pub async fn start_archiver(moto_endpoint: &str) -> Result<LambdaFunction, StackError> {
+/// The archiver of the live stack, under `cargo lambda watch`: the stack's bucket
+/// ([`BUCKET`]), and the queue's `maxReceiveCount` as the template passes it, so a record
+/// failing on its last receive is logged, counted and entered in the event log as
+/// `dead_lettered`, as in AWS.
+pub async fn start_archiver(stack: &LocalStack) -> Result<LambdaFunction, StackError> {
     let max_receives = MAX_RECEIVES.to_string();
-    let env = archiver_env(
-        moto_endpoint,
-        BUCKET,
-        &[("MAX_RECEIVE_COUNT", &max_receives)],
-    );
-    LambdaFunction::start("functions/archiver", "archiver", &env).await
+    stack
+        .start_archiver(&[("MAX_RECEIVE_COUNT", &max_receives)])
+        .await
 }
 
 /// Keeps a started stack live until a signal ([`until_stopped`]): prints the

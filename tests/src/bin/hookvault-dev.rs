@@ -28,14 +28,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hookvault_core::envelope::{Body, Envelope};
 use hookvault_core::scheme::SignParams;
 use hookvault_core::Scheme;
-use hookvault_localstack::api::{api_env, create_api_secrets, CALLER_KEY};
-use hookvault_localstack::lambda::LambdaFunction;
-use hookvault_localstack::moto::Moto;
+use hookvault_localstack::api::CALLER_KEY;
 use hookvault_localstack::poller::Poller;
 use hookvault_localstack::provider::keys::{send_signed, webhook_body, INITIAL_WEBHOOK_SECRET};
-use hookvault_localstack::provider::Provider;
 use hookvault_localstack::rotation::{Options, RotationStack, WEBHOOK_SECRET_ID};
-use hookvault_localstack::workerd::Edge;
 use hookvault_localstack::{s3, sqs, StackError};
 
 /// The demo edge's current secret: the one the stand-in provider signs with.
@@ -78,32 +74,23 @@ async fn post(
 
 async fn demo(serve: bool) -> Result<(), StackError> {
     step("Starting the local stack: moto (SQS, S3) and the edge in workerd");
-    // The same stack as `hookvault-dev serve`: moto on 4566 and the edge on 8787 when
-    // free (where `wrangler dev --env local` looks), the queue with its DLQ, the bucket.
-    use hookvault_localstack::live::{self, port_or_free};
-    let moto = Moto::start(Some(port_or_free(live::MOTO_PORT)?)).await?;
-    let client = sqs::client(&moto.endpoint);
-    let (queue, dlq) =
-        hookvault_localstack::poller::create_with_dlq(&client, live::QUEUE, live::MAX_RECEIVES)
-            .await?;
+    // The same stack as `hookvault-dev serve` (`live::builder`): moto on 4566 and the
+    // edge on 8787 when free (where `wrangler dev --env local` looks), the queue with its
+    // DLQ, the archive bucket (the edge writes bodies too large for one SQS message to its
+    // raw/ prefix, the claim check, before it queues them), the provider for step 7.
+    use hookvault_localstack::live;
     let t = now();
     let ring = serde_json::json!([
         { "id": "2026-11", "secret": CURRENT, "slot": "current" },
         { "id": "2026-08", "secret": "demo-previous-secret", "slot": "previous", "not_after": t + 600 },
     ]);
-    // The archive bucket first: the edge writes bodies too large for one SQS message to
-    // its raw/ prefix (the claim check) before it queues them.
-    let store = s3::client(&moto.endpoint);
-    s3::create_bucket(&store, live::BUCKET).await?;
-    let bindings = hookvault_localstack::workerd::local_bindings(
-        &moto.endpoint,
-        &queue,
-        &[
-            ("WEBHOOK_SECRETS", ring.to_string()),
-            ("CLAIM_CHECK_BUCKET", live::BUCKET.to_owned()),
-        ],
-    );
-    let edge = Edge::start(&bindings, Some(port_or_free(live::EDGE_PORT)?)).await?;
+    let stack = live::builder()?
+        .edge_var("WEBHOOK_SECRETS", ring.to_string())
+        .start()
+        .await?;
+    let (moto, client, store) = (&stack.moto, &stack.sqs, &stack.s3);
+    let (edge, provider) = (stack.edge()?, stack.provider()?);
+    let queue = stack.queue_url()?.to_owned();
     println!(
         "moto:  {}\nqueue: {queue}\nedge:  {}",
         moto.endpoint, edge.url
@@ -117,7 +104,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     println!("HTTP {status} {text}");
 
     step("2. On the queue: the versioned envelope, the body byte for byte");
-    for m in sqs::drain(&client, &queue).await? {
+    for m in sqs::drain(client, &queue).await? {
         let raw = m.body.unwrap_or_default();
         match Envelope::from_json(&raw) {
             Ok(env) => println!(
@@ -145,13 +132,13 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     println!("HTTP {status} {text}");
     println!(
         "queued: {} message(s)",
-        sqs::drain(&client, &queue).await?.len()
+        sqs::drain(client, &queue).await?.len()
     );
 
     step("4. Mid-rotation, the previous secret is still accepted until its not-after time");
     let (status, text) = post(&http, &hook, &sign("demo-previous-secret", body), body).await?;
     println!("HTTP {status} {text}");
-    sqs::drain(&client, &queue).await?;
+    sqs::drain(client, &queue).await?;
 
     step("5. The rotator's probe: proves a key is accepted without queueing anything");
     let probe = format!("{}/_hookvault/probe", edge.url);
@@ -168,20 +155,12 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     }
 
     step("7. The team's app submits a prediction through the api Lambda (a Function URL under cargo-lambda's emulator)");
-    let provider = Provider::start().await?;
     // The stand-in provider completes each prediction a moment later: a signed webhook
     // to the edge, with two outputs on its CDN (12 MiB and 40 kB).
     provider.with(|s| s.predictions.complete_with = Some((2, 12 * 1024 * 1024)));
-    let sm = s3::secrets_client(&moto.endpoint);
-    create_api_secrets(&sm).await?;
     println!("starting `cargo lambda watch` for functions/api and functions/archiver…");
-    let api = LambdaFunction::start(
-        "functions/api",
-        "api",
-        &api_env(&moto.endpoint, &provider.url, live::BUCKET, &hook, &[]),
-    )
-    .await?;
-    let archiver = live::start_archiver(&moto.endpoint).await?;
+    let api = stack.start_api(&[], 1).await?;
+    let archiver = live::start_archiver(&stack).await?;
     let submit = http
         .post(format!("{}/predictions", api.function_url))
         .bearer_auth(CALLER_KEY)
@@ -215,17 +194,14 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     let started = std::time::Instant::now();
     let manifest_key = format!("predictions/{id}/manifest.json");
     loop {
-        let poll = poller.poll(&client, &archiver).await?;
+        let poll = poller.poll(client, &archiver).await?;
         if poll.delivered > 0 {
             println!(
                 "poller: delivered {}, deleted {}, failed {}",
                 poll.delivered, poll.deleted, poll.failed
             );
         }
-        if s3::get(&store, live::BUCKET, &manifest_key)
-            .await?
-            .is_some()
-        {
+        if s3::get(store, live::BUCKET, &manifest_key).await?.is_some() {
             break;
         }
         if started.elapsed() > std::time::Duration::from_secs(300) {
@@ -236,7 +212,7 @@ async fn demo(serve: bool) -> Result<(), StackError> {
         }
     }
     for prefix in [format!("predictions/{id}/"), "events/".to_owned()] {
-        for key in s3::keys(&store, live::BUCKET, &prefix).await? {
+        for key in s3::keys(store, live::BUCKET, &prefix).await? {
             println!("s3://hookvault-archive/{key}");
         }
     }
@@ -310,16 +286,10 @@ async fn demo(serve: bool) -> Result<(), StackError> {
     if serve {
         step("The stack stays up, live: the poller keeps feeding the archiver");
         drop(rot);
-        let target = hookvault_localstack::operator::Target {
-            endpoint: moto.endpoint.clone(),
-            bucket: live::BUCKET.to_owned(),
-            queue: queue.clone(),
-            dlq: dlq.clone(),
-        };
         live::keep_serving(
             client.clone(),
             archiver,
-            &target,
+            &live::target(&stack)?,
             &edge.url,
             &provider.url,
             CURRENT,
