@@ -262,6 +262,15 @@ pub struct DeployedEdge {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for DeployedEdge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployedEdge")
+            .field("url", &self.url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for DeployedEdge {
     fn drop(&mut self) {
         for t in &self.tasks {

@@ -4,15 +4,15 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_secretsmanager::types::RotationRulesType;
 use aws_sdk_secretsmanager::Client;
 
-use crate::cloudflare::{self, DeployedEdge};
-use crate::lambda::{local_aws_env, with_overrides, LambdaFunction};
+use crate::cloudflare::DeployedEdge;
+use crate::lambda::LambdaFunction;
 use crate::moto::Moto;
 use crate::provider::keys::{INITIAL_API_KEY, INITIAL_WEBHOOK_SECRET};
 use crate::provider::Provider;
-use crate::{sqs, workerd, StackError};
+use crate::stack::LocalStack;
+use crate::StackError;
 
 /// The rotator's ARN as Secrets Manager knows it (moto routes it to the local function).
 pub const ROTATOR_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:hookvault-rotator";
@@ -217,6 +217,14 @@ impl SecretsFaults {
     }
 }
 
+impl std::fmt::Debug for SecretsFaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsFaults")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for SecretsFaults {
     fn drop(&mut self) {
         self.task.abort();
@@ -231,34 +239,13 @@ impl RotationStack {
     /// Starts everything; rotation is enabled on both managed secrets, with `RotateSecret`
     /// running the steps by itself (see [`RotationStack::drive_steps_by_hand`]).
     pub async fn start(opts: Options) -> Result<Self, StackError> {
-        let moto = Moto::start(None).await?;
-        let sqs_client = sqs::client(&moto.endpoint);
-        let queue_url = sqs::create_queue(&sqs_client, "hookvault-events").await?;
-        let provider = Provider::start().await?;
-        let sm = crate::s3::secrets_client(&moto.endpoint);
         let initial_webhook = serde_json::json!({"kind": "webhook-signing", "scheme": "skytells", "key_id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET});
-        for (id, value) in [
-            (WEBHOOK_SECRET_ID, initial_webhook.to_string()),
-            (API_KEY_SECRET_ID, crate::api::initial_api_key_value()),
-            (CLOUDFLARE_TOKEN_ID, CLOUDFLARE_TOKEN.to_owned()),
-        ] {
-            crate::api::create_secret(&sm, id, &value).await?;
-        }
         let ring = match opts.key_mode {
             KeyMode::Enterprise => {
                 serde_json::json!([{"id": INITIAL_KEY_ID, "secret": INITIAL_WEBHOOK_SECRET}])
             }
-            KeyMode::General => {
-                provider.with(|s| s.keys.signing = crate::provider::keys::Signing::PredictionKey);
-                serde_json::json!([{"id": "key_0", "secret": INITIAL_API_KEY}])
-            }
+            KeyMode::General => serde_json::json!([{"id": "key_0", "secret": INITIAL_API_KEY}]),
         };
-        let bindings = workerd::local_bindings(
-            &moto.endpoint,
-            &queue_url,
-            &[("WEBHOOK_SECRETS", ring.to_string())],
-        );
-        let edge = DeployedEdge::start(bindings, CLOUDFLARE_TOKEN).await?;
         let (grace, key_grace, propagation) = (
             opts.webhook_grace_secs.to_string(),
             opts.api_key_grace_secs.to_string(),
@@ -274,58 +261,62 @@ impl RotationStack {
             KeyMode::General => &[API_KEY_SECRET_ID],
         };
         let managed = rotated.join(",");
-        let env = local_aws_env(
-            &moto.endpoint,
-            &[
-                ("CLOUDFLARE_API_URL", edge.api_url.as_str()),
-                ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT),
-                ("CLOUDFLARE_WORKER_NAME", cloudflare::SCRIPT),
-                ("CLOUDFLARE_TOKEN_SECRET_ID", CLOUDFLARE_TOKEN_ID),
-                ("EDGE_URL", edge.url.as_str()),
-                ("PROVIDER_API_URL", provider.url.as_str()),
-                ("PROVIDER_API_KEY_SECRET_ID", API_KEY_SECRET_ID),
-                ("WEBHOOK_GRACE_SECS", grace.as_str()),
-                ("API_KEY_GRACE_SECS", key_grace.as_str()),
-                ("EDGE_PROPAGATION_SECS", propagation.as_str()),
-                ("EDGE_CONVERGENCE_PROBES", probes.as_str()),
-                ("EDGE_SOAK_SECS", soak.as_str()),
-                ("API_KEY_ACTIVATION_SECS", activation.as_str()),
-                ("MANAGED_SECRET_IDS", managed.as_str()),
-                ("SKYTELLS_KEY_MODE", opts.key_mode.as_str()),
-                ("RUST_LOG", "info"),
-            ],
-        );
-        let faults = match opts.fault_proxy {
-            true => Some(SecretsFaults::start(&moto.endpoint).await?),
-            false => None,
-        };
-        let mut env = with_overrides(env, &opts.extra_env);
-        if let Some(f) = &faults {
-            env = with_overrides(env, &[("AWS_ENDPOINT_URL", f.url.as_str())]);
+        let mut vars = vec![
+            ("CLOUDFLARE_TOKEN_SECRET_ID", CLOUDFLARE_TOKEN_ID),
+            ("PROVIDER_API_KEY_SECRET_ID", API_KEY_SECRET_ID),
+            ("WEBHOOK_GRACE_SECS", grace.as_str()),
+            ("API_KEY_GRACE_SECS", key_grace.as_str()),
+            ("EDGE_PROPAGATION_SECS", propagation.as_str()),
+            ("EDGE_CONVERGENCE_PROBES", probes.as_str()),
+            ("EDGE_SOAK_SECS", soak.as_str()),
+            ("API_KEY_ACTIVATION_SECS", activation.as_str()),
+            ("MANAGED_SECRET_IDS", managed.as_str()),
+            ("SKYTELLS_KEY_MODE", opts.key_mode.as_str()),
+            ("RUST_LOG", "info"),
+        ];
+        vars.extend(opts.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // The edge keeps its own SQS and Retry-After settings, and has no bucket.
+        let mut builder = LocalStack::builder()
+            .queue("hookvault-events")
+            .provider()
+            .secret(WEBHOOK_SECRET_ID, initial_webhook.to_string())
+            .secret(API_KEY_SECRET_ID, crate::api::initial_api_key_value())
+            .secret(CLOUDFLARE_TOKEN_ID, CLOUDFLARE_TOKEN)
+            .edge_var("WEBHOOK_SECRETS", ring.to_string())
+            .edge_own_defaults()
+            .cloudflare(CLOUDFLARE_TOKEN)
+            .rotator(&vars);
+        if opts.fault_proxy {
+            builder = builder.rotator_faults();
         }
-        let rotator = LambdaFunction::start("functions/rotator", "rotator", &env).await?;
-        moto.route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
         for &id in rotated {
-            sm.rotate_secret()
-                .secret_id(id)
-                .rotation_lambda_arn(ROTATOR_ARN)
-                .rotation_rules(
-                    RotationRulesType::builder()
-                        .automatically_after_days(90)
-                        .build(),
-                )
-                .rotate_immediately(false)
-                .send()
-                .await
-                .map_err(|e| StackError::Start(format!("enable rotation of {id}: {e}")))?;
+            builder = builder.rotation(id);
         }
+        if opts.key_mode == KeyMode::General {
+            builder = builder.provider_signing(crate::provider::keys::Signing::PredictionKey);
+        }
+        let LocalStack {
+            moto,
+            secrets: sm,
+            queues,
+            provider,
+            cloudflare,
+            rotator,
+            secrets_faults: faults,
+            ..
+        } = builder.start().await?;
+        let missing = |what: &str| StackError::Start(format!("the rotation stack has no {what}"));
         Ok(RotationStack {
             moto,
-            provider,
-            edge,
-            rotator,
+            provider: provider.ok_or_else(|| missing("provider"))?,
+            edge: cloudflare.ok_or_else(|| missing("deployed edge"))?,
+            rotator: rotator.ok_or_else(|| missing("rotator"))?,
             sm,
-            queue_url,
+            queue_url: queues
+                .into_iter()
+                .next()
+                .map(|q| q.url)
+                .ok_or_else(|| missing("queue"))?,
             faults,
         })
     }

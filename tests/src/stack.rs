@@ -24,14 +24,24 @@
 //! [`LocalStackBuilder::check_queue`]) and the reconciler on that check queue
 //! ([`LocalStackBuilder::reconciler`]); the Lambdas are fed from their queues by a
 //! [`poller::Mapping`], as Lambda's event-source mappings feed them.
+//!
+//! For rotation ([`crate::rotation::RotationStack`]) it starts the edge behind the
+//! stand-in Cloudflare API ([`LocalStackBuilder::cloudflare`]), Secrets Manager secrets
+//! ([`LocalStackBuilder::secret`]) and the rotator that moto's `RotateSecret` invokes
+//! ([`LocalStackBuilder::rotator`], [`LocalStackBuilder::rotation`]).
 
 use std::path::PathBuf;
 
 use aws_sdk_sqs::types::Message;
 
-use crate::lambda::{archiver_env, reconciler_env, LambdaFunction};
+use aws_sdk_secretsmanager::types::RotationRulesType;
+
+use crate::cloudflare::{self, DeployedEdge};
+use crate::lambda::{archiver_env, local_aws_env, reconciler_env, LambdaFunction};
 use crate::moto::Moto;
+use crate::provider::keys::Signing;
 use crate::provider::Provider;
+use crate::rotation::{SecretsFaults, ROTATOR_ARN};
 use crate::workerd::{local_bindings, Edge, RUST_EDGE_MODULES};
 use crate::{api, operator, paths, poller, s3, sqs, StackError};
 
@@ -145,6 +155,12 @@ pub struct LocalStackBuilder {
     check_queue: Option<String>,
     api: Option<Vec<(String, String)>>,
     reconciler: Option<Vec<(String, String)>>,
+    secrets: Vec<(String, String)>,
+    cloudflare: Option<String>,
+    rotator: Option<Vec<(String, String)>>,
+    rotator_faults: bool,
+    rotations: Vec<String>,
+    signing: Option<Signing>,
 }
 
 fn owned(vars: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -267,6 +283,14 @@ impl LocalStackBuilder {
         self
     }
 
+    /// The stand-in provider signs its webhooks as `signing` says from its start (the
+    /// rotation stack's `general` key mode: [`Signing::PredictionKey`]); implies
+    /// [`LocalStackBuilder::provider`].
+    pub fn provider_signing(mut self, signing: Signing) -> Self {
+        self.signing = Some(signing);
+        self.provider()
+    }
+
     /// The archiver Lambda under `cargo lambda watch`, with [`archiver_env`] for moto and
     /// the stack's bucket, `vars` added or replacing. Needs a bucket. Started last; the
     /// first invoke waits for the function to be built. (Feed it with a
@@ -308,6 +332,49 @@ impl LocalStackBuilder {
         self
     }
 
+    /// A Secrets Manager secret `id` with the string `value`, created after the api's
+    /// secrets (the rotation stack's webhook secret, API key and Cloudflare token).
+    pub fn secret(mut self, id: &str, value: impl Into<String>) -> Self {
+        self.secrets.push((id.to_owned(), value.into()));
+        self
+    }
+
+    /// The edge deployed behind the stand-in Cloudflare API ([`DeployedEdge`], accepting
+    /// `token`) instead of alone in workerd: version 1 is the built edge with the
+    /// [`LocalStackBuilder::edge`] vars, and the API can upload and deploy more
+    /// ([`LocalStack::cloudflare`]). Implies [`LocalStackBuilder::edge`]; not with
+    /// [`LocalStackBuilder::edge_port`] or [`LocalStackBuilder::edge_build`].
+    pub fn cloudflare(mut self, token: &str) -> Self {
+        self.cloudflare = Some(token.to_owned());
+        self.edge()
+    }
+
+    /// The rotator Lambda under `cargo lambda watch`, with [`local_aws_env`] for moto, the
+    /// stand-in Cloudflare API and the deployed edge (`CLOUDFLARE_API_URL`,
+    /// `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_WORKER_NAME`, `EDGE_URL`), the provider's
+    /// `PROVIDER_API_URL`, then `vars` added or replacing. moto's `RotateSecret` for
+    /// [`ROTATOR_ARN`] invokes it ([`Moto::route_rotation`]). Needs
+    /// [`LocalStackBuilder::cloudflare`] and a provider.
+    pub fn rotator(mut self, vars: &[(&str, &str)]) -> Self {
+        self.rotator = Some(owned(vars));
+        self
+    }
+
+    /// The rotator reaches moto through a proxy that can fail chosen Secrets Manager
+    /// calls ([`SecretsFaults`], [`LocalStack::secrets_faults`]). Needs a rotator.
+    pub fn rotator_faults(mut self) -> Self {
+        self.rotator_faults = true;
+        self
+    }
+
+    /// Rotation enabled on the secret `id` with the rotator, every 90 days, not at once
+    /// (`RotateSecret` with its rules); a test then rotates when it wants. Needs
+    /// [`LocalStackBuilder::rotator`] and [`LocalStackBuilder::secret`]`(id, …)`.
+    pub fn rotation(mut self, id: &str) -> Self {
+        self.rotations.push(id.to_owned());
+        self
+    }
+
     /// Checks that the pieces asked for fit together, before anything starts: an edge
     /// needs a queue, versioning and an archiver need a bucket, and queue names are
     /// unique. Errors are [`StackError::Start`], naming the option missing.
@@ -330,6 +397,30 @@ impl LocalStackBuilder {
         if let Some(c) = &self.check_queue {
             if self.queues.iter().any(|q| &q.name == c) {
                 return missing(&format!("queue {c} is named twice"));
+            }
+        }
+        if self.cloudflare.is_some() {
+            if let Some(e) = &self.edge {
+                if e.port.is_some() || e.build.is_some() {
+                    return missing("the edge behind the Cloudflare API has its own port and the built edge: drop .edge_port / .edge_build");
+                }
+            }
+        }
+        if self.rotator.is_some() {
+            if self.cloudflare.is_none() {
+                return missing("the rotator needs the deployed edge: add .cloudflare(token)");
+            }
+            if !self.provider {
+                return missing("the rotator needs a provider: add .provider()");
+            }
+        } else if self.rotator_faults || !self.rotations.is_empty() {
+            return missing("rotation needs the rotator: add .rotator(vars)");
+        }
+        for id in &self.rotations {
+            if !self.secrets.iter().any(|(s, _)| s == id) {
+                return missing(&format!(
+                    "rotation of {id} needs the secret: add .secret({id:?}, value)"
+                ));
             }
         }
         if let Some(vars) = &self.api {
@@ -375,9 +466,12 @@ impl LocalStackBuilder {
     }
 
     /// Starts moto, then the queues (the check queue last), the bucket (versioned if
-    /// asked), the api's secrets, the provider, the edge, the api, the reconciler and the
-    /// archiver, each only if asked for, and waits until each answers (moto up to 30 s,
-    /// the edge 20 s, each Lambda's emulator 60 s).
+    /// asked), the api's secrets and the [`LocalStackBuilder::secret`]s, the provider, the
+    /// edge (alone or behind the stand-in Cloudflare API), the api, the reconciler, the
+    /// archiver, and the rotator (after its fault proxy; then `RotateSecret` is routed to
+    /// it and the [`LocalStackBuilder::rotation`]s are enabled), each only if asked for,
+    /// and waits until each answers (moto up to 30 s, the edge 20 s, each Lambda's
+    /// emulator 60 s).
     ///
     /// Errors: [`LocalStackBuilder::check`]'s; [`StackError::Missing`] when a tool or the
     /// edge build is missing; [`StackError::Start`] when a process does not become ready
@@ -420,12 +514,27 @@ impl LocalStackBuilder {
         if self.api_secrets {
             api::create_api_secrets(&secrets).await?;
         }
+        for (id, value) in &self.secrets {
+            api::create_secret(&secrets, id, value).await?;
+        }
         let provider = if self.provider {
-            Some(Provider::start().await?)
+            let p = Provider::start().await?;
+            if let Some(signing) = self.signing {
+                p.with(|s| s.keys.signing = signing);
+            }
+            Some(p)
         } else {
             None
         };
+        let cloudflare = match (&self.cloudflare, &self.edge, queues.first()) {
+            (Some(token), Some(spec), Some(q)) => {
+                let bindings = spec.bindings(&moto.endpoint, &q.url, self.bucket.as_deref());
+                Some(DeployedEdge::start(bindings, token).await?)
+            }
+            _ => None,
+        };
         let edge = match (&self.edge, queues.first()) {
+            (Some(_), _) if cloudflare.is_some() => None,
             (Some(spec), Some(q)) => {
                 let build = match &spec.build {
                     Some(b) => b.clone(),
@@ -449,6 +558,9 @@ impl LocalStackBuilder {
             api: None,
             reconciler: None,
             archiver: None,
+            cloudflare,
+            rotator: None,
+            secrets_faults: None,
             http: reqwest::Client::new(),
         };
         if let Some(vars) = &self.api {
@@ -459,6 +571,32 @@ impl LocalStackBuilder {
         }
         if let Some(vars) = &self.archiver {
             stack.archiver = Some(stack.start_archiver(&borrowed(vars)).await?);
+        }
+        if let Some(vars) = &self.rotator {
+            if self.rotator_faults {
+                stack.secrets_faults = Some(SecretsFaults::start(&stack.moto.endpoint).await?);
+            }
+            let rotator = stack.start_rotator(&borrowed(vars)).await?;
+            stack
+                .moto
+                .route_rotation(ROTATOR_ARN, Some(&rotator.invoke_url))?;
+            stack.rotator = Some(rotator);
+            for id in &self.rotations {
+                stack
+                    .secrets
+                    .rotate_secret()
+                    .secret_id(id)
+                    .rotation_lambda_arn(ROTATOR_ARN)
+                    .rotation_rules(
+                        RotationRulesType::builder()
+                            .automatically_after_days(90)
+                            .build(),
+                    )
+                    .rotate_immediately(false)
+                    .send()
+                    .await
+                    .map_err(|e| StackError::Start(format!("enable rotation of {id}: {e}")))?;
+            }
         }
         Ok(stack)
     }
@@ -492,6 +630,13 @@ pub struct LocalStack {
     pub reconciler: Option<LambdaFunction>,
     /// The archiver under `cargo lambda watch` ([`LocalStackBuilder::archiver`]).
     pub archiver: Option<LambdaFunction>,
+    /// The edge deployed behind the stand-in Cloudflare API
+    /// ([`LocalStackBuilder::cloudflare`]); [`LocalStack::edge`] is then `None`.
+    pub cloudflare: Option<DeployedEdge>,
+    /// The rotator under `cargo lambda watch` ([`LocalStackBuilder::rotator`]).
+    pub rotator: Option<LambdaFunction>,
+    /// The proxy between the rotator and moto ([`LocalStackBuilder::rotator_faults`]).
+    pub secrets_faults: Option<SecretsFaults>,
     /// An HTTP client (for the edge and the provider).
     pub http: reqwest::Client,
 }
@@ -647,6 +792,36 @@ impl LocalStack {
     ) -> Result<LambdaFunction, StackError> {
         let env = self.reconciler_env(vars)?;
         LambdaFunction::start("functions/reconciler", "reconciler", &env).await
+    }
+
+    /// The rotator's environment on this stack ([`LocalStackBuilder::rotator`]), through
+    /// the [`LocalStack::secrets_faults`] proxy when there is one. Error: no deployed edge,
+    /// or no provider.
+    pub fn rotator_env(&self, vars: &[(&str, &str)]) -> Result<Vec<(String, String)>, StackError> {
+        let edge = self
+            .cloudflare
+            .as_ref()
+            .ok_or_else(|| absent("deployed edge", "cloudflare(token)"))?;
+        let mut all = vec![
+            ("CLOUDFLARE_API_URL", edge.api_url.as_str()),
+            ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT),
+            ("CLOUDFLARE_WORKER_NAME", cloudflare::SCRIPT),
+            ("EDGE_URL", edge.url.as_str()),
+            ("PROVIDER_API_URL", self.provider()?.url.as_str()),
+        ];
+        all.extend_from_slice(vars);
+        if let Some(f) = &self.secrets_faults {
+            all.push(("AWS_ENDPOINT_URL", f.url.as_str()));
+        }
+        Ok(local_aws_env(&self.moto.endpoint, &all))
+    }
+
+    /// Starts a rotator under `cargo lambda watch` with [`LocalStack::rotator_env`] (not
+    /// routed from `RotateSecret`: the builder's is). Errors: that one's, or the emulator
+    /// did not start.
+    pub async fn start_rotator(&self, vars: &[(&str, &str)]) -> Result<LambdaFunction, StackError> {
+        let env = self.rotator_env(vars)?;
+        LambdaFunction::start("functions/rotator", "rotator", &env).await
     }
 
     /// POSTs `body` with `headers` (name, value) to `path` on the edge; the status, the
@@ -929,6 +1104,46 @@ mod tests {
         );
         assert_eq!(value(&env, "CHECK_MAX_AGE_SECS"), Some("6"));
         assert_eq!(value(&env, "RUST_LOG"), Some("debug"), "an extra replaces");
+    }
+
+    #[test]
+    fn the_rotator_needs_the_deployed_edge_the_provider_and_its_secrets() {
+        let refused = |b: LocalStackBuilder, says: &str| match b.check() {
+            Err(StackError::Start(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("{other:?}"),
+        };
+        let base = || LocalStack::builder().queue("q").provider();
+        refused(base().edge().rotator(&[]), "cloudflare");
+        refused(
+            LocalStack::builder()
+                .queue("q")
+                .cloudflare("t")
+                .rotator(&[]),
+            "provider",
+        );
+        refused(base().rotation("s"), "rotator");
+        refused(base().rotator_faults(), "rotator");
+        refused(
+            base().cloudflare("t").rotator(&[]).rotation("s"),
+            ".secret(\"s\"",
+        );
+        refused(base().cloudflare("t").edge_port(1), "own port");
+        refused(LocalStack::builder().cloudflare("t"), "needs a queue");
+        let b = base()
+            .secret("s", "v")
+            .edge_var("WEBHOOK_SECRETS", "x")
+            .edge_own_defaults()
+            .cloudflare("t")
+            .rotator(&[("RUST_LOG", "info")])
+            .rotator_faults()
+            .rotation("s");
+        assert!(b.check().is_ok());
+        assert_eq!(b.secrets, vec![("s".into(), "v".into())]);
+        assert_eq!(b.cloudflare.as_deref(), Some("t"));
+        assert!(b.edge.is_some(), "cloudflare implies the edge");
+        let b = LocalStack::builder().provider_signing(Signing::PredictionKey);
+        assert!(b.provider, "provider_signing implies the provider");
+        assert_eq!(b.signing, Some(Signing::PredictionKey));
     }
 
     #[test]
