@@ -397,8 +397,134 @@ fn main() -> ExitCode {
     code
 }
 
+/// The commands and their flags, as `--help` prints them.
+const USAGE: &str = "hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N] [--debug-archiver] | soak [--n 2000] [--rate 3] [--concurrency 4] [--visibility-secs 20] [--sweep-secs 60] [--settle-secs 600] [--output-kib 8]";
+
+/// Each command's flags, and whether each takes a value ([`USAGE`]'s).
+const FLAGS: &[(&str, &[(&str, Value)])] = &[
+    ("demo", &[("--serve", Value::None)]),
+    ("serve", &[]),
+    ("drill", &[("--yes", Value::None), ("--serve", Value::None)]),
+    (
+        "bench-edge",
+        &[
+            ("--seconds", Value::Number),
+            ("--connections", Value::Number),
+            ("--rounds", Value::Number),
+            ("--routes", Value::Text),
+            ("--baseline", Value::Text),
+        ],
+    ),
+    ("sqs-sink", &[]),
+    (
+        "bench-claim-check",
+        &[
+            ("--mb", Value::Number),
+            ("--seconds", Value::Number),
+            ("--rounds", Value::Number),
+            ("--connections", Value::Number),
+        ],
+    ),
+    (
+        "bench-archiver",
+        &[
+            ("--mib", Value::Number),
+            ("--s3", Value::Text),
+            ("--sweep", Value::None),
+        ],
+    ),
+    ("bench-start", &[("--runs", Value::Number)]),
+    (
+        "bench-latency",
+        &[
+            ("--rates", Value::Numbers),
+            ("--seconds", Value::Number),
+            ("--max-concurrency", Value::Number),
+            ("--image-mib", Value::Number),
+            ("--video-mib", Value::Number),
+            ("--outage-secs", Value::Number),
+            ("--debug-archiver", Value::None),
+        ],
+    ),
+    (
+        "soak",
+        &[
+            ("--n", Value::Number),
+            ("--rate", Value::Number),
+            ("--concurrency", Value::Number),
+            ("--visibility-secs", Value::Number),
+            ("--sweep-secs", Value::Number),
+            ("--settle-secs", Value::Number),
+            ("--output-kib", Value::Number),
+        ],
+    ),
+];
+
+/// What a flag takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    /// Nothing: a switch.
+    None,
+    /// A non-negative number.
+    Number,
+    /// Comma-separated non-negative numbers.
+    Numbers,
+    /// Any text.
+    Text,
+}
+
+/// Checks `args` (the command, then its flags) against [`FLAGS`] before anything starts:
+/// `Ok(true)` when `--help`/`-h` asks for the usage, `Err` naming an unknown command, an
+/// unknown flag, or a missing or unreadable value (a command that runs for minutes must
+/// not start on a typo, nor take a default in place of a value it could not read).
+fn check_args(args: &[String]) -> Result<bool, String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(true);
+    }
+    let Some(command) = args.first() else {
+        return Err("no command".to_owned());
+    };
+    let Some((_, flags)) = FLAGS.iter().find(|(c, _)| c == command) else {
+        return Err(format!("unknown command {command:?}"));
+    };
+    let mut rest = args[1..].iter();
+    while let Some(a) = rest.next() {
+        let Some((_, value)) = flags.iter().find(|(f, _)| f == a) else {
+            return Err(format!("{command} has no flag {a:?}"));
+        };
+        if *value == Value::None {
+            continue;
+        }
+        let Some(v) = rest.next() else {
+            return Err(format!("{a} needs a value"));
+        };
+        let number = |n: &str| n.parse::<f64>().is_ok_and(|x| x >= 0.0 && x.is_finite());
+        let readable = match value {
+            Value::Number => number(v),
+            Value::Numbers => v.split(',').all(number),
+            Value::Text => !v.starts_with("--"),
+            Value::None => true,
+        };
+        if !readable {
+            return Err(format!("{a} cannot take {v:?}"));
+        }
+    }
+    Ok(false)
+}
+
 async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match check_args(&args) {
+        Ok(true) => {
+            println!("usage: {USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("hookvault-dev: {e}\nusage: {USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     let serve = args.iter().any(|a| a == "--serve");
     let num = |flag: &str, default: u64| -> u64 {
         args.iter()
@@ -527,10 +653,62 @@ async fn run() -> ExitCode {
             .await,
         ),
         _ => {
-            eprintln!(
-                "usage: hookvault-dev demo [--serve] | serve | drill [--yes] [--serve] | bench-edge [--seconds N] [--connections N] [--rounds N] [--routes healthz,probe,moto,sink,floor] [--baseline EDGE_BUILD_DIR] | sqs-sink | bench-claim-check [--mb N] [--seconds N] [--rounds N] [--connections N] | bench-archiver [--mib N] [--s3 moto|s3s-fs] [--sweep] | bench-start [--runs N] | bench-latency [--rates 2,10,25] [--seconds N] [--max-concurrency N] [--image-mib N] [--video-mib N] [--outage-secs N] [--debug-archiver] | soak [--n 2000] [--rate 3] [--concurrency 4] [--visibility-secs 20] [--sweep-secs 60] [--settle-secs 600] [--output-kib 8]"
-            );
+            eprintln!("usage: {USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_args;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn help_is_asked_for_anywhere_and_nothing_starts() {
+        assert_eq!(check_args(&args("soak --help")), Ok(true));
+        assert_eq!(check_args(&args("-h")), Ok(true));
+        assert_eq!(check_args(&args("bench-latency --rates 2 -h")), Ok(true));
+    }
+
+    #[test]
+    fn every_documented_flag_is_taken() {
+        for line in [
+            "soak",
+            "soak --n 60 --rate 1.5 --concurrency 4 --visibility-secs 20 --sweep-secs 60 --settle-secs 600 --output-kib 8",
+            "bench-latency --rates 2,10,25 --seconds 60 --max-concurrency 40 --image-mib 2 --video-mib 25 --outage-secs 20 --debug-archiver",
+            "bench-edge --seconds 10 --connections 50 --rounds 3 --routes sink,probe --baseline /tmp/edge-baseline",
+            "bench-archiver --mib 1024 --s3 s3s-fs --sweep",
+            "bench-claim-check --mb 5 --seconds 10 --rounds 3 --connections 2",
+            "bench-start --runs 10",
+            "drill --yes --serve",
+            "demo --serve",
+            "serve",
+            "sqs-sink",
+        ] {
+            assert_eq!(check_args(&args(line)), Ok(false), "{line}");
+        }
+    }
+
+    #[test]
+    fn typos_and_unreadable_values_are_refused_before_anything_starts() {
+        for (line, says) in [
+            ("soak --n 2k", "--n cannot take \"2k\""),
+            ("soak --nn 20", "soak has no flag \"--nn\""),
+            ("soak --n", "--n needs a value"),
+            ("soak --rate -1", "--rate cannot take \"-1\""),
+            ("bench-latency --rates 2,x", "--rates cannot take \"2,x\""),
+            (
+                "bench-edge --baseline --rounds",
+                "--baseline cannot take \"--rounds\"",
+            ),
+            ("soakk", "unknown command \"soakk\""),
+            ("", "no command"),
+        ] {
+            assert_eq!(check_args(&args(line)), Err(says.to_owned()), "{line}");
         }
     }
 }
