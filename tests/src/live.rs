@@ -32,6 +32,12 @@ pub const MAX_RECEIVES: u32 = 15;
 pub const VISIBILITY_TIMEOUT_SECS: i32 = 130;
 /// The archive bucket.
 pub const BUCKET: &str = "hookvault-archive";
+/// The reconciler's check queue (issue 23): the api schedules a check of each prediction
+/// it submits there, and the reconciler takes them.
+pub const CHECK_QUEUE: &str = "hookvault-checks";
+/// The check queue's visibility timeout, seconds: the template's `CheckQueue`
+/// `VisibilityTimeout` (the reconciler's 60-second Timeout plus 10 s).
+pub const CHECK_VISIBILITY_TIMEOUT_SECS: i32 = 70;
 
 /// Feeds `archiver` from `queue` until aborted, as Lambda's event-source mapping does
 /// (a failed record comes back after `visibility_timeout` seconds), printing one line per
@@ -139,7 +145,8 @@ pub fn instructions(
     );
     if let Some(api) = api {
         out.push_str(&format!(
-            "the api (Function URL):  {api}/predictions   Authorization: Bearer {CALLER_KEY}\n"
+            "the api (Function URL):  {api}/predictions   Authorization: Bearer {CALLER_KEY}\n\
+             \x20 each prediction it submits is checked by the reconciler ({CHECK_QUEUE}): a lost webhook is fetched and archived as reconciled\n"
         ));
     }
     out.push_str("Ctrl-C stops everything.");
@@ -174,17 +181,33 @@ pub fn target(stack: &LocalStack) -> Result<Target, StackError> {
 }
 
 /// `hookvault-dev serve`: moto, the edge in workerd, the stand-in provider and CDN, the
-/// api and the archiver under `cargo lambda watch`, and the poller, until Ctrl-C.
+/// api, the archiver and the reconciler under `cargo lambda watch`, and the pollers (the
+/// events queue → the archiver, the check queue → the reconciler), until Ctrl-C.
 pub async fn serve() -> Result<String, StackError> {
     let secret = INITIAL_WEBHOOK_SECRET;
-    println!("starting the stack, the api and the archiver under `cargo lambda watch`…");
+    println!(
+        "starting the stack, the api, the archiver and the reconciler under `cargo lambda watch`…"
+    );
     let mut stack = builder()?
         .edge_var("WEBHOOK_SECRETS", secret)
+        .check_queue(CHECK_QUEUE)
         .api(&[])
+        .reconciler(&[])
         .start()
         .await?;
     let archiver = start_archiver(&stack).await?;
     let api = stack.api.take();
+    // The reconciler's checks, fed as Lambda's event source feeds them.
+    let checks = match stack.reconciler.take() {
+        Some(reconciler) => Some(spawn_poller(
+            stack.sqs.clone(),
+            stack.check_queue()?.url.clone(),
+            Arc::new(reconciler),
+            CHECK_VISIBILITY_TIMEOUT_SECS,
+            false,
+        )),
+        None => None,
+    };
     keep_serving(
         stack.sqs.clone(),
         archiver,
@@ -195,6 +218,9 @@ pub async fn serve() -> Result<String, StackError> {
         api.as_ref().map(|a| a.function_url.as_str()),
     )
     .await?;
+    if let Some(checks) = checks {
+        checks.abort();
+    }
     Ok("stopped: every process of the stack is gone".to_owned())
 }
 
@@ -263,6 +289,10 @@ mod tests {
         assert_eq!(
             template_value(&template, "  EventsQueue:", "VisibilityTimeout").as_deref(),
             Some(super::VISIBILITY_TIMEOUT_SECS.to_string().as_str())
+        );
+        assert_eq!(
+            template_value(&template, "  CheckQueue:", "VisibilityTimeout").as_deref(),
+            Some(super::CHECK_VISIBILITY_TIMEOUT_SECS.to_string().as_str())
         );
     }
 }
