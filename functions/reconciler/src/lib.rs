@@ -15,7 +15,8 @@
 //!   checked again with back-off (10 s doubling to `CHECK_MAX_INTERVAL_SECS`), until
 //!   `CHECK_MAX_AGE_SECS`, then recorded `stalled` (`predictions/{id}/stalled.json`, an
 //!   event-log entry with the outcome `stalled`, the metric `StalledPredictions`); a 404 is
-//!   logged and dropped; a 401/403 is an error naming the secret, checked again later; a
+//!   checked again for the first 5 minutes (the provider's read-after-create lag), then
+//!   recorded `stalled`; a 401/403 is an error naming the secret, checked again later; a
 //!   429/5xx/no answer is checked again later.
 //!
 //! The scheduled event runs the optional **sweep** ([`sweep`], `SWEEP_ENABLED`) over the

@@ -10,8 +10,11 @@
 //!      the archiver archives it as it does a webhook, outputs included, while they still
 //!      live. The metric `MissedWebhooks` counts it ([`Outcome::Injected`]).
 //!    * **not terminal**: checked again later ([`Outcome::Rescheduled`]).
-//!    * **404**: the provider does not know it: logged, not checked again
-//!      ([`Outcome::NotFound`], metric `ReconcileNotFound`).
+//!    * **404**: the provider does not know it (metric `ReconcileNotFound`). Just after
+//!      its creation that may be the provider's read-after-create lag: for
+//!      [`NOT_FOUND_GRACE_SECS`] after `submitted_at_ms` it is checked again with the usual
+//!      back-off; after that it is recorded **stalled** as below, its `last_error` saying
+//!      the provider answers 404 ([`NOT_FOUND_ERROR`]), so it is seen and alarmed.
 //!    * **401/403**: an error log naming the secret (never the key), checked again later:
 //!      the key may be mid-rotation (metric `ReconcileUnauthorized`).
 //!    * **429, 5xx, no answer, an unreadable 2xx, another 4xx**: checked again later.
@@ -42,6 +45,15 @@ use crate::io::{Archive, Fetched, IoError, Provider, Queues};
 /// goes by claim check (answers are a few KiB; the fetch reads at most 1 MiB).
 pub const EVENTS_QUEUE_MAX_MESSAGE: usize = 256 * 1024;
 
+/// How long after its submission a 404 is taken for the provider's read-after-create lag
+/// and checked again with the usual back-off (10, 20, 40, 60, … s: about eight checks):
+/// 5 minutes. A prediction still unknown after that is recorded stalled.
+pub const NOT_FOUND_GRACE_SECS: u64 = 300;
+
+/// The `last_error` of a check that got a 404 (and of a prediction stalled on it).
+pub const NOT_FOUND_ERROR: &str =
+    "HTTP 404: the provider answers that it does not know this prediction";
+
 /// What one check did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -61,10 +73,9 @@ pub enum Outcome {
         /// Why: the status seen, or what was got instead.
         why: String,
     },
-    /// Followed for `CHECK_MAX_AGE_SECS` without a terminal status: recorded stalled.
+    /// Followed for `CHECK_MAX_AGE_SECS` without a terminal status, or unknown to the
+    /// provider (404) [`NOT_FOUND_GRACE_SECS`] after its submission: recorded stalled.
     Stalled,
-    /// The provider does not know the prediction (404).
-    NotFound,
 }
 
 /// One check being made: the check, now (Unix ms), and its message's id.
@@ -162,10 +173,16 @@ impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
                 self.later(&at, Last::Status(status.as_str())).await
             }
             Fetched::NotFound => {
-                tracing::warn!(prediction = %id, source = ?check.source, "the provider does not know this prediction (404); not checked again");
                 self.emf
                     .emit(&[("ReconcileNotFound", Unit::Count, 1.0)], &[], &[]);
-                Ok(Outcome::NotFound)
+                let grace_ms = (NOT_FOUND_GRACE_SECS as i64).saturating_mul(1000);
+                if now_ms < check.submitted_at_ms.saturating_add(grace_ms) {
+                    tracing::warn!(prediction = %id, source = ?check.source, attempt = check.attempt, "the provider does not know this prediction (404) yet; it may be its read-after-create lag: checking later");
+                    self.later(&at, Last::Error(NOT_FOUND_ERROR)).await
+                } else {
+                    tracing::error!(prediction = %id, source = ?check.source, attempt = check.attempt, "the provider still does not know this prediction (404) NOT_FOUND_GRACE_SECS after its submission; recording it stalled");
+                    self.stalled(&at, Last::Error(NOT_FOUND_ERROR)).await
+                }
             }
             Fetched::Unauthorized(status) => {
                 tracing::error!(prediction = %id, status, secret = %self.cfg.api_key_secret_id, "the provider refused the API key from this secret (read again once); checking later, it may be mid-rotation");

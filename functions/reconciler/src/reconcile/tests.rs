@@ -178,6 +178,14 @@ fn events(r: &Fake) -> Vec<Sent> {
         .unwrap_or_default()
 }
 
+fn stalled_of(r: &Fake) -> Vec<(StalledRecord, IndexEntry)> {
+    r.archive
+        .stalled
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default()
+}
+
 fn checks(r: &Fake) -> Vec<(Check, u64)> {
     r.queues
         .checks
@@ -311,12 +319,7 @@ async fn past_the_maximum_age_a_prediction_is_recorded_stalled() {
     let now = T0 + 570_000;
     assert_eq!(r.check(&check(12), "m-12", now).await, Ok(Outcome::Stalled));
     assert!(checks(&r).is_empty(), "no further check");
-    let stalled = r
-        .archive
-        .stalled
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let stalled = stalled_of(&r);
     assert_eq!(stalled.len(), 1);
     let (record, entry) = &stalled[0];
     assert_eq!(record.prediction_id, "pred_1");
@@ -337,22 +340,46 @@ async fn past_the_maximum_age_a_prediction_is_recorded_stalled() {
     r.provider
         .answer("pred_1", Fetched::Transient("HTTP 503".into()));
     assert_eq!(r.check(&check(12), "m", now).await, Ok(Outcome::Stalled));
-    let stalled = r
-        .archive
-        .stalled
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let stalled = stalled_of(&r);
     assert_eq!(stalled[0].0.last_error.as_deref(), Some("HTTP 503"));
     assert_eq!(stalled[0].1.status.as_deref(), Some("stalled"));
 }
 
 #[tokio::test]
-async fn a_404_stops_and_401s_and_5xx_are_checked_again() {
+async fn a_young_404_is_checked_again_and_an_old_one_is_recorded_stalled() {
+    // Just after creation a 404 may be the provider's read-after-create lag.
     let r = reconciler(cfg());
     r.provider.answer("pred_1", Fetched::NotFound);
-    assert_eq!(r.check(&check(0), "m", T0).await, Ok(Outcome::NotFound));
+    assert_eq!(
+        r.check(&check(0), "m", T0 + 30_000).await,
+        Ok(Outcome::Rescheduled {
+            delay_secs: 10,
+            why: NOT_FOUND_ERROR.into()
+        })
+    );
+    assert_eq!(checks(&r).len(), 1);
+    assert!(events(&r).is_empty());
+    // Past NOT_FOUND_GRACE_SECS, it is recorded stalled, saying why.
+    let r = reconciler(cfg());
+    r.provider.answer("pred_1", Fetched::NotFound);
+    let now = T0 + (NOT_FOUND_GRACE_SECS as i64) * 1000;
+    assert_eq!(r.check(&check(8), "m-8", now).await, Ok(Outcome::Stalled));
     assert!(checks(&r).is_empty() && events(&r).is_empty());
+    let stalled = stalled_of(&r);
+    assert_eq!(stalled.len(), 1);
+    let (record, entry) = &stalled[0];
+    assert!(record
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("404")));
+    assert_eq!(record.last_status, None);
+    assert_eq!(record.checks, 9);
+    assert_eq!(entry.outcome, IndexOutcome::Stalled);
+    assert_eq!(entry.message_id, "m-8");
+}
+
+#[tokio::test]
+async fn refused_keys_and_5xx_are_checked_again() {
     for (answer, why) in [
         (Fetched::Unauthorized(401), "HTTP 401"),
         (Fetched::Unauthorized(403), "HTTP 403"),
@@ -426,7 +453,7 @@ async fn a_batch_reports_only_the_checks_that_failed_on_aws() {
     let out = r.handle_batch(&batch, None).await;
     assert!(
         out.batch_item_failures.is_empty(),
-        "a bad message is dropped, a 404 is done"
+        "a bad message is dropped, an old 404 is recorded stalled"
     );
     // Past the deadline, nothing is started and every record comes back.
     let late = r
