@@ -189,6 +189,20 @@ async fn serve_archives_a_webhook_sent_as_it_prints_and_ctrl_c_leaves_no_process
     ] {
         find(endpoint);
     }
+    // The whole pipeline: the api, the archiver and the reconciler (issue 23), each under
+    // `cargo lambda watch`.
+    let watched: Vec<String> = descendants(pid)
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("lambda watch"))
+        .collect();
+    for bin in ["api", "archiver", "reconciler"] {
+        assert!(
+            watched.iter().any(|c| c.contains(&format!("--bin {bin}"))),
+            "no `cargo lambda watch --bin {bin}` below serve: {watched:#?}"
+        );
+    }
     let send = find(" send http");
     let exports: Vec<String> = printed
         .iter()
