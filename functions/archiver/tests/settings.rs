@@ -30,16 +30,7 @@ const BASE: &[(&str, &str)] = &[
 ];
 
 fn set(over: &[(&str, &str)]) {
-    for name in ALL {
-        std::env::remove_var(name);
-    }
-    for (k, v) in BASE.iter().chain(over) {
-        if v.is_empty() {
-            std::env::remove_var(k);
-        } else {
-            std::env::set_var(k, v);
-        }
-    }
+    hookvault_aws::env::set_only(ALL, BASE, over);
 }
 
 fn read(over: &[(&str, &str)]) -> Result<ArchiverConfig, String> {

@@ -87,6 +87,24 @@ pub fn endpoint_url() -> Option<String> {
     optional("AWS_ENDPOINT_URL")
 }
 
+/// For the functions' settings tests (`functions/*/tests/settings.rs`): the process
+/// environment with every variable of `all` unset, then `base` and `over` set in that
+/// order (a later pair wins; an empty value unsets the variable), so each case reads
+/// exactly the variables it names. The environment is the process's own: call it from one
+/// test function at a time.
+pub fn set_only(all: &[&str], base: &[(&str, &str)], over: &[(&str, &str)]) {
+    for name in all {
+        std::env::remove_var(name);
+    }
+    for (name, value) in base.iter().chain(over) {
+        if value.is_empty() {
+            std::env::remove_var(name);
+        } else {
+            std::env::set_var(name, value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
