@@ -82,7 +82,8 @@ Every problem names the resource it is about. The rules:
    Secrets Manager action or secret; on its ARCHIVE_BUCKET's objects, s3:GetObject only
    under predictions/ and index/ (at least predictions/*/state.json), s3:PutObject only on
    predictions/*/stalled.json and the event log's stalled entry (index/log/*/stalled/*,
-   index/id/*, index/prediction/*), which it needs, and raw/* (claim checks), and no
+   index/id/*, index/prediction/*), which it needs, predictions/*/check.json (its chain
+   of checks, which it needs to read and write), and raw/* (claim checks), and no
    other object action; CHECK_MAX_INTERVAL_SECS at most 60 s; MissedWebhooks and
    StalledPredictions (Function=reconciler, its METRICS_NAMESPACE) each alarmed as rule 7's;
    and its sweep: a Schedule whose State follows SWEEP_ENABLED's parameter (!If on a
@@ -1202,8 +1203,10 @@ RECONCILER_READ_PREFIXES = ("predictions/", "index/")
 #: core/src/archive.rs).
 STATE_OBJECT = "predictions/*/state.json"
 STALLED_OBJECT = "predictions/*/stalled.json"
+#: The prediction's chain of checks, read and written conditionally (one chain each).
+CHAIN_OBJECT = "predictions/*/check.json"
 STALLED_LOG = (EVENT_LOG_PREFIX + "log/*/stalled/*", EVENT_LOG_PREFIX + "id/*", EVENT_LOG_PREFIX + "prediction/*")
-RECONCILER_WRITES = (STALLED_OBJECT, *STALLED_LOG, CLAIM_CHECK_PREFIX + "*")
+RECONCILER_WRITES = (STALLED_OBJECT, CHAIN_OBJECT, *STALLED_LOG, CLAIM_CHECK_PREFIX + "*")
 #: The ledger, the only object under predictions/ a check's sender (the api) may write.
 LEDGER_OBJECT = "predictions/*/submission.json"
 #: The longest delay before a check (the first, and between two): a fifth of Skytells'
@@ -1484,6 +1487,12 @@ def check_reconciler(t: Template, fid: str, qid: str, events_queues: set[str], w
         for needed in (STALLED_OBJECT, *STALLED_LOG):
             if needed not in grants.get("s3:PutObject", set()):
                 problems.append(f"{role}: {fid} needs s3:PutObject on {bucket}'s {needed} (the stalled marker and its log entry)")
+        for action in ("s3:GetObject", "s3:PutObject"):
+            if CHAIN_OBJECT not in grants.get(action, set()):
+                problems.append(
+                    f"{role}: {fid} needs {action} on {bucket}'s {CHAIN_OBJECT} (one chain of checks "
+                    "per prediction: a duplicated check would start a second one)"
+                )
     problems += delay_problems(
         t, fid, "CHECK_MAX_INTERVAL_SECS",
         f"a prediction that completes right after a check must be seen well inside the {w} s output window",

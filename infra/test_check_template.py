@@ -1008,6 +1008,27 @@ class MissedWebhooks(unittest.TestCase):
 
         self.assertCaught(self.problems(delete), "ReconcilerRole", "s3:DeleteObject on 'raw/*'")
 
+    def test_the_reconciler_and_its_chain_of_checks(self):
+        def removed(r, _):
+            stmts = r["ReconcilerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            stmts[:] = [s for s in stmts if s.get("Sid") != "CheckChain"]
+
+        problems = self.problems(removed)
+        self.assertCaught(problems, "ReconcilerRole", "needs s3:GetObject", "check.json")
+        self.assertCaught(problems, "ReconcilerRole", "needs s3:PutObject", "check.json")
+
+        def read_only(r, _):
+            self.statement(r, "ReconcilerRole", "CheckChain")["Action"] = ["s3:GetObject"]
+
+        self.assertCaught(self.problems(read_only), "ReconcilerRole", "needs s3:PutObject", "check.json")
+
+        def wider(r, _):
+            self.statement(r, "ReconcilerRole", "CheckChain")["Resource"] = {
+                "Fn::Sub": "${ArchiveBucket.Arn}/predictions/*/*.json"
+            }
+
+        self.assertCaught(self.problems(wider), "ReconcilerRole", "s3:PutObject on 'predictions/*/*.json'", "writes only")
+
     def test_the_api_and_the_ledger(self):
         def no_ledger(r, _):
             self.statement(r, "ApiRole", "WriteLedger")["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/idempotency/*"}

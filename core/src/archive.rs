@@ -7,6 +7,7 @@
 //! predictions/{id}/output.json      the prediction's `output` value, verbatim
 //! predictions/{id}/submission.json  the api's ledger entry: hookvault submitted it
 //! predictions/{id}/stalled.json     the reconciler gave up waiting for a terminal status
+//! predictions/{id}/check.json       the reconciler's chain of checks: the next one expected
 //! events/{provider}/{sha256}/body        the exact signed bytes of an event
 //! events/{provider}/{sha256}/event.json  its evidence (written after the body)
 //! raw/{sha256}                      a body too large for SQS, written by the edge (claim
@@ -107,6 +108,13 @@ pub fn submission_key(id: &str) -> Result<String, LayoutError> {
 /// became terminal within `CHECK_MAX_AGE_SECS` ([`crate::records::StalledRecord`]).
 pub fn stalled_key(id: &str) -> Result<String, LayoutError> {
     Ok(format!("{}stalled.json", prediction_prefix(id)?))
+}
+
+/// `predictions/{id}/check.json`: the reconciler's record of a prediction's one chain of
+/// checks, the next attempt expected and when ([`crate::reconcile::CheckChain`]), written
+/// with S3's conditional writes so that a duplicated check cannot start a second chain.
+pub fn check_chain_key(id: &str) -> Result<String, LayoutError> {
+    Ok(format!("{}check.json", prediction_prefix(id)?))
 }
 
 /// `predictions/{id}/evidence.json`: a signed event that corroborates a reconciled state
@@ -447,6 +455,11 @@ mod tests {
         );
         assert_eq!(submission_key("../x"), Err(LayoutError::BadId));
         assert_eq!(stalled_key("a/b"), Err(LayoutError::BadId));
+        assert_eq!(
+            check_chain_key("pred_1").unwrap(),
+            "predictions/pred_1/check.json"
+        );
+        assert_eq!(check_chain_key(".."), Err(LayoutError::BadId));
         assert_eq!(
             evidence_key("pred_1").unwrap(),
             "predictions/pred_1/evidence.json"

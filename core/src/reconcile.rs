@@ -5,6 +5,9 @@
 //!   submits a prediction, with SQS's `DelaySeconds`; the reconciler reads it, and puts it
 //!   back with the next [`Check::attempt`] while the prediction runs.
 //! * [`next_delay_secs`]: the back-off between two checks of one prediction.
+//! * [`CheckChain`] and [`ChainTurn`]: the one chain of checks a prediction has
+//!   (`predictions/{id}/check.json`), so that a check delivered twice, or one more from
+//!   `hookvault reconcile` or the sweep, does not start a second chain.
 //! * [`ListPage`]: one page of the provider's `GET /v1/predictions`, for the sweep.
 //! * [`provider_api_key`]: the provider API key from its secret's value (the rotator's
 //!   format), for the api and the reconciler alike.
@@ -141,6 +144,72 @@ impl Check {
 pub fn next_delay_secs(attempt: u32, max_interval_secs: u64) -> u64 {
     let backoff = BACKOFF_BASE_SECS.saturating_mul(1u64.checked_shl(attempt).unwrap_or(u64::MAX));
     backoff.min(max_interval_secs).min(MAX_SQS_DELAY_SECS)
+}
+
+/// How long past its due time a chain's next check may still come (SQS delivering it late:
+/// a failed check comes back after the queue's 70-second visibility, up to 5 receives),
+/// seconds: 10 minutes. A first check (attempt 0) finding a chain older than that takes it
+/// over ([`ChainTurn::TakeOver`]); a younger one is left to it ([`ChainTurn::Stop`]).
+pub const CHAIN_STALE_SECS: u64 = 600;
+
+/// `predictions/{id}/check.json`: the one chain of checks of a prediction. The check that
+/// schedules the next one first advances this record, with a conditional write from the
+/// value it read (`If-None-Match: *` for the first, `If-Match` its ETag after): of two
+/// checks of the same attempt, one advances it and the other stops.
+///
+/// ```json
+/// {"next_attempt":3,"due_at_ms":1764000070000,"message_id":"5f0c…"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckChain {
+    /// The attempt of the check expected next (the one the writer sent).
+    pub next_attempt: u32,
+    /// When it is due, Unix milliseconds.
+    pub due_at_ms: i64,
+    /// The SQS message id of the check that wrote this record: the same message received
+    /// again (its send may have failed after the write) sends the next check again.
+    pub message_id: String,
+}
+
+/// What a check that would schedule the next one may do, given the chain it read
+/// ([`ChainTurn::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainTurn {
+    /// No chain yet: create it (`If-None-Match: *`) and send the next check.
+    Start,
+    /// This check is the one the chain expects: advance it (`If-Match`) and send the next.
+    Advance,
+    /// This very message wrote the chain already (a delivery again after a failure between
+    /// the write and the send): send the next check again, without writing.
+    Resend,
+    /// A first check (from `hookvault reconcile`, the sweep, or the api's check delivered
+    /// twice) while the chain's next check is over [`CHAIN_STALE_SECS`] late: the chain
+    /// died (its check in the DLQ or lost); take it over (`If-Match`).
+    TakeOver,
+    /// Another check follows this prediction (a live chain, or a later attempt): schedule
+    /// nothing.
+    Stop,
+}
+
+impl ChainTurn {
+    /// The turn of the check of `attempt` (its SQS `message_id`) at `now_ms`, given the
+    /// chain read (`None`: no `check.json`).
+    pub fn of(attempt: u32, message_id: &str, chain: Option<&CheckChain>, now_ms: i64) -> Self {
+        let Some(chain) = chain else {
+            return ChainTurn::Start;
+        };
+        if chain.next_attempt == attempt {
+            return ChainTurn::Advance;
+        }
+        if chain.message_id == message_id && chain.next_attempt == attempt.saturating_add(1) {
+            return ChainTurn::Resend;
+        }
+        let stale_ms = (CHAIN_STALE_SECS as i64).saturating_mul(1000);
+        if attempt == 0 && now_ms > chain.due_at_ms.saturating_add(stale_ms) {
+            return ChainTurn::TakeOver;
+        }
+        ChainTurn::Stop
+    }
 }
 
 /// One listed prediction: the members a sweep reads.
@@ -284,6 +353,46 @@ mod tests {
             Check::from_json("nope"),
             Err(CheckError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn one_chain_per_prediction_whatever_the_duplicates() {
+        let chain = CheckChain {
+            next_attempt: 3,
+            due_at_ms: 1_000_000,
+            message_id: "m2".into(),
+        };
+        let now = 1_000_000;
+        assert_eq!(ChainTurn::of(0, "m0", None, now), ChainTurn::Start);
+        assert_eq!(
+            ChainTurn::of(3, "m3", Some(&chain), now),
+            ChainTurn::Advance
+        );
+        // m2 wrote it: m2 again means its send may not have happened.
+        assert_eq!(ChainTurn::of(2, "m2", Some(&chain), now), ChainTurn::Resend);
+        // Another copy of attempt 2 (another message), an older attempt, a first check
+        // while the chain lives: nothing scheduled.
+        assert_eq!(ChainTurn::of(2, "m2b", Some(&chain), now), ChainTurn::Stop);
+        assert_eq!(ChainTurn::of(1, "m1", Some(&chain), now), ChainTurn::Stop);
+        assert_eq!(ChainTurn::of(0, "cli", Some(&chain), now), ChainTurn::Stop);
+        let late = now + (CHAIN_STALE_SECS as i64) * 1000;
+        assert_eq!(ChainTurn::of(0, "cli", Some(&chain), late), ChainTurn::Stop);
+        // Over CHAIN_STALE_SECS late, the chain is dead: a first check takes it over, and
+        // only a first check.
+        assert_eq!(
+            ChainTurn::of(0, "cli", Some(&chain), late + 1),
+            ChainTurn::TakeOver
+        );
+        assert_eq!(
+            ChainTurn::of(1, "m1", Some(&chain), late + 1),
+            ChainTurn::Stop
+        );
+        let json = serde_json::to_string(&chain).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"next_attempt":3,"due_at_ms":1000000,"message_id":"m2"}"#
+        );
+        assert_eq!(serde_json::from_str::<CheckChain>(&json).ok(), Some(chain));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! `state.json`, and for each one without a terminal state sends a [`Check`] to the check
 //! queue with no delay. The reconciler then does what it does with any check: fetches the
 //! prediction from the provider and queues it to the archiver if it is terminal, or checks
-//! it again later. `--dry-run` sends nothing and says what it would send.
+//! it again later. `--dry-run` sends nothing and says what it would send. A prediction
+//! whose chain of checks is alive (`predictions/{id}/check.json`) gets one more fetch and
+//! no second chain: running this again costs one provider GET per prediction.
 //!
 //! The ledger has no index by time: the listing covers every key under `predictions/`
 //! (1,000 a request) and keeps the `submission.json` whose `LastModified` is not before

@@ -9,7 +9,7 @@ use hookvault_aws::http::{self, Answer};
 use hookvault_aws::secrets::SecretCache;
 use hookvault_core::archive;
 use hookvault_core::event::WebhookEvent;
-use hookvault_core::reconcile::{list_page_query, provider_api_key, Check, ListPage};
+use hookvault_core::reconcile::{list_page_query, provider_api_key, Check, CheckChain, ListPage};
 use hookvault_core::records::{IndexEntry, StalledRecord};
 use hookvault_core::retry::RetryPolicy;
 use hookvault_core::state::StateRecord;
@@ -180,8 +180,13 @@ impl S3Archive {
         }
     }
 
-    /// `state.json` of `key`, parsed; `None` when absent or unreadable.
-    async fn state(&self, key: &str) -> Result<Option<StateRecord>, IoError> {
+    /// A small JSON record at `key`, parsed, with its ETag; `None` when absent, the
+    /// record unreadable or larger than [`MAX_STATE_BYTES`].
+    async fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<(T, String)>, IoError> {
         let out = match self
             .client
             .get_object()
@@ -192,25 +197,31 @@ impl S3Archive {
         {
             Ok(o) => o,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(s3_error("S3 GetObject (state)")(e)),
+            Err(e) => return Err(s3_error(op)(e)),
         };
         if out.content_length().unwrap_or(0) > MAX_STATE_BYTES {
             return Ok(None);
         }
+        let etag = out.e_tag().unwrap_or_default().to_owned();
         let bytes = out.body.collect().await.map_err(|e| IoError {
-            op: "S3 GetObject (state)",
+            op,
             reason: e.to_string(),
         })?;
-        Ok(serde_json::from_slice(&bytes.into_bytes()).ok())
+        Ok(serde_json::from_slice(&bytes.into_bytes())
+            .ok()
+            .map(|r| (r, etag)))
     }
 
+    /// `PutObject` of `body` at `key`, with no condition, create-only (`If-None-Match: *`)
+    /// or over an ETag (`If-Match`): false when the condition did not hold (412, or 409
+    /// for a racing write).
     async fn put(
         &self,
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-        create_only: bool,
-    ) -> Result<(), IoError> {
+        condition: Condition<'_>,
+    ) -> Result<bool, IoError> {
         let put = self
             .client
             .put_object()
@@ -218,26 +229,43 @@ impl S3Archive {
             .key(key)
             .content_type(content_type)
             .body(body.into());
-        let put = if create_only {
-            put.if_none_match("*")
-        } else {
-            put
+        let put = match condition {
+            Condition::None => put,
+            Condition::Absent => put.if_none_match("*"),
+            Condition::Matches(etag) => put.if_match(etag),
         };
         match put.send().await {
-            Ok(_) => Ok(()),
-            // Create-only and there already (or a racing write): left as it is.
+            Ok(_) => Ok(true),
             Err(e)
-                if create_only
+                if !matches!(condition, Condition::None)
                     && e.raw_response()
                         .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(IoError {
                 op: "S3 PutObject",
                 reason: format!("{key}: {}", hookvault_aws::sdk_error::short(&e)),
             }),
         }
+    }
+}
+
+/// A `PutObject`'s condition (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>).
+#[derive(Debug, Clone, Copy)]
+enum Condition<'a> {
+    /// None.
+    None,
+    /// `If-None-Match: *`: only if there is no such key.
+    Absent,
+    /// `If-Match: {etag}`: only over that version.
+    Matches(&'a str),
+}
+
+fn key_error(e: archive::LayoutError) -> IoError {
+    IoError {
+        op: "archive key",
+        reason: e.to_string(),
     }
 }
 
@@ -249,7 +277,10 @@ impl Archive for S3Archive {
                 reason: e.to_string(),
             })
         };
-        if let Some(state) = self.state(&key(archive::state_key(id))?).await? {
+        let state: Option<(StateRecord, String)> = self
+            .record(&key(archive::state_key(id))?, "S3 GetObject (state)")
+            .await?;
+        if let Some((state, _)) = state {
             if state.terminal {
                 return Ok(true);
             }
@@ -260,20 +291,24 @@ impl Archive for S3Archive {
     }
 
     async fn put_claim_check(&self, key: &str, body: Vec<u8>) -> Result<(), IoError> {
-        self.put(key, body, "application/octet-stream", false).await
+        self.put(key, body, "application/octet-stream", Condition::None)
+            .await
+            .map(|_| ())
     }
 
     async fn write_stalled(
         &self,
         record: &StalledRecord,
         entry: &IndexEntry,
-    ) -> Result<(), IoError> {
-        let key = archive::stalled_key(&record.prediction_id).map_err(|e| IoError {
-            op: "archive key",
-            reason: e.to_string(),
-        })?;
+    ) -> Result<bool, IoError> {
+        let key = archive::stalled_key(&record.prediction_id).map_err(key_error)?;
         let body = serde_json::to_vec(record).unwrap_or_default();
-        self.put(&key, body, "application/json", true).await?;
+        if !self
+            .put(&key, body, "application/json", Condition::Absent)
+            .await?
+        {
+            return Ok(false);
+        }
         let mut line = serde_json::to_vec(entry).unwrap_or_default();
         line.push(b'\n');
         let keys = [
@@ -291,10 +326,27 @@ impl Archive for S3Archive {
             ),
         ];
         for k in keys {
-            self.put(&k, line.clone(), "application/x-ndjson", false)
+            self.put(&k, line.clone(), "application/x-ndjson", Condition::None)
                 .await?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    async fn read_chain(&self, id: &str) -> Result<Option<(CheckChain, String)>, IoError> {
+        let key = archive::check_chain_key(id).map_err(key_error)?;
+        self.record(&key, "S3 GetObject (check chain)").await
+    }
+
+    async fn write_chain(
+        &self,
+        id: &str,
+        chain: &CheckChain,
+        etag: Option<&str>,
+    ) -> Result<bool, IoError> {
+        let key = archive::check_chain_key(id).map_err(key_error)?;
+        let body = serde_json::to_vec(chain).unwrap_or_default();
+        let condition = etag.map_or(Condition::Absent, Condition::Matches);
+        self.put(&key, body, "application/json", condition).await
     }
 }
 

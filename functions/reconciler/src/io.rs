@@ -3,7 +3,8 @@
 //!
 //! * [`Provider`]: the provider's API, `GET /v1/predictions/{id}` and the list;
 //! * [`Archive`]: the archive bucket, what it knows of a prediction, and what the
-//!   reconciler writes there (`stalled.json`, its event-log entry, claim checks);
+//!   reconciler writes there (`stalled.json`, its event-log entry, the chain of checks
+//!   `check.json`, claim checks);
 //! * [`Queues`]: the events queue (reconciled envelopes) and the check queue (the next
 //!   check, delayed).
 //!
@@ -12,7 +13,7 @@
 use std::future::Future;
 
 use hookvault_core::event::PredictionStatus;
-use hookvault_core::reconcile::Check;
+use hookvault_core::reconcile::{Check, CheckChain};
 use hookvault_core::records::{IndexEntry, StalledRecord};
 
 /// What one fetch of a prediction got.
@@ -81,13 +82,30 @@ pub trait Archive: Send + Sync {
         key: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), IoError>> + Send;
-    /// Writes `stalled.json` create-only (an existing one is left as it is) and the event
-    /// log's `entry` under its log, id and prediction keys.
+    /// Writes `stalled.json` create-only and, when it was created, the event log's
+    /// `entry` under its log, id and prediction keys: true then; false when a
+    /// `stalled.json` was there already (left as it is, no entry written).
     fn write_stalled(
         &self,
         record: &StalledRecord,
         entry: &IndexEntry,
-    ) -> impl Future<Output = Result<(), IoError>> + Send;
+    ) -> impl Future<Output = Result<bool, IoError>> + Send;
+    /// The prediction's chain of checks (`predictions/{id}/check.json`) and its ETag;
+    /// `None` when there is none (an unreadable one reads as none: the create-only write
+    /// that follows then fails, and the check stops).
+    fn read_chain(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(CheckChain, String)>, IoError>> + Send;
+    /// Writes the chain conditionally: create-only when `etag` is `None`
+    /// (`If-None-Match: *`), else only over that ETag (`If-Match`). False when the
+    /// condition did not hold (another check wrote it first).
+    fn write_chain(
+        &self,
+        id: &str,
+        chain: &CheckChain,
+        etag: Option<&str>,
+    ) -> impl Future<Output = Result<bool, IoError>> + Send;
 }
 
 /// The two queues.

@@ -24,7 +24,20 @@
 //!    `CHECK_MAX_AGE_SECS` after the submission, the prediction is recorded **stalled**
 //!    instead: `predictions/{id}/stalled.json` ([`StalledRecord`]), an event-log entry with
 //!    the outcome `stalled` (`reconciled: true`), and the metric `StalledPredictions`
-//!    ([`Outcome::Stalled`]).
+//!    ([`Outcome::Stalled`]), once per prediction: `stalled.json` is written create-only,
+//!    and a prediction that has one already gets no second entry or metric.
+//! 4. **One chain of checks per prediction.** Before it sends the next check, a check
+//!    advances the prediction's chain record `predictions/{id}/check.json`
+//!    ([`CheckChain`]: the next attempt, when it is due, the writer's message id) with an
+//!    S3 conditional write from the value it read (`If-None-Match: *` for the first,
+//!    `If-Match` its ETag after; [`ChainTurn`]). A check the chain does not expect (the
+//!    same attempt delivered twice, a check from `hookvault reconcile` or the sweep
+//!    while the chain lives) makes its one GET, and queues the prediction if it is
+//!    terminal, but schedules nothing ([`Outcome::Followed`]); so does the loser of two
+//!    racing writes. The same message received again after its write (its send failed)
+//!    sends the next check again; two copies of one attempt meet at the next step, where
+//!    one advances the chain and the other stops. A first check finding a chain whose next
+//!    check is over `CHAIN_STALE_SECS` (10 min) late takes it over.
 //!
 //! An S3 or SQS failure is an error: the batch reports the message failed, and SQS
 //! delivers it again after its visibility timeout. A check that is not a check message is
@@ -33,7 +46,7 @@
 use hookvault_aws::metrics::{Emf, Unit};
 use hookvault_core::archive;
 use hookvault_core::envelope::{needs_claim_check, Envelope, Fetch, S3Object};
-use hookvault_core::reconcile::{next_delay_secs, Check};
+use hookvault_core::reconcile::{next_delay_secs, ChainTurn, Check, CheckChain};
 use hookvault_core::records::{IndexEntry, IndexOutcome, StalledRecord};
 use sha2::{Digest, Sha256};
 
@@ -71,6 +84,12 @@ pub enum Outcome {
         /// The next check's delay.
         delay_secs: u64,
         /// Why: the status seen, or what was got instead.
+        why: String,
+    },
+    /// Not terminal, but another check follows it (the chain expects another attempt, or
+    /// won the write): nothing scheduled.
+    Followed {
+        /// What this check saw: the status, or what it got instead.
         why: String,
     },
     /// Followed for `CHECK_MAX_AGE_SECS` without a terminal status, or unknown to the
@@ -254,12 +273,54 @@ impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
         if next_at_ms > deadline_ms {
             return self.stalled(at, last).await;
         }
-        self.queues.send_check(&check.next(), delay_secs).await?;
         let why = match last {
             Last::Status(s) | Last::Error(s) => s.to_owned(),
         };
+        if !self.claim_chain(at, next_at_ms).await? {
+            return Ok(Outcome::Followed { why });
+        }
+        self.queues.send_check(&check.next(), delay_secs).await?;
         tracing::info!(prediction = %check.prediction_id, attempt = check.attempt + 1, delay_secs, why = %why, "checking again later");
         Ok(Outcome::Rescheduled { delay_secs, why })
+    }
+
+    /// True when `at`'s check may send the next one, due at `next_at_ms`: it advanced the
+    /// prediction's chain from the value it read (or wrote it itself already).
+    async fn claim_chain(&self, at: &At<'_>, next_at_ms: i64) -> Result<bool, IoError> {
+        let check = at.check;
+        let id = check.prediction_id.as_str();
+        let read = self.archive.read_chain(id).await?;
+        let (chain, etag) = match &read {
+            Some((c, e)) => (Some(c), Some(e.as_str())),
+            None => (None, None),
+        };
+        let turn = ChainTurn::of(check.attempt, at.message_id, chain, at.now_ms);
+        let next = CheckChain {
+            next_attempt: check.attempt.saturating_add(1),
+            due_at_ms: next_at_ms,
+            message_id: at.message_id.to_owned(),
+        };
+        let written = match turn {
+            ChainTurn::Resend => {
+                tracing::warn!(prediction = %id, attempt = check.attempt, "this check advanced the chain already (received again): sending its next check again");
+                return Ok(true);
+            }
+            ChainTurn::Stop => {
+                tracing::info!(prediction = %id, attempt = check.attempt, source = ?check.source, expected = ?chain.map(|c| c.next_attempt), "another check follows this prediction: nothing scheduled");
+                return Ok(false);
+            }
+            ChainTurn::Start => self.archive.write_chain(id, &next, None).await?,
+            ChainTurn::Advance | ChainTurn::TakeOver => {
+                if turn == ChainTurn::TakeOver {
+                    tracing::warn!(prediction = %id, due_at_ms = ?chain.map(|c| c.due_at_ms), "the chain's next check is long overdue: this first check takes it over");
+                }
+                self.archive.write_chain(id, &next, etag).await?
+            }
+        };
+        if !written {
+            tracing::info!(prediction = %id, attempt = check.attempt, "another check wrote the chain first: nothing scheduled");
+        }
+        Ok(written)
     }
 
     /// Records `at`'s prediction as stalled.
@@ -279,7 +340,10 @@ impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
             stalled_at: hookvault_core::time::rfc3339(at.now_ms.div_euclid(1000)),
         };
         let entry = stalled_entry(&record, at.now_ms, at.message_id);
-        self.archive.write_stalled(&record, &entry).await?;
+        if !self.archive.write_stalled(&record, &entry).await? {
+            tracing::info!(prediction = %check.prediction_id, "recorded stalled already (stalled.json is there): not again");
+            return Ok(Outcome::Stalled);
+        }
         tracing::error!(prediction = %check.prediction_id, checks = record.checks, last_status = ?record.last_status, last_error = ?record.last_error, "no terminal status within CHECK_MAX_AGE_SECS; recorded stalled");
         self.emf.emit(
             &[("StalledPredictions", Unit::Count, 1.0)],

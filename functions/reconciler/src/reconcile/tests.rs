@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use hookvault_core::envelope::{Body, Envelope, Reconciled};
 use hookvault_core::event::PredictionStatus;
-use hookvault_core::reconcile::{next_delay_secs, CheckSource, ListPage, Listed};
+use hookvault_core::reconcile::{next_delay_secs, CheckSource, ListPage, Listed, CHAIN_STALE_SECS};
 
 use super::*;
 use crate::io::ListAnswer;
@@ -57,6 +57,8 @@ struct FakeArchive {
     terminal: Mutex<HashSet<String>>,
     claim_checks: Mutex<Vec<(String, Vec<u8>)>>,
     stalled: Mutex<Vec<(StalledRecord, IndexEntry)>>,
+    /// Each prediction's `check.json` and its version (the ETag).
+    chains: Mutex<HashMap<String, (CheckChain, u64)>>,
     down: bool,
 }
 
@@ -86,11 +88,36 @@ impl Archive for FakeArchive {
         &self,
         record: &StalledRecord,
         entry: &IndexEntry,
-    ) -> Result<(), IoError> {
-        if let Ok(mut s) = self.stalled.lock() {
-            s.push((record.clone(), entry.clone()));
+    ) -> Result<bool, IoError> {
+        let mut s = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        if s.iter()
+            .any(|(r, _)| r.prediction_id == record.prediction_id)
+        {
+            return Ok(false);
         }
-        Ok(())
+        s.push((record.clone(), entry.clone()));
+        Ok(true)
+    }
+
+    async fn read_chain(&self, id: &str) -> Result<Option<(CheckChain, String)>, IoError> {
+        let c = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(c.get(id).map(|(chain, v)| (chain.clone(), v.to_string())))
+    }
+
+    async fn write_chain(
+        &self,
+        id: &str,
+        chain: &CheckChain,
+        etag: Option<&str>,
+    ) -> Result<bool, IoError> {
+        let mut c = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+        let current = c.get(id).map(|(_, v)| v.to_string());
+        if current.as_deref() != etag {
+            return Ok(false);
+        }
+        let version = current.map_or(1, |v| v.parse::<u64>().unwrap_or(0) + 1);
+        c.insert(id.to_owned(), (chain.clone(), version));
+        Ok(true)
     }
 }
 
@@ -567,4 +594,124 @@ async fn without_sweep_enabled_the_schedule_lists_nothing() {
         .lock()
         .map(|l| l.is_empty())
         .unwrap_or(false));
+}
+
+fn running(r: &Fake, times: usize) {
+    for _ in 0..times {
+        r.provider.answer(
+            "pred_1",
+            fetched("processing", br#"{"id":"pred_1","status":"processing"}"#),
+        );
+    }
+}
+
+fn gets(r: &Fake) -> usize {
+    r.provider.gets.lock().map(|g| g.len()).unwrap_or(0)
+}
+
+fn chain(r: &Fake) -> Option<CheckChain> {
+    r.archive
+        .chains
+        .lock()
+        .ok()
+        .and_then(|c| c.get("pred_1").map(|(chain, _)| chain.clone()))
+}
+
+#[tokio::test]
+async fn a_check_delivered_twice_keeps_one_chain() {
+    let r = reconciler(cfg());
+    running(&r, 6);
+    let now = T0 + 30_000;
+    assert!(matches!(
+        r.check(&check(0), "m0", now).await,
+        Ok(Outcome::Rescheduled { delay_secs: 10, .. })
+    ));
+    assert_eq!(
+        chain(&r),
+        Some(CheckChain {
+            next_attempt: 1,
+            due_at_ms: now + 10_000,
+            message_id: "m0".into()
+        })
+    );
+    // The same first check sent twice (another message): the chain expects attempt 1.
+    assert_eq!(
+        r.check(&check(0), "m0-copy", now + 1_000).await,
+        Ok(Outcome::Followed {
+            why: "processing".into()
+        })
+    );
+    assert_eq!(checks(&r).len(), 1, "no second chain");
+    // The same message received again (its send may have failed after the write): the
+    // next check goes again, and the two copies of attempt 1 meet at the next step.
+    assert!(matches!(
+        r.check(&check(0), "m0", now + 2_000).await,
+        Ok(Outcome::Rescheduled { .. })
+    ));
+    assert_eq!(checks(&r).len(), 2);
+    assert!(matches!(
+        r.check(&check(1), "m1", now + 10_000).await,
+        Ok(Outcome::Rescheduled { delay_secs: 20, .. })
+    ));
+    assert!(matches!(
+        r.check(&check(1), "m1-copy", now + 10_500).await,
+        Ok(Outcome::Followed { .. })
+    ));
+    let attempts: Vec<u32> = checks(&r).iter().map(|(c, _)| c.attempt).collect();
+    assert_eq!(attempts, vec![1, 1, 2], "one attempt 2: one chain");
+    assert_eq!(chain(&r).map(|c| c.next_attempt), Some(2));
+}
+
+#[tokio::test]
+async fn a_cli_check_while_a_chain_lives_makes_one_get_and_no_second_chain() {
+    let r = reconciler(cfg());
+    running(&r, 2);
+    assert!(matches!(
+        r.check(&check(0), "m0", T0 + 30_000).await,
+        Ok(Outcome::Rescheduled { .. })
+    ));
+    // `hookvault reconcile` sends the api's first check again (attempt 0, delay 0).
+    let cli = Check::first("skytells", "pred_1", T0, CheckSource::Api);
+    assert!(matches!(
+        r.check(&cli, "cli-1", T0 + 35_000).await,
+        Ok(Outcome::Followed { .. })
+    ));
+    assert_eq!(gets(&r), 2, "its one GET");
+    assert_eq!(checks(&r).len(), 1, "no second chain");
+    // A terminal answer to it is queued all the same.
+    let body = br#"{"id":"pred_1","status":"succeeded"}"#;
+    r.provider.answer("pred_1", fetched("succeeded", body));
+    assert!(matches!(
+        r.check(&cli, "cli-2", T0 + 36_000).await,
+        Ok(Outcome::Injected { .. })
+    ));
+    assert_eq!(events(&r).len(), 1);
+    // A chain whose next check is over CHAIN_STALE_SECS late is dead: a first check
+    // takes it over.
+    running(&r, 1);
+    let late = T0 + 40_000 + (CHAIN_STALE_SECS as i64) * 1000 + 1;
+    assert!(matches!(
+        r.check(&cli, "cli-3", late).await,
+        Ok(Outcome::Rescheduled { .. })
+    ));
+    assert_eq!(checks(&r).len(), 2);
+    assert_eq!(chain(&r).map(|c| c.message_id), Some("cli-3".to_owned()));
+}
+
+#[tokio::test]
+async fn a_prediction_is_recorded_stalled_once() {
+    let r = reconciler(ReconcilerConfig {
+        max_age_secs: 600,
+        ..cfg()
+    });
+    running(&r, 2);
+    let now = T0 + 570_000;
+    assert_eq!(r.check(&check(12), "m", now).await, Ok(Outcome::Stalled));
+    let cli = Check::first("skytells", "pred_1", T0, CheckSource::Api);
+    // Past its maximum age too (its next check would come after it).
+    assert_eq!(
+        r.check(&cli, "cli", T0 + 595_000).await,
+        Ok(Outcome::Stalled)
+    );
+    assert_eq!(stalled_of(&r).len(), 1, "one stalled.json, one entry");
 }
