@@ -84,8 +84,10 @@ Every problem names the resource it is about. The rules:
    predictions/*/stalled.json and the event log's stalled entry (index/log/*/stalled/*,
    index/id/*, index/prediction/*), which it needs, predictions/*/check.json (its chain
    of checks, which it needs to read and write), and raw/* (claim checks), and no
-   other object action; CHECK_MAX_INTERVAL_SECS at most 60 s; MissedWebhooks and
-   StalledPredictions (Function=reconciler, its METRICS_NAMESPACE) each alarmed as rule 7's;
+   other object action; CHECK_MAX_INTERVAL_SECS at most 60 s; MissedWebhooks,
+   StalledPredictions and ReconcileUnauthorized (Function=reconciler, its
+   METRICS_NAMESPACE) each alarmed as rule 7's (and the sender's CheckScheduleFailures and
+   LedgerWriteFailures, Function=api);
    and its sweep: a Schedule whose State follows SWEEP_ENABLED's parameter (!If on a
    condition that it equals "true"), running at least every 60 s when enabled.
 """
@@ -1191,8 +1193,12 @@ def metric_alarm_problems(t: Template, fid: str, metric: str, dimension: tuple[s
 # --------------------------------------------------------------------------------------
 
 #: The reconciler's metrics that must each have an alarm, and their `Function` dimension.
-RECONCILER_METRICS = ("MissedWebhooks", "StalledPredictions")
+RECONCILER_METRICS = ("MissedWebhooks", "StalledPredictions", "ReconcileUnauthorized")
 RECONCILER_DIMENSION = ("Function", "reconciler")
+#: A check sender's (the api's) metrics that must each have an alarm: a prediction whose
+#: ledger record or first check failed is followed by nobody (functions/api/src/ledger.rs).
+SENDER_METRICS = ("CheckScheduleFailures", "LedgerWriteFailures")
+SENDER_DIMENSION = ("Function", "api")
 #: What Lambda's SQS event source mapping calls with the function's role.
 POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
 #: Where a reconciler may read (the ledger, the state, the stalled marker; the event log).
@@ -1393,6 +1399,11 @@ def check_reconcilers(t: Template) -> list[str]:
             # A sender (the api): it schedules first checks and writes the ledger.
             if not grants_on(t, role, "sqs:SendMessage", qid):
                 problems.append(f"{role}: {fid} needs sqs:SendMessage on {qid} (its CHECK_QUEUE_URL)")
+            for metric in SENDER_METRICS:
+                problems += metric_alarm_problems(
+                    t, fid, metric, SENDER_DIMENSION,
+                    "a prediction whose ledger record or first check failed would be followed by nobody",
+                )
             problems += delay_problems(
                 t, fid, "CHECK_FIRST_DELAY_SECS",
                 "a prediction whose webhook never comes must be reconciled inside the output window",
@@ -1500,6 +1511,7 @@ def check_reconciler(t: Template, fid: str, qid: str, events_queues: set[str], w
     why = {
         "MissedWebhooks": "a webhook the provider never delivered would go unnoticed",
         "StalledPredictions": "a prediction that never finished would go unnoticed",
+        "ReconcileUnauthorized": "a refused API key would stop reconciliation unnoticed until predictions go stalled",
     }
     for metric in RECONCILER_METRICS:
         problems += metric_alarm_problems(t, fid, metric, RECONCILER_DIMENSION, why.get(metric, "nobody would hear of it"))

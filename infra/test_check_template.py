@@ -1071,9 +1071,14 @@ class MissedWebhooks(unittest.TestCase):
         self.assertCaught(self.problems(literal), "ReconcilerFunction", "CHECK_MAX_INTERVAL_SECS")
 
     def test_the_reconcilers_alarms(self):
-        for metric in ("MissedWebhooks", "StalledPredictions"):
+        for metric in ("MissedWebhooks", "StalledPredictions", "ReconcileUnauthorized"):
             with self.subTest(metric=metric):
                 self.assertAlarmedOnOne("ReconcilerFunction", f"{metric}Alarm", metric)
+
+    def test_the_check_senders_alarms(self):
+        for metric in ("CheckScheduleFailures", "LedgerWriteFailures"):
+            with self.subTest(metric=metric):
+                self.assertAlarmedOnOne("ApiFunction", f"{metric}Alarm", metric)
 
     def test_the_check_dlq_depth_alarm(self):
         def removed(r, _):
