@@ -50,6 +50,39 @@ class RealTemplate(unittest.TestCase):
         self.assertIn("1 problem(s)", bad.stdout)
 
 
+class ReconcilerSizing(unittest.TestCase):
+    """ReconcilerMaxConcurrency by Little's law: submissions a second x checks per
+    prediction x seconds per check (a provider GET, ~1 s)."""
+
+    @staticmethod
+    def checks_within(first: int, base: int, interval: int, seconds: int) -> int:
+        at, n, attempt = first, 0, 0
+        while at <= seconds:
+            n += 1
+            at += min(interval, base * 2**attempt)
+            attempt += 1
+        return n
+
+    def test_the_prod_example_keeps_up_with_ten_submissions_a_second(self):
+        import tomllib
+
+        data = ct.load(TEMPLATE)
+        params = data["Parameters"]
+        first = int(params["CheckFirstDelaySecs"]["Default"])
+        interval = int(params["CheckMaxIntervalSecs"]["Default"])
+        checks = self.checks_within(first, 10, interval, 300)
+        self.assertEqual(checks, 7, "a 5-minute prediction: checks at 30, 40, 60, 100, 160, 220, 280 s")
+        needed = 10 * checks * 1
+        config = tomllib.loads((TEMPLATE.parent.parent / "samconfig.toml").read_text())
+        overrides = dict(o.split("=", 1) for o in config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+        self.assertIn("ReconcilerMaxConcurrency", overrides, "the prod example must size the reconciler")
+        self.assertGreaterEqual(int(overrides["ReconcilerMaxConcurrency"]), needed)
+        # The default (2) keeps up with 2 / 7 submissions a second, not ~10.
+        description = params["ReconcilerMaxConcurrency"]["Description"]
+        self.assertNotIn("~10 submissions a second", description)
+        self.assertIn("~70", description)
+
+
 class Mutations(unittest.TestCase):
     """Each test breaks one thing in a copy of the real template."""
 
