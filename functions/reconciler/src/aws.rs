@@ -33,6 +33,29 @@ pub struct HttpProvider {
     pub base_url: String,
     /// `HTTP_TIMEOUT_MS`: the retries of one call stop after twice this.
     pub timeout: Duration,
+    /// `MAX_ANSWER_BYTES`: the largest answer read.
+    pub max_answer_bytes: u64,
+}
+
+/// Why a call got no answer to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CallError {
+    /// The answer is larger than `MAX_ANSWER_BYTES` (the cap).
+    TooLarge(u64),
+    /// No answer (the key unreadable, the network, the retries spent), and why.
+    Other(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::TooLarge(max) => write!(
+                f,
+                "the answer is larger than {max} bytes (MAX_ANSWER_BYTES)"
+            ),
+            CallError::Other(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// What a fetch of prediction `id` at `url` answered, read ([`Fetched`]): a 2xx must be a
@@ -68,29 +91,31 @@ impl HttpProvider {
     /// `GET url` with the key (read again from Secrets Manager when `reread`), retried as
     /// the api retries (`RetryPolicy::provider_api`: 429/5xx and no answer, with
     /// `Retry-After`) for up to twice the timeout.
-    async fn call(&self, url: &str, reread: bool) -> Result<Answer, String> {
+    async fn call(&self, url: &str, reread: bool) -> Result<Answer, CallError> {
         let secret = if reread {
             self.secrets.refresh(&self.secret_id).await
         } else {
             self.secrets.get(&self.secret_id).await
         }
         .map_err(|e| {
-            format!(
+            CallError::Other(format!(
                 "the API key secret {} could not be read: {e}",
                 self.secret_id
-            )
+            ))
         })?;
         let key = provider_api_key(secret.expose()).ok_or_else(|| {
-            format!(
+            CallError::Other(format!(
                 "the API key secret {} has no \"api_key\" field",
                 self.secret_id
-            )
+            ))
         })?;
         let deadline = Some(Instant::now() + self.timeout.saturating_mul(2));
-        http::send(
+        let max_body = usize::try_from(self.max_answer_bytes).unwrap_or(usize::MAX);
+        http::send_large(
             &RetryPolicy::provider_api(),
             deadline,
             "provider: get prediction",
+            max_body,
             || {
                 self.http
                     .get(url)
@@ -99,12 +124,15 @@ impl HttpProvider {
             },
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e {
+            http::HttpError::TooLarge { .. } => CallError::TooLarge(self.max_answer_bytes),
+            other => CallError::Other(other.to_string()),
+        })
     }
 
     /// [`HttpProvider::call`], again with the key read anew after a 401 or 403 (it may
     /// have just been rotated).
-    async fn call_rereading(&self, url: &str) -> Result<Answer, String> {
+    async fn call_rereading(&self, url: &str) -> Result<Answer, CallError> {
         let answer = self.call(url, false).await?;
         if matches!(answer.status, 401 | 403) {
             tracing::warn!(
@@ -123,7 +151,8 @@ impl Provider for HttpProvider {
         let url = format!("{}/v1/predictions/{id}", self.base_url);
         match self.call_rereading(&url).await {
             Ok(answer) => classify(id, &url, &answer, now_ms()),
-            Err(reason) => Fetched::Transient(reason),
+            Err(CallError::TooLarge(max)) => Fetched::TooLarge(max),
+            Err(e) => Fetched::Transient(e.to_string()),
         }
     }
 
@@ -134,7 +163,7 @@ impl Provider for HttpProvider {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let url = format!("{}/v1/predictions?{}", self.base_url, query.join("&"));
-        let answer = self.call_rereading(&url).await?;
+        let answer = self.call_rereading(&url).await.map_err(|e| e.to_string())?;
         if !answer.is_success() {
             return Err(format!("HTTP {}", answer.status));
         }

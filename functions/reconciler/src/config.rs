@@ -10,6 +10,7 @@
 //! | `PROVIDER_API_URL` | `https://api.skytells.ai` | the provider's API |
 //! | `PROVIDER` | `skytells` | the provider name a sweep's checks carry (the edge's route name); a check from the api carries its own |
 //! | `HTTP_TIMEOUT_MS` | 10000 | per attempt, for the provider |
+//! | `MAX_ANSWER_BYTES` | 67108864 (64 MiB) | the largest provider answer read, bytes: the archiver's default `EVENT_MAX_BYTES`, so whatever the webhook path would archive, a check archives too. A larger answer is a permanent outcome: the prediction is recorded stalled at once (`last_error` says so), not fetched again. The function holds about three copies of an answer while it claim-checks it: mind its memory (256 MB) before raising it |
 //! | `CHECK_MAX_AGE_SECS` | 86400 | how long after its submission a prediction is followed; then it is recorded `stalled` |
 //! | `CHECK_MAX_INTERVAL_SECS` | 60 | the longest gap between two checks of one prediction (1 to 900, SQS's largest delay) |
 //! | `SWEEP_ENABLED` | false | the scheduled event lists the provider's predictions and checks the terminal ones the archive lacks |
@@ -34,6 +35,11 @@ use std::time::Duration;
 use hookvault_aws::env::{self, EnvError};
 use hookvault_core::reconcile::{is_provider_name, MAX_SQS_DELAY_SECS};
 
+/// `MAX_ANSWER_BYTES`' default: 64 MiB, the archiver's default `EVENT_MAX_BYTES`
+/// (`hookvault_archiver::config::DEFAULT_MAX_EVENT_BYTES`), the largest event the webhook
+/// path archives.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The reconciler's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcilerConfig {
@@ -53,6 +59,8 @@ pub struct ReconcilerConfig {
     pub provider: String,
     /// Per-attempt timeout (`HTTP_TIMEOUT_MS`).
     pub http_timeout: Duration,
+    /// The largest provider answer read, bytes (`MAX_ANSWER_BYTES`).
+    pub max_answer_bytes: u64,
     /// How long a prediction is followed, seconds (`CHECK_MAX_AGE_SECS`).
     pub max_age_secs: u64,
     /// The longest gap between two checks, seconds (`CHECK_MAX_INTERVAL_SECS`).
@@ -94,6 +102,7 @@ impl ReconcilerConfig {
                 .to_owned(),
             provider,
             http_timeout: Duration::from_millis(env::positive("HTTP_TIMEOUT_MS", 10_000u64)?),
+            max_answer_bytes: env::positive("MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES)?,
             max_age_secs: env::positive("CHECK_MAX_AGE_SECS", 86_400)?,
             max_interval_secs,
             sweep_enabled: env::flag("SWEEP_ENABLED", false)?,

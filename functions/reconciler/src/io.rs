@@ -41,6 +41,9 @@ pub enum Fetched {
     /// Any other answer (a 400, …), with its status: tried again later too, and logged as
     /// an error.
     Refused(u16),
+    /// An answer larger than `MAX_ANSWER_BYTES` (the cap, bytes): it would be as large
+    /// every time, so it is not fetched again.
+    TooLarge(u64),
 }
 
 /// One page of the provider's list.

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Error> {
         secret_id: cfg.api_key_secret_id.clone(),
         base_url: cfg.provider_api_url.clone(),
         timeout: cfg.http_timeout,
+        max_answer_bytes: cfg.max_answer_bytes,
     };
     let archive = S3Archive {
         client: hookvault_aws::clients::s3()?,

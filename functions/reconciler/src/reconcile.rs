@@ -18,6 +18,9 @@
 //!    * **401/403**: an error log naming the secret (never the key), checked again later:
 //!      the key may be mid-rotation (metric `ReconcileUnauthorized`).
 //!    * **429, 5xx, no answer, an unreadable 2xx, another 4xx**: checked again later.
+//!    * **an answer larger than `MAX_ANSWER_BYTES`** (64 MiB by default, the archiver's
+//!      largest event): it would be as large each time, so it is not fetched again: the
+//!      prediction is recorded **stalled** at once, its `last_error` saying so.
 //! 3. "Later" is the same check with `attempt + 1`, sent to the check queue with
 //!    `DelaySeconds` = [`next_delay_secs`]: `min(CHECK_MAX_INTERVAL_SECS, 10·2^attempt)`,
 //!    10, 20, 40, 60, 60, … s. Once that next check would come more than
@@ -55,7 +58,7 @@ use crate::io::{Archive, Fetched, IoError, Provider, Queues};
 
 /// The message size the reconciler assumes for the events queue: SQS's default and the
 /// smallest a hookvault queue has, 256 KiB. A provider answer whose envelope would not fit
-/// goes by claim check (answers are a few KiB; the fetch reads at most 1 MiB).
+/// goes by claim check (answers are a few KiB; the fetch reads at most `MAX_ANSWER_BYTES`).
 pub const EVENTS_QUEUE_MAX_MESSAGE: usize = 256 * 1024;
 
 /// How long after its submission a 404 is taken for the provider's read-after-create lag
@@ -214,6 +217,11 @@ impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
                 tracing::error!(prediction = %id, status, "the provider refused the fetch; checking later");
                 self.later(&at, Last::Error(&format!("HTTP {status}")))
                     .await
+            }
+            Fetched::TooLarge(max) => {
+                let error = format!("the provider's answer is larger than MAX_ANSWER_BYTES ({max} bytes): not fetched again");
+                tracing::error!(prediction = %id, max_answer_bytes = max, "the provider's answer is larger than MAX_ANSWER_BYTES; recording the prediction stalled rather than fetching it again");
+                self.stalled(&at, Last::Error(&error)).await
             }
             Fetched::Transient(reason) => {
                 tracing::warn!(prediction = %id, reason = %reason, "no answer from the provider this time; checking later");

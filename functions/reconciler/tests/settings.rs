@@ -27,6 +27,7 @@ const ALL: &[&str] = &[
     "PROVIDER_API_URL",
     "PROVIDER",
     "HTTP_TIMEOUT_MS",
+    "MAX_ANSWER_BYTES",
     "CHECK_MAX_AGE_SECS",
     "CHECK_MAX_INTERVAL_SECS",
     "SWEEP_ENABLED",
@@ -63,6 +64,7 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
     assert_eq!(c.provider_api_url, "https://api.skytells.ai");
     assert_eq!(c.provider, "skytells");
     assert_eq!(c.http_timeout, Duration::from_millis(10_000));
+    assert_eq!(c.max_answer_bytes, 64 * 1024 * 1024);
     assert_eq!(c.cache_ttl, Duration::from_secs(300));
     assert_eq!(c.max_age_secs, 86_400);
     assert_eq!(c.max_interval_secs, 60);
@@ -75,6 +77,7 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
         ("PROVIDER_API_URL", "http://127.0.0.1:9/"),
         ("PROVIDER", "sky-2"),
         ("HTTP_TIMEOUT_MS", "250"),
+        ("MAX_ANSWER_BYTES", "2048"),
         ("API_KEY_CACHE_TTL_SECS", "5"),
         ("CHECK_MAX_AGE_SECS", "600"),
         ("CHECK_MAX_INTERVAL_SECS", "900"),
@@ -93,6 +96,7 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
     );
     assert_eq!(c.provider, "sky-2");
     assert_eq!(c.http_timeout, Duration::from_millis(250));
+    assert_eq!(c.max_answer_bytes, 2048);
     assert_eq!(c.cache_ttl, Duration::from_secs(5));
     assert_eq!(c.max_age_secs, 600);
     assert_eq!(c.max_interval_secs, 900);
@@ -129,6 +133,10 @@ fn every_setting_is_read_and_every_refusal_names_its_variable() {
         (
             &[("SWEEP_LOOKBACK_SECS", "soon")],
             "SWEEP_LOOKBACK_SECS is invalid: expected a number",
+        ),
+        (
+            &[("MAX_ANSWER_BYTES", "0")],
+            "MAX_ANSWER_BYTES is invalid: expected a number of at least 1",
         ),
         (
             &[("HTTP_TIMEOUT_MS", "0")],

@@ -160,6 +160,7 @@ fn cfg() -> ReconcilerConfig {
         provider_api_url: "https://api.skytells.ai".into(),
         provider: "skytells".into(),
         http_timeout: Duration::from_secs(10),
+        max_answer_bytes: crate::config::DEFAULT_MAX_ANSWER_BYTES,
         max_age_secs: 86_400,
         max_interval_secs: 60,
         sweep_enabled: true,
@@ -714,4 +715,23 @@ async fn a_prediction_is_recorded_stalled_once() {
         Ok(Outcome::Stalled)
     );
     assert_eq!(stalled_of(&r).len(), 1, "one stalled.json, one entry");
+}
+
+#[tokio::test]
+async fn an_answer_too_large_is_recorded_stalled_at_once_not_fetched_all_day() {
+    let r = reconciler(cfg());
+    r.provider
+        .answer("pred_1", Fetched::TooLarge(64 * 1024 * 1024));
+    assert_eq!(
+        r.check(&check(0), "m", T0 + 30_000).await,
+        Ok(Outcome::Stalled)
+    );
+    assert!(checks(&r).is_empty(), "not fetched again");
+    let stalled = stalled_of(&r);
+    assert_eq!(stalled.len(), 1);
+    assert!(stalled[0]
+        .0
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("MAX_ANSWER_BYTES")));
 }
