@@ -568,3 +568,25 @@ fn the_check_fixture_holds_checks() {
             .ends_with(":hookvault-checks"));
     }
 }
+
+#[test]
+fn reconcile_json_help_says_one_line_per_prediction() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookvault"))
+        .args(["reconcile", "--help"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(out.status.success(), "{help}");
+    assert!(
+        help.contains("`reconcile`: one per prediction"),
+        "--json's help: {help}"
+    );
+    assert!(
+        help.contains("`replay` and `reconcile` end with a summary line"),
+        "{help}"
+    );
+}

@@ -28,7 +28,8 @@ pub struct StackArgs {
     /// The archive bucket (the stack's `ArchiveBucket` output).
     #[arg(long, env = "HOOKVAULT_BUCKET", value_parser = non_empty)]
     pub bucket: String,
-    /// Print JSON lines instead of text (one per event; `replay` ends with a summary line).
+    /// Print JSON lines instead of text: one per event (`reconcile`: one per prediction);
+    /// `replay` and `reconcile` end with a summary line.
     #[arg(long)]
     pub json: bool,
 }
