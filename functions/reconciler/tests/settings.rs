@@ -37,16 +37,7 @@ const ALL: &[&str] = &[
 
 /// The config read with `BASE` and `over` (a value of "" unsets the variable).
 fn read(over: &[(&str, &str)]) -> Result<ReconcilerConfig, String> {
-    for name in ALL {
-        std::env::remove_var(name);
-    }
-    for (k, v) in BASE.iter().chain(over) {
-        if v.is_empty() {
-            std::env::remove_var(k);
-        } else {
-            std::env::set_var(k, v);
-        }
-    }
+    hookvault_aws::env::set_only(ALL, BASE, over);
     ReconcilerConfig::from_env().map_err(|e| e.to_string())
 }
 
