@@ -498,6 +498,7 @@ fn reconcile_checks_each_submission_without_a_terminal_state() {
         assert_eq!(check.provider, "skytells");
         assert_eq!(check.submitted_at_ms, *at_ms);
         assert_eq!(check.attempt, 0);
+        assert_eq!(check.source, hookvault_core::reconcile::CheckSource::Cli);
     }
 
     // The queue from CHECK_QUEUE_URL, as docs/operations.md exports it.

@@ -39,6 +39,9 @@ pub enum CheckSource {
     /// The reconciler's sweep of the provider's list, for a terminal prediction the
     /// archive does not hold (one hookvault may not have submitted).
     Sweep,
+    /// An operator's `hookvault reconcile`, for a submission in the ledger without a
+    /// terminal state.
+    Cli,
 }
 
 /// One check of one prediction, as JSON on the check queue:
@@ -327,6 +330,9 @@ mod tests {
         assert_eq!(c.next().prediction_id, "pred_1");
         let sweep = Check::first("skytells", "p", 0, CheckSource::Sweep).to_json();
         assert!(sweep.contains(r#""source":"sweep""#), "{sweep}");
+        let cli = Check::first("skytells", "p", 0, CheckSource::Cli);
+        assert!(cli.to_json().contains(r#""source":"cli""#), "{cli:?}");
+        assert_eq!(Check::from_json(&cli.to_json()), Ok(cli));
         for (text, err) in [
             (
                 r#"{"v":2,"provider":"s","prediction_id":"p","submitted_at_ms":0,"attempt":0,"source":"api"}"#,

@@ -33,12 +33,9 @@ use crate::commands::CliError;
 /// Ledger records and states read at once.
 const READS_IN_FLIGHT: usize = 16;
 
-/// Who a check from this command says scheduled it.
-///
-/// The contract names `"source":"cli"`; `hookvault_core::reconcile::CheckSource` has no
-/// such variant yet (and `Check::from_json` refuses a source it does not know), so the
-/// check goes as the api's first check would: attempt 0, the ledger's submission time.
-const SOURCE: CheckSource = CheckSource::Api;
+/// Who a check from this command says scheduled it: `"source":"cli"` (attempt 0, the
+/// ledger's submission time, as the api's first check).
+const SOURCE: CheckSource = CheckSource::Cli;
 
 /// `hookvault reconcile`.
 #[derive(Args, Debug)]
