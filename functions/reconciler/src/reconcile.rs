@@ -237,17 +237,17 @@ impl<P: Provider, A: Archive, Q: Queues> Reconciler<P, A, Q> {
         fetch: &Fetch<'_>,
         body: Vec<u8>,
     ) -> Result<Outcome, IoError> {
-        let claim_check = if needs_claim_check(body.len(), EVENTS_QUEUE_MAX_MESSAGE) {
-            let key = archive::claim_check_key(&hex::encode(Sha256::digest(&body)));
-            self.archive.put_claim_check(&key, body.clone()).await?;
-            Some(S3Object {
+        let claim_check =
+            needs_claim_check(body.len(), EVENTS_QUEUE_MAX_MESSAGE).then(|| S3Object {
                 bucket: self.cfg.bucket.clone(),
-                key,
-            })
-        } else {
-            None
-        };
-        let (envelope, evidence) = Envelope::reconciled(fetch, &body, claim_check);
+                key: archive::claim_check_key(&hex::encode(Sha256::digest(&body))),
+            });
+        let (envelope, evidence) = Envelope::reconciled(fetch, &body, claim_check.clone());
+        // The body goes to S3 before the envelope that names it goes to the queue; moved
+        // there, not copied (an answer may be up to MAX_ANSWER_BYTES).
+        if let Some(object) = &claim_check {
+            self.archive.put_claim_check(&object.key, body).await?;
+        }
         let fifo = self
             .cfg
             .is_fifo()
